@@ -1,0 +1,312 @@
+//! Harness for the live-kernel tests: start a real tracer, run a scenario, collect
+//! the events it wrote, pick out the scenario's own (other processes run on the
+//! host too), assert on them.
+use std::{
+    fs,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A unique token for this test run, to put in argv, names and paths.
+pub fn marker(what: &str) -> String {
+    format!(
+        "trc{}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed),
+        what
+    )
+}
+
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "the live-kernel tests load BPF programs: run them as root"
+    );
+}
+
+/// The tracer binary: $TRACER_BIN (set by `cargo xtask test`), else next to the
+/// test executable's target directory.
+pub fn tracer_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("TRACER_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test> -> target/<profile>/tracer
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let bin = profile_dir.join("tracer");
+    assert!(
+        bin.exists(),
+        "{} missing: build first (cargo build --release) or set TRACER_BIN",
+        bin.display()
+    );
+    bin
+}
+
+pub fn scratch_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(marker("dir"));
+    fs::create_dir_all(&d).expect("create scratch dir");
+    d
+}
+
+pub struct Tracer {
+    child: Option<Child>,
+    pub output: PathBuf,
+    pub stderr: PathBuf,
+    dir: PathBuf,
+}
+
+impl Tracer {
+    /// Start `tracer run --output <file>` with `extra` flags and wait until it says
+    /// it is ready (probes attached, /proc scanned).
+    pub fn start(extra: &[&str]) -> Tracer {
+        require_root();
+        let dir = scratch_dir();
+        let output = dir.join("events.jsonl");
+        let stderr = dir.join("stderr.log");
+        let child = Command::new(tracer_bin())
+            .arg("run")
+            .arg("--output")
+            .arg(&output)
+            .args(extra)
+            .env("TRACER_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawn tracer");
+        let mut t = Tracer {
+            child: Some(child),
+            output,
+            stderr,
+            dir,
+        };
+        t.wait_ready(Duration::from_secs(60));
+        t
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = fs::read_to_string(&self.stderr).unwrap_or_default();
+            if log.contains("tracer ready") {
+                return;
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("tracer exited before ready ({status}):\n{log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tracer not ready in time:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every JSON line written so far.
+    pub fn events(&self) -> Vec<Value> {
+        let Ok(f) = fs::File::open(&self.output) else {
+            return Vec::new();
+        };
+        BufReader::new(f)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                serde_json::from_str(&l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}"))
+            })
+            .collect()
+    }
+
+    /// Wait until `pred` matches at least `n` events, then return the matches.
+    pub fn wait_for(&self, n: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let found: Vec<Value> = self.events().into_iter().filter(|e| pred(e)).collect();
+            if found.len() >= n {
+                return found;
+            }
+            if Instant::now() > deadline {
+                let log = fs::read_to_string(&self.stderr).unwrap_or_default();
+                panic!(
+                    "only {} of {n} expected events after 20 s; tracer stderr:\n{log}",
+                    found.len()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Let events that are in flight land (for asserting that something did not happen twice).
+    pub fn settle(&self) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().expect("wait tracer")
+    }
+
+    pub fn stderr_log(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The argv of an event's action, as strings.
+pub fn argv(v: &Value) -> Vec<String> {
+    v["action"]["argv"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| s.as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn is_exec(v: &Value) -> bool {
+    v["kind"] == "exec"
+}
+
+pub fn argv_contains(v: &Value, needle: &str) -> bool {
+    argv(v).iter().any(|a| a.contains(needle))
+}
+
+/// The cgroup v2 mount, from /proc/self/mountinfo.
+pub fn cgroup2_mount() -> PathBuf {
+    let text = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    for line in text.lines() {
+        if let Some((pre, post)) = line.split_once(" - ")
+            && post.starts_with("cgroup2 ")
+            && let Some(mp) = pre.split(' ').nth(4)
+        {
+            return PathBuf::from(mp);
+        }
+    }
+    panic!("no cgroup2 mount");
+}
+
+/// A v2 cgroup for a test, removed (after its processes are gone) on drop.
+pub struct TestCgroup {
+    pub path: PathBuf,
+    pub rel: String,
+}
+
+impl TestCgroup {
+    pub fn new(rel: &str) -> TestCgroup {
+        let root = cgroup2_mount();
+        let path = root.join(rel.trim_start_matches('/'));
+        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        TestCgroup {
+            path,
+            rel: format!("/{}", rel.trim_start_matches('/')),
+        }
+    }
+
+    pub fn procs_file(&self) -> PathBuf {
+        self.path.join("cgroup.procs")
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        // Remove leaf first, then parents we created (best effort; empty only).
+        for _ in 0..50 {
+            if fs::remove_dir(&self.path).is_ok() || !self.path.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let root = cgroup2_mount();
+        let mut p = self.path.parent().map(Path::to_path_buf);
+        while let Some(dir) = p {
+            if dir == root || fs::remove_dir(&dir).is_err() {
+                break;
+            }
+            p = dir.parent().map(Path::to_path_buf);
+        }
+    }
+}
+
+/// A real service account, deleted on drop.
+pub struct TestUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl TestUser {
+    pub fn new() -> TestUser {
+        let name = format!(
+            "trc{}{}",
+            std::process::id() % 100000,
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let st = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--user-group",
+                "--shell",
+                "/usr/sbin/nologin",
+                &name,
+            ])
+            .status()
+            .expect("useradd");
+        assert!(st.success(), "useradd {name} failed");
+        let out = Command::new("id")
+            .args(["-u", &name])
+            .output()
+            .expect("id -u");
+        let uid = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("uid");
+        let out = Command::new("id")
+            .args(["-g", &name])
+            .output()
+            .expect("id -g");
+        let gid = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("gid");
+        TestUser { name, uid, gid }
+    }
+}
+
+impl Default for TestUser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).status();
+    }
+}

@@ -1,0 +1,70 @@
+//! Bad input gets a clear message and a non-zero exit, before anything is loaded.
+use std::process::Command;
+
+use tracer_tests::tracer_bin;
+
+#[test]
+fn unknown_flag_is_rejected() {
+    let out = Command::new(tracer_bin())
+        .args(["run", "--no-such-flag"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--no-such-flag"), "{err}");
+}
+
+#[test]
+fn unwritable_output_is_a_clear_error() {
+    let out = Command::new(tracer_bin())
+        .args(["run", "--output", "/nonexistent-dir/sub/events.jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot open output file /nonexistent-dir/sub/events.jsonl"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_ring_size_is_a_clear_error() {
+    let out = Command::new(tracer_bin())
+        .args(["run", "--ring-buffer-size", "5000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("power of two"), "{err}");
+}
+
+#[test]
+fn missing_btf_is_a_clear_error() {
+    let out = Command::new(tracer_bin())
+        .args(["run", "--btf", "/nonexistent/vmlinux"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("kernel BTF not found"), "{err}");
+}
+
+/// Without root (no capabilities) the message names what is missing.
+#[test]
+fn missing_capabilities_are_named() {
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(tracer_bin())
+        .args(["run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing capabilities: CAP_BPF"), "{err}");
+}

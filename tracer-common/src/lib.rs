@@ -1,0 +1,256 @@
+//! Plain `#[repr(C)]` data shared by the probes (`tracer-ebpf`) and user space
+//! (`tracer-user`): the records the probes write into the ring buffer, the table of
+//! kernel struct offsets user space resolves from BTF and hands to the probes, and
+//! the indices of the loss counters.
+//!
+//! Every record starts with a [`Header`]. Records are versioned by
+//! [`RECORD_VERSION`]; user space rejects a version it does not know rather than
+//! misreading bytes.
+#![no_std]
+
+/// Bumped whenever the layout of any record changes.
+pub const RECORD_VERSION: u16 = 1;
+
+/// Bytes of argv the probes copy for one exec. Longer argument lists are cut at
+/// this length and flagged with [`FLAG_ARGV_TRUNCATED`].
+pub const ARGV_MAX: usize = 32 * 1024;
+/// Bytes of the exec path the probes copy (PATH_MAX).
+pub const PATH_MAX: usize = 4096;
+/// Arguments read one by one for a failed exec (the image never loaded, so the
+/// probes walk the caller's argv pointer array).
+pub const FAILED_EXEC_ARGS_MAX: usize = 64;
+/// Bytes of one argument of a failed exec.
+pub const FAILED_EXEC_ARG_MAX: usize = 1024;
+pub const COMM_LEN: usize = 16;
+pub const TTY_LEN: usize = 16;
+
+/// Record kinds, the first field of every [`Header`].
+#[repr(u16)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    Exec = 1,
+    Fork = 2,
+    Exit = 3,
+    Connect = 4,
+}
+
+impl RecordKind {
+    pub fn from_u16(v: u16) -> Option<Self> {
+        match v {
+            1 => Some(Self::Exec),
+            2 => Some(Self::Fork),
+            3 => Some(Self::Exit),
+            4 => Some(Self::Connect),
+            _ => None,
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Header {
+    pub kind: u16,
+    pub version: u16,
+    /// Total length of the record in bytes, header included.
+    pub len: u32,
+    /// `bpf_ktime_get_boot_ns()` when the action happened.
+    pub ts_boot_ns: u64,
+}
+
+/// Who acted, read from the task at the moment of the action.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TaskInfo {
+    pub tgid: u32,
+    pub tid: u32,
+    pub ptgid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub egid: u32,
+    /// `loginuid`; `u32::MAX` when unset.
+    pub auid: u32,
+    /// Audit session id; `u32::MAX` when unset.
+    pub sessionid: u32,
+    pub pid_ns: u32,
+    pub mnt_ns: u32,
+    pub net_ns: u32,
+    pub cgroup_id: u64,
+    /// `task->start_boottime` of the thread group leader, in ns since boot.
+    pub start_boottime_ns: u64,
+    /// `mm->arg_start`: where argv lives in the image; part of the exec id.
+    pub arg_start: u64,
+    pub comm: [u8; COMM_LEN],
+    /// Controlling terminal name (`pts0`), empty when none.
+    pub tty: [u8; TTY_LEN],
+}
+
+/// Set when argv was longer than [`ARGV_MAX`] (or a failed exec had more than
+/// [`FAILED_EXEC_ARGS_MAX`] arguments) and was cut.
+pub const FLAG_ARGV_TRUNCATED: u32 = 1;
+/// Set when the path did not fit in [`PATH_MAX`].
+pub const FLAG_PATH_TRUNCATED: u32 = 2;
+/// Set when argv could not be read at all (page not present).
+pub const FLAG_ARGV_UNREADABLE: u32 = 4;
+/// Set for an exec through `execveat`.
+pub const FLAG_EXECVEAT: u32 = 8;
+
+/// An exec, successful (from `sched_process_exec`, after the new image is in
+/// place) or failed (from `sys_exit_execve[at]`, with the errno).
+///
+/// Followed by `path_len` bytes of path, then `argv_len` bytes of argv
+/// (NUL-separated, as in `/proc/<pid>/cmdline`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExecRecord {
+    pub header: Header,
+    pub task: TaskInfo,
+    /// 0 on success, otherwise the positive errno.
+    pub errno: i32,
+    pub flags: u32,
+    pub path_len: u32,
+    pub argv_len: u32,
+}
+
+/// A new process (not a thread). `task` describes the child.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ForkRecord {
+    pub header: Header,
+    pub task: TaskInfo,
+}
+
+/// The last thread of a process exited.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExitRecord {
+    pub header: Header,
+    pub task: TaskInfo,
+    /// `task->exit_code`: wait status (exit code << 8, or the signal).
+    pub exit_code: u32,
+    pub _pad: u32,
+}
+
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+
+/// A connect, emitted when the syscall returns. The destination comes from the
+/// kernel's copy of the address (the cgroup sock_addr hook), never from user memory.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConnectRecord {
+    pub header: Header,
+    pub task: TaskInfo,
+    pub family: u16,
+    /// IPPROTO_TCP / IPPROTO_UDP / ...
+    pub protocol: u16,
+    /// 0 on success, otherwise the positive errno (EINPROGRESS for a
+    /// non-blocking connect still under way).
+    pub errno: i32,
+    /// Network byte order, IPv4 in the first 4 bytes.
+    pub daddr: [u8; 16],
+    pub saddr: [u8; 16],
+    /// Host byte order.
+    pub dport: u16,
+    pub sport: u16,
+    /// Non-zero when `saddr`/`sport` were read from the socket.
+    pub source_known: u32,
+}
+
+/// What the connect probes keep between the cgroup hook and the syscall exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PendingConnect {
+    pub fd: i32,
+    pub family: u16,
+    pub protocol: u16,
+    pub daddr: [u8; 16],
+    pub dport: u16,
+    /// Non-zero once the cgroup hook has filled the address.
+    pub has_addr: u16,
+    pub _pad: u32,
+}
+
+/// What the exec probes keep between `sys_enter_execve[at]` and its exit, to
+/// describe a failed exec.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PendingExec {
+    pub filename: u64,
+    pub argv: u64,
+    pub flags: u32,
+    pub _pad: u32,
+}
+
+/// Indices into the per-CPU `COUNTERS` array. Anything not delivered is counted here.
+pub mod counter {
+    /// The ring buffer was full: the record was dropped.
+    pub const RING_FULL: u32 = 0;
+    /// A kernel read failed and the record was dropped.
+    pub const READ_FAULT: u32 = 1;
+    /// The pending-connect or pending-exec map was full.
+    pub const PENDING_FULL: u32 = 2;
+    /// The per-CPU scratch buffer was unavailable.
+    pub const SCRATCH: u32 = 3;
+    /// Records successfully submitted (not a loss; for rates).
+    pub const SUBMITTED: u32 = 4;
+    pub const COUNT: u32 = 8;
+}
+
+/// Byte offsets of the kernel struct members the probes read, resolved by user
+/// space from the running kernel's BTF and handed to the probes as a global at load.
+/// A zero `valid` means user space did not fill the table and probes stay quiet.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offsets {
+    pub valid: u32,
+    pub task_pid: u32,
+    pub task_tgid: u32,
+    pub task_real_parent: u32,
+    pub task_group_leader: u32,
+    pub task_real_cred: u32,
+    pub task_loginuid: u32,
+    pub task_sessionid: u32,
+    pub task_nsproxy: u32,
+    pub task_thread_pid: u32,
+    pub task_mm: u32,
+    pub task_start_boottime: u32,
+    pub task_comm: u32,
+    pub task_signal: u32,
+    pub task_files: u32,
+    pub task_exit_code: u32,
+    pub cred_uid: u32,
+    pub cred_gid: u32,
+    pub cred_euid: u32,
+    pub cred_egid: u32,
+    pub nsproxy_mnt_ns: u32,
+    pub nsproxy_net_ns: u32,
+    pub mnt_namespace_inum: u32,
+    pub net_inum: u32,
+    pub pid_namespace_inum: u32,
+    pub pid_level: u32,
+    pub pid_numbers: u32,
+    pub upid_size: u32,
+    pub upid_ns: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    pub signal_tty: u32,
+    pub tty_name: u32,
+    pub signal_live: u32,
+    pub files_fdt: u32,
+    pub fdtable_max_fds: u32,
+    pub fdtable_fd: u32,
+    pub file_private_data: u32,
+    pub socket_sk: u32,
+    pub sock_family: u32,
+    pub sock_rcv_saddr: u32,
+    pub sock_num: u32,
+    pub sock_v6_rcv_saddr: u32,
+    pub bprm_filename: u32,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: plain `#[repr(C)]` integers and byte arrays, no padding-sensitive invariants.
+    unsafe impl aya::Pod for super::Offsets {}
+}

@@ -1,0 +1,633 @@
+//! The tracer's kernel side. Every probe here runs on the hooks this project can
+//! rely on everywhere (tracepoints, raw tracepoints, cgroup sock_addr hooks):
+//!
+//! - exec:      raw_tp/sched_process_exec (success, new image in place) and
+//!              tracepoint syscalls/sys_{enter,exit}_execve[at] (failures, with errno)
+//! - lifecycle: raw_tp/sched_process_fork (new processes only) and
+//!              raw_tp/sched_process_exit (last thread of a process)
+//! - connect:   cgroup/connect4|6 (the kernel's own copy of the address) joined with
+//!              tracepoint syscalls/sys_{enter,exit}_connect (fd and outcome)
+//!
+//! Kernel struct members are read at offsets user space resolved from the running
+//! kernel's BTF (`OFFSETS`); nothing about struct layout is compiled in.
+#![no_std]
+#![no_main]
+
+use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
+
+use aya_ebpf::{
+    bindings::bpf_sock_addr,
+    helpers::generated::{
+        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task,
+        bpf_get_smp_processor_id, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
+        bpf_probe_read_kernel_str, bpf_probe_read_user, bpf_probe_read_user_str,
+        bpf_ringbuf_output,
+    },
+    macros::{cgroup_sock_addr, map, raw_tracepoint, tracepoint},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    programs::{RawTracePointContext, SockAddrContext, TracePointContext},
+};
+use tracer_common::{
+    ARGV_MAX, COMM_LEN, ConnectRecord, ExecRecord, ExitRecord, FAILED_EXEC_ARG_MAX,
+    FAILED_EXEC_ARGS_MAX, FLAG_ARGV_TRUNCATED, FLAG_ARGV_UNREADABLE, FLAG_EXECVEAT,
+    FLAG_PATH_TRUNCATED, ForkRecord, Header, Offsets, PATH_MAX, PendingConnect, PendingExec,
+    RECORD_VERSION, RecordKind, TTY_LEN, TaskInfo, counter,
+};
+
+/// Filled by user space at load time from the running kernel's BTF.
+#[unsafe(no_mangle)]
+static OFFSETS: Offsets = Offsets {
+    valid: 0,
+    task_pid: 0,
+    task_tgid: 0,
+    task_real_parent: 0,
+    task_group_leader: 0,
+    task_real_cred: 0,
+    task_loginuid: 0,
+    task_sessionid: 0,
+    task_nsproxy: 0,
+    task_thread_pid: 0,
+    task_mm: 0,
+    task_start_boottime: 0,
+    task_comm: 0,
+    task_signal: 0,
+    task_files: 0,
+    task_exit_code: 0,
+    cred_uid: 0,
+    cred_gid: 0,
+    cred_euid: 0,
+    cred_egid: 0,
+    nsproxy_mnt_ns: 0,
+    nsproxy_net_ns: 0,
+    mnt_namespace_inum: 0,
+    net_inum: 0,
+    pid_namespace_inum: 0,
+    pid_level: 0,
+    pid_numbers: 0,
+    upid_size: 0,
+    upid_ns: 0,
+    mm_arg_start: 0,
+    mm_arg_end: 0,
+    signal_tty: 0,
+    tty_name: 0,
+    signal_live: 0,
+    files_fdt: 0,
+    fdtable_max_fds: 0,
+    fdtable_fd: 0,
+    file_private_data: 0,
+    socket_sk: 0,
+    sock_family: 0,
+    sock_rcv_saddr: 0,
+    sock_num: 0,
+    sock_v6_rcv_saddr: 0,
+    bprm_filename: 0,
+};
+
+/// Read one offset; volatile so the compiler never folds the zero initialiser.
+macro_rules! off {
+    ($field:ident) => {
+        read_offset(addr_of!(OFFSETS.$field))
+    };
+}
+
+#[inline(always)]
+fn read_offset(p: *const u32) -> usize {
+    unsafe { read_volatile(p) as usize }
+}
+
+/// Size is set by user space (`--ring-buffer-size`).
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+
+#[map]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+/// Between `sys_enter_execve[at]` and its exit, keyed by pid_tgid.
+#[map]
+static PENDING_EXEC: HashMap<u64, PendingExec> = HashMap::with_max_entries(16384, 0);
+
+/// Between `sys_enter_connect`, the cgroup hook and `sys_exit_connect`, keyed by pid_tgid.
+#[map]
+static PENDING_CONNECT: HashMap<u64, PendingConnect> = HashMap::with_max_entries(16384, 0);
+
+/// Room for one exec record with its path and argv. A per-CPU array cannot hold
+/// values over 32 KiB, so this is a plain array indexed by CPU; user space sizes it
+/// to the number of possible CPUs. The slack after `ARGV_MAX` keeps masked offsets
+/// in bounds for the verifier.
+const DATA_LEN: usize = PATH_MAX + 2 * ARGV_MAX;
+#[repr(C)]
+pub struct ExecScratch {
+    rec: ExecRecord,
+    data: [u8; DATA_LEN],
+    /// Write position while copying a failed exec's arguments. Kept in memory, not
+    /// a register, so the verifier sees one state per iteration instead of one per
+    /// possible offset (which exceeds its instruction budget).
+    cursor: u64,
+}
+
+#[map]
+static EXEC_SCRATCH: Array<ExecScratch> = Array::with_max_entries(1, 0);
+
+#[inline(always)]
+fn count(idx: u32) {
+    if let Some(ptr) = COUNTERS.get_ptr_mut(idx) {
+        unsafe { *ptr += 1 };
+    }
+}
+
+/// Read a `T` at `base + off` from kernel memory; zero on fault.
+#[inline(always)]
+unsafe fn kread<T: Default>(base: usize, off: usize) -> T {
+    let mut v = T::default();
+    if base == 0 {
+        return v;
+    }
+    let r = unsafe {
+        bpf_probe_read_kernel(
+            addr_of_mut!(v).cast(),
+            core::mem::size_of::<T>() as u32,
+            (base + off) as *const core::ffi::c_void,
+        )
+    };
+    if r != 0 {
+        v = T::default();
+    }
+    v
+}
+
+#[inline(always)]
+unsafe fn kptr(base: usize, off: usize) -> usize {
+    unsafe { kread::<u64>(base, off) as usize }
+}
+
+/// Describe `task` (a `struct task_struct *`) as it is right now.
+#[inline(always)]
+unsafe fn fill_task(task: usize, info: &mut TaskInfo) {
+    unsafe {
+        info.tid = kread::<u32>(task, off!(task_pid));
+        info.tgid = kread::<u32>(task, off!(task_tgid));
+        let parent = kptr(task, off!(task_real_parent));
+        info.ptgid = kread::<u32>(parent, off!(task_tgid));
+        let cred = kptr(task, off!(task_real_cred));
+        info.uid = kread::<u32>(cred, off!(cred_uid));
+        info.gid = kread::<u32>(cred, off!(cred_gid));
+        info.euid = kread::<u32>(cred, off!(cred_euid));
+        info.egid = kread::<u32>(cred, off!(cred_egid));
+        info.auid = kread::<u32>(task, off!(task_loginuid));
+        info.sessionid = kread::<u32>(task, off!(task_sessionid));
+
+        let nsproxy = kptr(task, off!(task_nsproxy));
+        let mnt_ns = kptr(nsproxy, off!(nsproxy_mnt_ns));
+        info.mnt_ns = kread::<u32>(mnt_ns, off!(mnt_namespace_inum));
+        let net_ns = kptr(nsproxy, off!(nsproxy_net_ns));
+        info.net_ns = kread::<u32>(net_ns, off!(net_inum));
+        // The task's own pid namespace is the one at the deepest level of its pid.
+        let pid = kptr(task, off!(task_thread_pid));
+        let level = (kread::<u32>(pid, off!(pid_level)) & 31) as usize;
+        let upid = off!(pid_numbers) + level * off!(upid_size);
+        let pid_ns = kptr(pid, upid + off!(upid_ns));
+        info.pid_ns = kread::<u32>(pid_ns, off!(pid_namespace_inum));
+
+        let leader = kptr(task, off!(task_group_leader));
+        info.start_boottime_ns = kread::<u64>(leader, off!(task_start_boottime));
+        let mm = kptr(task, off!(task_mm));
+        info.arg_start = kread::<u64>(mm, off!(mm_arg_start));
+        info.comm = kread::<[u8; COMM_LEN]>(task, off!(task_comm));
+        let signal = kptr(task, off!(task_signal));
+        let tty = kptr(signal, off!(signal_tty));
+        info.tty = kread::<[u8; TTY_LEN]>(tty, off!(tty_name));
+    }
+}
+
+#[inline(always)]
+fn header(kind: RecordKind, len: usize) -> Header {
+    Header {
+        kind: kind as u16,
+        version: RECORD_VERSION,
+        len: len as u32,
+        ts_boot_ns: unsafe { bpf_ktime_get_boot_ns() },
+    }
+}
+
+#[inline(always)]
+fn submit<T>(rec: &T) {
+    let r = unsafe {
+        bpf_ringbuf_output(
+            addr_of!(EVENTS).cast_mut().cast(),
+            (rec as *const T).cast_mut().cast(),
+            core::mem::size_of::<T>() as u64,
+            0,
+        )
+    };
+    if r == 0 {
+        count(counter::SUBMITTED);
+    } else {
+        count(counter::RING_FULL);
+    }
+}
+
+#[inline(always)]
+fn offsets_ready() -> bool {
+    off!(valid) != 0
+}
+
+#[inline(always)]
+fn scratch() -> Option<*mut ExecScratch> {
+    let _cpu = unsafe { bpf_get_smp_processor_id() };
+    match EXEC_SCRATCH.get_ptr_mut(_cpu) {
+        Some(p) => Some(p),
+        None => {
+            count(counter::SCRATCH);
+            None
+        }
+    }
+}
+
+/// Send the scratch record with `path_len + argv_len` bytes of trailing data.
+#[inline(always)]
+fn submit_exec(buf: *mut ExecScratch, path_len: usize, argv_len: usize) {
+    let total = core::mem::size_of::<ExecRecord>() + path_len + argv_len;
+    // The mask proves the bound to the verifier (it is below the scratch size);
+    // `total` is already below it (at most ExecRecord + PATH_MAX + ARGV_MAX).
+    let total = total & (2 * ARGV_MAX - 1);
+    unsafe {
+        (*buf).rec.header = header(RecordKind::Exec, total);
+        let r = bpf_ringbuf_output(
+            addr_of!(EVENTS).cast_mut().cast(),
+            buf.cast(),
+            total as u64,
+            0,
+        );
+        if r == 0 {
+            count(counter::SUBMITTED);
+        } else {
+            count(counter::RING_FULL);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- exec
+
+/// A successful exec: the new image is in place and `current` runs it, with its
+/// post-exec credentials. Args: (task, old_pid, linux_binprm).
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
+    if !offsets_ready() {
+        return 0;
+    }
+    let task: u64 = ctx.arg(0);
+    let bprm: u64 = ctx.arg(2);
+    let Some(buf) = scratch() else { return 0 };
+    unsafe {
+        let rec = &mut (*buf).rec;
+        fill_task(task as usize, &mut rec.task);
+        rec.task.cgroup_id = bpf_get_current_cgroup_id();
+        rec.errno = 0;
+        rec.flags = 0;
+
+        // The path the kernel opened (bprm->filename), NUL included in the count.
+        let filename = kptr(bprm as usize, off!(bprm_filename));
+        let data = addr_of_mut!((*buf).data).cast::<u8>();
+        let n = bpf_probe_read_kernel_str(data.cast(), PATH_MAX as u32, filename as *const _);
+        let path_len = if n > 0 { (n - 1) as usize } else { 0 };
+        let path_len = path_len & (PATH_MAX - 1);
+        if n as usize >= PATH_MAX {
+            rec.flags |= FLAG_PATH_TRUNCATED;
+        }
+        rec.path_len = path_len as u32;
+
+        // argv as the kernel laid it out on the new stack: NUL-separated strings.
+        let mm = kptr(task as usize, off!(task_mm));
+        let start = kread::<u64>(mm, off!(mm_arg_start));
+        let end = kread::<u64>(mm, off!(mm_arg_end));
+        let mut len = end.saturating_sub(start) as usize;
+        if len > ARGV_MAX {
+            len = ARGV_MAX;
+            rec.flags |= FLAG_ARGV_TRUNCATED;
+        }
+        let len = len & (2 * ARGV_MAX - 1);
+        let dst = data.add(path_len);
+        let r = bpf_probe_read_user(dst.cast(), len as u32, start as *const _);
+        let argv_len = if r == 0 {
+            len
+        } else {
+            rec.flags |= FLAG_ARGV_UNREADABLE;
+            count(counter::READ_FAULT);
+            0
+        };
+        rec.argv_len = argv_len as u32;
+        submit_exec(buf, path_len, argv_len);
+    }
+    0
+}
+
+#[inline(always)]
+fn exec_enter(filename: u64, argv: u64, flags: u32) {
+    let key = unsafe { bpf_get_current_pid_tgid() };
+    let pending = PendingExec {
+        filename,
+        argv,
+        flags,
+        _pad: 0,
+    };
+    if PENDING_EXEC.insert(&key, &pending, 0).is_err() {
+        count(counter::PENDING_FULL);
+    }
+}
+
+#[tracepoint(name = "sys_enter_execve", category = "syscalls")]
+pub fn sys_enter_execve(ctx: TracePointContext) -> i32 {
+    let filename: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    let argv: u64 = unsafe { ctx.read_at(24) }.unwrap_or(0);
+    exec_enter(filename, argv, 0);
+    0
+}
+
+#[tracepoint(name = "sys_enter_execveat", category = "syscalls")]
+pub fn sys_enter_execveat(ctx: TracePointContext) -> i32 {
+    let filename: u64 = unsafe { ctx.read_at(24) }.unwrap_or(0);
+    let argv: u64 = unsafe { ctx.read_at(32) }.unwrap_or(0);
+    exec_enter(filename, argv, FLAG_EXECVEAT);
+    0
+}
+
+/// On failure the old image still runs: describe the attempt from the caller's
+/// memory (there is no kernel copy of a path that was never opened).
+#[inline(always)]
+fn exec_exit(ctx: &TracePointContext) {
+    let key = unsafe { bpf_get_current_pid_tgid() };
+    let Some(pending) = (unsafe { PENDING_EXEC.get(&key) }).copied() else {
+        return;
+    };
+    let _ = PENDING_EXEC.remove(&key);
+    let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    if ret >= 0 || !offsets_ready() {
+        return;
+    }
+    let Some(buf) = scratch() else { return };
+    unsafe {
+        let rec = &mut (*buf).rec;
+        fill_task(bpf_get_current_task() as usize, &mut rec.task);
+        rec.task.cgroup_id = bpf_get_current_cgroup_id();
+        rec.errno = (-ret) as i32;
+        rec.flags = pending.flags;
+        let data = addr_of_mut!((*buf).data).cast::<u8>();
+        let n = bpf_probe_read_user_str(data.cast(), PATH_MAX as u32, pending.filename as *const _);
+        let path_len = if n > 0 { (n - 1) as usize } else { 0 };
+        let path_len = path_len & (PATH_MAX - 1);
+        rec.path_len = path_len as u32;
+
+        let cursor = addr_of_mut!((*buf).cursor);
+        write_volatile(cursor, 0);
+        let mut i: usize = 0;
+        while i < FAILED_EXEC_ARGS_MAX {
+            let mut p: u64 = 0;
+            if pending.argv == 0
+                || bpf_probe_read_user(
+                    addr_of_mut!(p).cast(),
+                    8,
+                    (pending.argv + (i as u64) * 8) as *const _,
+                ) != 0
+                || p == 0
+            {
+                break;
+            }
+            let off = (read_volatile(cursor) as usize) & (2 * ARGV_MAX - 1);
+            if off + FAILED_EXEC_ARG_MAX > ARGV_MAX {
+                rec.flags |= FLAG_ARGV_TRUNCATED;
+                break;
+            }
+            let dst = data.add(path_len + (off & (ARGV_MAX - 1)));
+            let n = bpf_probe_read_user_str(dst.cast(), FAILED_EXEC_ARG_MAX as u32, p as *const _);
+            if n <= 0 {
+                break;
+            }
+            if n as usize >= FAILED_EXEC_ARG_MAX {
+                rec.flags |= FLAG_ARGV_TRUNCATED;
+            }
+            write_volatile(cursor, (off + n as usize) as u64);
+            i += 1;
+        }
+        if i == FAILED_EXEC_ARGS_MAX {
+            rec.flags |= FLAG_ARGV_TRUNCATED;
+        }
+        let off = (read_volatile(cursor) as usize) & (2 * ARGV_MAX - 1);
+        rec.argv_len = off as u32;
+        submit_exec(buf, path_len, off);
+    }
+}
+
+#[tracepoint(name = "sys_exit_execve", category = "syscalls")]
+pub fn sys_exit_execve(ctx: TracePointContext) -> i32 {
+    exec_exit(&ctx);
+    0
+}
+
+#[tracepoint(name = "sys_exit_execveat", category = "syscalls")]
+pub fn sys_exit_execveat(ctx: TracePointContext) -> i32 {
+    exec_exit(&ctx);
+    0
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+/// Args: (parent, child). Threads share the parent's tgid and are skipped.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
+    if !offsets_ready() {
+        return 0;
+    }
+    let child: u64 = ctx.arg(1);
+    let child = child as usize;
+    unsafe {
+        let pid = kread::<u32>(child, off!(task_pid));
+        let tgid = kread::<u32>(child, off!(task_tgid));
+        if pid != tgid {
+            return 0;
+        }
+        let mut rec = ForkRecord::default();
+        fill_task(child, &mut rec.task);
+        rec.task.cgroup_id = bpf_get_current_cgroup_id();
+        rec.header = header(RecordKind::Fork, core::mem::size_of::<ForkRecord>());
+        submit(&rec);
+    }
+    0
+}
+
+/// Args: (task[, group_dead]). The process is gone once its last thread exits,
+/// which `signal->live` tells on every kernel version.
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
+    if !offsets_ready() {
+        return 0;
+    }
+    let task: u64 = ctx.arg(0);
+    let task = task as usize;
+    unsafe {
+        let signal = kptr(task, off!(task_signal));
+        let live = kread::<i32>(signal, off!(signal_live));
+        if live != 0 {
+            return 0;
+        }
+        let mut rec = ExitRecord::default();
+        fill_task(task, &mut rec.task);
+        rec.exit_code = kread::<u32>(task, off!(task_exit_code));
+        rec.header = header(RecordKind::Exit, core::mem::size_of::<ExitRecord>());
+        submit(&rec);
+    }
+    0
+}
+
+// ---------------------------------------------------------------- connect
+
+#[tracepoint(name = "sys_enter_connect", category = "syscalls")]
+pub fn sys_enter_connect(ctx: TracePointContext) -> i32 {
+    let fd: u64 = unsafe { ctx.read_at(16) }.unwrap_or(u64::MAX);
+    let key = unsafe { bpf_get_current_pid_tgid() };
+    let pending = PendingConnect {
+        fd: fd as i32,
+        ..PendingConnect::default()
+    };
+    if PENDING_CONNECT.insert(&key, &pending, 0).is_err() {
+        count(counter::PENDING_FULL);
+    }
+    0
+}
+
+/// Called with the kernel's copy of the address, before the connect happens.
+#[inline(always)]
+fn connect_hook(ctx: &SockAddrContext, v6: bool) {
+    let key = unsafe { bpf_get_current_pid_tgid() };
+    let sa: &bpf_sock_addr = unsafe { &*ctx.sock_addr };
+    let mut daddr = [0u8; 16];
+    if v6 {
+        let a = sa.user_ip6;
+        daddr[0..4].copy_from_slice(&a[0].to_ne_bytes());
+        daddr[4..8].copy_from_slice(&a[1].to_ne_bytes());
+        daddr[8..12].copy_from_slice(&a[2].to_ne_bytes());
+        daddr[12..16].copy_from_slice(&a[3].to_ne_bytes());
+    } else {
+        daddr[0..4].copy_from_slice(&sa.user_ip4.to_ne_bytes());
+    }
+    let dport = u16::from_be(sa.user_port as u16);
+    let family = if v6 {
+        tracer_common::AF_INET6
+    } else {
+        tracer_common::AF_INET
+    };
+    let protocol = sa.protocol as u16;
+    match PENDING_CONNECT.get_ptr_mut(&key) {
+        Some(p) => unsafe {
+            (*p).family = family;
+            (*p).protocol = protocol;
+            (*p).daddr = daddr;
+            (*p).dport = dport;
+            (*p).has_addr = 1;
+        },
+        None => {
+            // No syscall entry seen (io_uring, or a connect already under way when we
+            // attached): keep the address; the exit, if any, still finds it.
+            let pending = PendingConnect {
+                fd: -1,
+                family,
+                protocol,
+                daddr,
+                dport,
+                has_addr: 1,
+                _pad: 0,
+            };
+            if PENDING_CONNECT.insert(&key, &pending, 0).is_err() {
+                count(counter::PENDING_FULL);
+            }
+        }
+    }
+}
+
+#[cgroup_sock_addr(connect4)]
+pub fn connect4(ctx: SockAddrContext) -> i32 {
+    connect_hook(&ctx, false);
+    1
+}
+
+#[cgroup_sock_addr(connect6)]
+pub fn connect6(ctx: SockAddrContext) -> i32 {
+    connect_hook(&ctx, true);
+    1
+}
+
+/// The local address of the socket behind `fd` of the current task, once the
+/// kernel has bound it (after connect).
+#[inline(always)]
+unsafe fn socket_source(fd: i32, rec: &mut ConnectRecord) {
+    if fd < 0 {
+        return;
+    }
+    unsafe {
+        let task = bpf_get_current_task() as usize;
+        let files = kptr(task, off!(task_files));
+        let fdt = kptr(files, off!(files_fdt));
+        let max_fds = kread::<u32>(fdt, off!(fdtable_max_fds));
+        if fd as u32 >= max_fds {
+            return;
+        }
+        let fds = kptr(fdt, off!(fdtable_fd));
+        let file = kptr(fds, (fd as usize) * 8);
+        let socket = kptr(file, off!(file_private_data));
+        let sk = kptr(socket, off!(socket_sk));
+        if sk == 0 {
+            return;
+        }
+        let family = kread::<u16>(sk, off!(sock_family));
+        if family != rec.family {
+            return;
+        }
+        rec.sport = kread::<u16>(sk, off!(sock_num));
+        if family == tracer_common::AF_INET6 {
+            rec.saddr = kread::<[u8; 16]>(sk, off!(sock_v6_rcv_saddr));
+        } else {
+            let a = kread::<[u8; 4]>(sk, off!(sock_rcv_saddr));
+            rec.saddr[0..4].copy_from_slice(&a);
+        }
+        rec.source_known = 1;
+    }
+}
+
+#[tracepoint(name = "sys_exit_connect", category = "syscalls")]
+pub fn sys_exit_connect(ctx: TracePointContext) -> i32 {
+    let key = unsafe { bpf_get_current_pid_tgid() };
+    let Some(pending) = (unsafe { PENDING_CONNECT.get(&key) }).copied() else {
+        return 0;
+    };
+    let _ = PENDING_CONNECT.remove(&key);
+    // No address from the cgroup hook: not an inet socket (AF_UNIX, AF_UNSPEC ...).
+    if pending.has_addr == 0 || !offsets_ready() {
+        return 0;
+    }
+    let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    let mut rec = ConnectRecord {
+        family: pending.family,
+        protocol: pending.protocol,
+        errno: if ret < 0 { (-ret) as i32 } else { 0 },
+        daddr: pending.daddr,
+        dport: pending.dport,
+        ..ConnectRecord::default()
+    };
+    unsafe {
+        fill_task(bpf_get_current_task() as usize, &mut rec.task);
+        rec.task.cgroup_id = bpf_get_current_cgroup_id();
+        socket_source(pending.fd, &mut rec);
+    }
+    rec.header = header(RecordKind::Connect, core::mem::size_of::<ConnectRecord>());
+    submit(&rec);
+    0
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,434 @@
+//! Attribution: a kernel record plus what the process table and identity caches
+//! know, into one [`Event`]. Fork and exit records only keep the table true (and
+//! are emitted when asked).
+//!
+//! Hot path: for a process the table knows, nothing here makes a syscall except
+//! reading the cwd of a fresh exec image. /proc is read only for processes the
+//! table does not know (started before the probes attached and missed by the scan).
+use std::{sync::Arc, time::Instant};
+
+use tracer_common::{AF_INET6, FLAG_ARGV_TRUNCATED, FLAG_PATH_TRUNCATED, TaskInfo};
+
+use crate::{
+    decode::{Exec, Record, c_str},
+    errno,
+    escape::{escape, split_argv},
+    event::{
+        Action, Cgroup, ConnectAction, Endpoint, Event, ExecAction, Executor, ExitAction,
+        ForkAction, Host, Kind, Login, Namespaces, Outcome, Policy, User, event_id, rfc3339_nanos,
+    },
+    exec_id::{exec_id, ns_to_ticks},
+    identity::{cgroup::CgroupResolver, users::UserDb},
+    proc::{
+        scan::{self, ProcSnapshot},
+        table::{Process, ProcessTable},
+    },
+};
+
+/// Per-run facts every event needs.
+pub struct Context {
+    pub host: Arc<Host>,
+    pub policy: Arc<Policy>,
+    /// Added to a boot-clock ns value to get Unix-epoch ns.
+    pub realtime_offset_ns: i128,
+    pub ticks_per_second: u64,
+    pub lineage_depth: usize,
+    pub emit_lifecycle: bool,
+}
+
+pub struct Attributor {
+    ctx: Context,
+    pub table: ProcessTable,
+    users: UserDb,
+    cgroups: CgroupResolver,
+    /// Processes looked up in /proc because the table did not know them.
+    pub proc_lookups: u64,
+}
+
+const UNSET_ID: u32 = u32::MAX;
+
+impl Attributor {
+    pub fn new(ctx: Context, table: ProcessTable, users: UserDb, cgroups: CgroupResolver) -> Self {
+        Self {
+            ctx,
+            table,
+            users,
+            cgroups,
+            proc_lookups: 0,
+        }
+    }
+
+    fn exec_id_of(&self, task: &TaskInfo) -> Arc<str> {
+        let ticks = ns_to_ticks(task.start_boottime_ns, self.ctx.ticks_per_second);
+        exec_id(&self.ctx.host.boot_id, task.tgid, ticks, task.arg_start).into()
+    }
+
+    fn process_from_snapshot(&self, s: &ProcSnapshot) -> Process {
+        let argv: Arc<[String]> = s.argv.iter().map(|a| escape(a)).collect();
+        let binary: Arc<str> = match (&s.exe, s.argv.first()) {
+            (Some(exe), _) => escape(exe).into(),
+            (None, Some(a0)) if !a0.is_empty() => escape(a0).into(),
+            _ => format!("[{}]", s.comm).into(),
+        };
+        Process {
+            exec_id: exec_id(&self.ctx.host.boot_id, s.pid, s.start_ticks, s.arg_start).into(),
+            pid: s.pid,
+            ppid: s.ppid,
+            start_ticks: s.start_ticks,
+            binary,
+            argv,
+            cwd: s.cwd.as_deref().map(|c| escape(c).into()),
+            exited: None,
+        }
+    }
+
+    /// Seed the table from the start-up /proc scan.
+    pub fn seed(&mut self, snapshots: &[ProcSnapshot]) {
+        for s in snapshots {
+            let p = self.process_from_snapshot(s);
+            self.table.seed(p);
+        }
+    }
+
+    /// The table's entry for the process a record came from; /proc when unknown,
+    /// and as a last resort what the record itself says.
+    fn process_for(&mut self, task: &TaskInfo) -> Process {
+        let id = self.exec_id_of(task);
+        if let Some(p) = self.table.get(task.tgid)
+            && p.exec_id == id
+        {
+            return p.clone();
+        }
+        self.proc_lookups += 1;
+        let p = match scan::snapshot(task.tgid) {
+            Ok(s) if self.process_from_snapshot(&s).exec_id == id => self.process_from_snapshot(&s),
+            _ => {
+                // Gone, or already another image: keep what the kernel told us.
+                let comm = escape(c_str(&task.comm));
+                Process {
+                    exec_id: id,
+                    pid: task.tgid,
+                    ppid: task.ptgid,
+                    start_ticks: ns_to_ticks(task.start_boottime_ns, self.ctx.ticks_per_second),
+                    binary: format!("[{comm}]").into(),
+                    argv: Arc::from(Vec::<String>::new()),
+                    cwd: None,
+                    exited: None,
+                }
+            }
+        };
+        self.table.upsert(p.clone());
+        p
+    }
+
+    fn unix_ns(&self, boot_ns: u64) -> i128 {
+        i128::from(boot_ns) + self.ctx.realtime_offset_ns
+    }
+
+    fn executor(&mut self, task: &TaskInfo, p: &Process) -> Executor {
+        let user = User {
+            uid: task.uid,
+            name: self.users.user_name(task.uid).map(str::to_owned),
+            gid: task.gid,
+            group: self.users.group_name(task.gid).map(str::to_owned),
+            euid: task.euid,
+            egid: task.egid,
+        };
+        let login = (task.auid != UNSET_ID).then(|| {
+            let tty = c_str(&task.tty);
+            Login {
+                auid: task.auid,
+                name: self.users.user_name(task.auid).map(str::to_owned),
+                session_id: (task.sessionid != UNSET_ID).then_some(task.sessionid),
+                tty: (!tty.is_empty()).then(|| escape(tty)),
+            }
+        });
+        Executor {
+            exec_id: p.exec_id.clone(),
+            pid: task.tgid,
+            tid: task.tid,
+            ppid: task.ptgid,
+            binary: p.binary.clone(),
+            argv: p.argv.clone(),
+            cwd: p.cwd.clone(),
+            comm: escape(c_str(&task.comm)),
+            start_time: rfc3339_nanos(self.unix_ns(task.start_boottime_ns)),
+            user,
+            login,
+            cgroup: Cgroup {
+                id: task.cgroup_id,
+                path: self.cgroup_path(task.cgroup_id, task.tgid),
+            },
+            namespaces: Namespaces {
+                pid: task.pid_ns,
+                mnt: task.mnt_ns,
+                net: task.net_ns,
+            },
+        }
+    }
+
+    fn event(
+        &mut self,
+        kind: Kind,
+        ts: u64,
+        task: &TaskInfo,
+        p: &Process,
+        action: Action,
+    ) -> Event {
+        let unix = self.unix_ns(ts);
+        let executor = self.executor(task, p);
+        let lineage = self
+            .table
+            .lineage(task.ptgid, p.start_ticks, self.ctx.lineage_depth);
+        Event {
+            event_id: event_id(unix, task.tid),
+            time: rfc3339_nanos(unix),
+            kind,
+            host: self.ctx.host.clone(),
+            executor,
+            lineage,
+            action,
+            policy: self.ctx.policy.clone(),
+        }
+    }
+
+    /// The cached path; on a miss, the path the process itself reports, accepted
+    /// only if that directory's inode is the id the kernel captured (the process may
+    /// have moved since), else a rescan of the hierarchy.
+    fn cgroup_path(&mut self, id: u64, pid: u32) -> Option<Arc<str>> {
+        if let Some(p) = self.cgroups.path_cached(id) {
+            return Some(p);
+        }
+        let from_proc = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .ok()
+            .and_then(|t| scan::parse_cgroup_v2_line(&t))
+            .filter(|rel| self.cgroups.id_of(rel) == Some(id));
+        match from_proc {
+            Some(rel) => {
+                self.cgroups.insert(id, &rel);
+                self.cgroups.path_cached(id)
+            }
+            None => self.cgroups.path(id),
+        }
+    }
+
+    /// Update the table from `rec` and return the event to emit, if any.
+    pub fn handle(&mut self, rec: Record) -> Option<Event> {
+        match rec {
+            Record::Exec(e) if e.rec.errno == 0 => Some(self.exec_success(e)),
+            Record::Exec(e) => Some(self.exec_failure(e)),
+            Record::Connect(c) => {
+                let p = self.process_for(&c.task);
+                let action = Action::Connect(connect_action(&c));
+                Some(self.event(Kind::Connect, c.header.ts_boot_ns, &c.task, &p, action))
+            }
+            Record::Fork { ts_boot_ns, task } => {
+                let p = self.fork(&task);
+                self.ctx.emit_lifecycle.then(|| {
+                    let action = Action::Fork(ForkAction {
+                        child_pid: task.tgid,
+                    });
+                    self.event(Kind::Fork, ts_boot_ns, &task, &p, action)
+                })
+            }
+            Record::Exit {
+                ts_boot_ns,
+                task,
+                exit_code,
+            } => {
+                let ev = self.ctx.emit_lifecycle.then(|| {
+                    let p = self.process_for(&task);
+                    let action = Action::Exit(exit_action(exit_code));
+                    self.event(Kind::Exit, ts_boot_ns, &task, &p, action)
+                });
+                self.table.mark_exited(task.tgid, Instant::now());
+                ev
+            }
+        }
+    }
+
+    fn fork(&mut self, task: &TaskInfo) -> Process {
+        let id = self.exec_id_of(task);
+        // A forked child runs its parent's image until it execs.
+        let (binary, argv, cwd) = match self.table.get(task.ptgid) {
+            Some(parent) => (
+                parent.binary.clone(),
+                parent.argv.clone(),
+                parent.cwd.clone(),
+            ),
+            None => {
+                let comm = escape(c_str(&task.comm));
+                (
+                    format!("[{comm}]").into(),
+                    Arc::from(Vec::<String>::new()),
+                    None,
+                )
+            }
+        };
+        let p = Process {
+            exec_id: id,
+            pid: task.tgid,
+            ppid: task.ptgid,
+            start_ticks: ns_to_ticks(task.start_boottime_ns, self.ctx.ticks_per_second),
+            binary,
+            argv,
+            cwd,
+            exited: None,
+        };
+        self.table.upsert(p.clone());
+        p
+    }
+
+    fn exec_success(&mut self, e: Exec) -> Event {
+        let task = &e.rec.task;
+        let argv: Arc<[String]> = split_argv(&e.argv).into();
+        // cwd is not captured in the kernel: read it now (once per image), or keep
+        // the previous image's (exec does not change it) if the process is gone.
+        let cwd: Option<Arc<str>> = std::fs::read_link(format!("/proc/{}/cwd", task.tgid))
+            .ok()
+            .map(|p| escape(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str())).into())
+            .or_else(|| self.table.get(task.tgid).and_then(|p| p.cwd.clone()));
+        let mut binary = escape(&e.path);
+        if !binary.starts_with('/')
+            && let Some(cwd) = &cwd
+        {
+            binary = format!(
+                "{}/{}",
+                cwd.trim_end_matches('/'),
+                binary.trim_start_matches("./")
+            );
+        }
+        let binary: Arc<str> = binary.into();
+        let p = Process {
+            exec_id: self.exec_id_of(task),
+            pid: task.tgid,
+            ppid: task.ptgid,
+            start_ticks: ns_to_ticks(task.start_boottime_ns, self.ctx.ticks_per_second),
+            binary: binary.clone(),
+            argv: argv.clone(),
+            cwd,
+            exited: None,
+        };
+        self.table.upsert(p.clone());
+        let action = Action::Exec(ExecAction {
+            binary,
+            argv,
+            argv_truncated: e.rec.flags & (FLAG_ARGV_TRUNCATED | FLAG_PATH_TRUNCATED) != 0,
+            outcome: Outcome::Success,
+            error: None,
+        });
+        self.event(Kind::Exec, e.rec.header.ts_boot_ns, task, &p, action)
+    }
+
+    /// The old image is still the executor; the action names what it tried to run.
+    fn exec_failure(&mut self, e: Exec) -> Event {
+        let task = &e.rec.task;
+        let p = self.process_for(task);
+        let action = Action::Exec(ExecAction {
+            binary: escape(&e.path).into(),
+            argv: split_argv(&e.argv).into(),
+            argv_truncated: e.rec.flags & FLAG_ARGV_TRUNCATED != 0,
+            outcome: Outcome::Failure,
+            error: Some(errno::name(e.rec.errno)),
+        });
+        self.event(Kind::Exec, e.rec.header.ts_boot_ns, task, &p, action)
+    }
+}
+
+fn exit_action(code: u32) -> ExitAction {
+    let signal = code & 0x7f;
+    if signal != 0 {
+        ExitAction {
+            exit_code: 128 + signal,
+            signal: Some(signal),
+        }
+    } else {
+        ExitAction {
+            exit_code: (code >> 8) & 0xff,
+            signal: None,
+        }
+    }
+}
+
+fn ip_string(family: u16, addr: &[u8; 16]) -> String {
+    if family == AF_INET6 {
+        std::net::Ipv6Addr::from(*addr).to_string()
+    } else {
+        std::net::Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]).to_string()
+    }
+}
+
+fn connect_action(c: &tracer_common::ConnectRecord) -> ConnectAction {
+    let (outcome, error) = match c.errno {
+        0 => (Outcome::Success, None),
+        errno::EINPROGRESS => (Outcome::InProgress, None),
+        n => (Outcome::Failure, Some(errno::name(n))),
+    };
+    let protocol = match c.protocol {
+        6 => "tcp".to_owned(),
+        17 => "udp".to_owned(),
+        1 => "icmp".to_owned(),
+        58 => "icmpv6".to_owned(),
+        132 => "sctp".to_owned(),
+        n => n.to_string(),
+    };
+    let source = (c.source_known != 0 && c.sport != 0).then(|| Endpoint {
+        ip: ip_string(c.family, &c.saddr),
+        port: c.sport,
+    });
+    ConnectAction {
+        protocol,
+        family: if c.family == AF_INET6 { "ipv6" } else { "ipv4" },
+        destination: Endpoint {
+            ip: ip_string(c.family, &c.daddr),
+            port: c.dport,
+        },
+        source,
+        outcome,
+        error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_status() {
+        assert_eq!(exit_action(0).exit_code, 0);
+        assert_eq!(exit_action(3 << 8).exit_code, 3);
+        let k = exit_action(9);
+        assert_eq!((k.exit_code, k.signal), (137, Some(9)));
+    }
+
+    #[test]
+    fn connect_outcomes_and_addresses() {
+        let mut c = tracer_common::ConnectRecord {
+            family: tracer_common::AF_INET,
+            protocol: 6,
+            dport: 80,
+            ..Default::default()
+        };
+        c.daddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        let a = connect_action(&c);
+        assert_eq!(a.destination.ip, "127.0.0.1");
+        assert_eq!(a.outcome, Outcome::Success);
+        assert!(a.source.is_none());
+        c.errno = 111;
+        let a = connect_action(&c);
+        assert_eq!(
+            (a.outcome, a.error.as_deref()),
+            (Outcome::Failure, Some("ECONNREFUSED"))
+        );
+        c.errno = errno::EINPROGRESS;
+        assert_eq!(connect_action(&c).outcome, Outcome::InProgress);
+        c.family = AF_INET6;
+        c.daddr = std::net::Ipv6Addr::LOCALHOST.octets();
+        c.protocol = 17;
+        let a = connect_action(&c);
+        assert_eq!(
+            (a.destination.ip.as_str(), a.family, a.protocol.as_str()),
+            ("::1", "ipv6", "udp")
+        );
+    }
+}

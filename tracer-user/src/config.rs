@@ -1,0 +1,108 @@
+//! The effective configuration of `tracer run`, and its digest.
+//!
+//! The digest goes on every event (`policy.config_digest`) so an auditor can tell
+//! which attribution settings were in force. Only settings that change what an
+//! event says are part of it; where output goes is not.
+use std::path::PathBuf;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// Ancestors listed in `lineage`, at most.
+    pub lineage_depth: usize,
+    /// Emit `fork` and `exit` events too.
+    pub emit_lifecycle: bool,
+    /// Seconds an exited process stays in the table (for its children's lineage).
+    pub exit_grace_secs: u64,
+    /// Bound on table entries; exited ones go first past it.
+    pub max_processes: usize,
+    /// Kernel ring buffer size in bytes (power of two, multiple of the page size).
+    pub ring_buffer_bytes: u32,
+    /// Where the host's /etc/passwd and /etc/group live (`/` unless in a container).
+    pub host_root: PathBuf,
+    /// How often lost-event counters are checked and reported.
+    pub loss_report_interval_ms: u64,
+    #[serde(skip)]
+    pub output: Option<PathBuf>,
+    #[serde(skip)]
+    pub btf_path: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            lineage_depth: 32,
+            emit_lifecycle: false,
+            exit_grace_secs: 30,
+            max_processes: 200_000,
+            ring_buffer_bytes: 16 * 1024 * 1024,
+            host_root: PathBuf::from("/"),
+            loss_report_interval_ms: 1000,
+            output: None,
+            btf_path: PathBuf::from("/sys/kernel/btf/vmlinux"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--ring-buffer-size {0}: must be a power of two of at least 4096 bytes")]
+    RingSize(u64),
+    #[error("--lineage-depth must be between 0 and 4096, got {0}")]
+    Depth(usize),
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let r = u64::from(self.ring_buffer_bytes);
+        if r < 4096 || !r.is_power_of_two() {
+            return Err(ConfigError::RingSize(r));
+        }
+        if self.lineage_depth > 4096 {
+            return Err(ConfigError::Depth(self.lineage_depth));
+        }
+        Ok(())
+    }
+
+    /// `sha256:<hex>` over the canonical JSON of the settings that shape events.
+    pub fn digest(&self) -> String {
+        // serde_json writes struct fields in declaration order: stable across runs.
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        let d = Sha256::digest(&canonical);
+        let mut s = String::with_capacity(7 + 64);
+        s.push_str("sha256:");
+        for b in d {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_changes_with_attribution_settings_only() {
+        let a = Config::default();
+        let mut b = a.clone();
+        b.output = Some("/tmp/x".into());
+        assert_eq!(a.digest(), b.digest());
+        b.lineage_depth = 3;
+        assert_ne!(a.digest(), b.digest());
+        assert!(a.digest().starts_with("sha256:"));
+        assert_eq!(a.digest().len(), 7 + 64);
+    }
+
+    #[test]
+    fn validation() {
+        assert!(Config::default().validate().is_ok());
+        let c = Config {
+            ring_buffer_bytes: 5000,
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,220 @@
+//! Ring buffer bytes to typed kernel records. Nothing from the kernel is trusted
+//! without a bound: lengths are checked against the bytes actually received.
+use tracer_common::{
+    ConnectRecord, ExecRecord, ExitRecord, ForkRecord, Header, RECORD_VERSION, RecordKind, TaskInfo,
+};
+
+#[derive(Debug, Clone)]
+pub enum Record {
+    Exec(Exec),
+    Fork {
+        ts_boot_ns: u64,
+        task: TaskInfo,
+    },
+    Exit {
+        ts_boot_ns: u64,
+        task: TaskInfo,
+        exit_code: u32,
+    },
+    Connect(ConnectRecord),
+}
+
+#[derive(Debug, Clone)]
+pub struct Exec {
+    pub rec: ExecRecord,
+    pub path: Vec<u8>,
+    /// NUL-separated, as in /proc/<pid>/cmdline.
+    pub argv: Vec<u8>,
+}
+
+impl Record {
+    pub fn ts_boot_ns(&self) -> u64 {
+        match self {
+            Record::Exec(e) => e.rec.header.ts_boot_ns,
+            Record::Fork { ts_boot_ns, .. } | Record::Exit { ts_boot_ns, .. } => *ts_boot_ns,
+            Record::Connect(c) => c.header.ts_boot_ns,
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("record of {got} bytes is shorter than its {need}-byte fixed part")]
+    Short { got: usize, need: usize },
+    #[error("record version {0} (this tracer reads {RECORD_VERSION})")]
+    Version(u16),
+    #[error("unknown record kind {0}")]
+    Kind(u16),
+    #[error("record says {claimed} bytes but {got} arrived")]
+    Length { claimed: usize, got: usize },
+}
+
+/// Copy a `T` out of the front of `bytes`.
+fn read<T: Copy>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let need = std::mem::size_of::<T>();
+    if bytes.len() < need {
+        return Err(DecodeError::Short {
+            got: bytes.len(),
+            need,
+        });
+    }
+    // SAFETY: length checked above; T is a plain #[repr(C)] record of integers and
+    // byte arrays, valid for any bit pattern; read_unaligned needs no alignment.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
+    let header: Header = read(bytes)?;
+    if header.version != RECORD_VERSION {
+        return Err(DecodeError::Version(header.version));
+    }
+    let claimed = header.len as usize;
+    if claimed > bytes.len() {
+        return Err(DecodeError::Length {
+            claimed,
+            got: bytes.len(),
+        });
+    }
+    let bytes = &bytes[..claimed];
+    match RecordKind::from_u16(header.kind) {
+        Some(RecordKind::Exec) => {
+            let rec: ExecRecord = read(bytes)?;
+            let fixed = std::mem::size_of::<ExecRecord>();
+            let path_len = rec.path_len as usize;
+            let argv_len = rec.argv_len as usize;
+            let end = fixed
+                .checked_add(path_len)
+                .and_then(|v| v.checked_add(argv_len))
+                .filter(|end| *end <= bytes.len())
+                .ok_or(DecodeError::Length {
+                    claimed: fixed.saturating_add(path_len).saturating_add(argv_len),
+                    got: bytes.len(),
+                })?;
+            let path = bytes[fixed..fixed + path_len].to_vec();
+            let argv = bytes[fixed + path_len..end].to_vec();
+            Ok(Record::Exec(Exec { rec, path, argv }))
+        }
+        Some(RecordKind::Fork) => {
+            let rec: ForkRecord = read(bytes)?;
+            Ok(Record::Fork {
+                ts_boot_ns: rec.header.ts_boot_ns,
+                task: rec.task,
+            })
+        }
+        Some(RecordKind::Exit) => {
+            let rec: ExitRecord = read(bytes)?;
+            Ok(Record::Exit {
+                ts_boot_ns: rec.header.ts_boot_ns,
+                task: rec.task,
+                exit_code: rec.exit_code,
+            })
+        }
+        Some(RecordKind::Connect) => Ok(Record::Connect(read(bytes)?)),
+        None => Err(DecodeError::Kind(header.kind)),
+    }
+}
+
+/// NUL-terminated byte array to text (comm, tty).
+pub fn c_str(bytes: &[u8]) -> &[u8] {
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    &bytes[..end]
+}
+
+#[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
+mod tests {
+    use super::*;
+
+    fn as_bytes<T>(v: &T) -> Vec<u8> {
+        // SAFETY: test-only view of a plain #[repr(C)] value.
+        unsafe {
+            std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>())
+        }
+        .to_vec()
+    }
+
+    fn exec_bytes(path: &[u8], argv: &[u8]) -> Vec<u8> {
+        let fixed = std::mem::size_of::<ExecRecord>();
+        let mut rec = ExecRecord::default();
+        rec.header = Header {
+            kind: RecordKind::Exec as u16,
+            version: RECORD_VERSION,
+            len: (fixed + path.len() + argv.len()) as u32,
+            ts_boot_ns: 7,
+        };
+        rec.task.tgid = 42;
+        rec.path_len = path.len() as u32;
+        rec.argv_len = argv.len() as u32;
+        let mut b = as_bytes(&rec);
+        b.extend_from_slice(path);
+        b.extend_from_slice(argv);
+        b
+    }
+
+    #[test]
+    fn exec_round_trip() {
+        let b = exec_bytes(b"/bin/true", b"true\0x\0");
+        let Record::Exec(e) = decode(&b).unwrap() else {
+            panic!("not exec")
+        };
+        assert_eq!(e.path, b"/bin/true");
+        assert_eq!(e.argv, b"true\0x\0");
+        assert_eq!(e.rec.task.tgid, 42);
+    }
+
+    #[test]
+    fn rejects_lies_and_garbage() {
+        let good = exec_bytes(b"/bin/true", b"true\0");
+        // every truncation is an error, never a panic
+        for n in 0..good.len() {
+            assert!(decode(&good[..n]).is_err(), "len {n}");
+        }
+        // a path length pointing past the end
+        let mut bad = good.clone();
+        let off = std::mem::offset_of!(ExecRecord, path_len);
+        bad[off..off + 4].copy_from_slice(&u32::MAX.to_ne_bytes());
+        assert!(matches!(decode(&bad), Err(DecodeError::Length { .. })));
+        // wrong version, unknown kind
+        let mut v = good.clone();
+        v[2] = 99;
+        assert_eq!(decode(&v).unwrap_err(), DecodeError::Version(99));
+        let mut k = good.clone();
+        k[0] = 77;
+        assert_eq!(decode(&k).unwrap_err(), DecodeError::Kind(77));
+        // random bytes
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        for len in [0usize, 1, 15, 16, 100, 200, 5000] {
+            let mut buf = vec![0u8; len];
+            for b in buf.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            let _ = decode(&buf);
+        }
+    }
+
+    #[test]
+    fn fixed_records() {
+        let mut c = ConnectRecord::default();
+        c.header = Header {
+            kind: RecordKind::Connect as u16,
+            version: RECORD_VERSION,
+            len: std::mem::size_of::<ConnectRecord>() as u32,
+            ts_boot_ns: 1,
+        };
+        c.dport = 443;
+        let Record::Connect(got) = decode(&as_bytes(&c)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(got.dport, 443);
+    }
+
+    #[test]
+    fn c_strings() {
+        assert_eq!(c_str(b"bash\0\0\0"), b"bash");
+        assert_eq!(c_str(b"sixteen-chars-xx"), b"sixteen-chars-xx");
+        assert_eq!(c_str(b""), b"");
+    }
+}

@@ -1,0 +1,268 @@
+//! The one place that defines what the tracer emits. Sinks only serialize these
+//! types; field meanings are documented in README.md ("Event reference").
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// Shared by every event of a run.
+#[derive(Debug, Serialize)]
+pub struct Host {
+    pub name: String,
+    pub boot_id: String,
+}
+
+/// Which attribution settings were in force.
+#[derive(Debug, Serialize)]
+pub struct Policy {
+    pub tracer_version: &'static str,
+    pub config_digest: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Event {
+    pub event_id: String,
+    pub time: String,
+    pub kind: Kind,
+    pub host: Arc<Host>,
+    pub executor: Executor,
+    pub lineage: Vec<Ancestor>,
+    pub action: Action,
+    pub policy: Arc<Policy>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Exec,
+    Connect,
+    Fork,
+    Exit,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Executor {
+    pub exec_id: Arc<str>,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub binary: Arc<str>,
+    pub argv: Arc<[String]>,
+    pub cwd: Option<Arc<str>>,
+    pub comm: String,
+    pub start_time: String,
+    pub user: User,
+    pub login: Option<Login>,
+    pub cgroup: Cgroup,
+    pub namespaces: Namespaces,
+}
+
+#[derive(Debug, Serialize)]
+pub struct User {
+    pub uid: u32,
+    pub name: Option<String>,
+    pub gid: u32,
+    pub group: Option<String>,
+    pub euid: u32,
+    pub egid: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Login {
+    pub auid: u32,
+    pub name: Option<String>,
+    pub session_id: Option<u32>,
+    pub tty: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Cgroup {
+    pub id: u64,
+    pub path: Option<Arc<str>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Namespaces {
+    pub pid: u32,
+    pub mnt: u32,
+    pub net: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ancestor {
+    pub exec_id: Arc<str>,
+    pub pid: u32,
+    pub binary: Arc<str>,
+    pub argv: Arc<[String]>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Action {
+    Exec(ExecAction),
+    Connect(ConnectAction),
+    Exit(ExitAction),
+    Fork(ForkAction),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    InProgress,
+    Failure,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExecAction {
+    pub binary: Arc<str>,
+    pub argv: Arc<[String]>,
+    pub argv_truncated: bool,
+    pub outcome: Outcome,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Endpoint {
+    pub ip: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConnectAction {
+    pub protocol: String,
+    pub family: &'static str,
+    pub destination: Endpoint,
+    pub source: Option<Endpoint>,
+    pub outcome: Outcome,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExitAction {
+    /// Exit status as the shell shows it: the code, or 128 + signal.
+    pub exit_code: u32,
+    pub signal: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ForkAction {
+    pub child_pid: u32,
+}
+
+/// Events the tracer could not deliver since the previous report, by cause.
+#[derive(Debug, Serialize)]
+pub struct LossRecord {
+    pub event_id: String,
+    pub time: String,
+    pub kind: &'static str,
+    pub host: Arc<Host>,
+    pub lost: LossCounts,
+    pub policy: Arc<Policy>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LossCounts {
+    /// The kernel ring buffer was full.
+    pub ring_full: u64,
+    /// The probes could not read kernel memory for a record.
+    pub read_fault: u64,
+    /// The in-kernel table joining syscall entry and exit was full.
+    pub pending_full: u64,
+    /// No per-CPU scratch buffer.
+    pub scratch: u64,
+    /// A record from the kernel that failed validation.
+    pub malformed: u64,
+    /// A user-space queue was full.
+    pub queue_full: u64,
+}
+
+impl LossCounts {
+    pub fn total(&self) -> u64 {
+        self.ring_full
+            + self.read_fault
+            + self.pending_full
+            + self.scratch
+            + self.malformed
+            + self.queue_full
+    }
+}
+
+/// `event_id`: wall-clock ns of the action, zero-padded so that ids sort as
+/// strings in time order, then the thread id, which no other action can share in
+/// the same nanosecond.
+pub fn event_id(unix_ns: i128, tid: u32) -> String {
+    format!("{:019}-{tid:07}", unix_ns.max(0))
+}
+
+/// Wall-clock now, in ns since the Unix epoch.
+pub fn now_unix_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+/// RFC 3339 UTC with nanoseconds: `2026-11-23T20:21:47.123456789Z`.
+pub fn rfc3339_nanos(unix_ns: i128) -> String {
+    let secs = unix_ns.div_euclid(1_000_000_000);
+    let nanos = unix_ns.rem_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        sod / 3600,
+        (sod % 3600) / 60,
+        sod % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (H. Hinnant's `civil_from_days`).
+fn civil_from_days(z: i128) -> (i128, i128, i128) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339() {
+        for (ns, want) in [
+            (0i128, "1970-01-01T00:00:00.000000000Z"),
+            (1_000_000_001, "1970-01-01T00:00:01.000000001Z"),
+            (951_782_400_000_000_000, "2000-02-29T00:00:00.000000000Z"),
+            (1_795_465_307_123_456_789, "2026-11-23T20:21:47.123456789Z"),
+            (4_102_444_799_999_999_999, "2099-12-31T23:59:59.999999999Z"),
+        ] {
+            assert_eq!(rfc3339_nanos(ns), want, "{ns}");
+        }
+    }
+
+    #[test]
+    fn event_ids_sort_by_time() {
+        let a = event_id(1_795_465_307_123_456_789, 4_194_304);
+        let b = event_id(1_795_465_307_123_456_790, 1);
+        assert!(a < b);
+        assert_eq!(a, "1795465307123456789-4194304");
+        assert_eq!(event_id(5, 42), "0000000000000000005-0000042");
+    }
+
+    #[test]
+    fn serializes_kinds_and_outcomes() {
+        assert_eq!(serde_json::to_string(&Kind::Exec).unwrap(), "\"exec\"");
+        assert_eq!(
+            serde_json::to_string(&Outcome::InProgress).unwrap(),
+            "\"in_progress\""
+        );
+    }
+}

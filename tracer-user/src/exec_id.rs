@@ -1,0 +1,109 @@
+//! `exec_id`: one stable id per process image.
+//!
+//! ```text
+//! exec_id = base64url_nopad( SHA-256( "<boot_id>:<tgid>:<start_ticks>:<arg_start>" )[0..16] )
+//! ```
+//! - `boot_id`: /proc/sys/kernel/random/boot_id; makes ids unique across boots and hosts.
+//! - `tgid`, `start_ticks`: the process id and its start time in clock ticks since
+//!   boot (`/proc/<pid>/stat` field 22; in the kernel `start_boottime / (1e9/USER_HZ)`).
+//!   Together they are unique across pid reuse.
+//! - `arg_start`: the address of argv in the image (`/proc/<pid>/stat` field 48;
+//!   `mm->arg_start` in the kernel). Each exec builds a new stack at an address ASLR
+//!   randomises, so it tells images of the same process apart.
+//!
+//! Every input is available both to the probes at the moment of the action and to a
+//! /proc scan, so the id is the same whoever saw the process first, and the same
+//! after a tracer restart. Caveat: with ASLR disabled, two successive execs of the same
+//! binary in one process can share `arg_start` and hence the id.
+use sha2::{Digest, Sha256};
+
+pub fn exec_id(boot_id: &str, tgid: u32, start_ticks: u64, arg_start: u64) -> String {
+    let mut h = Sha256::new();
+    h.update(format!("{boot_id}:{tgid}:{start_ticks}:{arg_start}").as_bytes());
+    let digest = h.finalize();
+    base64url(&digest[..16])
+}
+
+/// Kernel start time (ns since boot) to /proc clock ticks, exactly as
+/// `nsec_to_clock_t` does it.
+pub fn ns_to_ticks(ns: u64, ticks_per_second: u64) -> u64 {
+    let per_tick = 1_000_000_000 / ticks_per_second.max(1);
+    ns / per_tick.max(1)
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            let idx = (n >> (18 - 6 * i)) & 63;
+            out.push(char::from(ALPHABET[idx as usize]));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_and_distinct() {
+        let boot = "8c1f1d3e-5b8a-4c55-9c59-7f0e3a2f4b10";
+        let a = exec_id(boot, 4242, 123456, 0x7ffd_1234_5000);
+        assert_eq!(a, exec_id(boot, 4242, 123456, 0x7ffd_1234_5000));
+        assert_eq!(a.len(), 22);
+        // pid reuse: same pid, later start
+        assert_ne!(a, exec_id(boot, 4242, 123457, 0x7ffd_1234_5000));
+        // a second exec in the same process: new stack address
+        assert_ne!(a, exec_id(boot, 4242, 123456, 0x7ffe_0000_1000));
+        // another boot
+        assert_ne!(
+            a,
+            exec_id(
+                "00000000-0000-0000-0000-000000000000",
+                4242,
+                123456,
+                0x7ffd_1234_5000
+            )
+        );
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
+    }
+
+    #[test]
+    fn known_vector() {
+        // sha256("b:1:2:3")[..16], base64url: computed independently with
+        // `printf b:1:2:3 | sha256sum | head -c32 | xxd -r -p | base64 | tr +/ -_`
+        assert_eq!(exec_id("b", 1, 2, 3), KNOWN);
+    }
+    const KNOWN: &str = "JlRxNzkKll6VcBUkusvKtA";
+
+    #[test]
+    fn ticks() {
+        assert_eq!(ns_to_ticks(0, 100), 0);
+        assert_eq!(ns_to_ticks(9_999_999, 100), 0);
+        assert_eq!(ns_to_ticks(10_000_000, 100), 1);
+        assert_eq!(ns_to_ticks(123_456_789_012, 100), 12_345);
+        assert_eq!(ns_to_ticks(5_000_000, 1000), 5);
+    }
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        assert_eq!(base64url(b""), "");
+        assert_eq!(base64url(b"f"), "Zg");
+        assert_eq!(base64url(b"fo"), "Zm8");
+        assert_eq!(base64url(b"foo"), "Zm9v");
+        assert_eq!(base64url(b"foob"), "Zm9vYg");
+        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+    }
+}

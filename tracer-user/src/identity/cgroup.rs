@@ -1,0 +1,478 @@
+//! cgroup v2 id -> path.
+//!
+//! `bpf_get_current_cgroup_id()` returns the inode number of the cgroup's
+//! directory in the v2 hierarchy, so the map is built by walking that
+//! hierarchy wherever it is mounted: `/sys/fs/cgroup` on pure v2 hosts,
+//! `/sys/fs/cgroup/unified` on hybrid ones, somewhere else in containers.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+const MOUNTINFO: &str = "/proc/self/mountinfo";
+const DEFAULT_RESCAN_INTERVAL: Duration = Duration::from_millis(200);
+/// Far deeper than real hierarchies; bounds the walk should something loop.
+const MAX_DEPTH: usize = 64;
+/// Forget remembered unknown ids past this many, so the set cannot grow unbounded.
+const MAX_UNKNOWN: usize = 4096;
+
+#[derive(Debug, Error)]
+pub enum CgroupError {
+    #[error("reading {MOUNTINFO}: {0}")]
+    Mountinfo(#[source] io::Error),
+    #[error("no cgroup2 file system is mounted (per {MOUNTINFO})")]
+    NoCgroup2Mount,
+}
+
+/// Mount point of the first `cgroup2` mount in `/proc/<pid>/mountinfo` text.
+///
+/// Line format (proc(5)): `id parent major:minor root mount-point options
+/// [optional fields...] - fstype source super-options`.
+pub fn parse_mountinfo_cgroup2(text: &str) -> Option<PathBuf> {
+    text.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        // The separator follows at least six fields; optional fields vary in number.
+        let sep = fields.iter().skip(6).position(|&f| f == "-")? + 6;
+        // fstype, source and super options all follow it.
+        if fields.len() < sep + 4 {
+            return None;
+        }
+        let fstype = *fields.get(sep + 1)?;
+        let mount_point = *fields.get(4)?;
+        (fstype == "cgroup2" && mount_point.starts_with('/')).then(|| unescape(mount_point))
+    })
+}
+
+/// Decodes the kernel's `\ooo` escapes (space, tab, newline, backslash).
+fn unescape(s: &str) -> PathBuf {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'\\'
+            && let Some(code) = bytes.get(i + 1..i + 4).and_then(octal_byte)
+        {
+            out.push(code);
+            i += 4;
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    PathBuf::from(OsString::from_vec(out))
+}
+
+fn octal_byte(digits: &[u8]) -> Option<u8> {
+    digits.iter().try_fold(0u8, |acc, &d| {
+        if !(b'0'..=b'7').contains(&d) {
+            return None;
+        }
+        acc.checked_mul(8)?.checked_add(d - b'0')
+    })
+}
+
+/// Cached cgroup id -> path (relative to the v2 root, with a leading '/').
+#[derive(Debug)]
+pub struct CgroupResolver {
+    mount: PathBuf,
+    paths: HashMap<u64, Arc<str>>,
+    /// Ids still absent after a walk that started after they were asked for;
+    /// they do not trigger walks again until some other miss causes one.
+    unknown: HashSet<u64>,
+    last_scan: Option<Instant>,
+    rescan_interval: Duration,
+    scans: u64,
+}
+
+impl CgroupResolver {
+    /// Finds the cgroup2 mount in /proc/self/mountinfo.
+    pub fn discover() -> Result<CgroupResolver, CgroupError> {
+        let text = std::fs::read_to_string(MOUNTINFO).map_err(CgroupError::Mountinfo)?;
+        let mount = parse_mountinfo_cgroup2(&text).ok_or(CgroupError::NoCgroup2Mount)?;
+        Ok(CgroupResolver::with_mount(mount))
+    }
+
+    /// Uses a known mount point; nothing is read until the first lookup.
+    pub fn with_mount(mount: PathBuf) -> CgroupResolver {
+        CgroupResolver {
+            mount,
+            paths: HashMap::new(),
+            unknown: HashSet::new(),
+            last_scan: None,
+            rescan_interval: DEFAULT_RESCAN_INTERVAL,
+            scans: 0,
+        }
+    }
+
+    /// Minimum time between two full walks of the hierarchy.
+    pub fn with_rescan_interval(mut self, interval: Duration) -> CgroupResolver {
+        self.rescan_interval = interval;
+        self
+    }
+
+    pub fn mount(&self) -> &Path {
+        &self.mount
+    }
+
+    /// Path relative to the v2 root, with a leading '/' ("/" for the root,
+    /// "/system.slice/ssh.service"), or None if unknown.
+    pub fn path(&mut self, id: u64) -> Option<Arc<str>> {
+        if let Some(path) = self.paths.get(&id) {
+            return Some(Arc::clone(path));
+        }
+        if self.unknown.contains(&id) {
+            return None;
+        }
+        let due = self
+            .last_scan
+            .is_none_or(|at| at.elapsed() >= self.rescan_interval);
+        if !due {
+            // Not remembered as unknown: the walk it missed may still find it.
+            return None;
+        }
+        self.rescan();
+        let found = self.paths.get(&id).cloned();
+        if found.is_none() {
+            if self.unknown.len() >= MAX_UNKNOWN {
+                self.unknown.clear();
+            }
+            self.unknown.insert(id);
+        }
+        found
+    }
+
+    /// The cached path only: never touches the filesystem.
+    pub fn path_cached(&self, id: u64) -> Option<Arc<str>> {
+        self.paths.get(&id).cloned()
+    }
+
+    /// Path -> id, by stat() of the directory (inode number).
+    pub fn id_of(&self, rel_path: &str) -> Option<u64> {
+        let rel = Path::new(rel_path.trim_start_matches('/'));
+        // Only plain names: ".." or a second root would leave the hierarchy.
+        if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+            return None;
+        }
+        let meta = std::fs::symlink_metadata(self.mount.join(rel)).ok()?;
+        meta.is_dir().then(|| meta.ino())
+    }
+
+    /// Records a cgroup learned elsewhere (e.g. from a mkdir event).
+    pub fn insert(&mut self, id: u64, path: &str) {
+        self.unknown.remove(&id);
+        self.paths.insert(id, Arc::from(path));
+    }
+
+    /// Forgets a cgroup (e.g. on an rmdir event).
+    pub fn remove(&mut self, id: u64) {
+        self.paths.remove(&id);
+    }
+
+    /// Rebuilds the whole map from the file system.
+    fn rescan(&mut self) {
+        self.last_scan = Some(Instant::now());
+        self.scans += 1;
+        match walk(&self.mount) {
+            Ok(paths) => {
+                self.paths = paths;
+                self.unknown.clear();
+            }
+            // Keep what we had: a failed walk says nothing about the cgroups.
+            Err(err) => {
+                tracing::warn!(mount = %self.mount.display(), %err, "cannot walk the cgroup2 hierarchy");
+            }
+        }
+    }
+}
+
+/// id -> path for every directory under `mount`, without following symlinks.
+fn walk(mount: &Path) -> io::Result<HashMap<u64, Arc<str>>> {
+    let root = std::fs::symlink_metadata(mount)?;
+    let mut paths = HashMap::new();
+    paths.insert(root.ino(), Arc::from("/"));
+    // (directory on disk, its path relative to the root, depth)
+    let mut stack = vec![(mount.to_path_buf(), String::new(), 0usize)];
+    while let Some((dir, rel, depth)) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            // Removed since we listed its parent.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) if depth == 0 => return Err(err),
+            Err(err) => {
+                tracing::debug!(dir = %dir.display(), %err, "skipping cgroup directory");
+                continue;
+            }
+        };
+        for entry in entries {
+            let Ok(entry) = entry else { continue };
+            // d_type: skips the many control files without a stat each.
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if !kind.is_dir() {
+                continue;
+            }
+            // lstat, like symlink_metadata: an entry swapped for a symlink is not followed.
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_dir() {
+                continue;
+            }
+            let name = entry.file_name();
+            let child_rel = format!("{rel}/{}", name.to_string_lossy());
+            paths.insert(meta.ino(), Arc::from(child_rel.as_str()));
+            if depth + 1 < MAX_DEPTH {
+                stack.push((entry.path(), child_rel, depth + 1));
+            }
+        }
+    }
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn mountinfo() {
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            (
+                "pure v2 host",
+                "22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw\n\
+                 24 22 0:22 / /sys rw,nosuid,nodev,noexec,relatime shared:2 - sysfs sysfs rw\n\
+                 35 24 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n",
+                Some("/sys/fs/cgroup"),
+            ),
+            (
+                "hybrid host",
+                "25 24 0:22 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755\n\
+                 26 25 0:23 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate\n\
+                 27 25 0:24 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,xattr,name=systemd\n\
+                 30 25 0:27 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:14 - cgroup cgroup rw,memory\n",
+                Some("/sys/fs/cgroup/unified"),
+            ),
+            (
+                "hybrid host without optional fields",
+                "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+                 32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
+                 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n",
+                Some("/sys/fs/cgroup/unified"),
+            ),
+            (
+                "container (source says cgroup, fstype cgroup2)",
+                "1038 976 0:327 / / rw,relatime master:410 - overlay overlay rw,lowerdir=/var/lib/docker/overlay2/l/X:/var/lib/docker/overlay2/l/Y,upperdir=/var/lib/docker/overlay2/abc/diff,workdir=/var/lib/docker/overlay2/abc/work\n\
+                 1039 1038 0:330 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n\
+                 1044 1038 0:331 / /sys ro,nosuid,nodev,noexec,relatime - sysfs sysfs ro\n\
+                 1045 1044 0:29 / /sys/fs/cgroup ro,nosuid,nodev,noexec,relatime - cgroup2 cgroup rw,nsdelegate,memory_recursiveprot\n\
+                 1050 1038 0:29 / /host/sys/fs/cgroup rw,relatime shared:4 - cgroup2 cgroup2 rw\n",
+                Some("/sys/fs/cgroup"),
+            ),
+            (
+                "several optional fields",
+                "40 31 0:38 / /sys/fs/cgroup rw,relatime shared:5 master:3 propagate_from:2 unbindable - cgroup2 cgroup2 rw\n",
+                Some("/sys/fs/cgroup"),
+            ),
+            (
+                "escaped mount point",
+                "77 22 0:45 / /mnt/my\\040cgroup\\011tab\\134x rw,relatime shared:40 - cgroup2 none rw\n",
+                Some("/mnt/my cgroup\ttab\\x"),
+            ),
+            (
+                "garbage before the real line",
+                "garbage\n\
+                 1 2 3 - cgroup2 cgroup2 rw\n\
+                 \n\
+                 12 1 0:1 / /x rw - cgroup2\n\
+                 13 1 0:1 / /y rw cgroup2 cgroup2 rw\n\
+                 40 31 0:38 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw\n",
+                Some("/sys/fs/cgroup"),
+            ),
+            (
+                "a directory named cgroup2 is not the fs type",
+                "50 22 0:50 / /cgroup2 rw,relatime - tmpfs cgroup2 rw\n",
+                None,
+            ),
+            (
+                "v1 only",
+                "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n",
+                None,
+            ),
+            ("empty", "", None),
+        ];
+        for (what, text, want) in cases {
+            assert_eq!(
+                parse_mountinfo_cgroup2(text).as_deref(),
+                want.map(Path::new),
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn unescape_edge_cases() {
+        let cases: &[(&str, &[u8])] = &[
+            ("/a\\040b", b"/a b"),
+            ("/trailing\\", b"/trailing\\"),
+            ("/short\\04", b"/short\\04"),
+            ("/not\\089octal", b"/not\\089octal"),
+            ("/overflow\\777", b"/overflow\\777"),
+            ("/utf8\\303\\251", "/utf8é".as_bytes()),
+            ("/raw\\377", b"/raw\xff"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                unescape(input).into_os_string().into_vec(),
+                want.to_vec(),
+                "{input:?}"
+            );
+        }
+    }
+
+    static N: AtomicU32 = AtomicU32::new(0);
+
+    fn unique(prefix: &str) -> String {
+        format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// Directories removed (deepest first) on drop, even if the test fails.
+    struct DirGuard {
+        dirs: Vec<PathBuf>,
+        remove_all: bool,
+    }
+
+    impl Drop for DirGuard {
+        fn drop(&mut self) {
+            for dir in self.dirs.iter().rev() {
+                let res = if self.remove_all {
+                    std::fs::remove_dir_all(dir)
+                } else {
+                    std::fs::remove_dir(dir)
+                };
+                if let Err(err) = res {
+                    eprintln!("cleanup of {}: {err}", dir.display());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fake_tree() {
+        let top = std::env::temp_dir().join(unique("tracer-cgroup-test"));
+        let guard = DirGuard {
+            dirs: vec![top.clone()],
+            remove_all: true,
+        };
+        std::fs::create_dir_all(top.join("a/b c/d")).unwrap();
+        std::fs::create_dir_all(top.join("elsewhere")).unwrap();
+        std::fs::write(top.join("a/cgroup.procs"), "").unwrap();
+        std::os::unix::fs::symlink(top.join("elsewhere"), top.join("a/link")).unwrap();
+        // Deeper than the bound: the walk stops there.
+        let deep: PathBuf = (0..MAX_DEPTH + 2).map(|_| "x").collect();
+        std::fs::create_dir_all(top.join(&deep)).unwrap();
+
+        let mut cg = CgroupResolver::with_mount(top.clone()).with_rescan_interval(Duration::ZERO);
+        for rel in ["/", "/a", "/a/b c", "/a/b c/d", "/elsewhere"] {
+            let id = cg.id_of(rel).unwrap();
+            assert_eq!(cg.path(id).as_deref(), Some(rel));
+        }
+        assert_eq!(cg.id_of("/a/cgroup.procs"), None);
+        assert_eq!(cg.id_of("/a/../a"), None);
+        assert_eq!(cg.id_of("/nope"), None);
+        // The symlink names no cgroup; its target resolves under its own name.
+        let target = cg.id_of("/elsewhere").unwrap();
+        assert_eq!(cg.path(target).as_deref(), Some("/elsewhere"));
+        assert!(!cg.paths.values().any(|p| p.contains("link")));
+        // Depth bound: level MAX_DEPTH is the last one recorded.
+        let max_depth = cg.paths.values().map(|p| p.matches('/').count()).max();
+        assert_eq!(max_depth, Some(MAX_DEPTH));
+        drop(guard);
+    }
+
+    #[test]
+    fn rescans_are_rate_limited() {
+        let top = std::env::temp_dir().join(unique("tracer-cgroup-rate"));
+        let _guard = DirGuard {
+            dirs: vec![top.clone()],
+            remove_all: true,
+        };
+        std::fs::create_dir_all(top.join("old")).unwrap();
+        let interval = Duration::from_millis(200);
+        let mut cg = CgroupResolver::with_mount(top.clone()).with_rescan_interval(interval);
+        let old = cg.id_of("/old").unwrap();
+        assert_eq!(cg.path(old).as_deref(), Some("/old"));
+        assert_eq!(cg.scans, 1);
+
+        // A flood of one unknown id: at most the one walk it already had.
+        for _ in 0..1000 {
+            assert_eq!(cg.path(u64::MAX), None);
+        }
+        // A flood of distinct unknown ids: none are due within the interval.
+        for id in 0..1000 {
+            cg.path(u64::MAX - 1 - id);
+        }
+        assert!(cg.scans <= 2, "{} scans", cg.scans);
+        // Hits never walk.
+        for _ in 0..1000 {
+            assert_eq!(cg.path(old).as_deref(), Some("/old"));
+        }
+        let scans = cg.scans;
+
+        // A cgroup created now is found by the next walk once one is due.
+        std::fs::create_dir(top.join("new")).unwrap();
+        let new = cg.id_of("/new").unwrap();
+        std::thread::sleep(interval + Duration::from_millis(20));
+        assert_eq!(cg.path(new).as_deref(), Some("/new"));
+        assert_eq!(cg.scans, scans + 1);
+
+        // Event-driven updates.
+        cg.insert(7, "/from/event");
+        assert_eq!(cg.path(7).as_deref(), Some("/from/event"));
+        cg.remove(7);
+        assert!(!cg.paths.contains_key(&7));
+    }
+
+    #[test]
+    fn live_v2_hierarchy() {
+        let mut cg = CgroupResolver::discover().unwrap();
+        let mount = cg.mount().to_path_buf();
+        let parent_rel = format!("/{}", unique("tracer-test"));
+        let child_rel = format!("{parent_rel}/child");
+        let parent = mount.join(parent_rel.trim_start_matches('/'));
+        let child = parent.join("child");
+        // Pushed only once created, so Drop removes exactly what exists, child first.
+        let mut guard = DirGuard {
+            dirs: Vec::new(),
+            remove_all: false,
+        };
+        std::fs::create_dir(&parent).unwrap();
+        guard.dirs.push(parent.clone());
+        std::fs::create_dir(&child).unwrap();
+        guard.dirs.push(child.clone());
+
+        let root_id = cg.id_of("/").unwrap();
+        assert_eq!(cg.path(root_id).as_deref(), Some("/"));
+        for rel in [&parent_rel, &child_rel] {
+            let id = cg.id_of(rel).unwrap();
+            assert_eq!(cg.path(id).as_deref(), Some(rel.as_str()), "id {id}");
+        }
+        // Our own cgroup, as /proc/self/cgroup names it, resolves both ways.
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        if let Some(own) = own.lines().find_map(|l| l.strip_prefix("0::")) {
+            let id = cg.id_of(own).unwrap();
+            assert_eq!(cg.path(id).as_deref(), Some(own));
+        }
+        drop(guard);
+        assert!(!parent.exists());
+    }
+}

@@ -1,0 +1,25 @@
+//! The tracer's user space, in the order an event travels:
+//!
+//! ```text
+//! probes (load, attach) -> reader (ring buffer) -> decode (bytes -> records)
+//!   -> proc (process table) -> identity (users, cgroups) -> attribute (record -> Event)
+//!   -> sink (JSON lines)
+//! ```
+//!
+//! `cli` wires the stages together for `tracer run`; `main.rs` only calls it.
+pub mod attribute;
+pub mod btf;
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod errno;
+pub mod escape;
+pub mod event;
+pub mod exec_id;
+pub mod host;
+pub mod identity;
+pub mod loss;
+pub mod probes;
+pub mod proc;
+pub mod reader;
+pub mod sink;

@@ -1,0 +1,238 @@
+//! Load the probes into the running kernel and attach them.
+//!
+//! Order of work: check the host can run us ([`preflight`]), resolve struct offsets
+//! from BTF ([`offsets`]), load the object with those offsets as a global, attach
+//! every program. Each failure names its cause: a missing capability, no BTF, an old
+//! kernel, or a program the verifier rejected (with the end of its log).
+pub mod offsets;
+pub mod preflight;
+
+use std::{fs::File, os::fd::AsFd, path::Path};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::{CgroupAttachMode, CgroupSockAddr, ProgramError, RawTracePoint, TracePoint},
+};
+use tracer_common::{Offsets, counter};
+
+/// The probe object, built by build.rs from `tracer-ebpf`.
+static PROBES: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-probes"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("loading the probe object failed: {0}")]
+    Load(#[source] aya::EbpfError),
+    #[error("program {program} missing from the probe object")]
+    MissingProgram { program: &'static str },
+    #[error("map {0} missing from the probe object")]
+    MissingMap(&'static str),
+    #[error(
+        "the kernel verifier rejected program {program}: {source}\n--- end of verifier log ---\n{log_tail}"
+    )]
+    Verifier {
+        program: &'static str,
+        #[source]
+        source: std::io::Error,
+        log_tail: String,
+    },
+    #[error("loading program {program} failed: {source}")]
+    ProgramLoad {
+        program: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("attaching program {program} to {target} failed: {source}")]
+    Attach {
+        program: &'static str,
+        target: String,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("opening the cgroup v2 root {path}: {source}")]
+    CgroupRoot {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
+/// What the tracer needs from a loaded probe set.
+pub struct Probes {
+    /// Keeps programs and their links alive; dropping it detaches everything.
+    _ebpf: Ebpf,
+    counters: PerCpuArray<MapData, u64>,
+}
+
+/// How to load the probes.
+pub struct LoadOptions<'a> {
+    pub offsets: Offsets,
+    pub ring_buffer_bytes: u32,
+    pub cgroup_root: &'a Path,
+}
+
+enum Hook {
+    RawTp(&'static str),
+    Tp(&'static str, &'static str),
+    Cgroup,
+}
+
+/// (program name in the object, where it attaches)
+const PROGRAMS: &[(&str, Hook)] = &[
+    ("sched_process_exec", Hook::RawTp("sched_process_exec")),
+    ("sched_process_fork", Hook::RawTp("sched_process_fork")),
+    ("sched_process_exit", Hook::RawTp("sched_process_exit")),
+    ("sys_enter_execve", Hook::Tp("syscalls", "sys_enter_execve")),
+    ("sys_exit_execve", Hook::Tp("syscalls", "sys_exit_execve")),
+    (
+        "sys_enter_execveat",
+        Hook::Tp("syscalls", "sys_enter_execveat"),
+    ),
+    (
+        "sys_exit_execveat",
+        Hook::Tp("syscalls", "sys_exit_execveat"),
+    ),
+    (
+        "sys_enter_connect",
+        Hook::Tp("syscalls", "sys_enter_connect"),
+    ),
+    ("sys_exit_connect", Hook::Tp("syscalls", "sys_exit_connect")),
+    ("connect4", Hook::Cgroup),
+    ("connect6", Hook::Cgroup),
+];
+
+/// Lines of verifier log worth showing: the end says why it failed.
+const VERIFIER_TAIL_LINES: usize = 25;
+
+fn verifier_error(program: &'static str, err: ProgramError) -> ProbeError {
+    match err {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            let lines: Vec<&str> = log.lines().collect();
+            let start = lines.len().saturating_sub(VERIFIER_TAIL_LINES);
+            ProbeError::Verifier {
+                program,
+                source: io_error,
+                log_tail: lines[start..].join("\n"),
+            }
+        }
+        other => ProbeError::ProgramLoad {
+            program,
+            source: other,
+        },
+    }
+}
+
+/// Load and attach all probes. Programs of the lifecycle are attached before the
+/// exec and connect programs so the process table never misses a parent.
+pub fn load(opts: &LoadOptions<'_>) -> Result<(Probes, RingBuf<MapData>), ProbeError> {
+    let cpus = aya::util::nr_cpus().map_or(1, |n| n.max(1)) as u32;
+    let mut ebpf = EbpfLoader::new()
+        .override_global("OFFSETS", &opts.offsets, true)
+        .map_max_entries("EVENTS", opts.ring_buffer_bytes)
+        .map_max_entries("EXEC_SCRATCH", cpus)
+        .load(PROBES)
+        .map_err(ProbeError::Load)?;
+
+    let cgroup = File::open(opts.cgroup_root).map_err(|source| ProbeError::CgroupRoot {
+        path: opts.cgroup_root.display().to_string(),
+        source,
+    })?;
+
+    for (name, hook) in PROGRAMS {
+        tracing::debug!(program = name, "loading and attaching");
+        let prog = ebpf
+            .program_mut(name)
+            .ok_or(ProbeError::MissingProgram { program: name })?;
+        let attach_err = |target: String| {
+            move |source| ProbeError::Attach {
+                program: name,
+                target,
+                source,
+            }
+        };
+        match hook {
+            Hook::RawTp(tp) => {
+                let p: &mut RawTracePoint = prog.try_into().map_err(|e| verifier_error(name, e))?;
+                p.load().map_err(|e| verifier_error(name, e))?;
+                p.attach(tp).map_err(attach_err(format!("raw_tp/{tp}")))?;
+            }
+            Hook::Tp(cat, tp) => {
+                let p: &mut TracePoint = prog.try_into().map_err(|e| verifier_error(name, e))?;
+                p.load().map_err(|e| verifier_error(name, e))?;
+                p.attach(cat, tp)
+                    .map_err(attach_err(format!("tracepoint/{cat}/{tp}")))?;
+            }
+            Hook::Cgroup => {
+                let p: &mut CgroupSockAddr =
+                    prog.try_into().map_err(|e| verifier_error(name, e))?;
+                p.load().map_err(|e| verifier_error(name, e))?;
+                // aya attaches through a bpf_link on every kernel we support (>= 5.8),
+                // and cgroup links always run side by side with other programs (a
+                // second tracer, parallel tests). The link API takes no mode flag:
+                // passing BPF_F_ALLOW_MULTI there is EINVAL.
+                p.attach(cgroup.as_fd(), CgroupAttachMode::Single)
+                    .map_err(attach_err(format!("cgroup {}", opts.cgroup_root.display())))?;
+            }
+        }
+    }
+
+    let events = ebpf
+        .take_map("EVENTS")
+        .ok_or(ProbeError::MissingMap("EVENTS"))?;
+    let events = RingBuf::try_from(events).map_err(|source| ProbeError::Map {
+        name: "EVENTS",
+        source,
+    })?;
+    let counters = ebpf
+        .take_map("COUNTERS")
+        .ok_or(ProbeError::MissingMap("COUNTERS"))?;
+    let counters = PerCpuArray::try_from(counters).map_err(|source| ProbeError::Map {
+        name: "COUNTERS",
+        source,
+    })?;
+    Ok((
+        Probes {
+            _ebpf: ebpf,
+            counters,
+        },
+        events,
+    ))
+}
+
+/// Loss counters summed over CPUs, by cause.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    pub ring_full: u64,
+    pub read_fault: u64,
+    pub pending_full: u64,
+    pub scratch: u64,
+    pub submitted: u64,
+}
+
+impl Probes {
+    pub fn counters(&self) -> KernelCounters {
+        let sum = |idx: u32| -> u64 {
+            self.counters
+                .get(&idx, 0)
+                .map(|v| v.iter().copied().fold(0u64, u64::wrapping_add))
+                .unwrap_or(0)
+        };
+        KernelCounters {
+            ring_full: sum(counter::RING_FULL),
+            read_fault: sum(counter::READ_FAULT),
+            pending_full: sum(counter::PENDING_FULL),
+            scratch: sum(counter::SCRATCH),
+            submitted: sum(counter::SUBMITTED),
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The kernel struct offsets the probes need, resolved from the running kernel's
+//! BTF. rustc emits no CO-RE relocations for BPF, so a layout compiled in would
+//! silently read garbage on another kernel; this table is filled at every start.
+use tracer_common::Offsets;
+
+use crate::btf::{Btf, BtfError};
+
+/// One row per offset: where it goes, and which member of which type it is.
+/// Alternatives are tried in order (member names that moved between kernels).
+type Setter = fn(&mut Offsets, u32);
+
+const MEMBERS: &[(&str, &[&str], Setter)] = &[
+    ("task_struct", &["pid"], |o, v| o.task_pid = v),
+    ("task_struct", &["tgid"], |o, v| o.task_tgid = v),
+    ("task_struct", &["real_parent"], |o, v| {
+        o.task_real_parent = v
+    }),
+    ("task_struct", &["group_leader"], |o, v| {
+        o.task_group_leader = v
+    }),
+    ("task_struct", &["real_cred"], |o, v| o.task_real_cred = v),
+    ("task_struct", &["loginuid"], |o, v| o.task_loginuid = v),
+    ("task_struct", &["sessionid"], |o, v| o.task_sessionid = v),
+    ("task_struct", &["nsproxy"], |o, v| o.task_nsproxy = v),
+    ("task_struct", &["thread_pid"], |o, v| o.task_thread_pid = v),
+    ("task_struct", &["mm"], |o, v| o.task_mm = v),
+    (
+        "task_struct",
+        &["start_boottime", "real_start_time"],
+        |o, v| o.task_start_boottime = v,
+    ),
+    ("task_struct", &["comm"], |o, v| o.task_comm = v),
+    ("task_struct", &["signal"], |o, v| o.task_signal = v),
+    ("task_struct", &["files"], |o, v| o.task_files = v),
+    ("task_struct", &["exit_code"], |o, v| o.task_exit_code = v),
+    ("cred", &["uid"], |o, v| o.cred_uid = v),
+    ("cred", &["gid"], |o, v| o.cred_gid = v),
+    ("cred", &["euid"], |o, v| o.cred_euid = v),
+    ("cred", &["egid"], |o, v| o.cred_egid = v),
+    ("nsproxy", &["mnt_ns"], |o, v| o.nsproxy_mnt_ns = v),
+    ("nsproxy", &["net_ns"], |o, v| o.nsproxy_net_ns = v),
+    ("mnt_namespace", &["ns.inum"], |o, v| {
+        o.mnt_namespace_inum = v
+    }),
+    ("net", &["ns.inum"], |o, v| o.net_inum = v),
+    ("pid_namespace", &["ns.inum"], |o, v| {
+        o.pid_namespace_inum = v
+    }),
+    ("pid", &["level"], |o, v| o.pid_level = v),
+    ("pid", &["numbers"], |o, v| o.pid_numbers = v),
+    ("upid", &["ns"], |o, v| o.upid_ns = v),
+    ("mm_struct", &["arg_start"], |o, v| o.mm_arg_start = v),
+    ("mm_struct", &["arg_end"], |o, v| o.mm_arg_end = v),
+    ("signal_struct", &["tty"], |o, v| o.signal_tty = v),
+    ("tty_struct", &["name"], |o, v| o.tty_name = v),
+    ("signal_struct", &["live.counter", "live"], |o, v| {
+        o.signal_live = v
+    }),
+    ("files_struct", &["fdt"], |o, v| o.files_fdt = v),
+    ("fdtable", &["max_fds"], |o, v| o.fdtable_max_fds = v),
+    ("fdtable", &["fd"], |o, v| o.fdtable_fd = v),
+    ("file", &["private_data"], |o, v| o.file_private_data = v),
+    ("socket", &["sk"], |o, v| o.socket_sk = v),
+    ("sock", &["__sk_common.skc_family"], |o, v| {
+        o.sock_family = v
+    }),
+    ("sock", &["__sk_common.skc_rcv_saddr"], |o, v| {
+        o.sock_rcv_saddr = v
+    }),
+    ("sock", &["__sk_common.skc_num"], |o, v| o.sock_num = v),
+    ("sock", &["__sk_common.skc_v6_rcv_saddr"], |o, v| {
+        o.sock_v6_rcv_saddr = v
+    }),
+    ("linux_binprm", &["filename"], |o, v| o.bprm_filename = v),
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error("kernel BTF lacks {ty}.{member} (needed by the probes): {source}")]
+pub struct OffsetError {
+    pub ty: String,
+    pub member: String,
+    #[source]
+    pub source: BtfError,
+}
+
+/// Resolve every offset the probes read. Fails naming the first member the
+/// running kernel does not have, rather than loading probes that read garbage.
+pub fn resolve(btf: &Btf) -> Result<Offsets, OffsetError> {
+    let mut offsets = Offsets::default();
+    for (ty, candidates, set) in MEMBERS {
+        let mut last_err = None;
+        let mut found = false;
+        for member in candidates.iter() {
+            match btf.member_offset(ty, member) {
+                Ok(v) => {
+                    set(&mut offsets, v);
+                    found = true;
+                    break;
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        if !found && let Some(source) = last_err {
+            return Err(OffsetError {
+                ty: (*ty).to_owned(),
+                member: candidates.join("|"),
+                source,
+            });
+        }
+    }
+    offsets.upid_size = btf.type_size("upid").map_err(|source| OffsetError {
+        ty: "upid".into(),
+        member: "<size>".into(),
+        source,
+    })?;
+    offsets.valid = 1;
+    Ok(offsets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against the running kernel: every member resolves, and the ones whose place is
+    /// fixed by ABI or by long-standing layout have their known values.
+    #[test]
+    fn resolves_on_running_kernel() {
+        let path = std::path::Path::new("/sys/kernel/btf/vmlinux");
+        if !path.exists() {
+            eprintln!("no kernel BTF here; skipping");
+            return;
+        }
+        let btf = Btf::from_file(path).expect("parse vmlinux BTF");
+        let o = resolve(&btf).expect("resolve offsets");
+        assert_eq!(o.valid, 1);
+        // `struct cred` starts with `atomic_long_t usage` (8 bytes) then uid, gid, suid,
+        // sgid, euid, egid: stable since 2.6.29.
+        assert_eq!(o.cred_uid, 8);
+        assert_eq!(o.cred_gid, 12);
+        assert_eq!(o.cred_euid, 24);
+        assert_eq!(o.cred_egid, 28);
+        // `struct upid { int nr; struct pid_namespace *ns; }`
+        assert_eq!(o.upid_ns, 8);
+        assert_eq!(o.upid_size, 16);
+        assert_eq!(o.task_tgid, o.task_pid + 4);
+        assert!(o.mm_arg_end == o.mm_arg_start + 8);
+    }
+}

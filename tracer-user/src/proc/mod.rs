@@ -1,0 +1,3 @@
+//! The process table: seeded from /proc, kept by fork/exec/exit records.
+pub mod scan;
+pub mod table;

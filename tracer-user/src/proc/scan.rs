@@ -1,0 +1,469 @@
+//! The start-up /proc scan: what every process already running looks like,
+//! so actions of processes started before the tracer can be attributed.
+//!
+//! Every file of a process is read relative to one open `/proc/<pid>`
+//! directory, so a pid reused mid-scan fails the reads instead of mixing two
+//! processes' data.
+
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
+
+use procfs::ProcError;
+use procfs::process::{Process, Stat};
+use thiserror::Error;
+
+/// PF_KTHREAD in the stat flags field.
+const PF_KTHREAD: u32 = 0x0020_0000;
+/// What loginuid and sessionid hold when unset (and what we report when unreadable).
+const UNSET: u32 = u32::MAX;
+
+#[derive(Debug, Error)]
+pub enum ScanError {
+    /// The process exited (or never existed); not worth reporting.
+    #[error("process {pid} does not exist")]
+    Gone { pid: u32 },
+    #[error("/proc/{pid}/{file}: {source}")]
+    Proc {
+        pid: u32,
+        file: &'static str,
+        #[source]
+        source: ProcError,
+    },
+    #[error("/proc/{pid}/{file}: {source}")]
+    Io {
+        pid: u32,
+        file: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("/proc/{pid}/status has no valid {field} line")]
+    Status { pid: u32, field: &'static str },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcSnapshot {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: String,
+    /// stat field 22 (starttime, clock ticks since boot).
+    pub start_ticks: u64,
+    /// stat field 48 (arg_start); 0 when unavailable (kernel threads).
+    pub arg_start: u64,
+    pub uid: u32,
+    pub euid: u32,
+    pub gid: u32,
+    pub egid: u32,
+    /// `/proc/<pid>/loginuid`; u32::MAX when unset or unreadable.
+    pub auid: u32,
+    /// `/proc/<pid>/sessionid`; u32::MAX when unset or unreadable.
+    pub sessionid: u32,
+    /// `/proc/<pid>/cmdline` split at NUL, bytes as they are.
+    pub argv: Vec<Vec<u8>>,
+    /// readlink `/proc/<pid>/exe`; None if unreadable (kernel threads, zombies).
+    pub exe: Option<Vec<u8>>,
+    pub cwd: Option<Vec<u8>>,
+    /// The path of the `0::<path>` line of `/proc/<pid>/cgroup`.
+    pub cgroup_v2: Option<String>,
+    pub kernel_thread: bool,
+}
+
+/// Every process; those exiting mid-scan are skipped.
+pub fn scan_all() -> Vec<ProcSnapshot> {
+    let processes = match procfs::process::all_processes() {
+        Ok(processes) => processes,
+        Err(err) => {
+            tracing::warn!(%err, "cannot list /proc; starting with an empty process table");
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for process in processes {
+        let process = match process {
+            Ok(process) => process,
+            Err(ProcError::NotFound(_)) => continue,
+            Err(err) => {
+                tracing::debug!(%err, "skipping process");
+                continue;
+            }
+        };
+        let Ok(pid) = u32::try_from(process.pid) else {
+            continue;
+        };
+        match snapshot_of(&process, pid) {
+            Ok(snap) => out.push(snap),
+            Err(ScanError::Gone { .. }) => {}
+            Err(err) => tracing::debug!(%err, "skipping process"),
+        }
+    }
+    out
+}
+
+/// One process, e.g. one the table does not know yet.
+pub fn snapshot(pid: u32) -> Result<ProcSnapshot, ScanError> {
+    let raw = i32::try_from(pid).map_err(|_| ScanError::Gone { pid })?;
+    let process = Process::new(raw).map_err(|e| proc_err(pid, "", e))?;
+    snapshot_of(&process, pid)
+}
+
+fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
+    let stat: Stat = process.stat().map_err(|e| proc_err(pid, "stat", e))?;
+    let status = read_text(process, pid, "status")?;
+    let (uid, euid) =
+        parse_id_pair(&status, "Uid:").ok_or(ScanError::Status { pid, field: "Uid" })?;
+    let (gid, egid) =
+        parse_id_pair(&status, "Gid:").ok_or(ScanError::Status { pid, field: "Gid" })?;
+    // Every process has a cmdline (empty for kernel threads), so failing to
+    // read it means the process is gone, or something worth reporting.
+    let argv = split_cmdline(&read_bytes(process, pid, "cmdline")?);
+
+    let auid = process.loginuid().unwrap_or(UNSET);
+    let sessionid = read_text(process, pid, "sessionid")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(UNSET);
+    let exe = optional(pid, "exe", process.exe());
+    let cwd = optional(pid, "cwd", process.cwd());
+    let cgroup_v2 = read_text(process, pid, "cgroup")
+        .ok()
+        .and_then(|text| parse_cgroup_v2_line(&text));
+
+    Ok(ProcSnapshot {
+        pid,
+        // ppid is 0 for the roots (init, kthreadd) and never negative.
+        ppid: u32::try_from(stat.ppid).unwrap_or(0),
+        comm: stat.comm,
+        start_ticks: stat.starttime,
+        arg_start: stat.arg_start.unwrap_or(0),
+        uid,
+        euid,
+        gid,
+        egid,
+        auid,
+        sessionid,
+        argv,
+        exe,
+        cwd,
+        cgroup_v2,
+        kernel_thread: stat.flags & PF_KTHREAD != 0,
+    })
+}
+
+/// Missing links are normal (kernel threads, zombies); other errors are logged.
+fn optional(pid: u32, file: &'static str, res: Result<PathBuf, ProcError>) -> Option<Vec<u8>> {
+    match res {
+        Ok(path) => Some(path.into_os_string().into_vec()),
+        Err(ProcError::NotFound(_)) => None,
+        Err(err) => {
+            tracing::debug!(pid, file, %err, "unreadable");
+            None
+        }
+    }
+}
+
+fn proc_err(pid: u32, file: &'static str, err: ProcError) -> ScanError {
+    match err {
+        ProcError::NotFound(_) => ScanError::Gone { pid },
+        source => ScanError::Proc { pid, file, source },
+    }
+}
+
+fn read_bytes(process: &Process, pid: u32, file: &'static str) -> Result<Vec<u8>, ScanError> {
+    let mut f = process
+        .open_relative(file)
+        .map_err(|e| proc_err(pid, file, e))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).map_err(|source| {
+        // ESRCH: the task exited between open and read.
+        if source.raw_os_error() == Some(libc::ESRCH) || source.kind() == io::ErrorKind::NotFound {
+            ScanError::Gone { pid }
+        } else {
+            ScanError::Io { pid, file, source }
+        }
+    })?;
+    Ok(buf)
+}
+
+fn read_text(process: &Process, pid: u32, file: &'static str) -> Result<String, ScanError> {
+    read_bytes(process, pid, file).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// Real and effective ids from a status line such as `Uid:\t1000\t0\t0\t0`.
+fn parse_id_pair(status: &str, key: &str) -> Option<(u32, u32)> {
+    let rest = status.lines().find_map(|l| l.strip_prefix(key))?;
+    let mut ids = rest.split_whitespace().map(str::parse::<u32>);
+    let real = ids.next()?.ok()?;
+    let effective = ids.next()?.ok()?;
+    Some((real, effective))
+}
+
+/// argv from `/proc/<pid>/cmdline`: NUL-separated; a final NUL ends the last
+/// argument rather than starting an empty one.
+pub fn split_cmdline(bytes: &[u8]) -> Vec<Vec<u8>> {
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    let body = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    body.split(|&b| b == 0).map(<[u8]>::to_vec).collect()
+}
+
+/// The path of the v2 ("0::") entry of `/proc/<pid>/cgroup` text.
+pub fn parse_cgroup_v2_line(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use procfs::FromRead;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Child, Command};
+
+    struct StatCase {
+        line: &'static str,
+        pid: i32,
+        comm: &'static str,
+        ppid: i32,
+        starttime: u64,
+        arg_start: Option<u64>,
+        kthread: bool,
+    }
+
+    #[test]
+    fn stat_lines() {
+        let cases = [
+            StatCase {
+                line: "6208 (cat) R 6202 6202 4380 0 -1 4194304 99 0 0 0 0 0 0 0 20 0 1 0 62655 3133440 357 18446744073709551615 94913818845184 94913818865065 140724561088064 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 94913818881072 94913818882688 94914492870656 140724561091226 140724561091246 140724561091246 140724561092587 0\n",
+                pid: 6208,
+                comm: "cat",
+                ppid: 6202,
+                starttime: 62655,
+                arg_start: Some(140724561091226),
+                kthread: false,
+            },
+            StatCase {
+                line: "1234 (tmux: server) S 1 1234 1234 0 -1 4194560 2311 0 0 0 150 91 0 0 20 0 1 0 5210 11169792 1203 18446744073709551615 94553427935232 94553428553929 140723391342592 0 0 0 0 4096 134433283 0 0 0 17 2 0 0 0 0 0 94553428688496 94553428725716 94553449304064 140723391347283 140723391347288 140723391347288 140723391348715 0\n",
+                pid: 1234,
+                comm: "tmux: server",
+                ppid: 1,
+                starttime: 5210,
+                arg_start: Some(140723391347283),
+                kthread: false,
+            },
+            StatCase {
+                line: "1571 ((sd-pam)) S 1570 1570 1570 0 -1 1077936448 52 0 0 0 0 0 0 0 20 0 1 0 1842 172191744 1188 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+                pid: 1571,
+                comm: "(sd-pam)",
+                ppid: 1570,
+                starttime: 1842,
+                arg_start: Some(0),
+                kthread: false,
+            },
+            StatCase {
+                // A comm that itself contains ") S 1 ".
+                line: "4242 (x) S 1 (y) S 777 4242 4242 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 99999 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 10 11 12 13 0\n",
+                pid: 4242,
+                comm: "x) S 1 (y",
+                ppid: 777,
+                starttime: 99999,
+                arg_start: Some(10),
+                kthread: false,
+            },
+            StatCase {
+                line: "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 13 0 0 18446744073709551615 0 0 0 0 0 0 0 2147483647 0 1 0 0 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+                pid: 2,
+                comm: "kthreadd",
+                ppid: 0,
+                starttime: 13,
+                arg_start: Some(0),
+                kthread: true,
+            },
+            StatCase {
+                line: "14 (ksoftirqd/0) S 2 0 0 0 -1 69238848 0 0 0 0 0 3 0 0 20 0 1 0 14 0 0 18446744073709551615 0 0 0 0 0 0 0 2147483647 0 1 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+                pid: 14,
+                comm: "ksoftirqd/0",
+                ppid: 2,
+                starttime: 14,
+                arg_start: Some(0),
+                kthread: true,
+            },
+            StatCase {
+                // Pre-3.5 kernel: no arg_start and later fields.
+                line: "100 (old) S 1 100 100 0 -1 4202752 0 0 0 0 0 0 0 0 20 0 1 0 500 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n",
+                pid: 100,
+                comm: "old",
+                ppid: 1,
+                starttime: 500,
+                arg_start: None,
+                kthread: false,
+            },
+        ];
+        for c in cases {
+            let stat = Stat::from_read(c.line.as_bytes()).unwrap();
+            assert_eq!(stat.pid, c.pid, "{}", c.line);
+            assert_eq!(stat.comm, c.comm, "{}", c.line);
+            assert_eq!(stat.ppid, c.ppid, "{}", c.line);
+            assert_eq!(stat.starttime, c.starttime, "{}", c.line);
+            assert_eq!(stat.arg_start, c.arg_start, "{}", c.line);
+            assert_eq!(stat.flags & PF_KTHREAD != 0, c.kthread, "{}", c.line);
+        }
+    }
+
+    #[test]
+    fn cmdline_split() {
+        let cases: &[(&[u8], &[&[u8]])] = &[
+            (b"", &[]),
+            (b"\0", &[b""]),
+            (b"a\0b\0", &[b"a", b"b"]),
+            (b"a\0\0b\0", &[b"a", b"", b"b"]),
+            (b"a\0b", &[b"a", b"b"]),
+            (b"sleep\x0030\0", &[b"sleep", b"30"]),
+            (
+                b"x\0\xff\xfe caf\xc3\xa9\0",
+                &[b"x", b"\xff\xfe caf\xc3\xa9"],
+            ),
+            // setproctitle style: one string, padded with NULs.
+            (b"nginx: worker\0\0\0", &[b"nginx: worker", b"", b""]),
+        ];
+        for (input, want) in cases {
+            let want: Vec<Vec<u8>> = want.iter().map(|a| a.to_vec()).collect();
+            assert_eq!(split_cmdline(input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn cgroup_lines() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "12:pids:/user.slice/user-1000.slice/session-2.scope\n\
+                 11:memory:/user.slice/user-1000.slice/session-2.scope\n\
+                 3:cpu,cpuacct:/user.slice\n\
+                 1:name=systemd:/user.slice/user-1000.slice/session-2.scope\n\
+                 0::/user.slice/user-1000.slice/session-2.scope\n",
+                Some("/user.slice/user-1000.slice/session-2.scope"),
+            ),
+            (
+                "0::/system.slice/ssh.service\n",
+                Some("/system.slice/ssh.service"),
+            ),
+            ("0::/\n", Some("/")),
+            ("0::/odd:name", Some("/odd:name")),
+            ("0::/../../outside-ns\n", Some("/../../outside-ns")),
+            (
+                "10:0::/not-v2\n4:memory:/process_api/56400251\n1:cpu:/\n",
+                None,
+            ),
+            ("", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_cgroup_v2_line(text).as_deref(), *want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn status_ids() {
+        let status = "Name:\tsudo\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\n\
+                      Uid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\nGroups:\t4 27 1000\n";
+        type Case<'a> = (&'a str, &'a str, Option<(u32, u32)>);
+        let cases: &[Case] = &[
+            (status, "Uid:", Some((1000, 0))),
+            (status, "Gid:", Some((1000, 1000))),
+            (
+                "Uid:\t4294967295\t65534\t0\t0\n",
+                "Uid:",
+                Some((u32::MAX, 65534)),
+            ),
+            ("Uid:\t4294967296\t0\t0\t0\n", "Uid:", None),
+            ("Uid:\t1000\n", "Uid:", None),
+            ("Uid:\tx\t0\t0\t0\n", "Uid:", None),
+            ("Name:\tUid: 1 2\n", "Uid:", None),
+            ("", "Gid:", None),
+        ];
+        for (text, key, want) in cases {
+            assert_eq!(parse_id_pair(text, key), *want, "{text:?} {key}");
+        }
+    }
+
+    /// Kills and reaps the child even if the test fails.
+    struct Reap(Child);
+
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn live_child() {
+        // argv[0] is free-form, so it can carry a non-UTF-8 byte without upsetting sleep.
+        let arg0 = OsStr::from_bytes(b"sl\xffeep \xc3\xa9");
+        let child = Command::new("sleep").arg0(arg0).arg("30").spawn().unwrap();
+        let child = Reap(child);
+        let pid = child.0.id();
+        // spawn() returns once exec is past the point of no return, which is
+        // before the kernel has laid out argv: retry until cmdline is filled in.
+        let mut snap = snapshot(pid).unwrap();
+        for _ in 0..100 {
+            if !snap.argv.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            snap = snapshot(pid).unwrap();
+        }
+        assert_eq!(snap.pid, pid);
+        assert_eq!(snap.ppid, std::process::id());
+        assert_eq!(snap.comm, "sleep");
+        assert!(!snap.kernel_thread);
+        assert_ne!(snap.arg_start, 0);
+        assert_eq!(snap.argv, vec![arg0.as_bytes().to_vec(), b"30".to_vec()]);
+        let exe = snap.exe.clone().unwrap();
+        assert!(exe.starts_with(b"/") && exe.ends_with(b"sleep"), "{exe:?}");
+        let our_cwd = std::env::current_dir().unwrap().into_os_string().into_vec();
+        assert_eq!(snap.cwd.as_deref(), Some(our_cwd.as_slice()));
+        let ours = snapshot(std::process::id()).unwrap();
+        assert_eq!(snap.cgroup_v2, ours.cgroup_v2);
+        assert_eq!((snap.uid, snap.euid), (ours.uid, ours.euid));
+        assert_eq!((snap.gid, snap.egid), (ours.gid, ours.egid));
+        assert_eq!((snap.auid, snap.sessionid), (ours.auid, ours.sessionid));
+        assert!(snap.start_ticks >= ours.start_ticks);
+        drop(child);
+        assert!(matches!(snapshot(pid), Err(ScanError::Gone { .. })));
+    }
+
+    #[test]
+    fn scan_finds_us() {
+        let me = std::process::id();
+        let text = std::fs::read_to_string("/proc/self/stat").unwrap();
+        // Field 22; fields after the comm's closing paren start at 3.
+        let after = &text[text.rfind(')').unwrap() + 2..];
+        let start: u64 = after.split(' ').nth(22 - 3).unwrap().parse().unwrap();
+
+        let all = scan_all();
+        let ours = all.iter().find(|p| p.pid == me).unwrap();
+        assert_eq!(ours.start_ticks, start);
+        // SAFETY: getuid/getppid have no preconditions.
+        let (uid, ppid) = unsafe { (libc::getuid(), libc::getppid()) };
+        assert_eq!(ours.uid, uid);
+        assert_eq!(ours.ppid, u32::try_from(ppid).unwrap());
+        let exe = std::env::current_exe().unwrap().into_os_string().into_vec();
+        assert_eq!(ours.exe.as_deref(), Some(exe.as_slice()));
+        assert!(!ours.argv.is_empty());
+        // Kernel threads are listed too (where /proc shows them).
+        if let Some(kthreadd) = all.iter().find(|p| p.pid == 2 && p.comm == "kthreadd") {
+            assert!(kthreadd.kernel_thread);
+            assert!(kthreadd.argv.is_empty());
+            assert_eq!(kthreadd.exe, None);
+            assert_eq!(kthreadd.arg_start, 0);
+        }
+    }
+
+    #[test]
+    fn missing_pid() {
+        assert!(matches!(snapshot(u32::MAX), Err(ScanError::Gone { .. })));
+    }
+}

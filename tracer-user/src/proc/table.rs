@@ -1,0 +1,247 @@
+//! The process table: what user space knows about each live (and recently exited)
+//! process, keyed by tgid. Seeded from /proc, then kept by fork/exec/exit records.
+//!
+//! Records carry everything captured at the moment of the action (credentials,
+//! cgroup, namespaces); the table adds what is stable for an image (binary, argv, cwd)
+//! and the parent links that make up the lineage.
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use crate::event::Ancestor;
+
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub exec_id: Arc<str>,
+    pub pid: u32,
+    pub ppid: u32,
+    /// Start time in clock ticks since boot (as /proc shows it).
+    pub start_ticks: u64,
+    pub binary: Arc<str>,
+    pub argv: Arc<[String]>,
+    pub cwd: Option<Arc<str>>,
+    /// When the exit was seen; the entry stays for lineage until the grace ends.
+    pub exited: Option<Instant>,
+}
+
+impl Process {
+    pub fn ancestor(&self) -> Ancestor {
+        Ancestor {
+            exec_id: self.exec_id.clone(),
+            pid: self.pid,
+            binary: self.binary.clone(),
+            argv: self.argv.clone(),
+        }
+    }
+}
+
+pub struct ProcessTable {
+    procs: HashMap<u32, Process>,
+    /// Exit order, for eviction: (pid, exec_id at exit).
+    exited: VecDeque<(u32, Arc<str>, Instant)>,
+    grace: Duration,
+    max_entries: usize,
+    evicted_early: u64,
+}
+
+impl ProcessTable {
+    pub fn new(grace: Duration, max_entries: usize) -> Self {
+        Self {
+            procs: HashMap::new(),
+            exited: VecDeque::new(),
+            grace,
+            max_entries: max_entries.max(1),
+            evicted_early: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.procs.is_empty()
+    }
+
+    pub fn get(&self, pid: u32) -> Option<&Process> {
+        self.procs.get(&pid)
+    }
+
+    /// Insert or replace the entry for `p.pid`. Returns false when the same image
+    /// (same exec_id) was already there, so a process seen both by the /proc scan and
+    /// by a replayed record is kept once.
+    pub fn upsert(&mut self, p: Process) -> bool {
+        if let Some(old) = self.procs.get_mut(&p.pid)
+            && old.exec_id == p.exec_id
+        {
+            // Same image: keep what we had, but a later parent (reparenting) wins.
+            old.ppid = p.ppid;
+            return false;
+        }
+        self.procs.insert(p.pid, p);
+        self.enforce_bound();
+        true
+    }
+
+    /// Add a process seen only by the /proc scan, unless a record already told us
+    /// about a newer image of that pid.
+    pub fn seed(&mut self, p: Process) {
+        match self.procs.get(&p.pid) {
+            Some(old) if old.start_ticks >= p.start_ticks => {}
+            _ => {
+                self.procs.insert(p.pid, p);
+            }
+        }
+    }
+
+    pub fn mark_exited(&mut self, pid: u32, now: Instant) {
+        if let Some(p) = self.procs.get_mut(&pid)
+            && p.exited.is_none()
+        {
+            p.exited = Some(now);
+            self.exited.push_back((pid, p.exec_id.clone(), now));
+        }
+    }
+
+    /// Drop exited processes whose grace period is over.
+    pub fn evict(&mut self, now: Instant) -> usize {
+        let mut n = 0;
+        while let Some((pid, exec_id, at)) = self.exited.front() {
+            if now.duration_since(*at) < self.grace {
+                break;
+            }
+            // The pid may have been reused by a new process since: remove only the
+            // image that exited.
+            if self.procs.get(pid).is_some_and(|p| p.exec_id == *exec_id) {
+                self.procs.remove(pid);
+                n += 1;
+            }
+            self.exited.pop_front();
+        }
+        n
+    }
+
+    /// Past the bound, drop the oldest exited entries first, grace or not.
+    fn enforce_bound(&mut self) {
+        while self.procs.len() > self.max_entries {
+            let Some((pid, exec_id, _)) = self.exited.pop_front() else {
+                break;
+            };
+            if self.procs.get(&pid).is_some_and(|p| p.exec_id == exec_id) {
+                self.procs.remove(&pid);
+                self.evicted_early += 1;
+            }
+        }
+    }
+
+    /// Exited entries dropped before their grace ended because the table was full.
+    pub fn evicted_early(&self) -> u64 {
+        self.evicted_early
+    }
+
+    /// Ancestors of a process whose parent is `ppid` and which started at
+    /// `start_ticks`, parent first, up to init or `depth` entries. A parent that
+    /// started after its child is a reused pid, not the parent: the walk stops there.
+    pub fn lineage(&self, ppid: u32, start_ticks: u64, depth: usize) -> Vec<Ancestor> {
+        let mut out = Vec::new();
+        let mut pid = ppid;
+        let mut child_start = start_ticks;
+        while out.len() < depth && pid != 0 {
+            let Some(p) = self.procs.get(&pid) else { break };
+            if p.start_ticks > child_start {
+                break;
+            }
+            out.push(p.ancestor());
+            if p.pid == 1 || p.ppid == p.pid {
+                break;
+            }
+            child_start = p.start_ticks;
+            pid = p.ppid;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proc(pid: u32, ppid: u32, start: u64, id: &str) -> Process {
+        Process {
+            exec_id: id.into(),
+            pid,
+            ppid,
+            start_ticks: start,
+            binary: format!("/bin/{id}").into(),
+            argv: vec![id.to_owned()].into(),
+            cwd: None,
+            exited: None,
+        }
+    }
+
+    #[test]
+    fn lineage_parent_first_to_init() {
+        let mut t = ProcessTable::new(Duration::from_secs(1), 100);
+        t.upsert(proc(1, 0, 1, "init"));
+        t.upsert(proc(10, 1, 5, "sshd"));
+        t.upsert(proc(20, 10, 9, "bash"));
+        let l = t.lineage(20, 12, 10);
+        let ids: Vec<&str> = l.iter().map(|a| &*a.exec_id).collect();
+        assert_eq!(ids, ["bash", "sshd", "init"]);
+        assert_eq!(t.lineage(20, 12, 2).len(), 2);
+        assert!(t.lineage(99, 12, 10).is_empty());
+    }
+
+    #[test]
+    fn reused_parent_pid_is_not_an_ancestor() {
+        let mut t = ProcessTable::new(Duration::from_secs(1), 100);
+        t.upsert(proc(1, 0, 1, "init"));
+        // pid 10 now belongs to a process that started after our child did
+        t.upsert(proc(10, 1, 50, "newcomer"));
+        assert!(t.lineage(10, 20, 10).is_empty());
+    }
+
+    #[test]
+    fn same_image_is_kept_once_and_new_image_replaces() {
+        let mut t = ProcessTable::new(Duration::from_secs(1), 100);
+        assert!(t.upsert(proc(5, 1, 3, "a")));
+        assert!(!t.upsert(proc(5, 1, 3, "a")));
+        assert!(t.upsert(proc(5, 1, 3, "b")));
+        assert_eq!(&*t.get(5).unwrap().exec_id, "b");
+        // a scan result older than what records told us does not win
+        t.seed(proc(5, 1, 2, "old"));
+        assert_eq!(&*t.get(5).unwrap().exec_id, "b");
+    }
+
+    #[test]
+    fn eviction_after_grace_and_pid_reuse_safe() {
+        let mut t = ProcessTable::new(Duration::from_millis(10), 100);
+        let now = Instant::now();
+        t.upsert(proc(5, 1, 3, "a"));
+        t.mark_exited(5, now);
+        assert_eq!(t.evict(now), 0);
+        // pid reused before the grace ended: the new process must survive eviction
+        t.upsert(proc(5, 1, 9, "b"));
+        assert_eq!(t.evict(now + Duration::from_millis(20)), 0);
+        assert_eq!(&*t.get(5).unwrap().exec_id, "b");
+        t.mark_exited(5, now);
+        assert_eq!(t.evict(now + Duration::from_millis(20)), 1);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn bounded() {
+        let mut t = ProcessTable::new(Duration::from_secs(3600), 3);
+        let now = Instant::now();
+        for pid in 1..=3 {
+            t.upsert(proc(pid, 0, u64::from(pid), &pid.to_string()));
+            t.mark_exited(pid, now);
+        }
+        t.upsert(proc(4, 0, 4, "4"));
+        assert_eq!(t.len(), 3);
+        assert!(t.get(1).is_none());
+        assert_eq!(t.evicted_early(), 1);
+    }
+}

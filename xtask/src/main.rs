@@ -1,0 +1,254 @@
+//! Project tasks. `cargo xtask setup` makes a fresh machine able to build and test;
+//! `run` and `test` do that set-up first, so the README's two commands are all a new
+//! machine needs. Every step checks before it acts, so repeated runs are quick.
+use std::{
+    env,
+    ffi::OsString,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what building and testing need: rust-src (nightly), bpf-linker, bpftool.
+    Setup,
+    /// Set up, build in release mode, and run `tracer run` with the given arguments.
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Set up, check formatting and lints, build, and run every test (as root).
+    Test {
+        /// Skip `cargo fmt --check` and clippy.
+        #[arg(long)]
+        no_lint: bool,
+        /// Extra arguments for `cargo test` (after `--`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const NIGHTLY: &str = "nightly";
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root()?;
+    // Tools installed by `cargo install` must be visible to nested cargo runs
+    // (aya-build looks for bpf-linker on PATH).
+    let path = env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![cargo_home().join("bin")];
+    paths.extend(env::split_paths(&path));
+    // SAFETY: single-threaded at this point; no other thread reads the environment.
+    unsafe { env::set_var("PATH", env::join_paths(paths)?) };
+
+    match cli.task {
+        Task::Setup => setup(),
+        Task::Run { args } => {
+            setup()?;
+            build(&root)?;
+            let bin = root.join("target/release/tracer");
+            let status = Command::new(&bin)
+                .arg("run")
+                .args(args)
+                .status()
+                .with_context(|| format!("starting {}", bin.display()))?;
+            if !status.success() {
+                bail!("tracer exited with {status}");
+            }
+            Ok(())
+        }
+        Task::Test { no_lint, args } => {
+            setup()?;
+            if !no_lint {
+                cargo(&root, &["fmt", "--all", "--check"])?;
+                cargo(
+                    &root,
+                    &[
+                        "clippy",
+                        "--release",
+                        "--all-targets",
+                        "--",
+                        "-D",
+                        "warnings",
+                    ],
+                )?;
+            }
+            build(&root)?;
+            let mut cmd = Command::new("cargo");
+            cmd.current_dir(&root)
+                .args([
+                    "test",
+                    "--release",
+                    "--workspace",
+                    "--exclude",
+                    "tracer-ebpf",
+                ])
+                .env("TRACER_BIN", root.join("target/release/tracer"));
+            if !args.is_empty() {
+                cmd.arg("--").args(args);
+            }
+            run(&mut cmd)
+        }
+    }
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask has no parent directory")
+}
+
+fn cargo_home() -> PathBuf {
+    env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from("/root/.cargo"))
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: {cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn cargo(root: &Path, args: &[&str]) -> Result<()> {
+    run(Command::new("cargo").current_dir(root).args(args))
+}
+
+fn build(root: &Path) -> Result<()> {
+    cargo(root, &["build", "--release"])
+}
+
+fn setup() -> Result<()> {
+    setup_rust_src()?;
+    setup_bpf_linker()?;
+    setup_bpftool();
+    Ok(())
+}
+
+fn setup_rust_src() -> Result<()> {
+    let installed = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        NIGHTLY,
+    ]))
+    .unwrap_or_default();
+    if installed.lines().any(|l| l.starts_with("rust-src")) {
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", NIGHTLY]))
+}
+
+/// bpf-linker links against the nightly toolchain's own LLVM: its build wants
+/// `$LLVM_PREFIX/lib/libLLVM.so`, and at run time the soname, so both names are
+/// symlinked into a prefix directory and baked in as rpath.
+fn setup_bpf_linker() -> Result<()> {
+    let linker = cargo_home().join("bin/bpf-linker");
+    if let Some(v) = output(Command::new(&linker).arg("--version"))
+        && v.contains(BPF_LINKER_VERSION)
+    {
+        return Ok(());
+    }
+    let sysroot =
+        output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))
+            .context("finding the nightly toolchain (rustc +nightly --print sysroot)")?;
+    let libdir = PathBuf::from(sysroot.trim()).join("lib");
+    let llvm = std::fs::read_dir(&libdir)
+        .with_context(|| format!("listing {}", libdir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .find(|n| {
+            let n = n.to_string_lossy();
+            n.starts_with("libLLVM.so.") || (n.starts_with("libLLVM-") && n.ends_with(".so"))
+        })
+        .context("no libLLVM shared library in the nightly toolchain")?;
+    let soname = if llvm.to_string_lossy().starts_with("libLLVM.so.") {
+        llvm.clone()
+    } else {
+        // Prefer the versioned soname when both exist.
+        std::fs::read_dir(&libdir)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .find(|n| n.to_string_lossy().starts_with("libLLVM.so."))
+            .unwrap_or(llvm.clone())
+    };
+    let target = libdir.join(&soname);
+    let prefix = cargo_home().join("tracer-llvm");
+    let prefix_lib = prefix.join("lib");
+    std::fs::create_dir_all(&prefix_lib)
+        .with_context(|| format!("creating {}", prefix_lib.display()))?;
+    for name in [OsString::from("libLLVM.so"), soname] {
+        let link = prefix_lib.join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link)
+            .with_context(|| format!("linking {} -> {}", link.display(), target.display()))?;
+    }
+    run(Command::new("cargo")
+        .args([
+            &format!("+{NIGHTLY}"),
+            "install",
+            "bpf-linker",
+            "--version",
+            BPF_LINKER_VERSION,
+            "--locked",
+            "--force",
+            "--no-default-features",
+            "--features",
+            "llvm-22",
+        ])
+        .env("LLVM_PREFIX", &prefix)
+        .env(
+            "RUSTFLAGS",
+            format!("-C link-arg=-Wl,-rpath,{}", prefix_lib.display()),
+        ))
+}
+
+/// bpftool is only used by tests that cross-check our BTF reader; install it when
+/// apt can, and let those tests say so when it is absent.
+fn setup_bpftool() {
+    let present = ["/usr/sbin/bpftool", "/usr/bin/bpftool", "/sbin/bpftool"]
+        .iter()
+        .any(|p| Path::new(p).exists());
+    if present || !Path::new("/usr/bin/apt-get").exists() {
+        return;
+    }
+    let quiet = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if !quiet(&["install", "-y", "-q", "bpftool"]) {
+        let _ = quiet(&["update", "-q"]);
+        if !quiet(&["install", "-y", "-q", "bpftool"]) {
+            eprintln!("xtask: could not install bpftool; BTF cross-checks will be skipped");
+        }
+    }
+}
