@@ -32,6 +32,7 @@ pub enum RecordKind {
     Fork = 2,
     Exit = 3,
     Connect = 4,
+    Cgroup = 5,
 }
 
 impl RecordKind {
@@ -41,6 +42,7 @@ impl RecordKind {
             2 => Some(Self::Fork),
             3 => Some(Self::Exit),
             4 => Some(Self::Connect),
+            5 => Some(Self::Cgroup),
             _ => None,
         }
     }
@@ -155,6 +157,27 @@ pub struct ConnectRecord {
     pub sport: u16,
     /// Non-zero when `saddr`/`sport` were read from the socket.
     pub source_known: u32,
+}
+
+/// Bytes of a cgroup path the probes copy.
+pub const CGROUP_PATH_MAX: usize = 1024;
+
+pub const CGROUP_MKDIR: u32 = 1;
+pub const CGROUP_RMDIR: u32 = 2;
+pub const CGROUP_RENAME: u32 = 3;
+
+/// A cgroup was created, removed or renamed (from the `cgroup:*` tracepoints), so
+/// user space can name a cgroup id even if it lived for milliseconds.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CgroupRecord {
+    pub header: Header,
+    pub op: u32,
+    /// Hierarchy id: 0 is the cgroup v2 (default) hierarchy.
+    pub root: i32,
+    pub id: u64,
+    /// Path relative to the hierarchy root, NUL-terminated (`/a/b`).
+    pub path: [u8; CGROUP_PATH_MAX],
 }
 
 /// What the connect probes keep between the cgroup hook and the syscall exit.

@@ -16,6 +16,7 @@
 use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
 
 use aya_ebpf::{
+    EbpfContext as _,
     bindings::bpf_sock_addr,
     helpers::generated::{
         bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task,
@@ -24,14 +25,15 @@ use aya_ebpf::{
         bpf_ringbuf_output,
     },
     macros::{cgroup_sock_addr, map, raw_tracepoint, tracepoint},
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
     programs::{RawTracePointContext, SockAddrContext, TracePointContext},
 };
 use tracer_common::{
-    ARGV_MAX, COMM_LEN, ConnectRecord, ExecRecord, ExitRecord, FAILED_EXEC_ARG_MAX,
-    FAILED_EXEC_ARGS_MAX, FLAG_ARGV_TRUNCATED, FLAG_ARGV_UNREADABLE, FLAG_EXECVEAT,
-    FLAG_PATH_TRUNCATED, ForkRecord, Header, Offsets, PATH_MAX, PendingConnect, PendingExec,
-    RECORD_VERSION, RecordKind, TTY_LEN, TaskInfo, counter,
+    ARGV_MAX, CGROUP_MKDIR, CGROUP_PATH_MAX, CGROUP_RENAME, CGROUP_RMDIR, COMM_LEN, CgroupRecord,
+    ConnectRecord, ExecRecord, ExitRecord, FAILED_EXEC_ARG_MAX, FAILED_EXEC_ARGS_MAX,
+    FLAG_ARGV_TRUNCATED, FLAG_ARGV_UNREADABLE, FLAG_EXECVEAT, FLAG_PATH_TRUNCATED, ForkRecord,
+    Header, Offsets, PATH_MAX, PendingConnect, PendingExec, RECORD_VERSION, RecordKind, TTY_LEN,
+    TaskInfo, counter,
 };
 
 /// Filled by user space at load time from the running kernel's BTF.
@@ -102,13 +104,16 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 
-/// Between `sys_enter_execve[at]` and its exit, keyed by pid_tgid.
+/// Between `sys_enter_execve[at]` and its exit, keyed by pid_tgid. LRU: an entry
+/// whose exit never comes (a thread killed mid-syscall) ages out instead of filling
+/// the map.
 #[map]
-static PENDING_EXEC: HashMap<u64, PendingExec> = HashMap::with_max_entries(16384, 0);
+static PENDING_EXEC: LruHashMap<u64, PendingExec> = LruHashMap::with_max_entries(16384, 0);
 
-/// Between `sys_enter_connect`, the cgroup hook and `sys_exit_connect`, keyed by pid_tgid.
+/// Between `sys_enter_connect`, the cgroup hook and `sys_exit_connect`, keyed by
+/// pid_tgid. LRU for the same reason (io_uring connects have no syscall exit).
 #[map]
-static PENDING_CONNECT: HashMap<u64, PendingConnect> = HashMap::with_max_entries(16384, 0);
+static PENDING_CONNECT: LruHashMap<u64, PendingConnect> = LruHashMap::with_max_entries(16384, 0);
 
 /// Room for one exec record with its path and argv. A per-CPU array cannot hold
 /// values over 32 KiB, so this is a plain array indexed by CPU; user space sizes it
@@ -619,6 +624,62 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> i32 {
     }
     rec.header = header(RecordKind::Connect, core::mem::size_of::<ConnectRecord>());
     submit(&rec);
+    0
+}
+
+// ---------------------------------------------------------------- cgroups
+
+/// Tracepoint layout (all three share it): root at 8, level at 12, id at 16,
+/// `__data_loc char[] path` at 24 (low 16 bits: offset of the string in the record).
+#[inline(always)]
+fn cgroup_event(ctx: &TracePointContext, op: u32) {
+    let root: i32 = unsafe { ctx.read_at(8) }.unwrap_or(-1);
+    if root != 0 {
+        // Only the v2 hierarchy: its ids are what bpf_get_current_cgroup_id returns.
+        return;
+    }
+    let id: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    let loc: u32 = unsafe { ctx.read_at(24) }.unwrap_or(0);
+    // Reserve in place: the record is larger than the BPF stack.
+    let Some(mut entry) = EVENTS.reserve::<CgroupRecord>(0) else {
+        count(counter::RING_FULL);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    unsafe {
+        (*rec).header = header(RecordKind::Cgroup, core::mem::size_of::<CgroupRecord>());
+        (*rec).op = op;
+        (*rec).root = root;
+        (*rec).id = id;
+        let src = (ctx.as_ptr() as usize + (loc & 0xffff) as usize) as *const core::ffi::c_void;
+        let n = bpf_probe_read_kernel_str(
+            addr_of_mut!((*rec).path).cast(),
+            CGROUP_PATH_MAX as u32,
+            src,
+        );
+        if n <= 0 {
+            (*rec).path[0] = 0;
+        }
+    }
+    entry.submit(0);
+    count(counter::SUBMITTED);
+}
+
+#[tracepoint(name = "cgroup_mkdir", category = "cgroup")]
+pub fn cgroup_mkdir(ctx: TracePointContext) -> i32 {
+    cgroup_event(&ctx, CGROUP_MKDIR);
+    0
+}
+
+#[tracepoint(name = "cgroup_rmdir", category = "cgroup")]
+pub fn cgroup_rmdir(ctx: TracePointContext) -> i32 {
+    cgroup_event(&ctx, CGROUP_RMDIR);
+    0
+}
+
+#[tracepoint(name = "cgroup_rename", category = "cgroup")]
+pub fn cgroup_rename(ctx: TracePointContext) -> i32 {
+    cgroup_event(&ctx, CGROUP_RENAME);
     0
 }
 

@@ -231,6 +231,13 @@ impl Attributor {
                     self.event(Kind::Fork, ts_boot_ns, &task, &p, action)
                 })
             }
+            Record::Cgroup { op, id, path, .. } => {
+                match op {
+                    tracer_common::CGROUP_RMDIR => self.cgroups.remove(id),
+                    _ => self.cgroups.insert(id, &escape(&path)),
+                }
+                None
+            }
             Record::Exit {
                 ts_boot_ns,
                 task,

@@ -1,7 +1,8 @@
 //! Ring buffer bytes to typed kernel records. Nothing from the kernel is trusted
 //! without a bound: lengths are checked against the bytes actually received.
 use tracer_common::{
-    ConnectRecord, ExecRecord, ExitRecord, ForkRecord, Header, RECORD_VERSION, RecordKind, TaskInfo,
+    CgroupRecord, ConnectRecord, ExecRecord, ExitRecord, ForkRecord, Header, RECORD_VERSION,
+    RecordKind, TaskInfo,
 };
 
 #[derive(Debug, Clone)]
@@ -17,6 +18,14 @@ pub enum Record {
         exit_code: u32,
     },
     Connect(ConnectRecord),
+    /// A v2 cgroup was created, removed or renamed.
+    Cgroup {
+        ts_boot_ns: u64,
+        op: u32,
+        id: u64,
+        /// Raw bytes of the path relative to the v2 root.
+        path: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -33,6 +42,7 @@ impl Record {
             Record::Exec(e) => e.rec.header.ts_boot_ns,
             Record::Fork { ts_boot_ns, .. } | Record::Exit { ts_boot_ns, .. } => *ts_boot_ns,
             Record::Connect(c) => c.header.ts_boot_ns,
+            Record::Cgroup { ts_boot_ns, .. } => *ts_boot_ns,
         }
     }
 }
@@ -110,6 +120,15 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
             })
         }
         Some(RecordKind::Connect) => Ok(Record::Connect(read(bytes)?)),
+        Some(RecordKind::Cgroup) => {
+            let rec: CgroupRecord = read(bytes)?;
+            Ok(Record::Cgroup {
+                ts_boot_ns: rec.header.ts_boot_ns,
+                op: rec.op,
+                id: rec.id,
+                path: c_str(&rec.path).to_vec(),
+            })
+        }
         None => Err(DecodeError::Kind(header.kind)),
     }
 }

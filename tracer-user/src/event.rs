@@ -257,6 +257,96 @@ mod tests {
         assert_eq!(event_id(5, 42), "0000000000000000005-0000042");
     }
 
+    fn sample() -> Event {
+        let argv: Arc<[String]> =
+            vec!["/bin/true".to_owned(), crate::escape::escape(b"a\nb\xff")].into();
+        Event {
+            event_id: event_id(1_795_465_307_123_456_789, 42),
+            time: rfc3339_nanos(1_795_465_307_123_456_789),
+            kind: Kind::Exec,
+            host: Arc::new(Host {
+                name: "node-1".into(),
+                boot_id: "2605d5f8-57d8-408d-b1f2-343252d21f8e".into(),
+            }),
+            executor: Executor {
+                exec_id: "abc".into(),
+                pid: 42,
+                tid: 42,
+                ppid: 1,
+                binary: "/bin/true".into(),
+                argv: argv.clone(),
+                cwd: Some("/".into()),
+                comm: "true".into(),
+                start_time: rfc3339_nanos(0),
+                user: User {
+                    uid: 1001,
+                    name: Some("deploy".into()),
+                    gid: 1001,
+                    group: None,
+                    euid: 1001,
+                    egid: 1001,
+                },
+                login: None,
+                cgroup: Cgroup {
+                    id: 7,
+                    path: Some("/system.slice/x.service".into()),
+                },
+                namespaces: Namespaces {
+                    pid: 1,
+                    mnt: 2,
+                    net: 3,
+                },
+            },
+            lineage: vec![Ancestor {
+                exec_id: "p".into(),
+                pid: 1,
+                binary: "/sbin/init".into(),
+                argv: vec!["init".to_owned()].into(),
+            }],
+            action: Action::Exec(ExecAction {
+                binary: "/bin/true".into(),
+                argv,
+                argv_truncated: false,
+                outcome: Outcome::Success,
+                error: None,
+            }),
+            policy: Arc::new(Policy {
+                tracer_version: "0.1.0",
+                config_digest: "sha256:00".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn event_serializes_to_one_line_with_the_documented_shape() {
+        let line = serde_json::to_string(&sample()).unwrap();
+        assert!(!line.contains('\n'), "one line: {line}");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        // serde_json's Map sorts keys; the line itself keeps declaration order.
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "action", "event_id", "executor", "host", "kind", "lineage", "policy", "time"
+            ]
+        );
+        assert!(line.starts_with("{\"event_id\":"), "{line}");
+        assert_eq!(v["kind"], "exec");
+        assert_eq!(v["executor"]["user"]["name"], "deploy");
+        assert_eq!(v["executor"]["user"]["group"], serde_json::Value::Null);
+        assert_eq!(v["executor"]["login"], serde_json::Value::Null);
+        assert_eq!(v["executor"]["cgroup"]["path"], "/system.slice/x.service");
+        assert_eq!(v["lineage"][0]["binary"], "/sbin/init");
+        // The newline is escaped by JSON; the invalid byte by our reversible escape.
+        assert_eq!(v["action"]["argv"][1], "a\nb\\xff");
+        assert_eq!(
+            crate::escape::unescape(v["action"]["argv"][1].as_str().unwrap()).unwrap(),
+            b"a\nb\xff"
+        );
+        assert_eq!(v["action"]["outcome"], "success");
+        assert_eq!(v["action"]["error"], serde_json::Value::Null);
+    }
+
     #[test]
     fn serializes_kinds_and_outcomes() {
         assert_eq!(serde_json::to_string(&Kind::Exec).unwrap(), "\"exec\"");

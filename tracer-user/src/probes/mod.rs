@@ -103,6 +103,9 @@ const PROGRAMS: &[(&str, Hook)] = &[
         Hook::Tp("syscalls", "sys_enter_connect"),
     ),
     ("sys_exit_connect", Hook::Tp("syscalls", "sys_exit_connect")),
+    ("cgroup_mkdir", Hook::Tp("cgroup", "cgroup_mkdir")),
+    ("cgroup_rmdir", Hook::Tp("cgroup", "cgroup_rmdir")),
+    ("cgroup_rename", Hook::Tp("cgroup", "cgroup_rename")),
     ("connect4", Hook::Cgroup),
     ("connect6", Hook::Cgroup),
 ];
