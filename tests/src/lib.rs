@@ -1,6 +1,8 @@
 //! Harness for the live-kernel tests: start a real tracer, run a scenario, collect
 //! the events it wrote, pick out the scenario's own (other processes run on the
 //! host too), assert on them.
+pub mod kubeapi;
+
 use std::{
     fs,
     io::{BufRead, BufReader},
@@ -71,6 +73,11 @@ impl Tracer {
     /// Start `tracer run --output <file>` with `extra` flags and wait until it says
     /// it is ready (probes attached, /proc scanned).
     pub fn start(extra: &[&str]) -> Tracer {
+        Tracer::start_with_env(extra, &[])
+    }
+
+    /// Like [`Tracer::start`], with extra environment variables (e.g. KUBECONFIG).
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Tracer {
         require_root();
         let dir = scratch_dir();
         let output = dir.join("events.jsonl");
@@ -80,6 +87,7 @@ impl Tracer {
             .arg("--output")
             .arg(&output)
             .args(extra)
+            .envs(env.iter().copied())
             .env("TRACER_LOG", "info")
             .stdout(Stdio::null())
             .stderr(fs::File::create(&stderr).expect("stderr file"))
@@ -211,46 +219,76 @@ pub fn cgroup2_mount() -> PathBuf {
     panic!("no cgroup2 mount");
 }
 
-/// A v2 cgroup for a test, removed (after its processes are gone) on drop.
+/// A v2 cgroup for a test; on drop, the directories it created are removed
+/// (deepest first, once their processes are gone). Directories that existed before
+/// are left alone.
 pub struct TestCgroup {
     pub path: PathBuf,
     pub rel: String,
+    created: Vec<PathBuf>,
 }
 
 impl TestCgroup {
     pub fn new(rel: &str) -> TestCgroup {
         let root = cgroup2_mount();
-        let path = root.join(rel.trim_start_matches('/'));
-        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        let rel = rel.trim_start_matches('/');
+        let mut created = Vec::new();
+        let mut dir = root.clone();
+        for part in rel.split('/').filter(|p| !p.is_empty()) {
+            dir = dir.join(part);
+            if !dir.exists() {
+                fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+                created.push(dir.clone());
+            }
+        }
         TestCgroup {
-            path,
-            rel: format!("/{}", rel.trim_start_matches('/')),
+            path: dir,
+            rel: format!("/{rel}"),
+            created,
         }
     }
 
     pub fn procs_file(&self) -> PathBuf {
         self.path.join("cgroup.procs")
     }
+
+    /// `sh -c` script prefix that moves the shell into this cgroup.
+    pub fn enter(&self) -> String {
+        format!("echo $$ > {} && ", self.procs_file().display())
+    }
 }
 
 impl Drop for TestCgroup {
     fn drop(&mut self) {
-        // Remove leaf first, then parents we created (best effort; empty only).
-        for _ in 0..50 {
-            if fs::remove_dir(&self.path).is_ok() || !self.path.exists() {
-                break;
+        for dir in self.created.iter().rev() {
+            for _ in 0..50 {
+                if fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
             }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let root = cgroup2_mount();
-        let mut p = self.path.parent().map(Path::to_path_buf);
-        while let Some(dir) = p {
-            if dir == root || fs::remove_dir(&dir).is_err() {
-                break;
-            }
-            p = dir.parent().map(Path::to_path_buf);
         }
     }
+}
+
+/// A UUID-shaped id, unique per call in this test run.
+pub fn test_uuid() -> String {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        std::process::id(),
+        n & 0xffff,
+        n & 0xfff,
+        (n >> 12) & 0xfff,
+        u64::from(n).wrapping_mul(0x9e37_79b9) & 0xffff_ffff_ffff
+    )
+}
+
+/// A 64-hex container id, unique per call in this test run.
+pub fn test_container_id() -> String {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let seed = format!("{:08x}{:08x}", std::process::id(), n);
+    seed.repeat(4)
 }
 
 /// A real service account, deleted on drop.

@@ -14,11 +14,15 @@ use crate::{
     errno,
     escape::{escape, split_argv},
     event::{
-        Action, Cgroup, ConnectAction, Endpoint, Event, ExecAction, Executor, ExitAction,
+        Action, Ancestor, Cgroup, ConnectAction, Endpoint, Event, ExecAction, Executor, ExitAction,
         ForkAction, Host, Kind, Login, Namespaces, Outcome, Policy, User, event_id, rfc3339_nanos,
     },
     exec_id::{exec_id, ns_to_ticks},
-    identity::{cgroup::CgroupResolver, users::UserDb},
+    identity::{
+        cgroup::CgroupResolver,
+        resolve::{IdentityResolver, Resolved, UnixFacts},
+        users::UserDb,
+    },
     proc::{
         scan::{self, ProcSnapshot},
         table::{Process, ProcessTable},
@@ -41,19 +45,33 @@ pub struct Attributor {
     pub table: ProcessTable,
     users: UserDb,
     cgroups: CgroupResolver,
+    identity: IdentityResolver,
     /// Processes looked up in /proc because the table did not know them.
     pub proc_lookups: u64,
+}
+
+/// An event, and whether its pod metadata is still missing (worth a short wait).
+pub struct Attributed {
+    pub event: Event,
+    pub waiting_for_pod: bool,
 }
 
 const UNSET_ID: u32 = u32::MAX;
 
 impl Attributor {
-    pub fn new(ctx: Context, table: ProcessTable, users: UserDb, cgroups: CgroupResolver) -> Self {
+    pub fn new(
+        ctx: Context,
+        table: ProcessTable,
+        users: UserDb,
+        cgroups: CgroupResolver,
+        identity: IdentityResolver,
+    ) -> Self {
         Self {
             ctx,
             table,
             users,
             cgroups,
+            identity,
             proc_lookups: 0,
         }
     }
@@ -78,6 +96,13 @@ impl Attributor {
             binary,
             argv,
             cwd: s.cwd.as_deref().map(|c| escape(c).into()),
+            cgroup_id: s
+                .cgroup_v2
+                .as_deref()
+                .and_then(|rel| self.cgroups.id_of(rel))
+                .unwrap_or(0),
+            uid: s.uid,
+            gid: s.gid,
             exited: None,
         }
     }
@@ -97,7 +122,12 @@ impl Attributor {
         if let Some(p) = self.table.get(task.tgid)
             && p.exec_id == id
         {
-            return p.clone();
+            let p = p.clone();
+            if p.cgroup_id != task.cgroup_id || p.uid != task.uid || p.gid != task.gid {
+                self.table
+                    .observe(task.tgid, task.cgroup_id, task.uid, task.gid);
+            }
+            return p;
         }
         self.proc_lookups += 1;
         let p = match scan::snapshot(task.tgid) {
@@ -113,6 +143,9 @@ impl Attributor {
                     binary: format!("[{comm}]").into(),
                     argv: Arc::from(Vec::<String>::new()),
                     cwd: None,
+                    cgroup_id: task.cgroup_id,
+                    uid: task.uid,
+                    gid: task.gid,
                     exited: None,
                 }
             }
@@ -125,7 +158,7 @@ impl Attributor {
         i128::from(boot_ns) + self.ctx.realtime_offset_ns
     }
 
-    fn executor(&mut self, task: &TaskInfo, p: &Process) -> Executor {
+    fn executor(&mut self, task: &TaskInfo, p: &Process) -> (Executor, bool) {
         let user = User {
             uid: task.uid,
             name: self.users.user_name(task.uid).map(str::to_owned),
@@ -143,7 +176,21 @@ impl Attributor {
                 tty: (!tty.is_empty()).then(|| escape(tty)),
             }
         });
-        Executor {
+        let cgroup_path = self.cgroup_path(task.cgroup_id, task.tgid);
+        let Resolved {
+            workload,
+            identity,
+            waiting_for_pod,
+        } = self.identity.resolve(
+            cgroup_path.as_ref(),
+            &UnixFacts {
+                uid: task.uid,
+                user: user.name.as_deref(),
+                gid: task.gid,
+                path: &p.binary,
+            },
+        );
+        let executor = Executor {
             exec_id: p.exec_id.clone(),
             pid: task.tgid,
             tid: task.tid,
@@ -157,14 +204,49 @@ impl Attributor {
             login,
             cgroup: Cgroup {
                 id: task.cgroup_id,
-                path: self.cgroup_path(task.cgroup_id, task.tgid),
+                path: cgroup_path,
             },
             namespaces: Namespaces {
                 pid: task.pid_ns,
                 mnt: task.mnt_ns,
                 net: task.net_ns,
             },
+            workload,
+            identity,
+        };
+        (executor, waiting_for_pod)
+    }
+
+    /// Ancestors, each with its own workload and identity where its cgroup differs
+    /// from the executor's.
+    fn lineage(&mut self, task: &TaskInfo, start_ticks: u64) -> Vec<Ancestor> {
+        let mut lineage = self
+            .table
+            .lineage(task.ptgid, start_ticks, self.ctx.lineage_depth);
+        for a in &mut lineage {
+            let Some((cgroup_id, uid, gid)) =
+                self.table.get(a.pid).map(|p| (p.cgroup_id, p.uid, p.gid))
+            else {
+                continue;
+            };
+            if cgroup_id == 0 || cgroup_id == task.cgroup_id {
+                continue;
+            }
+            let path = self.cgroups.path(cgroup_id);
+            let user = self.users.user_name(uid).map(str::to_owned);
+            let r = self.identity.resolve(
+                path.as_ref(),
+                &UnixFacts {
+                    uid,
+                    user: user.as_deref(),
+                    gid,
+                    path: &a.binary,
+                },
+            );
+            a.workload = Some(r.workload);
+            a.identity = Some(r.identity);
         }
+        lineage
     }
 
     fn event(
@@ -174,22 +256,41 @@ impl Attributor {
         task: &TaskInfo,
         p: &Process,
         action: Action,
-    ) -> Event {
+    ) -> Attributed {
         let unix = self.unix_ns(ts);
-        let executor = self.executor(task, p);
-        let lineage = self
-            .table
-            .lineage(task.ptgid, p.start_ticks, self.ctx.lineage_depth);
-        Event {
-            event_id: event_id(unix, task.tid),
-            time: rfc3339_nanos(unix),
-            kind,
-            host: self.ctx.host.clone(),
-            executor,
-            lineage,
-            action,
-            policy: self.ctx.policy.clone(),
+        let (executor, waiting_for_pod) = self.executor(task, p);
+        let lineage = self.lineage(task, p.start_ticks);
+        Attributed {
+            event: Event {
+                event_id: event_id(unix, task.tid),
+                time: rfc3339_nanos(unix),
+                kind,
+                host: self.ctx.host.clone(),
+                executor,
+                lineage,
+                action,
+                policy: self.ctx.policy.clone(),
+            },
+            waiting_for_pod,
         }
+    }
+
+    /// Try again to resolve the identity of an event that waited for its pod.
+    /// Returns true when the pod is known now.
+    pub fn reresolve(&mut self, ev: &mut Event) -> bool {
+        let x = &ev.executor;
+        let r = self.identity.resolve(
+            x.cgroup.path.as_ref(),
+            &UnixFacts {
+                uid: x.user.uid,
+                user: x.user.name.as_deref(),
+                gid: x.user.gid,
+                path: &x.binary,
+            },
+        );
+        ev.executor.workload = r.workload;
+        ev.executor.identity = r.identity;
+        !r.waiting_for_pod
     }
 
     /// The cached path; on a miss, the path the process itself reports, accepted
@@ -213,7 +314,7 @@ impl Attributor {
     }
 
     /// Update the table from `rec` and return the event to emit, if any.
-    pub fn handle(&mut self, rec: Record) -> Option<Event> {
+    pub fn handle(&mut self, rec: Record) -> Option<Attributed> {
         match rec {
             Record::Exec(e) if e.rec.errno == 0 => Some(self.exec_success(e)),
             Record::Exec(e) => Some(self.exec_failure(e)),
@@ -280,13 +381,16 @@ impl Attributor {
             binary,
             argv,
             cwd,
+            cgroup_id: task.cgroup_id,
+            uid: task.uid,
+            gid: task.gid,
             exited: None,
         };
         self.table.upsert(p.clone());
         p
     }
 
-    fn exec_success(&mut self, e: Exec) -> Event {
+    fn exec_success(&mut self, e: Exec) -> Attributed {
         let task = &e.rec.task;
         let argv: Arc<[String]> = split_argv(&e.argv).into();
         // cwd is not captured in the kernel: read it now (once per image), or keep
@@ -314,6 +418,9 @@ impl Attributor {
             binary: binary.clone(),
             argv: argv.clone(),
             cwd,
+            cgroup_id: task.cgroup_id,
+            uid: task.uid,
+            gid: task.gid,
             exited: None,
         };
         self.table.upsert(p.clone());
@@ -328,7 +435,7 @@ impl Attributor {
     }
 
     /// The old image is still the executor; the action names what it tried to run.
-    fn exec_failure(&mut self, e: Exec) -> Event {
+    fn exec_failure(&mut self, e: Exec) -> Attributed {
         let task = &e.rec.task;
         let p = self.process_for(task);
         let action = Action::Exec(ExecAction {

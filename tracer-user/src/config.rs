@@ -24,6 +24,21 @@ pub struct Config {
     pub host_root: PathBuf,
     /// How often lost-event counters are checked and reported.
     pub loss_report_interval_ms: u64,
+    /// SPIFFE trust domain of the IDs the tracer assigns.
+    pub trust_domain: String,
+    /// Give pods no entry matches `spiffe://<td>/ns/<ns>/sa/<sa>`.
+    pub default_spiffe_id: bool,
+    /// SHA-256 of the registration file's content, when one is used.
+    pub registrations_digest: Option<String>,
+    /// Longest an event waits for its pod's metadata, in milliseconds.
+    pub kube_wait_ms: u64,
+    /// Seconds a deleted pod stays resolvable.
+    pub pod_grace_secs: u64,
+    #[serde(skip)]
+    pub registrations: Option<PathBuf>,
+    /// Node whose pods are watched; no watch without it.
+    #[serde(skip)]
+    pub node_name: Option<String>,
     #[serde(skip)]
     pub output: Option<PathBuf>,
     #[serde(skip)]
@@ -40,6 +55,13 @@ impl Default for Config {
             ring_buffer_bytes: 16 * 1024 * 1024,
             host_root: PathBuf::from("/"),
             loss_report_interval_ms: 1000,
+            trust_domain: "cluster.local".into(),
+            default_spiffe_id: true,
+            registrations_digest: None,
+            kube_wait_ms: 2000,
+            pod_grace_secs: 300,
+            registrations: None,
+            node_name: None,
             output: None,
             btf_path: PathBuf::from("/sys/kernel/btf/vmlinux"),
         }
@@ -70,14 +92,19 @@ impl Config {
     pub fn digest(&self) -> String {
         // serde_json writes struct fields in declaration order: stable across runs.
         let canonical = serde_json::to_vec(self).unwrap_or_default();
-        let d = Sha256::digest(&canonical);
-        let mut s = String::with_capacity(7 + 64);
-        s.push_str("sha256:");
-        for b in d {
-            s.push_str(&format!("{b:02x}"));
-        }
-        s
+        sha256_hex(&canonical)
     }
+}
+
+/// `sha256:<hex>` of some bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let d = Sha256::digest(bytes);
+    let mut s = String::with_capacity(7 + 64);
+    s.push_str("sha256:");
+    for b in d {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
 }
 
 #[cfg(test)]

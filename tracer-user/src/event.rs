@@ -54,6 +54,63 @@ pub struct Executor {
     pub login: Option<Login>,
     pub cgroup: Cgroup,
     pub namespaces: Namespaces,
+    pub workload: Arc<Workload>,
+    pub identity: Arc<Identity>,
+}
+
+/// What the cgroup (and the Kubernetes API) say the executor belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Workload {
+    pub kind: crate::identity::workload::WorkloadKind,
+    pub container: Option<Container>,
+    pub pod: Option<Pod>,
+    /// systemd unit (`nginx.service`, `session-3.scope`).
+    pub unit: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Container {
+    pub id: String,
+    pub runtime: Option<String>,
+    pub name: Option<String>,
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pod {
+    pub uid: String,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub service_account: Option<String>,
+    pub labels: Option<std::collections::BTreeMap<String, String>>,
+    pub owner: Option<PodOwner>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PodOwner {
+    pub kind: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityStatus {
+    /// Everything the workload kind calls for is known.
+    Resolved,
+    /// A pod or container whose metadata could not be had in time: only what the
+    /// cgroup path gave (pod UID, container id).
+    Partial,
+    /// Not even the cgroup path is known.
+    Unresolved,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Identity {
+    pub spiffe_ids: Vec<String>,
+    pub selectors: Vec<String>,
+    /// Per SPIFFE ID, where it came from: `entry:<n>` of the registration file, or `default`.
+    pub source: Vec<String>,
+    pub status: IdentityStatus,
 }
 
 #[derive(Debug, Serialize)]
@@ -93,6 +150,12 @@ pub struct Ancestor {
     pub pid: u32,
     pub binary: Arc<str>,
     pub argv: Arc<[String]>,
+    /// Only where it differs from the executor's (a shell started by `kubectl exec`,
+    /// a process that moved cgroups).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<Arc<Workload>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Arc<Identity>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -296,12 +359,26 @@ mod tests {
                     mnt: 2,
                     net: 3,
                 },
+                workload: Arc::new(Workload {
+                    kind: crate::identity::workload::WorkloadKind::Service,
+                    container: None,
+                    pod: None,
+                    unit: Some("x.service".into()),
+                }),
+                identity: Arc::new(Identity {
+                    spiffe_ids: vec!["spiffe://example.org/x".into()],
+                    selectors: vec!["systemd:id:x.service".into()],
+                    source: vec!["entry:1".into()],
+                    status: IdentityStatus::Resolved,
+                }),
             },
             lineage: vec![Ancestor {
                 exec_id: "p".into(),
                 pid: 1,
                 binary: "/sbin/init".into(),
                 argv: vec!["init".to_owned()].into(),
+                workload: None,
+                identity: None,
             }],
             action: Action::Exec(ExecAction {
                 binary: "/bin/true".into(),
@@ -337,6 +414,10 @@ mod tests {
         assert_eq!(v["executor"]["login"], serde_json::Value::Null);
         assert_eq!(v["executor"]["cgroup"]["path"], "/system.slice/x.service");
         assert_eq!(v["lineage"][0]["binary"], "/sbin/init");
+        // Lineage entries carry identity only where it differs.
+        assert!(v["lineage"][0].get("identity").is_none());
+        assert_eq!(v["executor"]["workload"]["kind"], "service");
+        assert_eq!(v["executor"]["identity"]["status"], "resolved");
         // The newline is escaped by JSON; the invalid byte by our reversible escape.
         assert_eq!(v["action"]["argv"][1], "a\nb\\xff");
         assert_eq!(

@@ -22,6 +22,11 @@ pub struct Process {
     pub binary: Arc<str>,
     pub argv: Arc<[String]>,
     pub cwd: Option<Arc<str>>,
+    /// Last cgroup v2 id a record showed for it (for lineage identity); 0 unknown.
+    pub cgroup_id: u64,
+    /// Real uid and gid as last seen (for lineage identity selectors).
+    pub uid: u32,
+    pub gid: u32,
     /// When the exit was seen; the entry stays for lineage until the grace ends.
     pub exited: Option<Instant>,
 }
@@ -33,6 +38,8 @@ impl Process {
             pid: self.pid,
             binary: self.binary.clone(),
             argv: self.argv.clone(),
+            workload: None,
+            identity: None,
         }
     }
 }
@@ -93,6 +100,16 @@ impl ProcessTable {
             _ => {
                 self.procs.insert(p.pid, p);
             }
+        }
+    }
+
+    /// Keep what the latest record said about a process that can change without an
+    /// exec: its cgroup (it may be moved) and credentials (setuid).
+    pub fn observe(&mut self, pid: u32, cgroup_id: u64, uid: u32, gid: u32) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.cgroup_id = cgroup_id;
+            p.uid = uid;
+            p.gid = gid;
         }
     }
 
@@ -177,6 +194,9 @@ mod tests {
             binary: format!("/bin/{id}").into(),
             argv: vec![id.to_owned()].into(),
             cwd: None,
+            cgroup_id: 0,
+            uid: 0,
+            gid: 0,
             exited: None,
         }
     }

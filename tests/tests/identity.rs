@@ -1,0 +1,323 @@
+//! Workload identity on the live kernel: processes in cgroups shaped like real
+//! Kubernetes (systemd and cgroupfs drivers) and systemd layouts exec; a local
+//! stand-in for the Kubernetes API supplies pod metadata; events must carry the
+//! workload and SPIFFE IDs.
+use std::{process::Command, time::Duration};
+
+use serde_json::Value;
+use tracer_tests::{
+    TestCgroup, TestUser, Tracer, argv, is_exec,
+    kubeapi::{FakeApi, pod_json},
+    marker, scratch_dir, test_container_id, test_uuid,
+};
+
+/// Run `/bin/true <mark>` inside `cg`, as `user` when given.
+fn run_in(cg: &TestCgroup, user: Option<&TestUser>, mark: &str) {
+    let drop_privs = user
+        .map(|u| {
+            format!(
+                "setpriv --reuid={} --regid={} --clear-groups ",
+                u.uid, u.gid
+            )
+        })
+        .unwrap_or_default();
+    let script = format!("{}exec {drop_privs}/bin/true {mark}", cg.enter());
+    let st = Command::new("sh").args(["-c", &script]).status().unwrap();
+    assert!(st.success(), "{script}");
+}
+
+fn exec_of<'a>(events: &'a [Value], mark: &str) -> &'a Value {
+    events
+        .iter()
+        .find(|e| is_exec(e) && argv(e) == ["/bin/true", mark])
+        .unwrap_or_else(|| panic!("no exec event for {mark}"))
+}
+
+fn systemd_pod_cgroup(qos: Option<&str>, uid: &str, container: &str) -> String {
+    let u = uid.replace('-', "_");
+    match qos {
+        Some(q) => format!(
+            "kubepods.slice/kubepods-{q}.slice/kubepods-{q}-pod{u}.slice/cri-containerd-{container}.scope"
+        ),
+        None => format!("kubepods.slice/kubepods-pod{u}.slice/cri-containerd-{container}.scope"),
+    }
+}
+
+#[test]
+fn pods_get_workload_and_spiffe_ids() {
+    let api = FakeApi::start();
+    let node = marker("node");
+    let dir = scratch_dir();
+    let (uid_a, uid_b, uid_c) = (test_uuid(), test_uuid(), test_uuid());
+    let (cid_a, cid_b, cid_c) = (
+        test_container_id(),
+        test_container_id(),
+        test_container_id(),
+    );
+    let web = marker("web");
+    api.add_pod(pod_json(
+        &node,
+        "shop",
+        &web,
+        &uid_a,
+        "web",
+        &cid_a,
+        "registry:5000/shop/web:1.4",
+    ));
+    api.add_pod(pod_json(
+        &node,
+        "shop",
+        &marker("batch"),
+        &uid_b,
+        "batch",
+        &cid_b,
+        "busybox:1.36",
+    ));
+    api.add_pod(pod_json(
+        &node,
+        "ops",
+        &marker("agent"),
+        &uid_c,
+        "agent",
+        &cid_c,
+        "agent:2",
+    ));
+    let regs = dir.join("registrations.toml");
+    std::fs::write(
+        &regs,
+        format!(
+            "[[entry]]\nspiffe_id = \"spiffe://cluster.local/custom/web\"\nselectors = [\"k8s:ns:shop\", \"k8s:sa:web\", \"k8s:pod-label:app:{web}\"]\n"
+        ),
+    )
+    .unwrap();
+    let kubeconfig = api.kubeconfig(&dir);
+    let tracer = Tracer::start_with_env(
+        &[
+            "--node-name",
+            &node,
+            "--registrations",
+            regs.to_str().unwrap(),
+        ],
+        &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+    );
+    let user = TestUser::new();
+    // Two pods of the systemd driver (besteffort and guaranteed) and one of the
+    // cgroupfs driver; all run the same binary as the same uid.
+    let cg_a = TestCgroup::new(&systemd_pod_cgroup(Some("besteffort"), &uid_a, &cid_a));
+    let cg_b = TestCgroup::new(&systemd_pod_cgroup(None, &uid_b, &cid_b));
+    let cg_c = TestCgroup::new(&format!("kubepods/burstable/pod{uid_c}/{cid_c}"));
+    let mark = marker("pods");
+    let (ma, mb, mc) = (
+        format!("{mark}-a"),
+        format!("{mark}-b"),
+        format!("{mark}-c"),
+    );
+    // Give the watch a moment to list the pods (events would wait for it anyway).
+    std::thread::sleep(Duration::from_millis(300));
+    run_in(&cg_a, Some(&user), &ma);
+    run_in(&cg_b, Some(&user), &mb);
+    run_in(&cg_c, Some(&user), &mc);
+    tracer.wait_for(3, |e| {
+        is_exec(e) && argv(e).get(1).is_some_and(|a| a.starts_with(&mark))
+    });
+    let events = tracer.events();
+    let (a, b, c) = (
+        exec_of(&events, &ma),
+        exec_of(&events, &mb),
+        exec_of(&events, &mc),
+    );
+
+    for e in [a, b, c] {
+        assert_eq!(e["executor"]["user"]["uid"], user.uid);
+        assert_eq!(e["executor"]["workload"]["kind"], "pod");
+        assert_eq!(e["executor"]["identity"]["status"], "resolved", "{e:#}");
+    }
+    let wa = &a["executor"]["workload"];
+    assert_eq!(wa["pod"]["uid"], uid_a.as_str());
+    assert_eq!(wa["pod"]["name"], web.as_str());
+    assert_eq!(wa["pod"]["namespace"], "shop");
+    assert_eq!(wa["pod"]["service_account"], "web");
+    assert_eq!(wa["pod"]["labels"]["app"], web.as_str());
+    assert_eq!(wa["pod"]["owner"]["kind"], "Deployment");
+    assert_eq!(wa["pod"]["owner"]["name"], web.as_str());
+    assert_eq!(wa["container"]["id"], cid_a.as_str());
+    assert_eq!(wa["container"]["runtime"], "containerd");
+    assert_eq!(wa["container"]["name"], "app");
+    assert_eq!(wa["container"]["image"], "registry:5000/shop/web:1.4");
+    // Registration entry wins for A; B and C get the default ns/sa IDs.
+    assert_eq!(
+        a["executor"]["identity"]["spiffe_ids"],
+        serde_json::json!(["spiffe://cluster.local/custom/web"])
+    );
+    assert_eq!(
+        b["executor"]["identity"]["spiffe_ids"],
+        serde_json::json!(["spiffe://cluster.local/ns/shop/sa/batch"])
+    );
+    assert_eq!(
+        b["executor"]["identity"]["source"],
+        serde_json::json!(["default"])
+    );
+    assert_eq!(
+        c["executor"]["identity"]["spiffe_ids"],
+        serde_json::json!(["spiffe://cluster.local/ns/ops/sa/agent"])
+    );
+    assert_eq!(c["executor"]["workload"]["pod"]["uid"], uid_c.as_str());
+    assert_eq!(c["executor"]["workload"]["container"]["id"], cid_c.as_str());
+    // Same uid and binary, different pods: different SPIFFE IDs.
+    assert_ne!(
+        a["executor"]["identity"]["spiffe_ids"],
+        b["executor"]["identity"]["spiffe_ids"]
+    );
+    let sel: Vec<String> =
+        serde_json::from_value(a["executor"]["identity"]["selectors"].clone()).unwrap();
+    assert!(sel.contains(&"k8s:ns:shop".to_owned()), "{sel:?}");
+    assert!(sel.contains(&"k8s:sa:web".to_owned()), "{sel:?}");
+    // The watch is node-scoped.
+    let reqs = api.requests();
+    assert!(
+        reqs.iter()
+            .any(|r| r.contains(&format!("fieldSelector=spec.nodeName%3D{node}"))),
+        "{reqs:?}"
+    );
+    drop((cg_a, cg_b, cg_c));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn event_waits_briefly_for_pod_metadata_and_deleted_pods_stay_resolvable() {
+    let api = FakeApi::start();
+    let node = marker("node");
+    let dir = scratch_dir();
+    let kubeconfig = api.kubeconfig(&dir);
+    let tracer = Tracer::start_with_env(
+        &["--node-name", &node],
+        &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+    );
+    let (uid, cid) = (test_uuid(), test_container_id());
+    let cg = TestCgroup::new(&systemd_pod_cgroup(Some("burstable"), &uid, &cid));
+    let job = marker("job");
+    let pod = pod_json(&node, "batch", &job, &uid, "runner", &cid, "job:1");
+    // The process runs before the API has told us about its pod...
+    let early = marker("early");
+    run_in(&cg, None, &early);
+    // ...which arrives shortly after: the event waits for it (bounded).
+    std::thread::sleep(Duration::from_millis(300));
+    api.add_pod(pod.clone());
+    let e = tracer
+        .wait_for(1, |e| {
+            is_exec(e) && argv(e) == ["/bin/true", early.as_str()]
+        })
+        .remove(0);
+    assert_eq!(e["executor"]["identity"]["status"], "resolved", "{e:#}");
+    assert_eq!(e["executor"]["workload"]["pod"]["name"], job.as_str());
+    // The Job's pod is deleted; its last actions are still attributed.
+    api.delete_pod(pod);
+    std::thread::sleep(Duration::from_millis(300));
+    let late = marker("late");
+    run_in(&cg, None, &late);
+    let e = tracer
+        .wait_for(1, |e| is_exec(e) && argv(e) == ["/bin/true", late.as_str()])
+        .remove(0);
+    assert_eq!(e["executor"]["workload"]["pod"]["name"], job.as_str());
+    assert_eq!(
+        e["executor"]["identity"]["spiffe_ids"],
+        serde_json::json!([format!("spiffe://cluster.local/ns/batch/sa/runner")])
+    );
+    drop(cg);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn api_down_gives_partial_identity_and_the_tracer_keeps_running() {
+    // A server that is gone: connections are refused.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = scratch_dir();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: x\n  cluster:\n    server: http://127.0.0.1:{port}\nusers:\n- name: x\n  user:\n    token: t\ncontexts:\n- name: x\n  context:\n    cluster: x\n    user: x\ncurrent-context: x\n"),
+    )
+    .unwrap();
+    let tracer = Tracer::start_with_env(
+        &["--node-name", "down-node", "--kube-wait", "500"],
+        &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+    );
+    let (uid, cid) = (test_uuid(), test_container_id());
+    let cg = TestCgroup::new(&systemd_pod_cgroup(Some("besteffort"), &uid, &cid));
+    let first = marker("down1");
+    run_in(&cg, None, &first);
+    let e = tracer
+        .wait_for(1, |e| {
+            is_exec(e) && argv(e) == ["/bin/true", first.as_str()]
+        })
+        .remove(0);
+    let id = &e["executor"]["identity"];
+    assert_eq!(id["status"], "partial", "{e:#}");
+    assert_eq!(e["executor"]["workload"]["pod"]["uid"], uid.as_str());
+    assert_eq!(e["executor"]["workload"]["pod"]["name"], Value::Null);
+    assert_eq!(e["executor"]["workload"]["container"]["id"], cid.as_str());
+    assert_eq!(id["spiffe_ids"], serde_json::json!([]));
+    // Still running and still emitting.
+    let second = marker("down2");
+    run_in(&cg, None, &second);
+    tracer.wait_for(1, |e| {
+        is_exec(e) && argv(e) == ["/bin/true", second.as_str()]
+    });
+    assert!(
+        tracer.stderr_log().contains("pod watch failed"),
+        "{}",
+        tracer.stderr_log()
+    );
+    assert!(tracer.stop().success());
+    drop(cg);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn systemd_service_gets_unit_and_registered_id() {
+    let dir = scratch_dir();
+    let unit = format!("{}.service", marker("backup"));
+    let user = TestUser::new();
+    let regs = dir.join("registrations.toml");
+    std::fs::write(
+        &regs,
+        format!(
+            "[[entry]]\nspiffe_id = \"spiffe://cluster.local/host/backup\"\nselectors = [\"systemd:id:{unit}\", \"unix:user:{}\"]\n",
+            user.name
+        ),
+    )
+    .unwrap();
+    let tracer = Tracer::start(&["--registrations", regs.to_str().unwrap()]);
+    let cg = TestCgroup::new(&format!("system.slice/{unit}"));
+    let mark = marker("svc");
+    run_in(&cg, Some(&user), &mark);
+    // The same service as root does not match the entry (it needs the user too).
+    let mark_root = marker("svcroot");
+    run_in(&cg, None, &mark_root);
+    let e = tracer
+        .wait_for(1, |e| is_exec(e) && argv(e) == ["/bin/true", mark.as_str()])
+        .remove(0);
+    let w = &e["executor"]["workload"];
+    assert_eq!(w["kind"], "service");
+    assert_eq!(w["unit"], unit.as_str());
+    assert_eq!(w["pod"], Value::Null);
+    assert_eq!(
+        e["executor"]["identity"]["spiffe_ids"],
+        serde_json::json!(["spiffe://cluster.local/host/backup"])
+    );
+    assert_eq!(e["executor"]["identity"]["status"], "resolved");
+    let r = tracer
+        .wait_for(1, |e| {
+            is_exec(e) && argv(e) == ["/bin/true", mark_root.as_str()]
+        })
+        .remove(0);
+    assert_eq!(
+        r["executor"]["identity"]["spiffe_ids"],
+        serde_json::json!([])
+    );
+    drop(cg);
+    let _ = std::fs::remove_dir_all(dir);
+}

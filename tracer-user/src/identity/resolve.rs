@@ -1,0 +1,199 @@
+//! Workload identity for an executor: cgroup path -> workload (container, pod,
+//! unit, session) -> Kubernetes metadata -> selectors -> SPIFFE IDs.
+//!
+//! Only the cgroup path (written by the runtime, kubelet or systemd) and the
+//! Kubernetes API are trusted; nothing the workload itself can write is consulted.
+use std::{collections::HashMap, sync::Arc};
+
+use crate::{
+    event::{Container, Identity, IdentityStatus, Pod, PodOwner, Workload},
+    identity::{
+        kube::{PodIndex, PodMeta},
+        spiffe::{Registry, WorkloadFacts, selectors},
+        workload::{self, CgroupWorkload, WorkloadKind},
+    },
+};
+
+/// The unix facts of the executor that selectors can name.
+pub struct UnixFacts<'a> {
+    pub uid: u32,
+    pub user: Option<&'a str>,
+    pub gid: u32,
+    pub path: &'a str,
+}
+
+pub struct Resolved {
+    pub workload: Arc<Workload>,
+    pub identity: Arc<Identity>,
+    /// A pod whose metadata is not (yet) known: worth waiting a little for.
+    pub waiting_for_pod: bool,
+}
+
+pub struct IdentityResolver {
+    pods: Option<PodIndex>,
+    registry: Registry,
+    /// Parsing a path is cheap but not free; paths repeat on every event.
+    parsed: HashMap<Arc<str>, Arc<CgroupWorkload>>,
+}
+
+const PARSED_CACHE_MAX: usize = 65_536;
+
+/// Counts of identity outcomes, for the operator.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IdentityCounts {
+    pub resolved: u64,
+    pub partial: u64,
+    pub unresolved: u64,
+}
+
+impl IdentityResolver {
+    pub fn new(pods: Option<PodIndex>, registry: Registry) -> Self {
+        Self {
+            pods,
+            registry,
+            parsed: HashMap::new(),
+        }
+    }
+
+    pub fn kube_enabled(&self) -> bool {
+        self.pods.is_some()
+    }
+
+    fn parse(&mut self, path: &Arc<str>) -> Arc<CgroupWorkload> {
+        if let Some(w) = self.parsed.get(path) {
+            return w.clone();
+        }
+        if self.parsed.len() >= PARSED_CACHE_MAX {
+            self.parsed.clear();
+        }
+        let w = Arc::new(workload::parse(path));
+        self.parsed.insert(path.clone(), w.clone());
+        w
+    }
+
+    fn pod_meta(&self, w: &CgroupWorkload) -> Option<Arc<PodMeta>> {
+        let pods = self.pods.as_ref()?;
+        w.pod_uid
+            .as_deref()
+            .and_then(|uid| pods.by_uid(uid))
+            .or_else(|| {
+                w.container_id
+                    .as_deref()
+                    .and_then(|id| pods.by_container(id))
+            })
+    }
+
+    pub fn resolve(&mut self, cgroup_path: Option<&Arc<str>>, unix: &UnixFacts<'_>) -> Resolved {
+        let Some(path) = cgroup_path else {
+            let facts = WorkloadFacts {
+                uid: Some(unix.uid),
+                user: unix.user,
+                gid: Some(unix.gid),
+                path: Some(unix.path),
+                ..WorkloadFacts::default()
+            };
+            return self.finish(
+                Workload {
+                    kind: WorkloadKind::Host,
+                    container: None,
+                    pod: None,
+                    unit: None,
+                },
+                facts,
+                IdentityStatus::Unresolved,
+                false,
+            );
+        };
+        let w = self.parse(path);
+        let meta = self.pod_meta(&w);
+        let is_pod = w.pod_uid.is_some() || w.kind == WorkloadKind::Pod;
+        let container_meta = meta
+            .as_ref()
+            .zip(w.container_id.as_deref())
+            .and_then(|(m, id)| m.container(id));
+        let container = w.container_id.as_ref().map(|id| Container {
+            id: id.clone(),
+            runtime: w
+                .runtime
+                .clone()
+                .or_else(|| container_meta.and_then(|c| c.runtime.clone())),
+            name: container_meta.map(|c| c.name.clone()),
+            image: container_meta.and_then(|c| c.image.clone()),
+        });
+        let pod_uid = w
+            .pod_uid
+            .clone()
+            .or_else(|| meta.as_ref().map(|m| m.uid.clone()));
+        let pod_uid_ref = pod_uid.clone();
+        let pod = pod_uid.map(|uid| Pod {
+            uid,
+            name: meta.as_ref().map(|m| m.name.clone()),
+            namespace: meta.as_ref().map(|m| m.namespace.clone()),
+            service_account: meta.as_ref().and_then(|m| m.service_account.clone()),
+            labels: meta.as_ref().map(|m| m.labels.clone()),
+            owner: meta.as_ref().and_then(|m| {
+                m.owner.as_ref().map(|o| PodOwner {
+                    kind: o.kind.clone(),
+                    name: o.name.clone(),
+                })
+            }),
+        });
+        let kind = if pod.is_some() {
+            WorkloadKind::Pod
+        } else {
+            w.kind
+        };
+        let facts = WorkloadFacts {
+            namespace: meta.as_deref().map(|m| m.namespace.as_str()),
+            service_account: meta.as_deref().and_then(|m| m.service_account.as_deref()),
+            pod_name: meta.as_deref().map(|m| m.name.as_str()),
+            pod_uid: pod_uid_ref.as_deref(),
+            pod_labels: meta.as_deref().map(|m| &m.labels),
+            container_name: container_meta.map(|c| c.name.as_str()),
+            container_image: container_meta.and_then(|c| c.image.as_deref()),
+            uid: Some(unix.uid),
+            user: unix.user,
+            gid: Some(unix.gid),
+            path: Some(unix.path),
+            unit: w.unit.as_deref(),
+            cgroup_path: Some(path),
+        };
+        let missing_meta = is_pod && meta.is_none();
+        let status = if missing_meta {
+            IdentityStatus::Partial
+        } else {
+            IdentityStatus::Resolved
+        };
+        let workload = Workload {
+            kind,
+            container,
+            pod,
+            unit: w.unit.clone(),
+        };
+        let waiting = missing_meta && self.pods.is_some();
+        // Borrow juggling: facts borrow `meta`, which lives until here.
+        let resolved = self.finish(workload, facts, status, waiting);
+        drop(meta);
+        resolved
+    }
+
+    fn finish(
+        &self,
+        workload: Workload,
+        facts: WorkloadFacts<'_>,
+        status: IdentityStatus,
+        waiting_for_pod: bool,
+    ) -> Resolved {
+        let r = self.registry.resolve(&facts);
+        Resolved {
+            workload: Arc::new(workload),
+            identity: Arc::new(Identity {
+                spiffe_ids: r.spiffe_ids,
+                selectors: selectors(&facts),
+                source: r.sources,
+                status,
+            }),
+            waiting_for_pod,
+        }
+    }
+}
