@@ -181,6 +181,19 @@ impl Drop for Tracer {
             let _ = child.kill();
             let _ = child.wait();
         }
+        // For documentation and debugging: keep what the tracer wrote.
+        if let Some(keep) = std::env::var_os("TRACER_KEEP_EVENTS") {
+            let _ = fs::create_dir_all(&keep);
+            let name = self
+                .dir
+                .file_name()
+                .map(|n| n.to_owned())
+                .unwrap_or_default();
+            let _ = fs::copy(
+                &self.output,
+                Path::new(&keep).join(name).with_extension("jsonl"),
+            );
+        }
         let _ = fs::remove_dir_all(&self.dir);
     }
 }

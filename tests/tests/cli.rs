@@ -68,3 +68,24 @@ fn missing_capabilities_are_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("missing capabilities: CAP_BPF"), "{err}");
 }
+
+#[test]
+fn invalid_registration_names_the_entry() {
+    let dir = tracer_tests::scratch_dir();
+    let regs = dir.join("regs.toml");
+    std::fs::write(
+        &regs,
+        "[[entry]]\nspiffe_id = \"spiffe://cluster.local/ok\"\nselectors = [\"k8s:ns:a\"]\n\n[[entry]]\nspiffe_id = \"spiffe://cluster.local/bad//path\"\nselectors = [\"k8s:ns:b\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(tracer_bin())
+        .args(["run", "--registrations"])
+        .arg(&regs)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("entry 2"), "{err}");
+    assert!(err.contains("spiffe://cluster.local/bad//path"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -321,3 +321,37 @@ fn systemd_service_gets_unit_and_registered_id() {
     drop(cg);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A shell in the host cgroup moves into a pod's cgroup and runs a command there
+/// (what `kubectl exec` amounts to): the command is the pod's; its lineage shows
+/// where each ancestor ran.
+#[test]
+fn lineage_entries_carry_their_own_workload() {
+    let tracer = Tracer::start(&[]);
+    let (uid, cid) = (test_uuid(), test_container_id());
+    let cg = TestCgroup::new(&systemd_pod_cgroup(Some("besteffort"), &uid, &cid));
+    let mark = marker("lineage-wl");
+    let script = format!("{}/bin/true {mark}; true", cg.enter());
+    assert!(
+        Command::new("sh")
+            .args(["-c", &script])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let e = tracer
+        .wait_for(1, |e| is_exec(e) && argv(e) == ["/bin/true", mark.as_str()])
+        .remove(0);
+    assert_eq!(e["executor"]["workload"]["kind"], "pod");
+    assert_eq!(e["executor"]["workload"]["pod"]["uid"], uid.as_str());
+    // No API configured: the cgroup gave the pod UID and container id, no more.
+    assert_eq!(e["executor"]["identity"]["status"], "partial");
+    let lineage = e["lineage"].as_array().unwrap();
+    // The shell moved into the pod before forking: same workload, nothing repeated.
+    assert!(lineage[0].get("workload").is_none(), "{:#}", lineage[0]);
+    // This test process runs outside the pod: its own workload is shown.
+    assert_eq!(lineage[1]["pid"], std::process::id());
+    assert_ne!(lineage[1]["workload"]["kind"], "pod", "{:#}", lineage[1]);
+    assert!(lineage[1]["identity"]["status"].is_string());
+    drop(cg);
+}

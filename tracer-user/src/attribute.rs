@@ -356,6 +356,9 @@ impl Attributor {
     }
 
     fn fork(&mut self, task: &TaskInfo) -> Process {
+        // The record's cgroup is the forking parent's current one: it may have moved.
+        self.table
+            .observe(task.ptgid, task.cgroup_id, task.uid, task.gid);
         let id = self.exec_id_of(task);
         // A forked child runs its parent's image until it execs.
         let (binary, argv, cwd) = match self.table.get(task.ptgid) {
