@@ -1,40 +1,25 @@
-//! Command line, and `tracer run`: the stages wired together.
-use std::{
-    path::PathBuf,
-    process::ExitCode,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+//! The command line: `tracer run`, `tracer check-config`, `tracer tail`.
+//! `main.rs` only calls [`main`]; `run.rs` holds the pipeline.
+use std::{ffi::OsString, path::PathBuf, process::ExitCode};
 
-use anyhow::{Context as _, Result};
-use clap::{Args, Parser, Subcommand};
-use tokio::signal::unix::{SignalKind, signal};
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 use crate::{
-    attribute::{Attributed, Attributor, Context},
-    btf::Btf,
-    config::Config,
-    event::{Event, Host, LossRecord, Policy, event_id, now_unix_ns, rfc3339_nanos},
-    host::{self, HostInfo},
-    identity::{
-        cgroup::CgroupResolver,
-        kube::{self, PodIndex},
-        resolve::IdentityResolver,
-        spiffe::Registry,
-        users::UserDb,
-    },
-    loss::LossTracker,
-    probes::{self, LoadOptions, preflight},
-    proc::{scan, table::ProcessTable},
-    reader::Reader,
-    sink::json::JsonSink,
+    config::{Config, sha256_hex},
+    identity::spiffe::Registry,
+    sink::{Format, SinkOptions, Sinks},
+    tail::TailArgs,
 };
 
 #[derive(Parser, Debug)]
 #[command(
     name = "tracer",
     version,
-    about = "eBPF execution tracer: every exec and connect, attributed to its executor"
+    about = "eBPF execution tracer: every exec and connect, attributed to its executor",
+    // A flag from the config file is overridden by the same flag given later on
+    // the command line.
+    args_override_self = true
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -45,13 +30,42 @@ pub struct Cli {
 pub enum Command {
     /// Load the probes and write one JSON line per exec and connect.
     Run(RunArgs),
+    /// Check flags, config file and registrations without loading anything.
+    CheckConfig(RunArgs),
+    /// Show events of a running tracer (its --socket) or an event file, filtered.
+    Tail(TailArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Write events to this file (appended, mode 0600) instead of stdout.
+    /// TOML config file; its keys are these flags' long names with `_` for `-`
+    /// (`trust_domain = "example.org"`). Flags given on the command line win.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Write events to this file (appended, mode 0600, rotated) instead of stdout.
     #[arg(long, short = 'o', value_name = "PATH")]
     pub output: Option<PathBuf>,
+    /// Format of --output (or stdout).
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+    /// Also write OCSF 1.8.0 to this file (rotated like --output).
+    #[arg(long, value_name = "PATH")]
+    pub ocsf_output: Option<PathBuf>,
+    /// Rotate output files when they reach this many bytes (0: never).
+    #[arg(long, default_value_t = 100 * 1024 * 1024, value_name = "BYTES")]
+    pub rotate_size: u64,
+    /// Rotated files kept (FILE.1 newest ... FILE.N oldest).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub rotate_keep: usize,
+    /// Serve events to `tracer tail` on this Unix socket (mode 0600).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Lines a tail reader may fall behind before it misses events (it is told how many).
+    #[arg(long, default_value_t = 16_384, value_name = "LINES")]
+    pub tail_queue: usize,
+    /// Serve Prometheus /metrics, /healthz and /readyz on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Ancestors listed in each event's lineage, at most.
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub lineage_depth: usize,
@@ -98,6 +112,17 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    pub fn sink_options(&self) -> SinkOptions<'_> {
+        SinkOptions {
+            output: self.output.as_deref(),
+            format: self.format,
+            rotate_bytes: self.rotate_size,
+            rotate_keep: self.rotate_keep,
+            ocsf_output: self.ocsf_output.as_deref(),
+            socket: self.socket.as_deref(),
+        }
+    }
+
     pub fn config(&self) -> Config {
         Config {
             lineage_depth: self.lineage_depth,
@@ -114,6 +139,9 @@ impl RunArgs {
             pod_grace_secs: self.pod_grace,
             registrations: self.registrations.clone(),
             node_name: self.node_name.clone().filter(|n| !n.is_empty()),
+            metrics_addr: self.metrics_addr,
+            socket: self.socket.clone(),
+            tail_queue: self.tail_queue,
             output: self.output.clone(),
             btf_path: self.btf.clone(),
         }
@@ -121,7 +149,6 @@ impl RunArgs {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -129,8 +156,18 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    let cli = match parse(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(ParseError::Clap(e)) => e.exit(),
+        Err(ParseError::Config(e)) => {
+            eprintln!("tracer: error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::CheckConfig(args) => check_config(args),
+        Command::Tail(args) => runtime().and_then(|rt| rt.block_on(crate::tail::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -141,243 +178,144 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(args: RunArgs) -> Result<()> {
+pub enum ParseError {
+    Clap(clap::Error),
+    Config(anyhow::Error),
+}
+
+/// Parse the command line, with the config file's settings placed before the
+/// command line's own flags (which therefore win).
+pub fn parse(mut argv: Vec<OsString>) -> Result<Cli, ParseError> {
+    let sub = argv.get(1).and_then(|s| s.to_str()).unwrap_or_default();
+    if (sub == "run" || sub == "check-config")
+        && let Some(path) = config_path(&argv)
+    {
+        let file_args = config_file_args(&path).map_err(ParseError::Config)?;
+        argv.splice(2..2, file_args);
+    }
+    let matches = Cli::command()
+        .try_get_matches_from(argv)
+        .map_err(ParseError::Clap)?;
+    Cli::from_arg_matches(&matches).map_err(ParseError::Clap)
+}
+
+/// `--config PATH` or `--config=PATH` among the arguments.
+fn config_path(argv: &[OsString]) -> Option<PathBuf> {
+    let mut it = argv.iter();
+    while let Some(a) = it.next() {
+        let a = a.to_str().unwrap_or_default();
+        if a == "--config" {
+            return it.next().map(PathBuf::from);
+        }
+        if let Some(p) = a.strip_prefix("--config=") {
+            return Some(PathBuf::from(p));
+        }
+    }
+    None
+}
+
+/// The config file as command-line flags. Keys must be `tracer run` flags;
+/// an unknown key or a value of the wrong type is an error naming the key.
+pub fn config_file_args(path: &std::path::Path) -> Result<Vec<OsString>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?;
+    let cmd = Cli::command();
+    let run = cmd
+        .find_subcommand("run")
+        .context("internal: no run subcommand")?;
+    let mut out = Vec::new();
+    for (key, value) in &table {
+        let flag = key.replace('_', "-");
+        let Some(arg) = run
+            .get_arguments()
+            .find(|a| a.get_long() == Some(flag.as_str()))
+        else {
+            bail!("config file {}: unknown key `{key}`", path.display());
+        };
+        if flag == "config" {
+            bail!(
+                "config file {}: key `config` cannot nest config files",
+                path.display()
+            );
+        }
+        let takes_value = arg.get_action().takes_values();
+        let bad =
+            |what: &str| anyhow::anyhow!("config file {}: key `{key}`: {what}", path.display());
+        match value {
+            toml::Value::Boolean(b) if !takes_value => {
+                if *b {
+                    out.push(OsString::from(format!("--{flag}")));
+                }
+            }
+            toml::Value::Boolean(_) => return Err(bad("expected a value, not true/false")),
+            _ if !takes_value => return Err(bad("expected true or false")),
+            toml::Value::String(s) => out.push(OsString::from(format!("--{flag}={s}"))),
+            toml::Value::Integer(i) => out.push(OsString::from(format!("--{flag}={i}"))),
+            toml::Value::Float(f) => out.push(OsString::from(format!("--{flag}={f}"))),
+            _ => return Err(bad("expected a string, number or boolean")),
+        }
+    }
+    Ok(out)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Everything `run` checks before it touches the kernel.
+fn prepare(args: &RunArgs) -> Result<(Config, Registry)> {
     let mut config = args.config();
     config.validate()?;
-    // Registrations are checked before anything touches the kernel: an invalid
-    // entry stops start-up with a message naming it.
+    // An invalid registration entry stops start-up with a message naming it.
     let registry = match &config.registrations {
         Some(path) => {
             let text = std::fs::read(path)
                 .with_context(|| format!("reading registrations {}", path.display()))?;
-            config.registrations_digest = Some(crate::config::sha256_hex(&text));
+            config.registrations_digest = Some(sha256_hex(&text));
             Registry::load(&config.trust_domain, config.default_spiffe_id, path)?
         }
         None => Registry::new(&config.trust_domain, config.default_spiffe_id)?,
     };
-    // Output first: a wrong path should fail before anything touches the kernel.
-    let sink = match &config.output {
-        Some(path) => JsonSink::file(path)?,
-        None => JsonSink::stdout(),
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(run_async(config, sink, registry))
+    if args.format == Format::Ocsf && args.output.is_none() && args.ocsf_output.is_some() {
+        bail!(
+            "--ocsf-output is an extra OCSF file: use it with --format json, or only --format ocsf"
+        );
+    }
+    Ok((config, registry))
 }
 
-async fn run_async(config: Config, mut sink: JsonSink, registry: Registry) -> Result<()> {
-    let caps = preflight::check_caps()?;
-    preflight::check_btf(&config.btf_path)?;
-    preflight::check_kernel()?;
-    preflight::ensure_tracefs(caps)?;
+fn run(args: RunArgs) -> Result<()> {
+    let (config, registry) = prepare(&args)?;
+    // Files first: a wrong path fails before anything touches the kernel.
+    let sinks = Sinks::open(&args.sink_options())?;
+    runtime()?.block_on(crate::run::run(config, sinks, registry))
+}
 
-    let btf = Btf::from_file(&config.btf_path)
-        .with_context(|| format!("reading kernel BTF {}", config.btf_path.display()))?;
-    let offsets = probes::offsets::resolve(&btf)?;
-    drop(btf);
-
-    let host = HostInfo::read().context("reading host identity")?;
-    let cgroups = CgroupResolver::discover().context("finding the cgroup v2 mount")?;
-    let cgroup_root = cgroups.mount().to_owned();
-
-    let (probes, events) = probes::load(&LoadOptions {
-        offsets,
-        ring_buffer_bytes: config.ring_buffer_bytes,
-        cgroup_root: &cgroup_root,
-    })?;
-    let mut reader = Reader::new(events).context("watching the ring buffer")?;
-
-    let ctx = Context {
-        host: Arc::new(Host {
-            name: host.name.clone(),
-            boot_id: host.boot_id.clone(),
-        }),
-        policy: Arc::new(Policy {
-            tracer_version: env!("CARGO_PKG_VERSION"),
-            config_digest: config.digest(),
-        }),
-        realtime_offset_ns: host::boottime_to_realtime_offset_ns(),
-        ticks_per_second: host::clock_ticks_per_second(),
-        lineage_depth: config.lineage_depth,
-        emit_lifecycle: config.emit_lifecycle,
-    };
-    let host_arc = ctx.host.clone();
-    let policy_arc = ctx.policy.clone();
-    let table = ProcessTable::new(
-        Duration::from_secs(config.exit_grace_secs),
-        config.max_processes,
-    );
-    let pods = match &config.node_name {
-        Some(node) => {
-            let index = PodIndex::new(Duration::from_secs(config.pod_grace_secs));
-            match kube::client().await {
-                Ok(client) => {
-                    tracing::info!(node = %node, "watching this node's pods for workload metadata");
-                    tokio::spawn(index.clone().run(client, node.clone()));
-                }
-                // No usable client configuration: events carry what the cgroup gives.
-                Err(e) => {
-                    tracing::warn!(error = %e, "no Kubernetes client configuration; pod metadata disabled")
-                }
-            }
-            Some(index)
-        }
-        None => None,
-    };
-    let identity = IdentityResolver::new(pods.clone(), registry);
-    let mut attributor = Attributor::new(
-        ctx,
-        table,
-        UserDb::new(&config.host_root),
-        cgroups,
-        identity,
-    );
-
-    // Probes are attached: scan /proc now, then replay what arrived meanwhile, so
-    // every process is known once and none is missed.
-    let snapshots = tokio::task::spawn_blocking(scan::scan_all)
-        .await
-        .context("scanning /proc")?;
-    attributor.seed(&snapshots);
-    let mut batch = Vec::with_capacity(4096);
-    let mut parked = Parked::new(Duration::from_millis(config.kube_wait_ms));
-    reader.drain_now(&mut batch);
-    for rec in batch.drain(..) {
-        if let Some(a) = attributor.handle(rec) {
-            parked.emit_or_park(a, &mut sink)?;
+fn check_config(args: RunArgs) -> Result<()> {
+    let (config, registry) = prepare(&args)?;
+    for path in [&args.output, &args.ocsf_output].into_iter().flatten() {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if !dir.is_dir() {
+            // Not fatal for deployment manifests checked off-host; say it.
+            eprintln!(
+                "tracer: note: directory {} does not exist here",
+                dir.display()
+            );
         }
     }
-    sink.flush()?;
-    tracing::info!(
-        processes = attributor.table.len(),
-        "tracer ready: probes attached, /proc scanned"
+    println!(
+        "config OK: {} registration entries, trust domain {}, config digest {}",
+        registry.len(),
+        registry.trust_domain(),
+        config.digest()
     );
-
-    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut tick = tokio::time::interval(Duration::from_millis(config.loss_report_interval_ms));
-    let mut losses = LossTracker::default();
-    let mut park_tick = tokio::time::interval(Duration::from_millis(50));
-    let report_loss =
-        |losses: &mut LossTracker, reader: &Reader, sink: &mut JsonSink| -> Result<()> {
-            let kernel = probes.counters();
-            if let Some(lost) = losses.delta(kernel, reader.malformed, 0) {
-                tracing::warn!(total = lost.total(), ?lost, "events were lost");
-                let now = now_unix_ns();
-                sink.write(&LossRecord {
-                    event_id: event_id(now, 0),
-                    time: rfc3339_nanos(now),
-                    kind: "loss",
-                    host: host_arc.clone(),
-                    lost,
-                    policy: policy_arc.clone(),
-                })?;
-                sink.flush()?;
-            }
-            Ok(())
-        };
-
-    loop {
-        tokio::select! {
-            r = reader.next_batch(&mut batch, 4096) => {
-                r.context("reading the ring buffer")?;
-                for rec in batch.drain(..) {
-                    if let Some(a) = attributor.handle(rec) {
-                        parked.emit_or_park(a, &mut sink)?;
-                    }
-                }
-                sink.flush()?;
-            }
-            _ = pod_changed(pods.as_ref()), if !parked.is_empty() => {
-                parked.retry(&mut attributor, &mut sink, false)?;
-                sink.flush()?;
-            }
-            _ = park_tick.tick(), if !parked.is_empty() => {
-                parked.retry(&mut attributor, &mut sink, false)?;
-                sink.flush()?;
-            }
-            _ = tick.tick() => {
-                report_loss(&mut losses, &reader, &mut sink)?;
-                let now = Instant::now();
-                attributor.table.evict(now);
-                if let Some(p) = &pods {
-                    p.evict(now);
-                }
-            }
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
-        }
-    }
-    // Shutdown: what is already in the ring, or waiting for its pod, still goes out.
-    reader.drain_now(&mut batch);
-    for rec in batch.drain(..) {
-        if let Some(a) = attributor.handle(rec) {
-            parked.emit_or_park(a, &mut sink)?;
-        }
-    }
-    parked.retry(&mut attributor, &mut sink, true)?;
-    report_loss(&mut losses, &reader, &mut sink)?;
-    sink.flush()?;
-    tracing::info!("tracer stopped");
     Ok(())
-}
-
-async fn pod_changed(pods: Option<&PodIndex>) {
-    match pods {
-        Some(p) => p.changed.notified().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Events whose pod metadata had not arrived yet. Each waits at most `wait`, then
-/// goes out with what the cgroup gave (`identity.status: "partial"`).
-struct Parked {
-    queue: std::collections::VecDeque<(Instant, Event)>,
-    wait: Duration,
-    /// Events that went out partial because the wait ran out.
-    timed_out: u64,
-}
-
-impl Parked {
-    fn new(wait: Duration) -> Self {
-        Self {
-            queue: std::collections::VecDeque::new(),
-            wait,
-            timed_out: 0,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-
-    fn emit_or_park(&mut self, a: Attributed, sink: &mut JsonSink) -> Result<()> {
-        if a.waiting_for_pod && !self.wait.is_zero() {
-            self.queue.push_back((Instant::now() + self.wait, a.event));
-            Ok(())
-        } else {
-            Ok(sink.write(&a.event)?)
-        }
-    }
-
-    /// Emit what resolved meanwhile or waited long enough (everything when `all`).
-    fn retry(&mut self, attributor: &mut Attributor, sink: &mut JsonSink, all: bool) -> Result<()> {
-        let now = Instant::now();
-        let mut keep = std::collections::VecDeque::with_capacity(self.queue.len());
-        while let Some((deadline, mut ev)) = self.queue.pop_front() {
-            let done = attributor.reresolve(&mut ev);
-            if done || all || now >= deadline {
-                if !done {
-                    self.timed_out += 1;
-                }
-                sink.write(&ev)?;
-            } else {
-                keep.push_back((deadline, ev));
-            }
-        }
-        self.queue = keep;
-        Ok(())
-    }
 }

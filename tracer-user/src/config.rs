@@ -36,6 +36,15 @@ pub struct Config {
     pub pod_grace_secs: u64,
     #[serde(skip)]
     pub registrations: Option<PathBuf>,
+    /// Where `/metrics`, `/healthz`, `/readyz` are served.
+    #[serde(skip)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Unix socket for `tracer tail`.
+    #[serde(skip)]
+    pub socket: Option<PathBuf>,
+    /// Lines a tail reader may fall behind before it misses events.
+    #[serde(skip)]
+    pub tail_queue: usize,
     /// Node whose pods are watched; no watch without it.
     #[serde(skip)]
     pub node_name: Option<String>,
@@ -61,6 +70,9 @@ impl Default for Config {
             kube_wait_ms: 2000,
             pod_grace_secs: 300,
             registrations: None,
+            metrics_addr: None,
+            socket: None,
+            tail_queue: 16_384,
             node_name: None,
             output: None,
             btf_path: PathBuf::from("/sys/kernel/btf/vmlinux"),

@@ -20,7 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install what building and testing need: rust-src (nightly), bpf-linker, bpftool.
+    /// Install what building and testing need: rust-src (nightly), bpf-linker,
+    /// bpftool, and the Python schema validators the output tests use.
     Setup,
     /// Set up, build in release mode, and run `tracer run` with the given arguments.
     Run {
@@ -146,7 +147,29 @@ fn setup() -> Result<()> {
     setup_rust_src()?;
     setup_bpf_linker()?;
     setup_bpftool();
-    Ok(())
+    setup_python_validators()
+}
+
+/// The tests check real output against our JSON Schema and the official OCSF
+/// schema with Python's jsonschema (the OCSF validator in tests/ocsf needs it).
+fn setup_python_validators() -> Result<()> {
+    let have = Command::new("python3")
+        .args(["-c", "import ocsf_json_schema, jsonschema"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if have {
+        return Ok(());
+    }
+    run(Command::new("python3").args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "ocsf-json-schema==1.2.0",
+        "jsonschema>=4.18",
+    ]))
 }
 
 fn setup_rust_src() -> Result<()> {

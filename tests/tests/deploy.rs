@@ -1,0 +1,574 @@
+//! The deployment files: the Kubernetes manifests (deploy/kubernetes) and the
+//! systemd unit (deploy/systemd) say what the README promises, and every flag and
+//! config key they hand `tracer run` is one the real binary accepts: their
+//! arguments go through `tracer check-config` unchanged, except that paths inside
+//! the container or under /etc/tracer point at the repository's files.
+use std::{
+    collections::BTreeMap,
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use serde::Deserialize as _;
+use serde_norway::Value;
+use tracer_tests::{scratch_dir, tracer_bin};
+
+/// Where the ConfigMap is mounted in the DaemonSet, and where the systemd unit
+/// expects its config file.
+const CONFIG_DIR: &str = "/etc/tracer/";
+
+/// The capabilities both deployments grant, without the `CAP_` prefix.
+const CAPS: [&str; 6] = [
+    "BPF",
+    "PERFMON",
+    "NET_ADMIN",
+    "SYS_PTRACE",
+    "DAC_READ_SEARCH",
+    "SYS_ADMIN",
+];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn kube_dir() -> PathBuf {
+    repo().join("deploy/kubernetes")
+}
+
+/// One YAML document and the file it came from.
+struct Doc {
+    file: String,
+    value: Value,
+}
+
+/// Every document of every YAML file in deploy/kubernetes, in file-name order
+/// (a file may hold several documents separated by `---`; empty ones are skipped).
+fn manifests() -> Vec<Doc> {
+    let mut files: Vec<PathBuf> = fs::read_dir(kube_dir())
+        .expect("deploy/kubernetes exists")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no YAML files in deploy/kubernetes");
+    let mut docs = Vec::new();
+    for path in files {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+        for de in serde_norway::Deserializer::from_str(&text) {
+            let value = Value::deserialize(de).unwrap_or_else(|e| panic!("{file}: {e}"));
+            if !value.is_null() {
+                docs.push(Doc {
+                    file: file.clone(),
+                    value,
+                });
+            }
+        }
+    }
+    docs
+}
+
+/// The only document of this kind.
+fn one<'a>(docs: &'a [Doc], kind: &str) -> &'a Value {
+    let found: Vec<&Doc> = docs.iter().filter(|d| d.value["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "expected exactly one {kind}");
+    &found[0].value
+}
+
+fn str_of<'a>(v: &'a Value, what: &str) -> &'a str {
+    v.as_str()
+        .unwrap_or_else(|| panic!("{what}: expected a string, got {v:?}"))
+}
+
+fn strings(v: &Value, what: &str) -> Vec<String> {
+    v.as_sequence()
+        .unwrap_or_else(|| panic!("{what}: expected a list, got {v:?}"))
+        .iter()
+        .map(|s| str_of(s, what).to_owned())
+        .collect()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// The DaemonSet's one container.
+fn container(ds: &Value) -> &Value {
+    let containers = ds["spec"]["template"]["spec"]["containers"]
+        .as_sequence()
+        .expect("DaemonSet containers");
+    assert_eq!(containers.len(), 1, "one container in the DaemonSet");
+    &containers[0]
+}
+
+fn named<'a>(list: &'a Value, name: &str, what: &str) -> &'a Value {
+    list.as_sequence()
+        .unwrap_or_else(|| panic!("{what}: expected a list"))
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("{what}: no entry named {name}"))
+}
+
+#[test]
+fn manifests_parse_and_have_the_expected_kinds() {
+    let docs = manifests();
+    let kinds = sorted(
+        docs.iter()
+            .map(|d| str_of(&d.value["kind"], &d.file).to_owned())
+            .collect(),
+    );
+    assert_eq!(
+        kinds,
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "DaemonSet",
+            "Kustomization",
+            "Namespace",
+            "ServiceAccount",
+        ]
+    );
+    let ns = str_of(&one(&docs, "Namespace")["metadata"]["name"], "namespace");
+    assert_eq!(ns, "tracer-system");
+    for d in &docs {
+        let v = &d.value;
+        let kind = str_of(&v["kind"], &d.file);
+        assert!(v["apiVersion"].is_string(), "{}: no apiVersion", d.file);
+        if kind == "Kustomization" {
+            continue;
+        }
+        assert!(v["metadata"]["name"].is_string(), "{}: no name", d.file);
+        let cluster_scoped = matches!(kind, "Namespace" | "ClusterRole" | "ClusterRoleBinding");
+        if cluster_scoped {
+            assert!(v["metadata"]["namespace"].is_null(), "{}", d.file);
+        } else {
+            assert_eq!(v["metadata"]["namespace"], ns, "{}: namespace", d.file);
+        }
+    }
+
+    // The kustomization lists every other manifest, and nothing else.
+    let listed = sorted(strings(
+        &one(&docs, "Kustomization")["resources"],
+        "kustomization resources",
+    ));
+    let mut files: Vec<String> = docs
+        .iter()
+        .map(|d| d.file.clone())
+        .filter(|f| f != "kustomization.yaml")
+        .collect();
+    files.dedup();
+    assert_eq!(listed, files);
+}
+
+#[test]
+fn cluster_role_only_reads_pods() {
+    let docs = manifests();
+    let role = one(&docs, "ClusterRole");
+    let rules = role["rules"].as_sequence().expect("rules");
+    assert_eq!(rules.len(), 1, "one rule: {rules:?}");
+    let rule = &rules[0];
+    assert_eq!(strings(&rule["apiGroups"], "apiGroups"), [""]);
+    assert_eq!(strings(&rule["resources"], "resources"), ["pods"]);
+    assert_eq!(
+        sorted(strings(&rule["verbs"], "verbs")),
+        ["get", "list", "watch"]
+    );
+    assert!(rule["resourceNames"].is_null() && rule["nonResourceURLs"].is_null());
+
+    let binding = one(&docs, "ClusterRoleBinding");
+    assert_eq!(binding["roleRef"]["kind"], "ClusterRole");
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    let sa = one(&docs, "ServiceAccount");
+    let subjects = binding["subjects"].as_sequence().expect("subjects");
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(subjects[0]["kind"], "ServiceAccount");
+    assert_eq!(subjects[0]["name"], sa["metadata"]["name"]);
+    assert_eq!(subjects[0]["namespace"], sa["metadata"]["namespace"]);
+
+    let ds = one(&docs, "DaemonSet");
+    assert_eq!(
+        ds["spec"]["template"]["spec"]["serviceAccountName"],
+        sa["metadata"]["name"]
+    );
+}
+
+#[test]
+fn daemonset_is_narrowly_privileged() {
+    let docs = manifests();
+    let ds = one(&docs, "DaemonSet");
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(pod["hostPID"].as_bool(), Some(true), "hostPID");
+    assert_ne!(pod["hostNetwork"].as_bool(), Some(true), "hostNetwork");
+    assert_ne!(pod["hostIPC"].as_bool(), Some(true), "hostIPC");
+    let c = container(ds);
+    let sc = &c["securityContext"];
+    assert_ne!(sc["privileged"].as_bool(), Some(true), "privileged");
+    assert_ne!(
+        pod["securityContext"]["privileged"].as_bool(),
+        Some(true),
+        "pod privileged"
+    );
+    assert_eq!(sc["runAsUser"].as_u64(), Some(0));
+    assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true));
+    assert_eq!(strings(&sc["capabilities"]["drop"], "drop"), ["ALL"]);
+    assert_eq!(
+        sorted(strings(&sc["capabilities"]["add"], "add")),
+        sorted(CAPS.map(String::from).to_vec())
+    );
+    let seccomp = str_of(&sc["seccompProfile"]["type"], "seccompProfile");
+    assert!(
+        seccomp == "Unconfined" || seccomp == "RuntimeDefault",
+        "{seccomp}"
+    );
+    assert_eq!(sc["appArmorProfile"]["type"], "Unconfined");
+    let annotation = &ds["spec"]["template"]["metadata"]["annotations"][format!(
+        "container.apparmor.security.beta.kubernetes.io/{}",
+        str_of(&c["name"], "name")
+    )
+    .as_str()];
+    assert_eq!(annotation, "unconfined", "legacy AppArmor annotation");
+}
+
+#[test]
+fn daemonset_runs_everywhere_with_probes_and_resources() {
+    let docs = manifests();
+    let ds = one(&docs, "DaemonSet");
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(ds["spec"]["updateStrategy"]["type"], "RollingUpdate");
+    assert_eq!(pod["priorityClassName"], "system-node-critical");
+    let tolerations = pod["tolerations"].as_sequence().expect("tolerations");
+    assert!(
+        tolerations
+            .iter()
+            .any(|t| t["operator"] == "Exists" && t["key"].is_null() && t["effect"].is_null()),
+        "a toleration of every taint: {tolerations:?}"
+    );
+    // The selector picks the template's own pods.
+    let selector = ds["spec"]["selector"]["matchLabels"]
+        .as_mapping()
+        .expect("matchLabels");
+    for (k, v) in selector {
+        assert_eq!(
+            &ds["spec"]["template"]["metadata"]["labels"][str_of(k, "label")],
+            v
+        );
+    }
+
+    let c = container(ds);
+    assert!(str_of(&c["image"], "image").contains(':'), "tagged image");
+    let node = named(&c["env"], "NODE_NAME", "env");
+    assert_eq!(node["valueFrom"]["fieldRef"]["fieldPath"], "spec.nodeName");
+
+    // The probes ask the port the tracer serves on (--metrics-addr).
+    let args = strings(&c["args"], "args");
+    let addr = flag_value(&args, "--metrics-addr").expect("--metrics-addr in args");
+    let port: u64 = addr.rsplit(':').next().unwrap().parse().expect("port");
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        let get = &c[probe]["httpGet"];
+        assert_eq!(get["path"], path, "{probe}");
+        assert_eq!(get["port"].as_u64(), Some(port), "{probe}");
+    }
+
+    let res = &c["resources"];
+    assert_eq!(res["requests"]["cpu"], "50m");
+    assert_eq!(res["requests"]["memory"], "64Mi");
+    assert_eq!(res["limits"]["cpu"], "1");
+    assert_eq!(res["limits"]["memory"], "256Mi");
+
+    // Every mount has its volume; host paths are read-only unless written to.
+    let volumes = &pod["volumes"];
+    let mounts: BTreeMap<String, (String, bool)> = c["volumeMounts"]
+        .as_sequence()
+        .expect("volumeMounts")
+        .iter()
+        .map(|m| {
+            let name = str_of(&m["name"], "mount name").to_owned();
+            named(volumes, &name, "volumes");
+            let path = str_of(&m["mountPath"], "mountPath").to_owned();
+            (path, (name, m["readOnly"].as_bool() == Some(true)))
+        })
+        .collect();
+    let host_path = |mount: &str| {
+        let (name, ro) = mounts
+            .get(mount)
+            .unwrap_or_else(|| panic!("nothing mounted at {mount}"));
+        let hp = &named(volumes, name, "volumes")["hostPath"];
+        (
+            str_of(&hp["path"], "hostPath").to_owned(),
+            hp["type"].clone(),
+            *ro,
+        )
+    };
+    assert_eq!(host_path("/sys/kernel/btf").0, "/sys/kernel/btf");
+    assert!(host_path("/sys/kernel/btf").2, "btf read-only");
+    assert_eq!(host_path("/sys/kernel/tracing").0, "/sys/kernel/tracing");
+    assert!(!host_path("/sys/kernel/tracing").2, "tracefs writable");
+    assert_eq!(host_path("/sys/fs/cgroup").0, "/sys/fs/cgroup");
+    assert!(host_path("/sys/fs/cgroup").2, "cgroup read-only");
+    assert_eq!(host_path("/host/etc").0, "/etc");
+    assert!(host_path("/host/etc").2, "host /etc read-only");
+    assert_eq!(
+        flag_value(&args, "--host-root").as_deref(),
+        Some("/host"),
+        "--host-root matches the /host/etc mount"
+    );
+    let log = host_path("/var/log/tracer");
+    assert_eq!((log.0.as_str(), log.2), ("/var/log/tracer", false));
+    assert_eq!(log.1, "DirectoryOrCreate");
+    // The socket's directory is a volume (the root filesystem is read-only).
+    let socket = flag_value(&args, "--socket").expect("--socket in args");
+    let socket_dir = Path::new(&socket).parent().unwrap().to_str().unwrap();
+    assert!(
+        mounts.contains_key(socket_dir),
+        "{socket_dir} is not mounted"
+    );
+
+    // The ConfigMap is what is mounted at /etc/tracer.
+    let (config_volume, _) = &mounts[CONFIG_DIR.trim_end_matches('/')];
+    let cm = one(&docs, "ConfigMap");
+    assert_eq!(
+        named(volumes, config_volume, "volumes")["configMap"]["name"],
+        cm["metadata"]["name"]
+    );
+}
+
+/// The value of `--flag VALUE` or `--flag=VALUE`.
+fn flag_value(args: &[String], flag: &str) -> Option<String> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == flag {
+            return it.next().cloned();
+        }
+        if let Some(v) = a.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+            return Some(v.to_owned());
+        }
+    }
+    None
+}
+
+/// `[Service]` of the unit: key -> values (a key may repeat), continuation
+/// lines joined, comments skipped.
+fn unit_service() -> BTreeMap<String, Vec<String>> {
+    let text = fs::read_to_string(repo().join("deploy/systemd/tracer.service"))
+        .expect("deploy/systemd/tracer.service");
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut section = String::new();
+    let mut pending = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with(';'))
+        {
+            continue;
+        }
+        if let Some(rest) = line.strip_suffix('\\') {
+            pending.push_str(rest);
+            pending.push(' ');
+            continue;
+        }
+        let full = std::mem::take(&mut pending) + line;
+        if full.starts_with('[') {
+            section = full;
+            continue;
+        }
+        if section == "[Service]"
+            && let Some((k, v)) = full.split_once('=')
+        {
+            out.entry(k.trim().to_owned())
+                .or_default()
+                .push(v.trim().to_owned());
+        }
+    }
+    out
+}
+
+fn unit_value(unit: &BTreeMap<String, Vec<String>>, key: &str) -> String {
+    let values = unit
+        .get(key)
+        .unwrap_or_else(|| panic!("tracer.service: no {key}="));
+    assert_eq!(values.len(), 1, "{key} given more than once");
+    values[0].clone()
+}
+
+/// ExecStart split into words (the unit uses no quoting).
+fn exec_start() -> Vec<String> {
+    let exec = unit_value(&unit_service(), "ExecStart");
+    assert!(
+        !exec.contains(['"', '\'', '$', '%']),
+        "ExecStart needs a real parser now: {exec}"
+    );
+    exec.split_whitespace().map(str::to_owned).collect()
+}
+
+#[test]
+fn systemd_unit_runs_the_tracer_hardened() {
+    let exec = exec_start();
+    assert_eq!(exec[..2], ["/usr/local/bin/tracer", "run"]);
+    assert_eq!(
+        flag_value(&exec, "--config").as_deref(),
+        Some("/etc/tracer/tracer.toml")
+    );
+    let unit = unit_service();
+    assert_eq!(unit_value(&unit, "Restart"), "on-failure");
+    let caps = sorted(CAPS.iter().map(|c| format!("CAP_{c}")).collect());
+    for key in ["CapabilityBoundingSet", "AmbientCapabilities"] {
+        let got = unit_value(&unit, key)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(sorted(got), caps, "{key}");
+    }
+    assert_eq!(unit_value(&unit, "NoNewPrivileges"), "yes");
+    assert_eq!(unit_value(&unit, "ProtectSystem"), "strict");
+    assert_eq!(unit_value(&unit, "ProtectHome"), "yes");
+    assert_eq!(unit_value(&unit, "PrivateTmp"), "yes");
+    assert_eq!(unit_value(&unit, "LogsDirectory"), "tracer");
+    assert_eq!(unit_value(&unit, "RuntimeDirectory"), "tracer");
+    let rw: Vec<String> = unit["ReadWritePaths"]
+        .iter()
+        .flat_map(|v| v.split_whitespace().map(str::to_owned))
+        .collect();
+    for path in ["/var/log/tracer", "/run/tracer", "/sys/kernel/tracing"] {
+        assert!(rw.iter().any(|p| p == path), "ReadWritePaths lacks {path}");
+    }
+}
+
+/// A scratch directory that stands in for /etc/tracer, removed on drop.
+struct ConfigDir(PathBuf);
+
+impl ConfigDir {
+    /// `files`: name -> content; `/etc/tracer/` inside them is rewritten too
+    /// (a config file may name the registrations file).
+    fn new(files: &BTreeMap<String, String>) -> ConfigDir {
+        let dir = ConfigDir(scratch_dir());
+        for (name, content) in files {
+            fs::write(dir.0.join(name), dir.rewrite(content)).expect("write config file");
+        }
+        dir
+    }
+
+    fn rewrite(&self, s: &str) -> String {
+        s.replace(CONFIG_DIR, &format!("{}/", self.0.display()))
+    }
+
+    /// `tracer check-config` with `run`'s arguments (those after "run"),
+    /// /etc/tracer paths pointing here.
+    fn check_config(&self, run_args: &[String]) -> CheckConfig {
+        let args: Vec<String> = run_args.iter().map(|a| self.rewrite(a)).collect();
+        let out = Command::new(tracer_bin())
+            .arg("check-config")
+            .args(&args)
+            // What the downward API gives the DaemonSet.
+            .env("NODE_NAME", "deploy-test-node")
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("run tracer check-config");
+        CheckConfig {
+            cmdline: format!("tracer check-config {}", args.join(" ")),
+            out,
+        }
+    }
+}
+
+/// A `tracer check-config` run and its command line.
+struct CheckConfig {
+    cmdline: String,
+    out: Output,
+}
+
+impl std::fmt::Display for CheckConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {}\nstdout:\n{}\nstderr:\n{}",
+            self.cmdline,
+            self.out.status,
+            String::from_utf8_lossy(&self.out.stdout),
+            String::from_utf8_lossy(&self.out.stderr)
+        )
+    }
+}
+
+impl Drop for ConfigDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The DaemonSet's args after `run`, and the ConfigMap's files.
+fn daemonset_run() -> (Vec<String>, BTreeMap<String, String>) {
+    let docs = manifests();
+    let c = container(one(&docs, "DaemonSet"));
+    assert!(
+        c["command"].is_null(),
+        "the image's ENTRYPOINT is the tracer"
+    );
+    let args = strings(&c["args"], "args");
+    assert_eq!(args.first().map(String::as_str), Some("run"));
+    let data: BTreeMap<String, String> = one(&docs, "ConfigMap")["data"]
+        .as_mapping()
+        .expect("ConfigMap data")
+        .iter()
+        .map(|(k, v)| (str_of(k, "key").to_owned(), str_of(v, "value").to_owned()))
+        .collect();
+    // Every /etc/tracer file the args name is in the ConfigMap.
+    for a in &args {
+        if let Some(i) = a.find(CONFIG_DIR) {
+            let name = &a[i + CONFIG_DIR.len()..];
+            assert!(data.contains_key(name), "{a}: not in the ConfigMap");
+        }
+    }
+    (args[1..].to_vec(), data)
+}
+
+#[test]
+fn daemonset_flags_pass_check_config() {
+    let (args, data) = daemonset_run();
+    assert!(
+        args.iter().any(|a| a == "--config"),
+        "the DaemonSet passes its config file"
+    );
+    let dir = ConfigDir::new(&data);
+    let run = dir.check_config(&args);
+    assert!(run.out.status.success(), "{run}");
+}
+
+/// The test above would be worth little if check-config ignored the config file.
+#[test]
+fn check_config_rejects_an_unknown_key_in_the_daemonset_config() {
+    let (args, mut data) = daemonset_run();
+    let config = data
+        .get_mut("tracer.toml")
+        .expect("tracer.toml in the ConfigMap");
+    config.insert_str(0, "no_such_key_for_test = 1\n");
+    let dir = ConfigDir::new(&data);
+    let run = dir.check_config(&args);
+    assert_eq!(run.out.status.code(), Some(1), "{run}");
+    let err = String::from_utf8_lossy(&run.out.stderr);
+    assert!(err.contains("no_such_key_for_test"), "{run}");
+}
+
+#[test]
+fn systemd_flags_pass_check_config() {
+    let exec = exec_start();
+    let mut files = BTreeMap::new();
+    // The unit's config file, and the example registrations should it name them.
+    files.insert(
+        "tracer.toml".to_owned(),
+        fs::read_to_string(repo().join("deploy/systemd/tracer.toml"))
+            .expect("deploy/systemd/tracer.toml"),
+    );
+    files.insert(
+        "registrations.toml".to_owned(),
+        fs::read_to_string(repo().join("deploy/registrations.example.toml"))
+            .expect("deploy/registrations.example.toml"),
+    );
+    let dir = ConfigDir::new(&files);
+    let run = dir.check_config(&exec[2..]);
+    assert!(run.out.status.success(), "{run}");
+}

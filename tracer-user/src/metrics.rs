@@ -1,0 +1,238 @@
+//! Operator-facing counters (`/metrics`, Prometheus text) and health endpoints
+//! (`/healthz`: the process serves; `/readyz`: probes attached and the start-up
+//! /proc scan done).
+//!
+//! The main loop updates plain atomics through [`Metrics`]; the HTTP server (hyper)
+//! only reads them, so scraping never touches the data path.
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode, body::Bytes, service::service_fn};
+use hyper_util::rt::TokioIo;
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CauseLabel {
+    pub cause: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabel {
+    pub sink: String,
+}
+
+pub struct Metrics {
+    pub events: Family<KindLabel, Counter>,
+    pub lost: Family<CauseLabel, Counter>,
+    pub identity: Family<StatusLabel, Counter>,
+    pub sink_errors: Family<SinkLabel, Counter>,
+    pub tail_missed: Counter,
+    pub process_table: Gauge,
+    pub ring_buffer_bytes: Gauge,
+    pub ring_records_submitted: Gauge,
+    /// 0 disabled, 1 connecting, 2 synced, 3 failing.
+    pub kube_watch_state: Gauge,
+    pub kube_watch_errors: Gauge,
+    pub tail_clients: Gauge,
+    pub ready: AtomicBool,
+    registry: Registry,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("tracer");
+        let m = Metrics {
+            events: Family::default(),
+            lost: Family::default(),
+            identity: Family::default(),
+            sink_errors: Family::default(),
+            tail_missed: Counter::default(),
+            process_table: Gauge::default(),
+            ring_buffer_bytes: Gauge::default(),
+            ring_records_submitted: Gauge::default(),
+            kube_watch_state: Gauge::default(),
+            kube_watch_errors: Gauge::default(),
+            tail_clients: Gauge::default(),
+            ready: AtomicBool::new(false),
+            registry: Registry::default(),
+        };
+        registry.register("events", "Events emitted, by kind", m.events.clone());
+        registry.register(
+            "lost_events",
+            "Records not delivered, by cause",
+            m.lost.clone(),
+        );
+        registry.register(
+            "identity_outcomes",
+            "Identity resolutions of emitted events, by status",
+            m.identity.clone(),
+        );
+        registry.register(
+            "sink_errors",
+            "Failed writes, by sink",
+            m.sink_errors.clone(),
+        );
+        registry.register(
+            "tail_missed",
+            "Events slow tail readers missed",
+            m.tail_missed.clone(),
+        );
+        registry.register(
+            "process_table_entries",
+            "Processes in the process table",
+            m.process_table.clone(),
+        );
+        registry.register(
+            "ring_buffer_size_bytes",
+            "Size of the kernel ring buffer",
+            m.ring_buffer_bytes.clone(),
+        );
+        registry.register(
+            "ring_buffer_submitted_records",
+            "Records the probes submitted to the ring buffer",
+            m.ring_records_submitted.clone(),
+        );
+        registry.register(
+            "kube_watch_state",
+            "Kubernetes pod watch: 0 disabled, 1 connecting, 2 synced, 3 failing",
+            m.kube_watch_state.clone(),
+        );
+        registry.register(
+            "kube_watch_errors",
+            "Errors of the Kubernetes pod watch",
+            m.kube_watch_errors.clone(),
+        );
+        registry.register(
+            "tail_clients",
+            "Readers connected to the tail socket",
+            m.tail_clients.clone(),
+        );
+        Arc::new(Metrics { registry, ..m })
+    }
+
+    pub fn set(g: &Gauge, v: u64) {
+        g.set(i64::try_from(v).unwrap_or(i64::MAX));
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on --metrics-addr {addr}: {source}")]
+pub struct ListenError {
+    addr: SocketAddr,
+    #[source]
+    source: std::io::Error,
+}
+
+/// Serve `/metrics`, `/healthz`, `/readyz` on `addr` until the process ends.
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<(), ListenError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ListenError { addr, source })?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let metrics = metrics.clone();
+                    async move { Ok::<_, std::convert::Infallible>(respond(&req, &metrics)) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(())
+}
+
+fn respond<B>(req: &Request<B>, metrics: &Metrics) -> Response<Full<Bytes>> {
+    let (status, ctype, body) = match req.uri().path() {
+        "/metrics" => (
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.render(),
+        ),
+        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        "/readyz" if metrics.ready.load(Ordering::Relaxed) => {
+            (StatusCode::OK, "text/plain", "ready\n".to_owned())
+        }
+        "/readyz" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "not ready: probes attaching or /proc scan running\n".to_owned(),
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".to_owned(),
+        ),
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(ctype) {
+        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_with_labels() {
+        let m = Metrics::new();
+        m.events
+            .get_or_create(&KindLabel {
+                kind: "exec".into(),
+            })
+            .inc_by(3);
+        m.lost
+            .get_or_create(&CauseLabel {
+                cause: "ring_full".into(),
+            })
+            .inc();
+        Metrics::set(&m.process_table, 42);
+        let text = m.render();
+        assert!(
+            text.contains("tracer_events_total{kind=\"exec\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tracer_lost_events_total{cause=\"ring_full\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("tracer_process_table_entries 42"), "{text}");
+    }
+}

@@ -1,0 +1,321 @@
+//! `tracer run`: the stages wired together, in the order an event travels.
+//!
+//! preflight -> BTF offsets -> probes attached -> /proc scanned (records that
+//! arrived meanwhile are replayed) -> loop { ring buffer batch -> decode ->
+//! attribute (process table, identity) -> sinks }.
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::{
+    attribute::{Attributed, Attributor, Context},
+    btf::Btf,
+    config::Config,
+    event::{Event, Host, LossRecord, Policy, event_id, now_unix_ns, rfc3339_nanos},
+    host::{self, HostInfo},
+    identity::{
+        cgroup::CgroupResolver,
+        kube::{self, PodIndex},
+        resolve::IdentityResolver,
+        spiffe::Registry,
+        users::UserDb,
+    },
+    loss::LossTracker,
+    metrics::{self, CauseLabel, KindLabel, Metrics, SinkLabel, StatusLabel},
+    probes::{self, LoadOptions, Probes, preflight},
+    proc::{scan, table::ProcessTable},
+    reader::Reader,
+    sink::Sinks,
+};
+
+/// Emit an event and count it.
+fn emit(sinks: &mut Sinks, m: &Metrics, ev: &Event) {
+    let kind = serde_json::to_value(ev.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    m.events.get_or_create(&KindLabel { kind }).inc();
+    let status = serde_json::to_value(ev.executor.identity.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    m.identity.get_or_create(&StatusLabel { status }).inc();
+    sinks.write_event(ev);
+}
+
+pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result<()> {
+    let caps = preflight::check_caps()?;
+    preflight::check_btf(&config.btf_path)?;
+    preflight::check_kernel()?;
+    preflight::ensure_tracefs(caps)?;
+
+    let metrics = Metrics::new();
+    if let Some(addr) = config.metrics_addr {
+        metrics::serve(addr, metrics.clone()).await?;
+        tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+    }
+    if let Some(path) = &config.socket {
+        sinks.bind_socket(path, config.tail_queue)?;
+        tracing::info!(path = %path.display(), "serving events to `tracer tail`");
+    }
+
+    let btf = Btf::from_file(&config.btf_path)
+        .with_context(|| format!("reading kernel BTF {}", config.btf_path.display()))?;
+    let offsets = probes::offsets::resolve(&btf)?;
+    drop(btf);
+
+    let host = HostInfo::read().context("reading host identity")?;
+    let cgroups = CgroupResolver::discover().context("finding the cgroup v2 mount")?;
+    let cgroup_root = cgroups.mount().to_owned();
+
+    let (probes, events) = probes::load(&LoadOptions {
+        offsets,
+        ring_buffer_bytes: config.ring_buffer_bytes,
+        cgroup_root: &cgroup_root,
+    })?;
+    let mut reader = Reader::new(events).context("watching the ring buffer")?;
+    Metrics::set(
+        &metrics.ring_buffer_bytes,
+        u64::from(config.ring_buffer_bytes),
+    );
+
+    let ctx = Context {
+        host: Arc::new(Host {
+            name: host.name.clone(),
+            boot_id: host.boot_id.clone(),
+        }),
+        policy: Arc::new(Policy {
+            tracer_version: env!("CARGO_PKG_VERSION"),
+            config_digest: config.digest(),
+        }),
+        realtime_offset_ns: host::boottime_to_realtime_offset_ns(),
+        ticks_per_second: host::clock_ticks_per_second(),
+        lineage_depth: config.lineage_depth,
+        emit_lifecycle: config.emit_lifecycle,
+    };
+    let (host_arc, policy_arc) = (ctx.host.clone(), ctx.policy.clone());
+    let table = ProcessTable::new(
+        Duration::from_secs(config.exit_grace_secs),
+        config.max_processes,
+    );
+    let pods = match &config.node_name {
+        Some(node) => {
+            let index = PodIndex::new(Duration::from_secs(config.pod_grace_secs));
+            match kube::client().await {
+                Ok(client) => {
+                    tracing::info!(node = %node, "watching this node's pods for workload metadata");
+                    tokio::spawn(index.clone().run(client, node.clone()));
+                }
+                // No usable client configuration: events carry what the cgroup gives.
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "no Kubernetes client configuration; pod metadata disabled"
+                ),
+            }
+            Some(index)
+        }
+        None => None,
+    };
+    let identity = IdentityResolver::new(pods.clone(), registry);
+    let mut attributor = Attributor::new(
+        ctx,
+        table,
+        UserDb::new(&config.host_root),
+        cgroups,
+        identity,
+    );
+
+    // Probes are attached: scan /proc now, then replay what arrived meanwhile, so
+    // every process is known once and none is missed.
+    let snapshots = tokio::task::spawn_blocking(scan::scan_all)
+        .await
+        .context("scanning /proc")?;
+    attributor.seed(&snapshots);
+    let mut batch = Vec::with_capacity(4096);
+    let mut parked = Parked::new(Duration::from_millis(config.kube_wait_ms));
+    reader.drain_now(&mut batch);
+    for rec in batch.drain(..) {
+        if let Some(a) = attributor.handle(rec) {
+            parked.emit_or_park(a, &mut sinks, &metrics);
+        }
+    }
+    sinks.flush();
+    metrics.ready.store(true, Ordering::Relaxed);
+    tracing::info!(
+        processes = attributor.table.len(),
+        "tracer ready: probes attached, /proc scanned"
+    );
+
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut tick = tokio::time::interval(Duration::from_millis(config.loss_report_interval_ms));
+    let mut park_tick = tokio::time::interval(Duration::from_millis(50));
+    let mut housekeeping = Housekeeping {
+        losses: LossTracker::default(),
+        host: host_arc,
+        policy: policy_arc,
+        metrics: metrics.clone(),
+        tail_missed_seen: 0,
+    };
+
+    loop {
+        tokio::select! {
+            r = reader.next_batch(&mut batch, 4096) => {
+                r.context("reading the ring buffer")?;
+                for rec in batch.drain(..) {
+                    if let Some(a) = attributor.handle(rec) {
+                        parked.emit_or_park(a, &mut sinks, &metrics);
+                    }
+                }
+                sinks.flush();
+            }
+            _ = pod_changed(pods.as_ref()), if !parked.is_empty() => {
+                parked.retry(&mut attributor, &mut sinks, &metrics, false);
+                sinks.flush();
+            }
+            _ = park_tick.tick(), if !parked.is_empty() => {
+                parked.retry(&mut attributor, &mut sinks, &metrics, false);
+                sinks.flush();
+            }
+            _ = tick.tick() => {
+                housekeeping.report(&probes, &reader, &mut sinks);
+                let now = Instant::now();
+                attributor.table.evict(now);
+                if let Some(p) = &pods {
+                    p.evict(now);
+                    Metrics::set(&metrics.kube_watch_state, p.state.state() as u64);
+                    Metrics::set(&metrics.kube_watch_errors, p.state.errors.load(Ordering::Relaxed));
+                }
+                Metrics::set(&metrics.process_table, attributor.table.len() as u64);
+            }
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+        }
+    }
+    // Shutdown: what is already in the ring, or waiting for its pod, still goes out.
+    metrics.ready.store(false, Ordering::Relaxed);
+    reader.drain_now(&mut batch);
+    for rec in batch.drain(..) {
+        if let Some(a) = attributor.handle(rec) {
+            parked.emit_or_park(a, &mut sinks, &metrics);
+        }
+    }
+    parked.retry(&mut attributor, &mut sinks, &metrics, true);
+    housekeeping.report(&probes, &reader, &mut sinks);
+    sinks.flush();
+    tracing::info!("tracer stopped");
+    Ok(())
+}
+
+/// The once-a-tick chores: loss records and counters.
+struct Housekeeping {
+    losses: LossTracker,
+    host: Arc<Host>,
+    policy: Arc<Policy>,
+    metrics: Arc<Metrics>,
+    tail_missed_seen: u64,
+}
+
+impl Housekeeping {
+    fn report(&mut self, probes: &Probes, reader: &Reader, sinks: &mut Sinks) {
+        let kernel = probes.counters();
+        Metrics::set(&self.metrics.ring_records_submitted, kernel.submitted);
+        if let Some(socket) = sinks.socket() {
+            Metrics::set(&self.metrics.tail_clients, socket.clients() as u64);
+            let missed = socket.missed_total.load(Ordering::Relaxed);
+            self.metrics
+                .tail_missed
+                .inc_by(missed.saturating_sub(self.tail_missed_seen));
+            self.tail_missed_seen = missed;
+        }
+        for (sink, errors) in sinks.errors() {
+            let c = self.metrics.sink_errors.get_or_create(&SinkLabel { sink });
+            c.inc_by(errors.saturating_sub(c.get()));
+        }
+        let Some(lost) = self.losses.delta(kernel, reader.malformed, 0) else {
+            return;
+        };
+        tracing::warn!(total = lost.total(), ?lost, "events were lost");
+        for (cause, n) in [
+            ("ring_full", lost.ring_full),
+            ("read_fault", lost.read_fault),
+            ("pending_full", lost.pending_full),
+            ("scratch", lost.scratch),
+            ("malformed", lost.malformed),
+            ("queue_full", lost.queue_full),
+        ] {
+            if n > 0 {
+                self.metrics
+                    .lost
+                    .get_or_create(&CauseLabel {
+                        cause: cause.into(),
+                    })
+                    .inc_by(n);
+            }
+        }
+        let now = now_unix_ns();
+        sinks.write_loss(&LossRecord {
+            event_id: event_id(now, 0),
+            time: rfc3339_nanos(now),
+            kind: "loss",
+            host: self.host.clone(),
+            lost,
+            policy: self.policy.clone(),
+        });
+        sinks.flush();
+    }
+}
+
+async fn pod_changed(pods: Option<&PodIndex>) {
+    match pods {
+        Some(p) => p.changed.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Events whose pod metadata had not arrived yet. Each waits at most `wait`, then
+/// goes out with what the cgroup gave (`identity.status: "partial"`).
+struct Parked {
+    queue: std::collections::VecDeque<(Instant, Event)>,
+    wait: Duration,
+}
+
+impl Parked {
+    fn new(wait: Duration) -> Self {
+        Self {
+            queue: std::collections::VecDeque::new(),
+            wait,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    fn emit_or_park(&mut self, a: Attributed, sinks: &mut Sinks, m: &Metrics) {
+        if a.waiting_for_pod && !self.wait.is_zero() {
+            self.queue.push_back((Instant::now() + self.wait, a.event));
+        } else {
+            emit(sinks, m, &a.event);
+        }
+    }
+
+    /// Emit what resolved meanwhile or waited long enough (everything when `all`).
+    fn retry(&mut self, attributor: &mut Attributor, sinks: &mut Sinks, m: &Metrics, all: bool) {
+        let now = Instant::now();
+        let mut keep = std::collections::VecDeque::with_capacity(self.queue.len());
+        while let Some((deadline, mut ev)) = self.queue.pop_front() {
+            let done = attributor.reresolve(&mut ev);
+            if done || all || now >= deadline {
+                emit(sinks, m, &ev);
+            } else {
+                keep.push_back((deadline, ev));
+            }
+        }
+        self.queue = keep;
+    }
+}
