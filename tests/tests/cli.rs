@@ -89,3 +89,68 @@ fn invalid_registration_names_the_entry() {
     assert!(err.contains("spiffe://cluster.local/bad//path"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn bad_cgroup_mount_is_a_clear_error() {
+    let out = Command::new(tracer_bin())
+        .args(["run", "--cgroup-mount", "/nonexistent-cgroup-mount"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--cgroup-mount /nonexistent-cgroup-mount: not a directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_file_keys_are_checked_and_flags_win() {
+    let dir = tracer_tests::scratch_dir();
+    let cfg = dir.join("tracer.toml");
+    std::fs::write(
+        &cfg,
+        "lineage_depth = 7\nemit_lifecycle = true\ntrust_domain = \"example.org\"\n",
+    )
+    .unwrap();
+    let ok = Command::new(tracer_bin())
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("trust domain example.org"));
+    // A flag on the command line overrides the file.
+    let over = Command::new(tracer_bin())
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .args(["--trust-domain", "other.org"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&over.stdout).contains("trust domain other.org"));
+    std::fs::write(&cfg, "lineage_dept = 7\n").unwrap();
+    let bad = Command::new(tracer_bin())
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown key `lineage_dept`"));
+    std::fs::write(&cfg, "lineage_depth = \"many\"\n").unwrap();
+    let bad = Command::new(tracer_bin())
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_ne!(bad.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("lineage-depth"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -84,6 +84,10 @@ pub struct RunArgs {
     /// Root of the host filesystem, for /etc/passwd and /etc/group (e.g. /host in a container).
     #[arg(long, default_value = "/", value_name = "PATH")]
     pub host_root: PathBuf,
+    /// The host's cgroup v2 mount (default: found in /proc/self/mountinfo). Set it
+    /// when the host tree is mounted elsewhere, e.g. in a container.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup_mount: Option<PathBuf>,
     /// Kernel BTF to read struct offsets from.
     #[arg(long, default_value = "/sys/kernel/btf/vmlinux", value_name = "PATH")]
     pub btf: PathBuf,
@@ -142,6 +146,7 @@ impl RunArgs {
             metrics_addr: self.metrics_addr,
             socket: self.socket.clone(),
             tail_queue: self.tail_queue,
+            cgroup_mount: self.cgroup_mount.clone(),
             output: self.output.clone(),
             btf_path: self.btf.clone(),
         }

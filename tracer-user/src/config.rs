@@ -45,6 +45,9 @@ pub struct Config {
     /// Lines a tail reader may fall behind before it misses events.
     #[serde(skip)]
     pub tail_queue: usize,
+    /// The host's cgroup v2 mount, when not the one /proc/self/mountinfo names.
+    #[serde(skip)]
+    pub cgroup_mount: Option<PathBuf>,
     /// Node whose pods are watched; no watch without it.
     #[serde(skip)]
     pub node_name: Option<String>,
@@ -73,6 +76,7 @@ impl Default for Config {
             metrics_addr: None,
             socket: None,
             tail_queue: 16_384,
+            cgroup_mount: None,
             node_name: None,
             output: None,
             btf_path: PathBuf::from("/sys/kernel/btf/vmlinux"),

@@ -69,7 +69,11 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
     drop(btf);
 
     let host = HostInfo::read().context("reading host identity")?;
-    let cgroups = CgroupResolver::discover().context("finding the cgroup v2 mount")?;
+    let cgroups = match &config.cgroup_mount {
+        Some(mount) if mount.is_dir() => CgroupResolver::with_mount(mount.clone()),
+        Some(mount) => anyhow::bail!("--cgroup-mount {}: not a directory", mount.display()),
+        None => CgroupResolver::discover().context("finding the cgroup v2 mount")?,
+    };
     let cgroup_root = cgroups.mount().to_owned();
 
     let (probes, events) = probes::load(&LoadOptions {
