@@ -8,6 +8,8 @@ use std::{
     process::Command,
 };
 
+mod bench;
+
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 
@@ -36,6 +38,19 @@ enum Task {
         /// Extra arguments for `cargo test` (after `--`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
+    },
+    /// Build, then measure the tracer's cost on an exec storm and a connect storm
+    /// (as root): throughput with and without it, events lost, CPU and RSS.
+    Bench {
+        /// One round of 3 seconds per workload (the whole run takes under a minute).
+        #[arg(long)]
+        quick: bool,
+        /// Rounds per workload (each round runs without, then with the tracer).
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Seconds each workload runs per measurement.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
 }
 
@@ -68,6 +83,14 @@ fn main() -> Result<()> {
                 bail!("tracer exited with {status}");
             }
             Ok(())
+        }
+        Task::Bench {
+            quick,
+            rounds,
+            seconds,
+        } => {
+            let (rounds, seconds) = if quick { (1, 3) } else { (rounds, seconds) };
+            bench::run(&root, rounds.max(1), seconds.max(1))
         }
         Task::Test { no_lint, args } => {
             setup()?;
