@@ -13,7 +13,7 @@ use std::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileSinkError {
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}")]
     Io {
         path: PathBuf,
         what: &'static str,

@@ -30,7 +30,7 @@ pub enum Format {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("cannot open output file {path}: {source}")]
+    #[error("cannot open output file {path}")]
     Open {
         path: PathBuf,
         #[source]
@@ -73,7 +73,7 @@ impl Output {
                 let r = f
                     .write_lines(&self.pending)
                     .and_then(|()| f.flush())
-                    .map_err(|e| e.to_string());
+                    .map_err(|e| format!("{:#}", anyhow::Error::from(e)));
                 self.pending.clear();
                 r
             }
