@@ -107,6 +107,29 @@ impl Attributor {
         }
     }
 
+    /// A table entry for the image a record describes.
+    fn process_from_task(
+        &self,
+        task: &TaskInfo,
+        binary: Arc<str>,
+        argv: Arc<[String]>,
+        cwd: Option<Arc<str>>,
+    ) -> Process {
+        Process {
+            exec_id: self.exec_id_of(task),
+            pid: task.tgid,
+            ppid: task.ptgid,
+            start_ticks: ns_to_ticks(task.start_boottime_ns, self.ctx.ticks_per_second),
+            binary,
+            argv,
+            cwd,
+            cgroup_id: task.cgroup_id,
+            uid: task.uid,
+            gid: task.gid,
+            exited: None,
+        }
+    }
+
     /// Seed the table from the start-up /proc scan.
     pub fn seed(&mut self, snapshots: &[ProcSnapshot]) {
         for s in snapshots {
@@ -130,24 +153,12 @@ impl Attributor {
             return p;
         }
         self.proc_lookups += 1;
-        let p = match scan::snapshot(task.tgid) {
-            Ok(s) if self.process_from_snapshot(&s).exec_id == id => self.process_from_snapshot(&s),
+        let p = match scan::snapshot(task.tgid).map(|s| self.process_from_snapshot(&s)) {
+            Ok(p) if p.exec_id == id => p,
+            // Gone, or already another image: keep what the kernel told us.
             _ => {
-                // Gone, or already another image: keep what the kernel told us.
-                let comm = escape(c_str(&task.comm));
-                Process {
-                    exec_id: id,
-                    pid: task.tgid,
-                    ppid: task.ptgid,
-                    start_ticks: ns_to_ticks(task.start_boottime_ns, self.ctx.ticks_per_second),
-                    binary: format!("[{comm}]").into(),
-                    argv: Arc::from(Vec::<String>::new()),
-                    cwd: None,
-                    cgroup_id: task.cgroup_id,
-                    uid: task.uid,
-                    gid: task.gid,
-                    exited: None,
-                }
+                let (binary, argv) = comm_only(task);
+                self.process_from_task(task, binary, argv, None)
             }
         };
         self.table.upsert(p.clone());
@@ -359,7 +370,6 @@ impl Attributor {
         // The record's cgroup is the forking parent's current one: it may have moved.
         self.table
             .observe(task.ptgid, task.cgroup_id, task.uid, task.gid);
-        let id = self.exec_id_of(task);
         // A forked child runs its parent's image until it execs.
         let (binary, argv, cwd) = match self.table.get(task.ptgid) {
             Some(parent) => (
@@ -368,27 +378,11 @@ impl Attributor {
                 parent.cwd.clone(),
             ),
             None => {
-                let comm = escape(c_str(&task.comm));
-                (
-                    format!("[{comm}]").into(),
-                    Arc::from(Vec::<String>::new()),
-                    None,
-                )
+                let (binary, argv) = comm_only(task);
+                (binary, argv, None)
             }
         };
-        let p = Process {
-            exec_id: id,
-            pid: task.tgid,
-            ppid: task.ptgid,
-            start_ticks: ns_to_ticks(task.start_boottime_ns, self.ctx.ticks_per_second),
-            binary,
-            argv,
-            cwd,
-            cgroup_id: task.cgroup_id,
-            uid: task.uid,
-            gid: task.gid,
-            exited: None,
-        };
+        let p = self.process_from_task(task, binary, argv, cwd);
         self.table.upsert(p.clone());
         p
     }
@@ -413,19 +407,7 @@ impl Attributor {
             );
         }
         let binary: Arc<str> = binary.into();
-        let p = Process {
-            exec_id: self.exec_id_of(task),
-            pid: task.tgid,
-            ppid: task.ptgid,
-            start_ticks: ns_to_ticks(task.start_boottime_ns, self.ctx.ticks_per_second),
-            binary: binary.clone(),
-            argv: argv.clone(),
-            cwd,
-            cgroup_id: task.cgroup_id,
-            uid: task.uid,
-            gid: task.gid,
-            exited: None,
-        };
+        let p = self.process_from_task(task, binary.clone(), argv.clone(), cwd);
         self.table.upsert(p.clone());
         let action = Action::Exec(ExecAction {
             binary,
@@ -450,6 +432,12 @@ impl Attributor {
         });
         self.event(Kind::Exec, e.rec.header.ts_boot_ns, task, &p, action)
     }
+}
+
+/// Binary and argv of a process known only by its kernel name: `[comm]`, no argv.
+fn comm_only(task: &TaskInfo) -> (Arc<str>, Arc<[String]>) {
+    let comm = escape(c_str(&task.comm));
+    (format!("[{comm}]").into(), Arc::from(Vec::<String>::new()))
 }
 
 fn exit_action(code: u32) -> ExitAction {

@@ -39,6 +39,18 @@ pub enum Kind {
     Exit,
 }
 
+impl Kind {
+    /// The serialized name (metric labels).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Exec => "exec",
+            Kind::Connect => "connect",
+            Kind::Fork => "fork",
+            Kind::Exit => "exit",
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Executor {
     pub exec_id: Arc<str>,
@@ -102,6 +114,17 @@ pub enum IdentityStatus {
     Partial,
     /// Not even the cgroup path is known.
     Unresolved,
+}
+
+impl IdentityStatus {
+    /// The serialized name (metric labels).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityStatus::Resolved => "resolved",
+            IdentityStatus::Partial => "partial",
+            IdentityStatus::Unresolved => "unresolved",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -431,6 +454,16 @@ mod tests {
     #[test]
     fn serializes_kinds_and_outcomes() {
         assert_eq!(serde_json::to_string(&Kind::Exec).unwrap(), "\"exec\"");
+        for k in [Kind::Exec, Kind::Connect, Kind::Fork, Kind::Exit] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        for st in [
+            IdentityStatus::Resolved,
+            IdentityStatus::Partial,
+            IdentityStatus::Unresolved,
+        ] {
+            assert_eq!(serde_json::to_value(st).unwrap(), st.as_str());
+        }
         assert_eq!(
             serde_json::to_string(&Outcome::InProgress).unwrap(),
             "\"in_progress\""

@@ -34,16 +34,16 @@ use crate::{
 
 /// Emit an event and count it.
 fn emit(sinks: &mut Sinks, m: &Metrics, ev: &Event) {
-    let kind = serde_json::to_value(ev.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    m.events.get_or_create(&KindLabel { kind }).inc();
-    let status = serde_json::to_value(ev.executor.identity.status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    m.identity.get_or_create(&StatusLabel { status }).inc();
+    m.events
+        .get_or_create(&KindLabel {
+            kind: ev.kind.as_str().to_owned(),
+        })
+        .inc();
+    m.identity
+        .get_or_create(&StatusLabel {
+            status: ev.executor.identity.status.as_str().to_owned(),
+        })
+        .inc();
     sinks.write_event(ev);
 }
 
