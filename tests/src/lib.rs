@@ -249,9 +249,11 @@ impl TestCgroup {
         let mut dir = root.clone();
         for part in rel.split('/').filter(|p| !p.is_empty()) {
             dir = dir.join(part);
-            if !dir.exists() {
-                fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-                created.push(dir.clone());
+            // Parallel tests share parents (kubepods.slice): whoever creates one owns it.
+            match fs::create_dir(&dir) {
+                Ok(()) => created.push(dir.clone()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => panic!("mkdir {}: {e}", dir.display()),
             }
         }
         TestCgroup {
