@@ -5,7 +5,6 @@ pub mod kubeapi;
 
 use std::{
     fs,
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::atomic::{AtomicU32, Ordering},
@@ -125,12 +124,8 @@ impl Tracer {
 
     /// Every JSON line written so far.
     pub fn events(&self) -> Vec<Value> {
-        let Ok(f) = fs::File::open(&self.output) else {
-            return Vec::new();
-        };
-        BufReader::new(f)
-            .lines()
-            .map_while(Result::ok)
+        complete_lines(&self.output)
+            .into_iter()
             .filter(|l| !l.is_empty())
             .map(|l| {
                 serde_json::from_str(&l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}"))
@@ -212,6 +207,21 @@ pub fn argv(v: &Value) -> Vec<String> {
 
 pub fn is_exec(v: &Value) -> bool {
     v["kind"] == "exec"
+}
+
+/// The newline-terminated lines of a file. A reader racing the tracer can see
+/// the first part of a long line whose single `write` is still being copied in
+/// (the kernel makes no promise that readers see a regular-file write whole),
+/// so the unterminated tail is left for the next read.
+pub fn complete_lines(path: &Path) -> Vec<String> {
+    let Ok(bytes) = fs::read(path) else {
+        return Vec::new();
+    };
+    let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    String::from_utf8_lossy(&bytes[..end])
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 pub fn argv_contains(v: &Value, needle: &str) -> bool {

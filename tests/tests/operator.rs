@@ -10,7 +10,9 @@ use std::{
 };
 
 use serde_json::Value;
-use tracer_tests::{TestUser, Tracer, argv, is_exec, marker, scratch_dir, tracer_bin};
+use tracer_tests::{
+    TestUser, Tracer, argv, complete_lines, is_exec, marker, scratch_dir, tracer_bin,
+};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -32,11 +34,7 @@ fn exec_storm(n: usize, mark: &str) {
 }
 
 fn lines_of(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    complete_lines(path)
 }
 
 #[test]
@@ -345,6 +343,17 @@ fn rotation_under_load_loses_and_splits_no_line() {
         })
         .count();
     assert!(rotated >= 5, "expected several rotations, got {rotated}");
+    for f in std::fs::read_dir(&dir).unwrap().flatten() {
+        if !f.file_name().to_string_lossy().starts_with("events.jsonl") {
+            continue;
+        }
+        let bytes = std::fs::read(f.path()).unwrap();
+        assert!(
+            bytes.is_empty() || bytes.ends_with(b"\n"),
+            "{} ends in a partial line",
+            f.path().display()
+        );
+    }
     let mut ids = std::collections::HashSet::new();
     let mut storm = 0;
     for l in &lines {
