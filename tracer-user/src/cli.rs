@@ -1,4 +1,4 @@
-//! The command line: `tracer run`, `tracer check-config`, `tracer tail`.
+//! The command line: `tracer run`, `tracer check-config`, `tracer tail`, `tracer verify`.
 //! `main.rs` only calls [`main`]; `run.rs` holds the pipeline.
 use std::{ffi::OsString, path::PathBuf, process::ExitCode};
 
@@ -34,6 +34,9 @@ pub enum Command {
     CheckConfig(RunArgs),
     /// Show events of a running tracer (its --socket) or an event file, filtered.
     Tail(TailArgs),
+    /// Check the hash chain (and signed checkpoints) of event files; exit 0
+    /// when intact, 1 at the first record edited, deleted, reordered or cut off.
+    Verify(crate::verify::VerifyArgs),
 }
 
 #[derive(Args, Debug)]
@@ -113,18 +116,36 @@ pub struct RunArgs {
     /// Seconds a deleted pod stays resolvable.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub pod_grace: u64,
+    /// ed25519 private key (PKCS#8 PEM) to sign hash-chain checkpoints with
+    /// (`openssl genpkey -algorithm ed25519 -out key.pem`). No checkpoints without it.
+    #[arg(long, value_name = "PATH")]
+    pub signing_key: Option<PathBuf>,
+    /// A signed checkpoint after this many records...
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub checkpoint_records: u64,
+    /// ...or this many seconds, whichever comes first.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub checkpoint_interval: u64,
 }
 
 impl RunArgs {
-    pub fn sink_options(&self) -> SinkOptions<'_> {
-        SinkOptions {
+    pub fn sink_options(&self) -> Result<SinkOptions<'_>> {
+        let signing_key = self
+            .signing_key
+            .as_deref()
+            .map(crate::chain::load_signing_key)
+            .transpose()?;
+        Ok(SinkOptions {
             output: self.output.as_deref(),
             format: self.format,
             rotate_bytes: self.rotate_size,
             rotate_keep: self.rotate_keep,
             ocsf_output: self.ocsf_output.as_deref(),
             socket: self.socket.as_deref(),
-        }
+            signing_key,
+            checkpoint_records: self.checkpoint_records.max(1),
+            checkpoint_every: std::time::Duration::from_secs(self.checkpoint_interval.max(1)),
+        })
     }
 
     pub fn config(&self) -> Config {
@@ -173,6 +194,11 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::CheckConfig(args) => check_config(args),
         Command::Tail(args) => runtime().and_then(|rt| rt.block_on(crate::tail::run(args))),
+        Command::Verify(args) => match crate::verify::run(args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -297,12 +323,13 @@ fn prepare(args: &RunArgs) -> Result<(Config, Registry)> {
 fn run(args: RunArgs) -> Result<()> {
     let (config, registry) = prepare(&args)?;
     // Files first: a wrong path fails before anything touches the kernel.
-    let sinks = Sinks::open(&args.sink_options())?;
+    let sinks = Sinks::open(&args.sink_options()?)?;
     runtime()?.block_on(crate::run::run(config, sinks, registry))
 }
 
 fn check_config(args: RunArgs) -> Result<()> {
     let (config, registry) = prepare(&args)?;
+    args.sink_options()?;
     for path in [&args.output, &args.ocsf_output].into_iter().flatten() {
         let dir = path
             .parent()

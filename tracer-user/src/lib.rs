@@ -3,12 +3,13 @@
 //! ```text
 //! probes (load, attach) -> reader (ring buffer) -> decode (bytes -> records)
 //!   -> proc (process table) -> identity (users, cgroups) -> attribute (record -> Event)
-//!   -> sink (JSON lines)
+//!   -> sink (JSON lines, sealed into a hash chain: `chain`)
 //! ```
 //!
 //! `cli` wires the stages together for `tracer run`; `main.rs` only calls it.
 pub mod attribute;
 pub mod btf;
+pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod decode;
@@ -26,3 +27,4 @@ pub mod reader;
 pub mod run;
 pub mod sink;
 pub mod tail;
+pub mod verify;

@@ -187,6 +187,8 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
             }
             _ = tick.tick() => {
                 housekeeping.report(&probes, &reader, &mut sinks);
+                // A quiet host still gets its time-based checkpoints.
+                sinks.flush();
                 let now = Instant::now();
                 attributor.table.evict(now);
                 if let Some(p) = &pods {
@@ -210,7 +212,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
     }
     parked.retry(&mut attributor, &mut sinks, &metrics, true);
     housekeeping.report(&probes, &reader, &mut sinks);
-    sinks.flush();
+    sinks.close();
     tracing::info!("tracer stopped");
     Ok(())
 }

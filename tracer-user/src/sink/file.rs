@@ -202,6 +202,28 @@ impl RotatingFile {
             .map_err(io_err(&self.path, "cannot sync"))
     }
 
+    /// The last record written: the last line of the file, or of `FILE.1` when
+    /// the file is empty (just rotated). Lets a new run go on with the hash chain.
+    pub fn last_record(&self) -> Result<Option<Vec<u8>>, FileSinkError> {
+        if let Some(line) =
+            last_line(&self.file, self.size).map_err(io_err(&self.path, "cannot read"))?
+        {
+            return Ok(Some(line));
+        }
+        let mut p = self.path.clone().into_os_string();
+        p.push(".1");
+        let prev = PathBuf::from(p);
+        match File::open(&prev) {
+            Ok(f) => {
+                let size = f.metadata().map_err(io_err(&prev, "cannot stat"))?.len();
+                let whole = whole_lines_len(&f, size).map_err(io_err(&prev, "cannot read"))?;
+                last_line(&f, whole).map_err(io_err(&prev, "cannot read"))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&prev, "cannot open")(e)),
+        }
+    }
+
     pub fn rotations(&self) -> u64 {
         self.rotations
     }
@@ -247,6 +269,32 @@ fn open_log(path: &Path) -> Result<(File, u64), FileSinkError> {
         );
     }
     Ok((file, whole))
+}
+
+/// The last line of the first `size` bytes (which end with a newline), without
+/// the newline. Read backwards in chunks: a record can be long (argv, lineage).
+fn last_line(file: &File, size: u64) -> io::Result<Option<Vec<u8>>> {
+    /// Past this, the line is not one of ours; a chain then starts afresh.
+    const LONGEST: u64 = 64 * 1024 * 1024;
+    if size == 0 {
+        return Ok(None);
+    }
+    let end = size - 1; // the final newline
+    let mut start = end;
+    let mut buf = [0u8; 8192];
+    while start > 0 && end - start < LONGEST {
+        let from = start.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(start - from) as usize];
+        file.read_exact_at(chunk, from)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            start = from + i as u64 + 1;
+            break;
+        }
+        start = from;
+    }
+    let mut line = vec![0u8; (end - start) as usize];
+    file.read_exact_at(&mut line, start)?;
+    Ok(Some(line))
 }
 
 /// Length of the file up to and including its last '\n'.

@@ -5,6 +5,10 @@
 //! format or OCSF), an optional extra OCSF file, and the tail socket (our format).
 //! An event is serialized once per format. A sink that fails to write is counted
 //! and logged; the others go on.
+//!
+//! Each output (file or stdout) seals its records into its own hash chain
+//! ([`crate::chain`]), carried across rotations and restarts, and with a signing
+//! key adds signed checkpoint records. The tail socket is a live view: unsealed.
 pub mod file;
 pub mod ocsf;
 pub mod socket;
@@ -13,11 +17,16 @@ use std::{
     io::{self, Write as _},
     path::{Path, PathBuf},
     sync::Arc,
+    time::{Duration, Instant},
 };
 
+use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
-use crate::event::{Event, LossRecord};
+use crate::{
+    chain::{Chain, Checkpoint, Checkpointer},
+    event::{Event, LossRecord, event_id, now_unix_ns, rfc3339_nanos},
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -49,20 +58,71 @@ struct Output {
     name: String,
     format: Format,
     target: Target,
-    /// Whole lines of the current batch, written at flush.
+    /// Whole sealed lines of the current batch, written at flush.
     pending: Vec<u8>,
+    chain: Chain,
+    /// Signed checkpoints (our format only: OCSF has no class for them).
+    checkpoints: Option<Checkpointer>,
     errors: u64,
 }
 
+/// A signed checkpoint record.
+#[derive(Serialize)]
+struct CheckpointRecord<'a> {
+    event_id: String,
+    time: String,
+    kind: &'static str,
+    checkpoint: &'a Checkpoint,
+}
+
 impl Output {
-    fn push(&mut self, line: &[u8]) {
-        match &mut self.target {
-            Target::Stdout(w) => {
-                if let Err(e) = w.write_all(line) {
-                    self.fail(&e.to_string());
-                }
+    fn new(name: String, format: Format, target: Target, chain: Chain) -> Output {
+        Output {
+            name,
+            format,
+            target,
+            pending: Vec::with_capacity(64 * 1024),
+            chain,
+            checkpoints: None,
+            errors: 0,
+        }
+    }
+
+    /// Seal one record (JSON text without newline) into the chain; its link goes
+    /// in at byte `at`.
+    fn push(&mut self, record: &[u8], at: usize) {
+        self.chain.seal(record, at, &mut self.pending);
+        if let Target::Stdout(w) = &mut self.target {
+            let r = w.write_all(&self.pending);
+            self.pending.clear();
+            if let Err(e) = r {
+                self.fail(&e.to_string());
             }
-            Target::File(_) => self.pending.extend_from_slice(line),
+        }
+    }
+
+    /// A checkpoint record when one is due (always when `force`, if anything new).
+    fn checkpoint(&mut self, now: Instant, force: bool) {
+        let Some(cp) = &mut self.checkpoints else {
+            return;
+        };
+        let Some((seq, hash)) = self.chain.head().filter(|&h| cp.due(Some(h), now, force)) else {
+            return;
+        };
+        let signed = cp.sign(seq, hash, now);
+        let t = now_unix_ns();
+        let rec = CheckpointRecord {
+            event_id: event_id(t, 0),
+            time: rfc3339_nanos(t),
+            kind: "checkpoint",
+            checkpoint: &signed,
+        };
+        if let Ok(text) = serde_json::to_vec(&rec) {
+            let at = text.len().saturating_sub(1);
+            self.push(&text, at);
+            if let (Some(cp), Some((seq, _))) = (&mut self.checkpoints, self.chain.head()) {
+                cp.sealed(seq);
+            }
         }
     }
 
@@ -101,12 +161,17 @@ pub struct SinkOptions<'a> {
     /// An extra file in OCSF, beside the main output.
     pub ocsf_output: Option<&'a Path>,
     pub socket: Option<&'a Path>,
+    /// Sign a checkpoint every `checkpoint_records` records or `checkpoint_every`.
+    pub signing_key: Option<SigningKey>,
+    pub checkpoint_records: u64,
+    pub checkpoint_every: Duration,
 }
 
 pub struct Sinks {
     outputs: Vec<Output>,
     socket: Option<socket::SocketSink>,
     line: Vec<u8>,
+    ocsf_line: Vec<u8>,
 }
 
 impl Sinks {
@@ -114,37 +179,48 @@ impl Sinks {
     /// the socket is bound by [`Sinks::bind_socket`] inside the runtime.
     pub fn open(o: &SinkOptions<'_>) -> Result<Sinks, SinkError> {
         let open_file = |path: &Path, format: Format| -> Result<Output, SinkError> {
-            let f = file::RotatingFile::open(path, o.rotate_bytes, o.rotate_keep).map_err(
-                |source| SinkError::Open {
-                    path: path.to_owned(),
-                    source,
-                },
-            )?;
-            Ok(Output {
-                name: path.display().to_string(),
+            let open_err = |source| SinkError::Open {
+                path: path.to_owned(),
+                source,
+            };
+            let f =
+                file::RotatingFile::open(path, o.rotate_bytes, o.rotate_keep).map_err(open_err)?;
+            // Go on with the chain of what is already there (restart, rotation).
+            let last = f.last_record().map_err(open_err)?;
+            let chain = Chain::after(last.as_deref());
+            Ok(Output::new(
+                path.display().to_string(),
                 format,
-                target: Target::File(f),
-                pending: Vec::with_capacity(64 * 1024),
-                errors: 0,
-            })
+                Target::File(f),
+                chain,
+            ))
         };
         let mut outputs = vec![match o.output {
             Some(path) => open_file(path, o.format)?,
-            None => Output {
-                name: "stdout".into(),
-                format: o.format,
-                target: Target::Stdout(io::BufWriter::with_capacity(256 * 1024, io::stdout())),
-                pending: Vec::new(),
-                errors: 0,
-            },
+            None => Output::new(
+                "stdout".into(),
+                o.format,
+                Target::Stdout(io::BufWriter::with_capacity(256 * 1024, io::stdout())),
+                Chain::genesis(),
+            ),
         }];
         if let Some(path) = o.ocsf_output {
             outputs.push(open_file(path, Format::Ocsf)?);
+        }
+        if let Some(key) = &o.signing_key {
+            for out in outputs.iter_mut().filter(|x| x.format == Format::Json) {
+                out.checkpoints = Some(Checkpointer::new(
+                    key.clone(),
+                    o.checkpoint_records,
+                    o.checkpoint_every,
+                ));
+            }
         }
         Ok(Sinks {
             outputs,
             socket: None,
             line: Vec::with_capacity(4096),
+            ocsf_line: Vec::with_capacity(4096),
         })
     }
 
@@ -171,21 +247,23 @@ impl Sinks {
         if needs_json {
             self.line.clear();
             if serde_json::to_writer(&mut self.line, ours).is_ok() {
-                self.line.push(b'\n');
                 if let Some(s) = &self.socket {
+                    self.line.push(b'\n');
                     let shared: Arc<[u8]> = Arc::from(self.line.as_slice());
                     s.publish(&shared);
+                    self.line.pop();
                 }
+                // The link goes last in the object.
+                let at = self.line.len().saturating_sub(1);
                 for o in self.outputs.iter_mut().filter(|o| o.format == Format::Json) {
-                    o.push(&self.line);
+                    o.push(&self.line, at);
                 }
             }
         }
         if self.outputs.iter().any(|o| o.format == Format::Ocsf) {
-            let mut line = ocsf().to_string().into_bytes();
-            line.push(b'\n');
+            let at = ocsf_with_unmapped_last(ocsf(), &mut self.ocsf_line);
             for o in self.outputs.iter_mut().filter(|o| o.format == Format::Ocsf) {
-                o.push(&line);
+                o.push(&self.ocsf_line, at);
             }
         }
     }
@@ -198,10 +276,45 @@ impl Sinks {
         self.emit(l, || ocsf::loss_to_ocsf(l));
     }
 
-    /// End of a batch: everything written so far reaches the files.
+    /// End of a batch: everything written so far reaches the files, after a
+    /// checkpoint if one is due.
     pub fn flush(&mut self) {
+        let now = Instant::now();
         for o in &mut self.outputs {
+            o.checkpoint(now, false);
             o.flush();
         }
+    }
+
+    /// Shutdown: a last checkpoint covers every record written.
+    pub fn close(&mut self) {
+        let now = Instant::now();
+        for o in &mut self.outputs {
+            o.checkpoint(now, true);
+            o.flush();
+        }
+    }
+}
+
+/// Serialize an OCSF object with `unmapped` as its last member, into `out`
+/// (cleared first); returns where the chain link goes: last inside `unmapped`
+/// (OCSF allows no attribute of ours at the top level).
+fn ocsf_with_unmapped_last(mut v: serde_json::Value, out: &mut Vec<u8>) -> usize {
+    out.clear();
+    let unmapped = v.as_object_mut().and_then(|m| m.remove("unmapped"));
+    let _ = serde_json::to_writer(&mut *out, &v);
+    match unmapped {
+        Some(u) if u.as_object().is_some_and(|m| !m.is_empty()) && out.ends_with(b"}") => {
+            out.pop();
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"unmapped\":");
+            let _ = serde_json::to_writer(&mut *out, &u);
+            out.push(b'}');
+            out.len() - 2
+        }
+        // Never the case for our records; the link then goes at the top level.
+        _ => out.len().saturating_sub(1),
     }
 }

@@ -1,0 +1,381 @@
+//! Tamper-evident output: every record of an output carries a link of a SHA-256
+//! hash chain, and optional ed25519-signed checkpoints vouch for the chain so far.
+//!
+//! The canonical form of a record is its line without the newline and without its
+//! chain member, the exact text
+//! `,"chain":{"seq":S,"prev":"P","hash":"H"}`,
+//! which the writer puts last in the record (for OCSF, last in `unmapped`). Then
+//! `H = hex(SHA-256(P || "\n" || canonical))`, where `P` is the previous record's `H`
+//! (64 zeros for the first record of a chain) and `S` counts records from 0.
+//!
+//! The form is the bytes as written, so a verifier needs no JSON canonicalisation:
+//! it cuts the member out and hashes what is left. Inside a JSON string every `"`
+//! is escaped, so the member text can only occur as the member itself.
+//!
+//! A chain alone shows edits, deletions, reordering and cut-off lines, but anyone
+//! can recompute it; the signed checkpoints (key held by the tracer only) are what
+//! an attacker who rewrites the whole tail cannot forge.
+use std::{
+    fmt::Write as _,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use ed25519_dalek::{
+    Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey,
+    pkcs8::{DecodePrivateKey as _, DecodePublicKey as _},
+};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+/// `prev` of the first record of a chain.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// Domain separation for checkpoint signatures.
+const CHECKPOINT_CONTEXT: &[u8] = b"tracer-checkpoint-v1\n";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("reading key file {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: not an ed25519 {what} key in PEM (PKCS#8 / SPKI, as written by `openssl genpkey -algorithm ed25519`): {detail}"
+    )]
+    Parse {
+        path: String,
+        what: &'static str,
+        detail: String,
+    },
+}
+
+/// The chain state of one output: the next record's sequence number and the
+/// previous record's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    next_seq: u64,
+    prev: String,
+}
+
+/// Where a record sits in its chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub seq: u64,
+    pub prev: String,
+    pub hash: String,
+}
+
+impl Link {
+    /// The member text written into the record (and cut out to verify it).
+    pub fn member(&self) -> String {
+        format!(
+            r#","chain":{{"seq":{},"prev":"{}","hash":"{}"}}"#,
+            self.seq, self.prev, self.hash
+        )
+    }
+
+    /// The link a record carries: `chain`, or `unmapped.chain` in OCSF.
+    pub fn of_record(v: &Value) -> Option<Link> {
+        let c = v.get("chain").or_else(|| v.get("unmapped")?.get("chain"))?;
+        let hex = |k: &str| {
+            c.get(k)
+                .and_then(Value::as_str)
+                .filter(|s| is_hash(s))
+                .map(str::to_owned)
+        };
+        Some(Link {
+            seq: c.get("seq")?.as_u64()?,
+            prev: hex("prev")?,
+            hash: hex("hash")?,
+        })
+    }
+}
+
+fn is_hash(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// `hex(SHA-256(prev || "\n" || canonical))`.
+pub fn record_hash(prev: &str, canonical: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(prev.as_bytes());
+    h.update(b"\n");
+    h.update(canonical);
+    hex(&h.finalize())
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl Default for Chain {
+    fn default() -> Self {
+        Chain::genesis()
+    }
+}
+
+impl Chain {
+    pub fn genesis() -> Chain {
+        Chain {
+            next_seq: 0,
+            prev: GENESIS.to_owned(),
+        }
+    }
+
+    /// Go on after the last record of an existing file, so a restart or a
+    /// rotation does not break the chain. A record without a link (another
+    /// writer, an older version) starts a new chain.
+    pub fn after(last_record: Option<&[u8]>) -> Chain {
+        last_record
+            .and_then(|l| serde_json::from_slice::<Value>(l).ok())
+            .and_then(|v| Link::of_record(&v))
+            .map_or_else(Chain::genesis, |l| Chain {
+                next_seq: l.seq.saturating_add(1),
+                prev: l.hash,
+            })
+    }
+
+    /// Seal one record: `record` is its JSON text without the newline, and the
+    /// member goes in at byte `at` (just before the closing brace of the object
+    /// that holds it). Appends the sealed line, newline included, to `out`.
+    pub fn seal(&mut self, record: &[u8], at: usize, out: &mut Vec<u8>) -> Link {
+        let hash = record_hash(&self.prev, record);
+        let link = Link {
+            seq: self.next_seq,
+            prev: std::mem::replace(&mut self.prev, hash.clone()),
+            hash,
+        };
+        self.next_seq += 1;
+        let at = at.min(record.len());
+        out.extend_from_slice(&record[..at]);
+        out.extend_from_slice(link.member().as_bytes());
+        out.extend_from_slice(&record[at..]);
+        out.push(b'\n');
+        link
+    }
+
+    /// The last sealed record: (seq, hash); `None` before the first.
+    pub fn head(&self) -> Option<(u64, &str)> {
+        self.next_seq
+            .checked_sub(1)
+            .map(|s| (s, self.prev.as_str()))
+    }
+}
+
+/// The message a checkpoint signs: the chain up to and including record `seq`.
+pub fn checkpoint_message(seq: u64, hash: &str) -> Vec<u8> {
+    let mut m = CHECKPOINT_CONTEXT.to_vec();
+    m.extend_from_slice(format!("{seq}\n{hash}").as_bytes());
+    m
+}
+
+/// Signs checkpoints every `every_records` records or `every` time, whichever
+/// comes first (and at shutdown).
+pub struct Checkpointer {
+    key: SigningKey,
+    public_hex: String,
+    every_records: u64,
+    every: Duration,
+    last_seq: Option<u64>,
+    last_at: Instant,
+}
+
+/// A signed checkpoint, as written in a `kind: "checkpoint"` record.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub hash: String,
+    pub public_key: String,
+    pub signature: String,
+}
+
+impl Checkpointer {
+    pub fn new(key: SigningKey, every_records: u64, every: Duration) -> Checkpointer {
+        let public_hex = hex(key.verifying_key().as_bytes());
+        Checkpointer {
+            key,
+            public_hex,
+            every_records: every_records.max(1),
+            every,
+            last_seq: None,
+            last_at: Instant::now(),
+        }
+    }
+
+    /// Whether the chain, whose head is `head`, is due a checkpoint.
+    pub fn due(&self, head: Option<(u64, &str)>, now: Instant, force: bool) -> bool {
+        let Some((seq, _)) = head else {
+            return false;
+        };
+        let since = match self.last_seq {
+            Some(last) if last >= seq => return false,
+            Some(last) => seq - last,
+            None => seq + 1,
+        };
+        force || since >= self.every_records || now.duration_since(self.last_at) >= self.every
+    }
+
+    pub fn sign(&mut self, seq: u64, hash: &str, now: Instant) -> Checkpoint {
+        let sig = self.key.sign(&checkpoint_message(seq, hash));
+        self.last_at = now;
+        Checkpoint {
+            seq,
+            hash: hash.to_owned(),
+            public_key: self.public_hex.clone(),
+            signature: hex(&sig.to_bytes()),
+        }
+    }
+
+    /// Remember that the checkpoint record itself took a place in the chain, so
+    /// it alone does not make the next checkpoint due.
+    pub fn sealed(&mut self, checkpoint_seq: u64) {
+        self.last_seq = Some(checkpoint_seq);
+    }
+}
+
+fn read_key(path: &Path) -> Result<String, KeyError> {
+    std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// A PKCS#8 PEM private key (`openssl genpkey -algorithm ed25519 -out key.pem`).
+pub fn load_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
+    SigningKey::from_pkcs8_pem(&read_key(path)?).map_err(|e| KeyError::Parse {
+        path: path.display().to_string(),
+        what: "private",
+        detail: e.to_string(),
+    })
+}
+
+/// An SPKI PEM public key (`openssl pkey -in key.pem -pubout -out key.pub`).
+pub fn load_verifying_key(path: &Path) -> Result<VerifyingKey, KeyError> {
+    VerifyingKey::from_public_key_pem(&read_key(path)?).map_err(|e| KeyError::Parse {
+        path: path.display().to_string(),
+        what: "public",
+        detail: e.to_string(),
+    })
+}
+
+/// Check a checkpoint's signature with `key`.
+pub fn verify_checkpoint(key: &VerifyingKey, seq: u64, hash: &str, signature: &str) -> bool {
+    let Some(sig) = unhex(signature).and_then(|b| <[u8; 64]>::try_from(b).ok()) else {
+        return false;
+    };
+    key.verify(&checkpoint_message(seq, hash), &Signature::from_bytes(&sig))
+        .is_ok()
+}
+
+/// The canonical form of a sealed line (no newline): the line with its member cut
+/// out. `None` when the member does not occur exactly once after a comma.
+pub fn canonical(line: &[u8], link: &Link) -> Option<Vec<u8>> {
+    let member = link.member();
+    let m = member.as_bytes();
+    let mut found = line.windows(m.len()).enumerate().filter(|(_, w)| *w == m);
+    let (at, _) = found.next()?;
+    if found.next().is_some() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(line.len() - m.len());
+    out.extend_from_slice(&line[..at]);
+    out.extend_from_slice(&line[at + m.len()..]);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[7u8; 32])
+    }
+
+    #[test]
+    fn sealed_records_verify_and_link() {
+        let mut c = Chain::genesis();
+        let mut out = Vec::new();
+        let a = br#"{"kind":"exec","x":1}"#;
+        let b = br#"{"kind":"connect","unmapped":{"y":"z"}}"#;
+        let la = c.seal(a, a.len() - 1, &mut out);
+        let lb = c.seal(b, b.len() - 2, &mut out);
+        assert_eq!((la.seq, la.prev.as_str()), (0, GENESIS));
+        assert_eq!((lb.seq, lb.prev.as_str()), (1, la.hash.as_str()));
+        let lines: Vec<&[u8]> = out
+            .split(|&x| x == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        for (line, (orig, link)) in lines.iter().zip([(&a[..], &la), (&b[..], &lb)]) {
+            let v: Value = serde_json::from_slice(line).unwrap();
+            assert_eq!(Link::of_record(&v).as_ref(), Some(link));
+            let canon = canonical(line, link).unwrap();
+            assert_eq!(canon, orig);
+            assert_eq!(record_hash(&link.prev, &canon), link.hash);
+        }
+        // Resuming after the last record continues the chain.
+        let resumed = Chain::after(lines.last().copied());
+        assert_eq!(resumed, c);
+        assert_eq!(Chain::after(Some(b"{\"no\":\"chain\"}")), Chain::genesis());
+        assert_eq!(Chain::after(Some(b"garbage")), Chain::genesis());
+    }
+
+    #[test]
+    fn member_inside_a_string_is_escaped_and_not_found() {
+        let mut c = Chain::genesis();
+        let mut out = Vec::new();
+        let link = c.seal(b"{\"a\":1}", 6, &mut out);
+        // A value quoting the member as text: serde escapes its quotes.
+        let quoted = serde_json::to_string(&link.member()).unwrap();
+        let line = format!("{{\"s\":{quoted}}}");
+        assert!(canonical(line.as_bytes(), &link).is_none());
+    }
+
+    #[test]
+    fn checkpoints_sign_the_head_and_fail_on_change() {
+        let mut cp = Checkpointer::new(key(), 3, Duration::from_secs(3600));
+        let now = Instant::now();
+        let h = "ab".repeat(32);
+        assert!(!cp.due(None, now, true));
+        assert!(!cp.due(Some((1, &h)), now, false));
+        assert!(cp.due(Some((2, &h)), now, false));
+        assert!(cp.due(Some((0, &h)), now, true));
+        let c = cp.sign(2, &h, now);
+        cp.sealed(3);
+        assert!(!cp.due(Some((3, &h)), now, true), "nothing new since");
+        assert!(cp.due(Some((4, &h)), now, true));
+        let vk = key().verifying_key();
+        assert_eq!(c.public_key, hex(vk.as_bytes()));
+        assert!(verify_checkpoint(&vk, 2, &h, &c.signature));
+        assert!(!verify_checkpoint(&vk, 3, &h, &c.signature));
+        assert!(!verify_checkpoint(&vk, 2, &"cd".repeat(32), &c.signature));
+        assert!(!verify_checkpoint(&vk, 2, &h, "00"));
+        let other = SigningKey::from_bytes(&[8u8; 32]).verifying_key();
+        assert!(!verify_checkpoint(&other, 2, &h, &c.signature));
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        assert_eq!(
+            unhex(&hex(&[0, 1, 0xfe, 0xff])),
+            Some(vec![0, 1, 0xfe, 0xff])
+        );
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(unhex("zz"), None);
+    }
+}
