@@ -112,6 +112,13 @@ pub struct ExecRecord {
     pub flags: u32,
     pub path_len: u32,
     pub argv_len: u32,
+    /// The working directory at the exec, as the kernel knows it: `fs->pwd`'s
+    /// dentry and vfsmount addresses and the inode number. Not a path (building
+    /// one needs a dentry walk); user space keys its cwd cache on it, so a storm
+    /// of children in one directory costs one /proc lookup, not one each.
+    pub cwd_dentry: u64,
+    pub cwd_mnt: u64,
+    pub cwd_ino: u64,
 }
 
 /// A new process (not a thread). `task` describes the child.
@@ -270,6 +277,11 @@ pub struct Offsets {
     pub sock_num: u32,
     pub sock_v6_rcv_saddr: u32,
     pub bprm_filename: u32,
+    pub task_fs: u32,
+    pub fs_pwd_dentry: u32,
+    pub fs_pwd_mnt: u32,
+    pub dentry_inode: u32,
+    pub inode_ino: u32,
 }
 
 #[cfg(feature = "user")]

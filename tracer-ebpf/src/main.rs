@@ -17,12 +17,14 @@ use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
 
 use aya_ebpf::{
     EbpfContext as _,
-    bindings::bpf_sock_addr,
+    bindings::{
+        BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE, bpf_sock_addr,
+    },
     helpers::generated::{
         bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task,
         bpf_get_smp_processor_id, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
         bpf_probe_read_kernel_str, bpf_probe_read_user, bpf_probe_read_user_str,
-        bpf_ringbuf_output,
+        bpf_ringbuf_output, bpf_ringbuf_query,
     },
     macros::{cgroup_sock_addr, map, raw_tracepoint, tracepoint},
     maps::{Array, LruHashMap, PerCpuArray, RingBuf},
@@ -83,6 +85,11 @@ static OFFSETS: Offsets = Offsets {
     sock_num: 0,
     sock_v6_rcv_saddr: 0,
     bprm_filename: 0,
+    task_fs: 0,
+    fs_pwd_dentry: 0,
+    fs_pwd_mnt: 0,
+    dentry_inode: 0,
+    inode_ino: 0,
 };
 
 /// Read one offset; volatile so the compiler never folds the zero initialiser.
@@ -214,6 +221,25 @@ fn header(kind: RecordKind, len: usize) -> Header {
     }
 }
 
+/// Wake the reader only once the ring is filling up: user space also drains it on
+/// a short timer, so a storm costs no wake-up (an irq_work, an IPI on a VM, and an
+/// epoll return) per record.
+#[inline(always)]
+fn wakeup_flags() -> u64 {
+    let ring = addr_of!(EVENTS).cast_mut().cast();
+    let (avail, size) = unsafe {
+        (
+            bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA as u64),
+            bpf_ringbuf_query(ring, BPF_RB_RING_SIZE as u64),
+        )
+    };
+    if avail >= size / 8 {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
+}
+
 #[inline(always)]
 fn submit<T>(rec: &T) {
     let r = unsafe {
@@ -221,7 +247,7 @@ fn submit<T>(rec: &T) {
             addr_of!(EVENTS).cast_mut().cast(),
             (rec as *const T).cast_mut().cast(),
             core::mem::size_of::<T>() as u64,
-            0,
+            wakeup_flags(),
         )
     };
     if r == 0 {
@@ -261,7 +287,7 @@ fn submit_exec(buf: *mut ExecScratch, path_len: usize, argv_len: usize) {
             addr_of!(EVENTS).cast_mut().cast(),
             buf.cast(),
             total as u64,
-            0,
+            wakeup_flags(),
         );
         if r == 0 {
             count(counter::SUBMITTED);
@@ -321,6 +347,12 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
             0
         };
         rec.argv_len = argv_len as u32;
+
+        let fs = kptr(task as usize, off!(task_fs));
+        rec.cwd_dentry = kread::<u64>(fs, off!(fs_pwd_dentry));
+        rec.cwd_mnt = kread::<u64>(fs, off!(fs_pwd_mnt));
+        let inode = kptr(rec.cwd_dentry as usize, off!(dentry_inode));
+        rec.cwd_ino = kread::<u64>(inode, off!(inode_ino));
         submit_exec(buf, path_len, argv_len);
     }
     0
@@ -376,6 +408,10 @@ fn exec_exit(ctx: &TracePointContext) {
         rec.task.cgroup_id = bpf_get_current_cgroup_id();
         rec.errno = (-ret) as i32;
         rec.flags = pending.flags;
+        // The failed caller keeps its image; user space knows its cwd.
+        rec.cwd_dentry = 0;
+        rec.cwd_mnt = 0;
+        rec.cwd_ino = 0;
         let data = addr_of_mut!((*buf).data).cast::<u8>();
         let n = bpf_probe_read_user_str(data.cast(), PATH_MAX as u32, pending.filename as *const _);
         let path_len = if n > 0 { (n - 1) as usize } else { 0 };
@@ -661,7 +697,7 @@ fn cgroup_event(ctx: &TracePointContext, op: u32) {
             (*rec).path[0] = 0;
         }
     }
-    entry.submit(0);
+    entry.submit(wakeup_flags());
     count(counter::SUBMITTED);
 }
 

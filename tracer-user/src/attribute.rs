@@ -3,7 +3,8 @@
 //! are emitted when asked).
 //!
 //! Hot path: for a process the table knows, nothing here makes a syscall except
-//! reading the cwd of a fresh exec image. /proc is read only for processes the
+//! reading the cwd of a fresh exec image in a directory not seen in the last
+//! seconds (`proc::cwd`). /proc is read only for processes the
 //! table does not know (started before the probes attached and missed by the scan).
 use std::{sync::Arc, time::Instant};
 
@@ -24,6 +25,7 @@ use crate::{
         users::UserDb,
     },
     proc::{
+        cwd::CwdCache,
         scan::{self, ProcSnapshot},
         table::{Process, ProcessTable},
     },
@@ -46,6 +48,7 @@ pub struct Attributor {
     users: UserDb,
     cgroups: CgroupResolver,
     identity: IdentityResolver,
+    cwds: CwdCache,
     /// Processes looked up in /proc because the table did not know them.
     pub proc_lookups: u64,
 }
@@ -72,6 +75,7 @@ impl Attributor {
             users,
             cgroups,
             identity,
+            cwds: CwdCache::default(),
             proc_lookups: 0,
         }
     }
@@ -104,6 +108,7 @@ impl Attributor {
             uid: s.uid,
             gid: s.gid,
             exited: None,
+            ancestor_json: Default::default(),
         }
     }
 
@@ -127,6 +132,7 @@ impl Attributor {
             uid: task.uid,
             gid: task.gid,
             exited: None,
+            ancestor_json: Default::default(),
         }
     }
 
@@ -390,11 +396,13 @@ impl Attributor {
     fn exec_success(&mut self, e: Exec) -> Attributed {
         let task = &e.rec.task;
         let argv: Arc<[String]> = split_argv(&e.argv).into();
-        // cwd is not captured in the kernel: read it now (once per image), or keep
-        // the previous image's (exec does not change it) if the process is gone.
-        let cwd: Option<Arc<str>> = std::fs::read_link(format!("/proc/{}/cwd", task.tgid))
-            .ok()
-            .map(|p| escape(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str())).into())
+        // The kernel names the directory; its path comes from the cache (or /proc
+        // once per directory). If the process is gone and no sibling's was read,
+        // keep the previous image's (exec does not change it).
+        let key = (e.rec.cwd_dentry, e.rec.cwd_mnt, e.rec.cwd_ino);
+        let cwd: Option<Arc<str>> = self
+            .cwds
+            .lookup(key, task.tgid, Instant::now())
             .or_else(|| self.table.get(task.tgid).and_then(|p| p.cwd.clone()));
         let mut binary = escape(&e.path);
         if !binary.starts_with('/')

@@ -16,7 +16,6 @@
 //! can recompute it; the signed checkpoints (key held by the tracer only) are what
 //! an attacker who rewrites the whole tail cannot forge.
 use std::{
-    fmt::Write as _,
     path::Path,
     time::{Duration, Instant},
 };
@@ -107,9 +106,11 @@ pub fn record_hash(prev: &str, canonical: &[u8]) -> String {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+    for &b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
     }
     s
 }

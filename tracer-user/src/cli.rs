@@ -84,6 +84,11 @@ pub struct RunArgs {
     /// Kernel ring buffer size in bytes (a power of two).
     #[arg(long, default_value_t = 16 * 1024 * 1024, value_name = "BYTES")]
     pub ring_buffer_size: u32,
+    /// How often the ring buffer is drained, in milliseconds. The probes wake the
+    /// tracer early only when the ring is an eighth full, so a storm costs one
+    /// wake-up per batch; this bounds the delay of a quiet trickle.
+    #[arg(long, default_value_t = 10, value_name = "MS")]
+    pub ring_poll_interval: u64,
     /// Root of the host filesystem, for /etc/passwd and /etc/group (e.g. /host in a container).
     #[arg(long, default_value = "/", value_name = "PATH")]
     pub host_root: PathBuf,
@@ -155,6 +160,7 @@ impl RunArgs {
             exit_grace_secs: self.exit_grace,
             max_processes: self.max_processes,
             ring_buffer_bytes: self.ring_buffer_size,
+            ring_poll_ms: self.ring_poll_interval.max(1),
             host_root: self.host_root.clone(),
             loss_report_interval_ms: self.loss_interval.max(10),
             trust_domain: self.trust_domain.clone(),

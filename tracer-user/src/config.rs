@@ -20,6 +20,9 @@ pub struct Config {
     pub max_processes: usize,
     /// Kernel ring buffer size in bytes (power of two, multiple of the page size).
     pub ring_buffer_bytes: u32,
+    /// How often the ring is drained when the probes have not woken us.
+    #[serde(skip)]
+    pub ring_poll_ms: u64,
     /// Where the host's /etc/passwd and /etc/group live (`/` unless in a container).
     pub host_root: PathBuf,
     /// How often lost-event counters are checked and reported.
@@ -65,6 +68,7 @@ impl Default for Config {
             exit_grace_secs: 30,
             max_processes: 200_000,
             ring_buffer_bytes: 16 * 1024 * 1024,
+            ring_poll_ms: 10,
             host_root: PathBuf::from("/"),
             loss_report_interval_ms: 1000,
             trust_domain: "cluster.local".into(),

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 /// Shared by every event of a run.
 #[derive(Debug, Serialize)]
@@ -167,7 +168,7 @@ pub struct Namespaces {
     pub net: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Ancestor {
     pub exec_id: Arc<str>,
     pub pid: u32,
@@ -175,10 +176,62 @@ pub struct Ancestor {
     pub argv: Arc<[String]>,
     /// Only where it differs from the executor's (a shell started by `kubectl exec`,
     /// a process that moved cgroups).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub workload: Option<Arc<Workload>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub identity: Option<Arc<Identity>>,
+    /// The four fields above, serialized once per process image: an ancestor's
+    /// argv goes into every event of its descendants, and escaping it again each
+    /// time was the largest cost of a storm.
+    pub json: Option<Arc<RawValue>>,
+}
+
+/// The part of an [`Ancestor`] that never changes for a process image.
+#[derive(Serialize)]
+pub struct AncestorBase<'a> {
+    pub exec_id: &'a str,
+    pub pid: u32,
+    pub binary: &'a str,
+    pub argv: &'a [String],
+}
+
+impl Ancestor {
+    /// Serialize the unchanging fields once.
+    pub fn base_json(
+        exec_id: &str,
+        pid: u32,
+        binary: &str,
+        argv: &[String],
+    ) -> Option<Arc<RawValue>> {
+        serde_json::value::to_raw_value(&AncestorBase {
+            exec_id,
+            pid,
+            binary,
+            argv,
+        })
+        .ok()
+        .map(Arc::from)
+    }
+}
+
+impl Serialize for Ancestor {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        if let (Some(raw), None, None) = (&self.json, &self.workload, &self.identity) {
+            return raw.serialize(s);
+        }
+        let n = 4 + usize::from(self.workload.is_some()) + usize::from(self.identity.is_some());
+        let mut m = s.serialize_struct("Ancestor", n)?;
+        m.serialize_field("exec_id", &self.exec_id)?;
+        m.serialize_field("pid", &self.pid)?;
+        m.serialize_field("binary", &self.binary)?;
+        m.serialize_field("argv", &self.argv)?;
+        if let Some(w) = &self.workload {
+            m.serialize_field("workload", w)?;
+        }
+        if let Some(i) = &self.identity {
+            m.serialize_field("identity", i)?;
+        }
+        m.end()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -402,6 +455,7 @@ mod tests {
                 argv: vec!["init".to_owned()].into(),
                 workload: None,
                 identity: None,
+                json: None,
             }],
             action: Action::Exec(ExecAction {
                 binary: "/bin/true".into(),

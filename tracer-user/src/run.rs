@@ -81,7 +81,8 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         ring_buffer_bytes: config.ring_buffer_bytes,
         cgroup_root: &cgroup_root,
     })?;
-    let mut reader = Reader::new(events).context("watching the ring buffer")?;
+    let mut reader = Reader::new(events, Duration::from_millis(config.ring_poll_ms))
+        .context("watching the ring buffer")?;
     Metrics::set(
         &metrics.ring_buffer_bytes,
         u64::from(config.ring_buffer_bytes),

@@ -72,6 +72,11 @@ const MEMBERS: &[(&str, &[&str], Setter)] = &[
         o.sock_v6_rcv_saddr = v
     }),
     ("linux_binprm", &["filename"], |o, v| o.bprm_filename = v),
+    ("task_struct", &["fs"], |o, v| o.task_fs = v),
+    ("fs_struct", &["pwd.dentry"], |o, v| o.fs_pwd_dentry = v),
+    ("fs_struct", &["pwd.mnt"], |o, v| o.fs_pwd_mnt = v),
+    ("dentry", &["d_inode"], |o, v| o.dentry_inode = v),
+    ("inode", &["i_ino"], |o, v| o.inode_ino = v),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -1,3 +1,4 @@
 //! The process table: seeded from /proc, kept by fork/exec/exit records.
+pub mod cwd;
 pub mod scan;
 pub mod table;

@@ -6,9 +6,11 @@
 //! and the parent links that make up the lineage.
 use std::{
     collections::{HashMap, VecDeque},
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
+
+use serde_json::value::RawValue;
 
 use crate::event::Ancestor;
 
@@ -29,6 +31,8 @@ pub struct Process {
     pub gid: u32,
     /// When the exit was seen; the entry stays for lineage until the grace ends.
     pub exited: Option<Instant>,
+    /// This process as a lineage entry, serialized on first use.
+    pub ancestor_json: OnceLock<Option<Arc<RawValue>>>,
 }
 
 impl Process {
@@ -40,6 +44,12 @@ impl Process {
             argv: self.argv.clone(),
             workload: None,
             identity: None,
+            json: self
+                .ancestor_json
+                .get_or_init(|| {
+                    Ancestor::base_json(&self.exec_id, self.pid, &self.binary, &self.argv)
+                })
+                .clone(),
         }
     }
 }
@@ -198,6 +208,7 @@ mod tests {
             uid: 0,
             gid: 0,
             exited: None,
+            ancestor_json: OnceLock::new(),
         }
     }
 

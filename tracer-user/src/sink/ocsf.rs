@@ -791,6 +791,7 @@ mod tests {
                 argv: argv(&["sh", "-c", "curl -s http://api"]),
                 workload: None,
                 identity: None,
+                json: None,
             },
             Ancestor {
                 exec_id: "exec-3000".into(),
@@ -804,6 +805,7 @@ mod tests {
                     source: vec!["entry:2".into()],
                     status: IdentityStatus::Resolved,
                 })),
+                json: None,
             },
         ]
     }
@@ -861,6 +863,7 @@ mod tests {
                 argv: argv(&["sshd: alice [priv]"]),
                 workload: None,
                 identity: None,
+                json: None,
             }],
             Action::Exec(ExecAction {
                 binary: "/usr/local/bin/missing".into(),

@@ -1,0 +1,118 @@
+//! The working directory of a new exec image.
+//!
+//! The probe captures which directory it is (the `fs->pwd` dentry and vfsmount
+//! addresses and the inode number) at the exec; the path comes from
+//! `/proc/<pid>/cwd`, read once per directory and kept briefly. A storm of
+//! children in one directory then costs one lookup instead of one each (the
+//! lookup was the tracer's largest kernel-side cost), and a child that exits
+//! before we look still gets its directory when a sibling's was read.
+use std::{
+    collections::HashMap,
+    os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use crate::escape::escape;
+
+/// (dentry address, vfsmount address, inode number); all zero when unknown.
+pub type CwdKey = (u64, u64, u64);
+
+pub struct CwdCache {
+    paths: HashMap<CwdKey, (Arc<str>, Instant)>,
+    /// A renamed directory keeps its key: entries expire so a new name shows soon.
+    ttl: Duration,
+    capacity: usize,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+impl Default for CwdCache {
+    fn default() -> Self {
+        CwdCache::new(Duration::from_secs(2), 8192)
+    }
+}
+
+impl CwdCache {
+    pub fn new(ttl: Duration, capacity: usize) -> CwdCache {
+        CwdCache {
+            paths: HashMap::new(),
+            ttl,
+            capacity: capacity.max(1),
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// The cwd of process `pid`, whose exec the kernel saw in directory `key`.
+    pub fn lookup(&mut self, key: CwdKey, pid: u32, now: Instant) -> Option<Arc<str>> {
+        let known = key.0 != 0 && key.2 != 0;
+        if known
+            && let Some((path, at)) = self.paths.get(&key)
+            && now.duration_since(*at) < self.ttl
+        {
+            self.hits += 1;
+            return Some(path.clone());
+        }
+        self.misses += 1;
+        let link = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+        let path: Arc<str> = escape(link.as_os_str().as_bytes()).into();
+        // Keep it only if that path is still the directory of the exec: the process
+        // may have changed directory since, and its cwd may lie outside our mount
+        // namespace (then the path does not resolve here).
+        if known && std::fs::metadata(&link).is_ok_and(|m| m.ino() == key.2) {
+            if self.paths.len() >= self.capacity {
+                self.paths
+                    .retain(|_, (_, at)| now.duration_since(*at) < self.ttl);
+                if self.paths.len() >= self.capacity {
+                    self.paths.clear();
+                }
+            }
+            self.paths.insert(key, (path.clone(), now));
+        }
+        Some(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_of(path: &str) -> CwdKey {
+        let m = std::fs::metadata(path).unwrap();
+        // Any non-zero stand-ins for the kernel addresses.
+        (0xffff_0000_0000_1000, 0xffff_0000_0000_2000, m.ino())
+    }
+
+    #[test]
+    fn reads_once_per_directory_until_it_expires() {
+        let me = std::process::id();
+        let cwd = std::env::current_dir().unwrap();
+        let key = key_of(cwd.to_str().unwrap());
+        let mut c = CwdCache::new(Duration::from_secs(2), 4);
+        let t0 = Instant::now();
+        let p = c.lookup(key, me, t0).unwrap();
+        assert_eq!(&*p, cwd.to_str().unwrap());
+        assert_eq!((c.hits, c.misses), (0, 1));
+        // Another process in the same directory, even one already gone.
+        assert_eq!(c.lookup(key, u32::MAX, t0).as_deref(), Some(&*p));
+        assert_eq!((c.hits, c.misses), (1, 1));
+        assert!(
+            c.lookup(key, u32::MAX, t0 + Duration::from_secs(3))
+                .is_none()
+        );
+        assert_eq!(c.misses, 2);
+    }
+
+    #[test]
+    fn a_key_that_does_not_match_the_path_is_not_cached() {
+        let me = std::process::id();
+        let mut c = CwdCache::default();
+        let wrong = (1, 2, u64::MAX);
+        assert!(c.lookup(wrong, me, Instant::now()).is_some());
+        assert!(c.lookup(wrong, u32::MAX, Instant::now()).is_none());
+        // Unknown keys (failed exec, old kernel data) always read /proc.
+        assert!(c.lookup((0, 0, 0), me, Instant::now()).is_some());
+        assert_eq!(c.hits, 0);
+    }
+}
