@@ -80,8 +80,11 @@ pub struct TaskInfo {
     pub cgroup_id: u64,
     /// `task->start_boottime` of the thread group leader, in ns since boot.
     pub start_boottime_ns: u64,
-    /// `mm->arg_start`: where argv lives in the image; part of the exec id.
+    /// `mm->arg_start`, `mm->start_code`, `mm->start_brk`: where the image's argv,
+    /// code and heap start (independently randomised); together, part of the exec id.
     pub arg_start: u64,
+    pub start_code: u64,
+    pub start_brk: u64,
     pub comm: [u8; COMM_LEN],
     /// Controlling terminal name (`pts0`), empty when none.
     pub tty: [u8; TTY_LEN],
@@ -263,6 +266,8 @@ pub struct Offsets {
     pub upid_size: u32,
     pub upid_ns: u32,
     pub mm_arg_start: u32,
+    pub mm_start_code: u32,
+    pub mm_start_brk: u32,
     pub mm_arg_end: u32,
     pub signal_tty: u32,
     pub tty_name: u32,

@@ -71,6 +71,8 @@ static OFFSETS: Offsets = Offsets {
     upid_size: 0,
     upid_ns: 0,
     mm_arg_start: 0,
+    mm_start_code: 0,
+    mm_start_brk: 0,
     mm_arg_end: 0,
     signal_tty: 0,
     tty_name: 0,
@@ -204,6 +206,8 @@ unsafe fn fill_task(task: usize, info: &mut TaskInfo) {
         info.start_boottime_ns = kread::<u64>(leader, off!(task_start_boottime));
         let mm = kptr(task, off!(task_mm));
         info.arg_start = kread::<u64>(mm, off!(mm_arg_start));
+        info.start_code = kread::<u64>(mm, off!(mm_start_code));
+        info.start_brk = kread::<u64>(mm, off!(mm_start_brk));
         info.comm = kread::<[u8; COMM_LEN]>(task, off!(task_comm));
         let signal = kptr(task, off!(task_signal));
         let tty = kptr(signal, off!(signal_tty));

@@ -18,7 +18,7 @@ use crate::{
         Action, Ancestor, Cgroup, ConnectAction, Endpoint, Event, ExecAction, Executor, ExitAction,
         ForkAction, Host, Kind, Login, Namespaces, Outcome, Policy, User, event_id, rfc3339_nanos,
     },
-    exec_id::{exec_id, ns_to_ticks},
+    exec_id::{ImageLayout, exec_id, ns_to_ticks},
     identity::{
         cgroup::CgroupResolver,
         resolve::{IdentityResolver, Resolved, UnixFacts},
@@ -82,7 +82,12 @@ impl Attributor {
 
     fn exec_id_of(&self, task: &TaskInfo) -> Arc<str> {
         let ticks = ns_to_ticks(task.start_boottime_ns, self.ctx.ticks_per_second);
-        exec_id(&self.ctx.host.boot_id, task.tgid, ticks, task.arg_start).into()
+        let image = ImageLayout {
+            arg_start: task.arg_start,
+            start_code: task.start_code,
+            start_brk: task.start_brk,
+        };
+        exec_id(&self.ctx.host.boot_id, task.tgid, ticks, image).into()
     }
 
     fn process_from_snapshot(&self, s: &ProcSnapshot) -> Process {
@@ -93,7 +98,17 @@ impl Attributor {
             _ => format!("[{}]", s.comm).into(),
         };
         Process {
-            exec_id: exec_id(&self.ctx.host.boot_id, s.pid, s.start_ticks, s.arg_start).into(),
+            exec_id: exec_id(
+                &self.ctx.host.boot_id,
+                s.pid,
+                s.start_ticks,
+                ImageLayout {
+                    arg_start: s.arg_start,
+                    start_code: s.start_code,
+                    start_brk: s.start_brk,
+                },
+            )
+            .into(),
             pid: s.pid,
             ppid: s.ppid,
             start_ticks: s.start_ticks,

@@ -1,25 +1,44 @@
 //! `exec_id`: one stable id per process image.
 //!
 //! ```text
-//! exec_id = base64url_nopad( SHA-256( "<boot_id>:<tgid>:<start_ticks>:<arg_start>" )[0..16] )
+//! exec_id = base64url_nopad( SHA-256(
+//!     "<boot_id>:<tgid>:<start_ticks>:<arg_start>:<start_code>:<start_brk>" )[0..16] )
 //! ```
 //! - `boot_id`: /proc/sys/kernel/random/boot_id; makes ids unique across boots and hosts.
 //! - `tgid`, `start_ticks`: the process id and its start time in clock ticks since
 //!   boot (`/proc/<pid>/stat` field 22; in the kernel `start_boottime / (1e9/USER_HZ)`).
-//!   Together they are unique across pid reuse.
-//! - `arg_start`: the address of argv in the image (`/proc/<pid>/stat` field 48;
-//!   `mm->arg_start` in the kernel). Each exec builds a new stack at an address ASLR
-//!   randomises, so it tells images of the same process apart.
+//! - `arg_start`, `start_code`, `start_brk`: where the image's argv, code and heap
+//!   start (`/proc/<pid>/stat` fields 48, 26 and 47; `mm->arg_start`, `mm->start_code`,
+//!   `mm->start_brk` in the kernel). Each exec lays these out afresh, at addresses
+//!   ASLR randomises independently (stack, PIE load base, brk), so they tell apart
+//!   the images of one process and two processes that got the same pid within one
+//!   clock tick. The stack address alone (about 22 bits of entropy) was not enough:
+//!   a 10,000-deep exec chain repeated it.
 //!
 //! Every input is available both to the probes at the moment of the action and to a
 //! /proc scan, so the id is the same whoever saw the process first, and the same
-//! after a tracer restart. Caveat: with ASLR disabled, two successive execs of the same
-//! binary in one process can share `arg_start` and hence the id.
+//! after a tracer restart. Caveat: with ASLR disabled, two successive execs of the
+//! same binary in one process can share all three addresses and hence the id.
 use sha2::{Digest, Sha256};
 
-pub fn exec_id(boot_id: &str, tgid: u32, start_ticks: u64, arg_start: u64) -> String {
+/// Where an image's argv, code and heap start: what tells images apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImageLayout {
+    pub arg_start: u64,
+    pub start_code: u64,
+    pub start_brk: u64,
+}
+
+pub fn exec_id(boot_id: &str, tgid: u32, start_ticks: u64, image: ImageLayout) -> String {
+    let ImageLayout {
+        arg_start,
+        start_code,
+        start_brk,
+    } = image;
     let mut h = Sha256::new();
-    h.update(format!("{boot_id}:{tgid}:{start_ticks}:{arg_start}").as_bytes());
+    h.update(
+        format!("{boot_id}:{tgid}:{start_ticks}:{arg_start}:{start_code}:{start_brk}").as_bytes(),
+    );
     let digest = h.finalize();
     base64url(&digest[..16])
 }
@@ -54,16 +73,31 @@ fn base64url(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    fn at(arg_start: u64) -> ImageLayout {
+        ImageLayout {
+            arg_start,
+            start_code: 0x5555_5555_4000,
+            start_brk: 0x5555_5666_0000,
+        }
+    }
+
     #[test]
     fn stable_and_distinct() {
         let boot = "8c1f1d3e-5b8a-4c55-9c59-7f0e3a2f4b10";
-        let a = exec_id(boot, 4242, 123456, 0x7ffd_1234_5000);
-        assert_eq!(a, exec_id(boot, 4242, 123456, 0x7ffd_1234_5000));
+        let a = exec_id(boot, 4242, 123456, at(0x7ffd_1234_5000));
+        assert_eq!(a, exec_id(boot, 4242, 123456, at(0x7ffd_1234_5000)));
         assert_eq!(a.len(), 22);
         // pid reuse: same pid, later start
-        assert_ne!(a, exec_id(boot, 4242, 123457, 0x7ffd_1234_5000));
+        assert_ne!(a, exec_id(boot, 4242, 123457, at(0x7ffd_1234_5000)));
         // a second exec in the same process: new stack address
-        assert_ne!(a, exec_id(boot, 4242, 123456, 0x7ffe_0000_1000));
+        assert_ne!(a, exec_id(boot, 4242, 123456, at(0x7ffe_0000_1000)));
+        // same stack address, another code or heap base
+        let mut other = at(0x7ffd_1234_5000);
+        other.start_code += 0x1000;
+        assert_ne!(a, exec_id(boot, 4242, 123456, other));
+        let mut other = at(0x7ffd_1234_5000);
+        other.start_brk += 0x1000;
+        assert_ne!(a, exec_id(boot, 4242, 123456, other));
         // another boot
         assert_ne!(
             a,
@@ -71,7 +105,7 @@ mod tests {
                 "00000000-0000-0000-0000-000000000000",
                 4242,
                 123456,
-                0x7ffd_1234_5000
+                at(0x7ffd_1234_5000)
             )
         );
         assert!(
@@ -82,11 +116,16 @@ mod tests {
 
     #[test]
     fn known_vector() {
-        // sha256("b:1:2:3")[..16], base64url: computed independently with
-        // `printf b:1:2:3 | sha256sum | head -c32 | xxd -r -p | base64 | tr +/ -_`
-        assert_eq!(exec_id("b", 1, 2, 3), KNOWN);
+        // sha256("b:1:2:3:4:5")[..16], base64url: computed independently with
+        // `printf b:1:2:3:4:5 | sha256sum | head -c32 | xxd -r -p | base64 | tr +/ -_`
+        let image = ImageLayout {
+            arg_start: 3,
+            start_code: 4,
+            start_brk: 5,
+        };
+        assert_eq!(exec_id("b", 1, 2, image), KNOWN);
     }
-    const KNOWN: &str = "JlRxNzkKll6VcBUkusvKtA";
+    const KNOWN: &str = "tSHUX4XlKfWbxK1fVtNX5Q";
 
     #[test]
     fn ticks() {

@@ -48,8 +48,11 @@ pub struct ProcSnapshot {
     pub comm: String,
     /// stat field 22 (starttime, clock ticks since boot).
     pub start_ticks: u64,
-    /// stat field 48 (arg_start); 0 when unavailable (kernel threads).
+    /// stat fields 48 (arg_start), 26 (startcode), 47 (start_brk); 0 when
+    /// unavailable (kernel threads).
     pub arg_start: u64,
+    pub start_code: u64,
+    pub start_brk: u64,
     pub uid: u32,
     pub euid: u32,
     pub gid: u32,
@@ -135,6 +138,8 @@ fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
         comm: stat.comm,
         start_ticks: stat.starttime,
         arg_start: stat.arg_start.unwrap_or(0),
+        start_code: stat.startcode,
+        start_brk: stat.start_brk.unwrap_or(0),
         uid,
         euid,
         gid,
