@@ -256,8 +256,13 @@ fn config_path(argv: &[OsString]) -> Option<PathBuf> {
 pub fn config_file_args(path: &std::path::Path) -> Result<Vec<OsString>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
+    config_text_args(&text, path)
+}
+
+/// [`config_file_args`] on text already read (`path` names it in messages).
+pub fn config_text_args(text: &str, path: &std::path::Path) -> Result<Vec<OsString>> {
     let table: toml::Table =
-        toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?;
+        toml::from_str(text).with_context(|| format!("config file {}", path.display()))?;
     let cmd = Cli::command();
     let run = cmd
         .find_subcommand("run")

@@ -41,6 +41,15 @@ enum Task {
     },
     /// Build, then measure the tracer's cost on an exec storm and a connect storm
     /// (as root): throughput with and without it, events lost, CPU and RSS.
+    /// Run every cargo-fuzz target for a while (installs cargo-fuzz when missing).
+    /// `cargo xtask test` runs it briefly as a smoke test.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Only these targets (default: all).
+        targets: Vec<String>,
+    },
     Bench {
         /// One round of 3 seconds per workload (the whole run takes under a minute).
         #[arg(long)]
@@ -55,6 +64,16 @@ enum Task {
 }
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+const FUZZ_SMOKE_SECONDS: u64 = 5;
+const FUZZ_TARGETS: &[&str] = &[
+    "cgroup_path",
+    "proc_parsers",
+    "config",
+    "registrations",
+    "decoder",
+    "escape",
+];
 const NIGHTLY: &str = "nightly";
 
 fn main() -> Result<()> {
@@ -92,6 +111,10 @@ fn main() -> Result<()> {
             let (rounds, seconds) = if quick { (1, 3) } else { (rounds, seconds) };
             bench::run(&root, rounds.max(1), seconds.max(1))
         }
+        Task::Fuzz { seconds, targets } => {
+            setup()?;
+            fuzz(&root, seconds, &targets)
+        }
         Task::Test { no_lint, args } => {
             setup()?;
             if !no_lint {
@@ -119,10 +142,17 @@ fn main() -> Result<()> {
                     "tracer-ebpf",
                 ])
                 .env("TRACER_BIN", root.join("target/release/tracer"));
-            if !args.is_empty() {
+            let filtered = !args.is_empty();
+            if filtered {
                 cmd.arg("--").args(args);
             }
-            run(&mut cmd)
+            run(&mut cmd)?;
+            // Hostile-input smoke: seconds per target, enough to catch a parser
+            // that panics on the first odd input; longer runs are `cargo xtask fuzz`.
+            if !filtered {
+                fuzz(&root, FUZZ_SMOKE_SECONDS, &[])?;
+            }
+            Ok(())
         }
     }
 }
@@ -164,6 +194,60 @@ fn cargo(root: &Path, args: &[&str]) -> Result<()> {
 
 fn build(root: &Path) -> Result<()> {
     cargo(root, &["build", "--release"])
+}
+
+/// Each target for `seconds` from its seed corpus (fuzz/corpus/<target>, kept
+/// in git); a crash fails the run and leaves the input under fuzz/artifacts.
+fn fuzz(root: &Path, seconds: u64, only: &[String]) -> Result<()> {
+    setup_cargo_fuzz()?;
+    let dir = root.join("fuzz");
+    let targets: Vec<&str> = if only.is_empty() {
+        FUZZ_TARGETS.to_vec()
+    } else {
+        only.iter().map(String::as_str).collect()
+    };
+    for t in &targets {
+        if !FUZZ_TARGETS.contains(t) {
+            bail!("no fuzz target {t}; targets: {}", FUZZ_TARGETS.join(", "));
+        }
+    }
+    let workdir = root.join("target/fuzz-corpus");
+    for t in targets {
+        // Run on a scratch copy: new inputs the fuzzer finds do not dirty the tree.
+        let corpus = workdir.join(t);
+        std::fs::create_dir_all(&corpus)?;
+        let seeds = dir.join("corpus").join(t);
+        if seeds.is_dir() {
+            for e in std::fs::read_dir(&seeds)?.flatten() {
+                std::fs::copy(e.path(), corpus.join(e.file_name()))?;
+            }
+        }
+        run(Command::new("cargo")
+            .current_dir(&dir)
+            .args([&format!("+{NIGHTLY}"), "fuzz", "run", "--release", t])
+            .arg(&corpus)
+            .args([
+                "--",
+                &format!("-max_total_time={seconds}"),
+                "-rss_limit_mb=4096",
+                "-print_final_stats=1",
+            ]))?;
+    }
+    Ok(())
+}
+
+fn setup_cargo_fuzz() -> Result<()> {
+    let have = output(Command::new("cargo").args(["fuzz", "--version"])).unwrap_or_default();
+    if have.contains(CARGO_FUZZ_VERSION) {
+        return Ok(());
+    }
+    run(Command::new("cargo").args([
+        "install",
+        "cargo-fuzz",
+        "--version",
+        CARGO_FUZZ_VERSION,
+        "--locked",
+    ]))
 }
 
 fn setup() -> Result<()> {

@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 use procfs::ProcError;
-use procfs::process::{Process, Stat};
+use procfs::process::Process;
 use thiserror::Error;
 
 /// PF_KTHREAD in the stat flags field.
@@ -37,7 +37,7 @@ pub enum ScanError {
         #[source]
         source: io::Error,
     },
-    #[error("/proc/{pid}/status has no valid {field} line")]
+    #[error("/proc/{pid}: malformed {field}")]
     Status { pid: u32, field: &'static str },
 }
 
@@ -110,7 +110,8 @@ pub fn snapshot(pid: u32) -> Result<ProcSnapshot, ScanError> {
 }
 
 fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
-    let stat: Stat = process.stat().map_err(|e| proc_err(pid, "stat", e))?;
+    let raw_stat = read_bytes(process, pid, "stat")?;
+    let stat = parse_stat(&raw_stat).ok_or(ScanError::Status { pid, field: "stat" })?;
     let status = read_text(process, pid, "status")?;
     let (uid, euid) =
         parse_id_pair(&status, "Uid:").ok_or(ScanError::Status { pid, field: "Uid" })?;
@@ -134,7 +135,7 @@ fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
     Ok(ProcSnapshot {
         pid,
         // ppid is 0 for the roots (init, kthreadd) and never negative.
-        ppid: u32::try_from(stat.ppid).unwrap_or(0),
+        ppid: stat.ppid,
         comm: stat.comm,
         start_ticks: stat.starttime,
         arg_start: stat.arg_start.unwrap_or(0),
@@ -193,6 +194,55 @@ fn read_text(process: &Process, pid: u32, file: &'static str) -> Result<String, 
     read_bytes(process, pid, file).map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
+/// The fields of `/proc/<pid>/stat` the tracer uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatFields {
+    pub pid: u32,
+    pub comm: String,
+    pub ppid: u32,
+    pub flags: u32,
+    /// Field 22, clock ticks since boot.
+    pub starttime: u64,
+    /// Field 26 (0 for kernel threads).
+    pub startcode: u64,
+    /// Fields 47 and 48; absent before Linux 3.5.
+    pub start_brk: Option<u64>,
+    pub arg_start: Option<u64>,
+}
+
+/// Parse a stat line. The comm (field 2) is whatever the process named itself,
+/// spaces, parentheses and invalid UTF-8 included, so it is taken between the
+/// first `(` and the last `)`; the numbered fields follow. Our own parser: the
+/// procfs crate's panicked on input the fuzzer made (tests below keep it).
+pub fn parse_stat(bytes: &[u8]) -> Option<StatFields> {
+    let open = bytes.iter().position(|&b| b == b'(')?;
+    let close = bytes.iter().rposition(|&b| b == b')')?;
+    if close < open {
+        return None;
+    }
+    let pid = std::str::from_utf8(&bytes[..open])
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let comm = String::from_utf8_lossy(&bytes[open + 1..close]).into_owned();
+    let rest = std::str::from_utf8(&bytes[close + 1..]).ok()?;
+    // rest[0] is field 3 (state).
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    let field = |n: usize| fields.get(n.checked_sub(3)?).copied();
+    let num = |n: usize| -> Option<u64> { field(n)?.parse().ok() };
+    Some(StatFields {
+        pid,
+        comm,
+        ppid: u32::try_from(field(4)?.parse::<i64>().ok()?).unwrap_or(0),
+        flags: u32::try_from(num(9)?).ok()?,
+        starttime: num(22)?,
+        startcode: num(26)?,
+        start_brk: num(47),
+        arg_start: num(48),
+    })
+}
+
 /// Real and effective ids from a status line such as `Uid:\t1000\t0\t0\t0`.
 fn parse_id_pair(status: &str, key: &str) -> Option<(u32, u32)> {
     let rest = status.lines().find_map(|l| l.strip_prefix(key))?;
@@ -222,7 +272,6 @@ pub fn parse_cgroup_v2_line(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use procfs::FromRead;
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::process::CommandExt;
@@ -308,14 +357,74 @@ mod tests {
             },
         ];
         for c in cases {
-            let stat = Stat::from_read(c.line.as_bytes()).unwrap();
-            assert_eq!(stat.pid, c.pid, "{}", c.line);
+            let stat = parse_stat(c.line.as_bytes()).unwrap();
+            assert_eq!(stat.pid as i32, c.pid, "{}", c.line);
             assert_eq!(stat.comm, c.comm, "{}", c.line);
-            assert_eq!(stat.ppid, c.ppid, "{}", c.line);
+            assert_eq!(stat.ppid as i32, c.ppid, "{}", c.line);
             assert_eq!(stat.starttime, c.starttime, "{}", c.line);
             assert_eq!(stat.arg_start, c.arg_start, "{}", c.line);
             assert_eq!(stat.flags & PF_KTHREAD != 0, c.kthread, "{}", c.line);
         }
+    }
+
+    /// Lines a process (through its comm) or a broken /proc can produce; the
+    /// first made procfs's own parser panic (found by `cargo xtask fuzz`).
+    #[test]
+    fn hostile_stat_lines_are_errors_or_parsed_never_panics() {
+        let fuzz_crash: &[u8] =
+            b"6934\xe3(cat) R 6928 6928 23334 0 -1 4194300 0 0 0!0  0 0426W047933956\
+              8 942;0479341184 94261412126720 42703461085678472640856\x1f\x00\x00\
+              \x00807 17 14\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\
+              \x00\x00\x00\x00\x00\x00\x00\x000732640856807301 472640856\x1f\x00\x00\
+              \x00807 140732640\x01\x00\x00\x00\x00\x00\x004Y 119 0 0 0 0 0  0 04260\
+              479339568 942;0479341184 94261412126720 427034610856787 14073264085680\
+              7301 472640856\x1f\x00\x00\x00807 140732640\x01\x00\x00\x00\x10\x00\
+              \x009\x0a";
+        assert_eq!(fuzz_crash.len(), 342, "the crash input, byte for byte");
+        assert_eq!(parse_stat(fuzz_crash), None);
+        let weird_comm =
+            b"42 (a) b (c\nd\xff) S 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
+        let st = parse_stat(weird_comm).unwrap();
+        assert_eq!((st.pid, st.ppid, st.starttime), (42, 1, 777));
+        assert_eq!(st.comm, "a) b (c\nd\u{fffd}");
+        for bad in [
+            &b""[..],
+            b"42",
+            b"42 (x",
+            b"42 x) (S 1",
+            b"x (y) S 1 2",
+            b"42 (y) S -1",
+            b"42 (y) S 1 1 1 1 1 99999999999",
+        ] {
+            assert_eq!(parse_stat(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    /// Our parser agrees with the procfs crate on this machine's real processes.
+    #[test]
+    fn stat_parser_agrees_with_procfs_on_live_processes() {
+        let mut n = 0;
+        for p in procfs::process::all_processes().unwrap().flatten() {
+            let (Ok(raw), Ok(theirs)) = (std::fs::read(format!("/proc/{}/stat", p.pid)), p.stat())
+            else {
+                continue;
+            };
+            let Some(ours) = parse_stat(&raw) else {
+                continue; // changed between the two reads
+            };
+            if ours.starttime != theirs.starttime {
+                continue; // pid reused in between
+            }
+            assert_eq!(ours.pid as i32, theirs.pid);
+            assert_eq!(ours.comm, theirs.comm);
+            assert_eq!(ours.ppid as i32, theirs.ppid);
+            assert_eq!(ours.flags, theirs.flags);
+            assert_eq!(ours.startcode, theirs.startcode);
+            assert_eq!(ours.start_brk, theirs.start_brk);
+            assert_eq!(ours.arg_start, theirs.arg_start);
+            n += 1;
+        }
+        assert!(n > 10, "only {n} processes compared");
     }
 
     #[test]
