@@ -40,6 +40,16 @@ pub enum Kind {
     Exit,
 }
 
+impl Event {
+    /// When the action happened, Unix ns: the number the event id starts with.
+    pub fn unix_ns(&self) -> i128 {
+        self.event_id
+            .split_once('-')
+            .and_then(|(ns, _)| ns.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
 impl Kind {
     /// The serialized name (metric labels).
     pub fn as_str(self) -> &'static str {

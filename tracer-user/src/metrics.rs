@@ -17,7 +17,7 @@ use hyper::{Request, Response, StatusCode, body::Bytes, service::service_fn};
 use hyper_util::rt::TokioIo;
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
@@ -41,6 +41,12 @@ pub struct SinkLabel {
     pub sink: String,
 }
 
+/// 100 us to 10 s, about four buckets per decade.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 pub struct Metrics {
     pub events: Family<KindLabel, Counter>,
     pub lost: Family<CauseLabel, Counter>,
@@ -54,6 +60,8 @@ pub struct Metrics {
     pub kube_watch_state: Gauge,
     pub kube_watch_errors: Gauge,
     pub tail_clients: Gauge,
+    /// Seconds from the action (kernel timestamp) to its line being written.
+    pub latency: Histogram,
     pub ready: AtomicBool,
     registry: Registry,
 }
@@ -73,10 +81,16 @@ impl Metrics {
             kube_watch_state: Gauge::default(),
             kube_watch_errors: Gauge::default(),
             tail_clients: Gauge::default(),
+            latency: Histogram::new(LATENCY_BUCKETS.iter().copied()),
             ready: AtomicBool::new(false),
             registry: Registry::default(),
         };
         registry.register("events", "Events emitted, by kind", m.events.clone());
+        registry.register(
+            "event_latency_seconds",
+            "Time from the action (kernel timestamp) to its line being written",
+            m.latency.clone(),
+        );
         registry.register(
             "lost_events",
             "Records not delivered, by cause",

@@ -54,6 +54,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
     preflight::ensure_tracefs(caps)?;
 
     let metrics = Metrics::new();
+    sinks.observe_latency(metrics.latency.clone());
     if let Some(addr) = config.metrics_addr {
         metrics::serve(addr, metrics.clone()).await?;
         tracing::info!(%addr, "serving /metrics, /healthz, /readyz");

@@ -39,8 +39,34 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
-    /// Build, then measure the tracer's cost on an exec storm and a connect storm
-    /// (as root): throughput with and without it, events lost, CPU and RSS.
+    /// Build, then measure the tracer's cost (as root): exec storm, connect storm
+    /// and mixed churn, without and with the tracer (and auditd, bpftrace when
+    /// installed), interleaved: throughput ratio, loss, CPU, RSS, latency.
+    Bench {
+        /// One round of 3 seconds per workload, no peers, no large-table step
+        /// (the whole run takes under a minute).
+        #[arg(long)]
+        quick: bool,
+        /// Rounds per workload (each round runs without, then with each tracer).
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Seconds each workload runs per measurement.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Run the peers (auditd, bpftrace) even with --quick.
+        #[arg(long)]
+        peers: bool,
+        /// Live processes to hold while measuring RSS with a large process table
+        /// (default 100000; 0 skips; --quick skips).
+        #[arg(long)]
+        table_procs: Option<u32>,
+    },
+    /// Mixed churn with the tracer for N minutes: RSS over time, loss, event rate
+    /// (target/bench/soak.json).
+    Soak {
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+    },
     /// Run every cargo-fuzz target for a while (installs cargo-fuzz when missing).
     /// `cargo xtask test` runs it briefly as a smoke test.
     Fuzz {
@@ -49,17 +75,6 @@ enum Task {
         seconds: u64,
         /// Only these targets (default: all).
         targets: Vec<String>,
-    },
-    Bench {
-        /// One round of 3 seconds per workload (the whole run takes under a minute).
-        #[arg(long)]
-        quick: bool,
-        /// Rounds per workload (each round runs without, then with the tracer).
-        #[arg(long, default_value_t = 3)]
-        rounds: u32,
-        /// Seconds each workload runs per measurement.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
     },
 }
 
@@ -107,10 +122,21 @@ fn main() -> Result<()> {
             quick,
             rounds,
             seconds,
+            peers,
+            table_procs,
         } => {
             let (rounds, seconds) = if quick { (1, 3) } else { (rounds, seconds) };
-            bench::run(&root, rounds.max(1), seconds.max(1))
+            bench::run(
+                &root,
+                &bench::Options {
+                    rounds: rounds.max(1),
+                    seconds: seconds.max(1),
+                    peers: peers || !quick,
+                    table_procs: table_procs.unwrap_or(if quick { 0 } else { 100_000 }),
+                },
+            )
         }
+        Task::Soak { minutes } => bench::soak(&root, minutes),
         Task::Fuzz { seconds, targets } => {
             setup()?;
             fuzz(&root, seconds, &targets)

@@ -169,6 +169,10 @@ pub struct SinkOptions<'a> {
 
 pub struct Sinks {
     outputs: Vec<Output>,
+    /// When the actions of the current batch happened (Unix ns), and where to
+    /// report how long they took to reach the outputs.
+    batch_times: Vec<i128>,
+    latency: Option<prometheus_client::metrics::histogram::Histogram>,
     socket: Option<socket::SocketSink>,
     line: Vec<u8>,
     ocsf_line: Vec<u8>,
@@ -218,6 +222,8 @@ impl Sinks {
         }
         Ok(Sinks {
             outputs,
+            batch_times: Vec::with_capacity(4096),
+            latency: None,
             socket: None,
             line: Vec::with_capacity(4096),
             ocsf_line: Vec::with_capacity(4096),
@@ -270,6 +276,14 @@ impl Sinks {
 
     pub fn write_event(&mut self, ev: &Event) {
         self.emit(ev, || ocsf::event_to_ocsf(ev));
+        if self.latency.is_some() {
+            self.batch_times.push(ev.unix_ns());
+        }
+    }
+
+    /// Observe each event's latency (action to written line) into `h` at flush.
+    pub fn observe_latency(&mut self, h: prometheus_client::metrics::histogram::Histogram) {
+        self.latency = Some(h);
     }
 
     pub fn write_loss(&mut self, l: &LossRecord) {
@@ -283,6 +297,14 @@ impl Sinks {
         for o in &mut self.outputs {
             o.checkpoint(now, false);
             o.flush();
+        }
+        if let Some(h) = &self.latency
+            && !self.batch_times.is_empty()
+        {
+            let written = now_unix_ns();
+            for t in self.batch_times.drain(..) {
+                h.observe((written - t).max(0) as f64 / 1e9);
+            }
         }
     }
 
