@@ -81,8 +81,9 @@ pub struct RunArgs {
     /// Bound on the process table (exited entries are dropped first past it).
     #[arg(long, default_value_t = 200_000, value_name = "N")]
     pub max_processes: usize,
-    /// Kernel ring buffer size in bytes (a power of two).
-    #[arg(long, default_value_t = 16 * 1024 * 1024, value_name = "BYTES")]
+    /// Kernel ring buffer size in bytes (a power of two). Its pages are mapped
+    /// into the tracer (twice, for wrap-around) and count in its RSS.
+    #[arg(long, default_value_t = 4 * 1024 * 1024, value_name = "BYTES")]
     pub ring_buffer_size: u32,
     /// How often the ring buffer is drained, in milliseconds. The probes wake the
     /// tracer early only when the ring is an eighth full, so a storm costs one

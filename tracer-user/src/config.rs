@@ -67,7 +67,7 @@ impl Default for Config {
             emit_lifecycle: false,
             exit_grace_secs: 30,
             max_processes: 200_000,
-            ring_buffer_bytes: 16 * 1024 * 1024,
+            ring_buffer_bytes: 4 * 1024 * 1024,
             ring_poll_ms: 10,
             host_root: PathBuf::from("/"),
             loss_report_interval_ms: 1000,

@@ -790,20 +790,20 @@ fn table_rss(tracer: &Path, tmp: &Path, n: u32) -> Result<(u32, f64)> {
             &out,
             &["--max-processes", &(n + 100_000).to_string()],
         )?;
+        // Small sleeping processes (fork+exec of sleep: a forked copy of this
+        // process costs several times the memory per child).
         let mut kids = Vec::with_capacity(n as usize);
         for _ in 0..n {
-            // SAFETY: the child only calls async-signal-safe pause/_exit.
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
-                unsafe {
-                    libc::pause();
-                    libc::_exit(0);
-                }
+            match Command::new("sleep")
+                .arg("3600")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+            {
+                Ok(c) => kids.push(c),
+                Err(_) => break,
             }
-            if pid < 0 {
-                break;
-            }
-            kids.push(pid);
         }
         let spawned = kids.len() as u32;
         // Let the table take them all in.
@@ -821,13 +821,11 @@ fn table_rss(tracer: &Path, tmp: &Path, n: u32) -> Result<(u32, f64)> {
             thread::sleep(Duration::from_millis(500));
         }
         let rss = peak_rss_mib(t.pid())?;
-        for pid in &kids {
-            // SAFETY: our own children.
-            unsafe { libc::kill(*pid, libc::SIGKILL) };
+        for k in &mut kids {
+            let _ = k.kill();
         }
-        for pid in &kids {
-            // SAFETY: reaping our own children.
-            unsafe { libc::waitpid(*pid, std::ptr::null_mut(), 0) };
+        for k in &mut kids {
+            let _ = k.wait();
         }
         t.stop()?;
         Ok((spawned, rss))
