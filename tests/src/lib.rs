@@ -224,6 +224,18 @@ pub fn complete_lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// `n` runs of `/bin/true <mark>` from one shell loop.
+pub fn exec_storm(n: usize, mark: &str) {
+    let st = Command::new("sh")
+        .args([
+            "-c",
+            &format!("i=0; while [ $i -lt {n} ]; do /bin/true {mark}; i=$((i+1)); done"),
+        ])
+        .status()
+        .expect("run sh");
+    assert!(st.success());
+}
+
 pub fn argv_contains(v: &Value, needle: &str) -> bool {
     argv(v).iter().any(|a| a.contains(needle))
 }

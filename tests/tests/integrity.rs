@@ -8,18 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tracer_tests::{Tracer, complete_lines, marker, scratch_dir, tracer_bin};
-
-fn exec_storm(n: usize, mark: &str) {
-    let st = Command::new("/bin/sh")
-        .args([
-            "-c",
-            &format!("i=0; while [ $i -lt {n} ]; do /bin/true {mark}; i=$((i+1)); done"),
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
+use tracer_tests::{Tracer, complete_lines, exec_storm, marker, scratch_dir, tracer_bin};
 
 /// The output files, current one last.
 fn files(dir: &Path, base: &str) -> Vec<PathBuf> {
@@ -110,23 +99,7 @@ fn tampered(
 #[test]
 fn chain_spans_rotation_and_restart_and_tampering_is_caught() {
     let dir = scratch_dir();
-    let key = dir.join("key.pem");
-    let public = dir.join("key.pub");
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "ed25519",
-        "-out",
-        key.to_str().unwrap(),
-    ]);
-    openssl(&[
-        "pkey",
-        "-in",
-        key.to_str().unwrap(),
-        "-pubout",
-        "-out",
-        public.to_str().unwrap(),
-    ]);
+    let (key, public) = key_pair(&dir, "key");
     let out = dir.join("events.jsonl");
     let ocsf = dir.join("events.ocsf.jsonl");
     let flags = [
@@ -242,23 +215,7 @@ fn chain_spans_rotation_and_restart_and_tampering_is_caught() {
     // A forger who rewrites the chain after an edit cannot sign: with the public
     // key, a checkpoint fails. (Re-sealing is what `tracer verify` without a key
     // cannot tell from the truth.)
-    let other = dir.join("other.pem");
-    let other_pub = dir.join("other.pub");
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "ed25519",
-        "-out",
-        other.to_str().unwrap(),
-    ]);
-    openssl(&[
-        "pkey",
-        "-in",
-        other.to_str().unwrap(),
-        "-pubout",
-        "-out",
-        other_pub.to_str().unwrap(),
-    ]);
+    let (_, other_pub) = key_pair(&dir, "other");
     expect(
         "wrong key",
         verify(&json, Some(&other_pub)),

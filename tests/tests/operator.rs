@@ -11,7 +11,7 @@ use std::{
 
 use serde_json::Value;
 use tracer_tests::{
-    TestUser, Tracer, argv, complete_lines, is_exec, marker, scratch_dir, tracer_bin,
+    TestUser, Tracer, argv, complete_lines, exec_storm, is_exec, marker, scratch_dir, tracer_bin,
 };
 
 fn repo() -> PathBuf {
@@ -19,18 +19,6 @@ fn repo() -> PathBuf {
         .parent()
         .expect("repo root")
         .to_path_buf()
-}
-
-/// `n` runs of `/bin/true <mark>` from one shell loop.
-fn exec_storm(n: usize, mark: &str) {
-    let st = Command::new("sh")
-        .args([
-            "-c",
-            &format!("i=0; while [ $i -lt {n} ]; do /bin/true {mark}; i=$((i+1)); done"),
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success());
 }
 
 fn lines_of(path: &Path) -> Vec<String> {

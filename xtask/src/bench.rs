@@ -873,12 +873,22 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
 
 /// VmHWM of a process, in MiB.
 fn peak_rss_mib(pid: u32) -> Result<f64> {
+    status_mib(pid, "VmHWM:")
+}
+
+/// VmRSS of a process, in MiB.
+fn current_rss_mib(pid: u32) -> Result<f64> {
+    status_mib(pid, "VmRSS:")
+}
+
+/// A `kB` line of /proc/PID/status, in MiB.
+fn status_mib(pid: u32, key: &str) -> Result<f64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.split_whitespace().next())
-        .context("no VmHWM in /proc/PID/status")?
+        .with_context(|| format!("no {key} in /proc/{pid}/status"))?
         .parse::<u64>()?;
     Ok(kb as f64 / 1024.0)
 }
@@ -1182,18 +1192,6 @@ pub fn soak(root: &Path, minutes: u64) -> Result<()> {
         bail!("soak lost {} events", expected - emitted);
     }
     Ok(())
-}
-
-/// VmRSS of a process, in MiB.
-fn current_rss_mib(pid: u32) -> Result<f64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .context("no VmRSS in /proc/PID/status")?
-        .parse::<u64>()?;
-    Ok(kb as f64 / 1024.0)
 }
 
 fn capture(cmd: &mut Command) -> String {
