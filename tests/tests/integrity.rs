@@ -69,6 +69,16 @@ fn openssl(args: &[&str]) {
     assert!(st.success(), "openssl {args:?}");
 }
 
+/// An ed25519 key pair as an operator makes it: (private PEM, public PEM).
+fn key_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub"));
+    let (k, p) = (key.to_str().unwrap(), public.to_str().unwrap());
+    openssl(&["genpkey", "-algorithm", "ed25519", "-out", k]);
+    openssl(&["pkey", "-in", k, "-pubout", "-out", p]);
+    (key, public)
+}
+
 /// Copy the files into a fresh directory, apply `edit` to the line list of the
 /// file at `index`, and return the copies.
 fn tampered(
