@@ -224,6 +224,31 @@ pub fn complete_lines(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// An output file and its rotations (`base`, `base.1`, ...) in `dir`, oldest
+/// first: `base.N` ... `base.1`, `base`.
+pub fn output_files(dir: &Path, base: &str) -> Vec<PathBuf> {
+    let rotated = format!("{base}.");
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .expect("list output dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n == base || n.starts_with(&rotated))
+        })
+        .collect();
+    files.sort_by_key(|p| {
+        std::cmp::Reverse(
+            p.extension()
+                .and_then(|e| e.to_str())
+                .and_then(|e| e.parse::<u64>().ok())
+                .unwrap_or(0),
+        )
+    });
+    files
+}
+
 /// `n` runs of `/bin/true <mark>` from one shell loop.
 pub fn exec_storm(n: usize, mark: &str) {
     let st = Command::new("sh")

@@ -8,30 +8,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tracer_tests::{Tracer, complete_lines, exec_storm, marker, scratch_dir, tracer_bin};
-
-/// The output files, current one last.
-fn files(dir: &Path, base: &str) -> Vec<PathBuf> {
-    let mut f: Vec<PathBuf> = fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n == base || n.starts_with(&format!("{base}.")))
-        })
-        .collect();
-    f.sort_by_key(|p| {
-        std::cmp::Reverse(
-            p.extension()
-                .and_then(|e| e.to_str())
-                .and_then(|e| e.parse::<u64>().ok())
-                .unwrap_or(0),
-        )
-    });
-    f
-}
+use tracer_tests::{
+    Tracer, complete_lines, exec_storm, marker, output_files, scratch_dir, tracer_bin,
+};
 
 fn count_marked(files: &[PathBuf], mark: &str) -> usize {
     files
@@ -43,7 +22,7 @@ fn count_marked(files: &[PathBuf], mark: &str) -> usize {
 
 fn wait_marked(dir: &Path, base: &str, mark: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while count_marked(&files(dir, base), mark) < n {
+    while count_marked(&output_files(dir, base), mark) < n {
         assert!(Instant::now() < deadline, "events of {mark} did not arrive");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -138,7 +117,7 @@ fn chain_spans_rotation_and_restart_and_tampering_is_caught() {
     wait_marked(&dir, "events.jsonl", &second, 100);
     assert!(tracer.stop().success());
 
-    let json = files(&dir, "events.jsonl");
+    let json = output_files(&dir, "events.jsonl");
     assert!(json.len() >= 3, "expected rotations: {json:?}");
     let (code, text) = verify(&json, Some(&public));
     assert_eq!(code, 0, "{text}");
@@ -166,7 +145,7 @@ fn chain_spans_rotation_and_restart_and_tampering_is_caught() {
         .collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "seq gap");
     // The OCSF file has its own chain, inside `unmapped`.
-    let (code, text) = verify(files(&dir, "events.ocsf.jsonl").as_slice(), None);
+    let (code, text) = verify(output_files(&dir, "events.ocsf.jsonl").as_slice(), None);
     assert_eq!(code, 0, "{text}");
 
     // A line of a rotated file whose argv mentions the first storm.

@@ -11,7 +11,8 @@ use std::{
 
 use serde_json::Value;
 use tracer_tests::{
-    TestUser, Tracer, argv, complete_lines, exec_storm, is_exec, marker, scratch_dir, tracer_bin,
+    TestUser, Tracer, argv, complete_lines, exec_storm, is_exec, marker, output_files, scratch_dir,
+    tracer_bin,
 };
 
 fn repo() -> PathBuf {
@@ -287,24 +288,10 @@ fn rotation_under_load_loses_and_splits_no_line() {
     // Wait until the whole storm is written, across all files.
     let deadline = Instant::now() + Duration::from_secs(30);
     let collect = || -> Vec<String> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap()
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("events.jsonl"))
-            })
-            .collect();
-        // Oldest first: events.jsonl.N ... events.jsonl.1, events.jsonl
-        files.sort_by_key(|p| {
-            std::cmp::Reverse(
-                p.extension()
-                    .and_then(|e| e.to_str())
-                    .and_then(|e| e.parse::<u64>().ok())
-                    .unwrap_or(0),
-            )
-        });
-        files.iter().flat_map(|f| lines_of(f)).collect()
+        output_files(&dir, "events.jsonl")
+            .iter()
+            .flat_map(|f| lines_of(f))
+            .collect()
     };
     loop {
         let lines = collect();

@@ -24,7 +24,7 @@ use ed25519_dalek::SigningKey;
 use serde::Serialize;
 
 use crate::{
-    chain::{Chain, Checkpoint, Checkpointer},
+    chain::{Chain, Checkpoint, Checkpointer, Link},
     event::{Event, LossRecord, event_id, now_unix_ns, rfc3339_nanos},
 };
 
@@ -90,8 +90,8 @@ impl Output {
 
     /// Seal one record (JSON text without newline) into the chain; its link goes
     /// in at byte `at`.
-    fn push(&mut self, record: &[u8], at: usize) {
-        self.chain.seal(record, at, &mut self.pending);
+    fn push(&mut self, record: &[u8], at: usize) -> Link {
+        let link = self.chain.seal(record, at, &mut self.pending);
         if let Target::Stdout(w) = &mut self.target {
             let r = w.write_all(&self.pending);
             self.pending.clear();
@@ -99,6 +99,7 @@ impl Output {
                 self.fail(&e.to_string());
             }
         }
+        link
     }
 
     /// A checkpoint record when one is due (always when `force`, if anything new).
@@ -119,9 +120,9 @@ impl Output {
         };
         if let Ok(text) = serde_json::to_vec(&rec) {
             let at = text.len().saturating_sub(1);
-            self.push(&text, at);
-            if let (Some(cp), Some((seq, _))) = (&mut self.checkpoints, self.chain.head()) {
-                cp.sealed(seq);
+            let link = self.push(&text, at);
+            if let Some(cp) = &mut self.checkpoints {
+                cp.sealed(link.seq);
             }
         }
     }
