@@ -5,6 +5,8 @@ pub mod kubeapi;
 
 use std::{
     fs,
+    io::{Read as _, Seek as _, SeekFrom},
+    os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::atomic::{AtomicU32, Ordering},
@@ -14,6 +16,10 @@ use std::{
 use serde_json::Value;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// How long a test waits for the events it expects. Generous: it only matters
+/// when they do not come, and a loaded CI machine is slow.
+pub const WAIT: Duration = Duration::from_secs(60);
 
 /// A unique token for this test run, to put in argv, names and paths.
 pub fn marker(what: &str) -> String {
@@ -134,18 +140,33 @@ impl Tracer {
     }
 
     /// Wait until `pred` matches at least `n` events, then return the matches.
+    ///
+    /// Reads only what was appended since the last look: the file holds every
+    /// event on the host, and re-parsing all of it on each poll starves the
+    /// tracers when many tests run at once.
     pub fn wait_for(&self, n: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + WAIT;
+        let mut follow = Follower::new(&self.output);
+        let mut found = Vec::new();
         loop {
-            let found: Vec<Value> = self.events().into_iter().filter(|e| pred(e)).collect();
+            for l in follow.next_lines() {
+                if l.is_empty() {
+                    continue;
+                }
+                let v: Value =
+                    serde_json::from_str(&l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}"));
+                if pred(&v) {
+                    found.push(v);
+                }
+            }
             if found.len() >= n {
                 return found;
             }
             if Instant::now() > deadline {
-                let log = fs::read_to_string(&self.stderr).unwrap_or_default();
                 panic!(
-                    "only {} of {n} expected events after 20 s; tracer stderr:\n{log}",
-                    found.len()
+                    "only {} of {n} expected events after {WAIT:?}; tracer stderr:\n{}",
+                    found.len(),
+                    self.stderr_log()
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -222,6 +243,48 @@ pub fn complete_lines(path: &Path) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
+}
+
+/// Follows a growing file: each call returns the complete lines appended since
+/// the previous one. Starts over when the file is replaced (a rotation).
+pub struct Follower {
+    path: PathBuf,
+    offset: u64,
+    ino: u64,
+}
+
+impl Follower {
+    pub fn new(path: &Path) -> Follower {
+        Follower {
+            path: path.to_owned(),
+            offset: 0,
+            ino: 0,
+        }
+    }
+
+    pub fn next_lines(&mut self) -> Vec<String> {
+        let Ok(mut f) = fs::File::open(&self.path) else {
+            return Vec::new();
+        };
+        let Ok(meta) = f.metadata() else {
+            return Vec::new();
+        };
+        if meta.ino() != self.ino || meta.len() < self.offset {
+            self.ino = meta.ino();
+            self.offset = 0;
+        }
+        let mut bytes = Vec::new();
+        if f.seek(SeekFrom::Start(self.offset)).is_err() || f.read_to_end(&mut bytes).is_err() {
+            return Vec::new();
+        }
+        // As in complete_lines: an unterminated tail waits for the next call.
+        let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        self.offset += end as u64;
+        String::from_utf8_lossy(&bytes[..end])
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 /// An output file and its rotations (`base`, `base.1`, ...) in `dir`, oldest

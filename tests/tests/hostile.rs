@@ -10,7 +10,7 @@ use std::{
 
 use serde_json::Value;
 use tracer_tests::{
-    Tracer, argv, argv_contains, complete_lines, is_exec, marker, scratch_dir, tracer_bin,
+    Follower, Tracer, argv, argv_contains, complete_lines, is_exec, marker, scratch_dir, tracer_bin,
 };
 
 fn python(script: &str, args: &[&str]) {
@@ -27,26 +27,50 @@ fn python(script: &str, args: &[&str]) {
     );
 }
 
-/// Lines of `path` containing `needle`, without parsing (fast on big files).
-fn count_lines(path: &Path, needle: &str) -> usize {
-    complete_lines(path)
-        .iter()
-        .filter(|l| l.contains(needle))
-        .count()
+/// Counts the lines of a growing file that contain `needle`, reading each once.
+struct LineCount {
+    follow: Follower,
+    needle: String,
+    count: usize,
 }
 
-fn wait_lines(path: &Path, needle: &str, n: usize, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let got = count_lines(path, needle);
-        if got >= n {
-            return;
+impl LineCount {
+    fn new(path: &Path, needle: &str) -> LineCount {
+        LineCount {
+            follow: Follower::new(path),
+            needle: needle.to_owned(),
+            count: 0,
         }
-        assert!(
-            Instant::now() < deadline,
-            "only {got} of {n} lines with {needle}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    fn update(&mut self) -> usize {
+        let needle = &self.needle;
+        self.count += self
+            .follow
+            .next_lines()
+            .iter()
+            .filter(|l| l.contains(needle.as_str()))
+            .count();
+        self.count
+    }
+
+    /// Waits until `n` lines in all have the needle; on timeout, fails with the
+    /// tracer's stderr (a loss warning, say).
+    fn wait(&mut self, n: usize, timeout: Duration, tracer_stderr: &Path) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.update();
+            if got >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {got} of {n} lines with {} after {timeout:?}; tracer stderr:\n{}",
+                self.needle,
+                std::fs::read_to_string(tracer_stderr).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
 
@@ -229,6 +253,51 @@ fn processes_that_exit_before_they_are_read_are_fully_attributed() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Shells that change directory as their first command: the exec happened in
+/// the start directory, so that or nothing is its cwd, never the later one
+/// (user space reads /proc after the shell has moved).
+#[test]
+fn cwd_is_the_directory_of_the_exec_not_a_later_one() {
+    let tracer = Tracer::start(&[]);
+    let mark = marker("chdir");
+    let dir = scratch_dir();
+    let (start, later) = (dir.join("start"), dir.join("later"));
+    std::fs::create_dir(&start).unwrap();
+    std::fs::create_dir(&later).unwrap();
+    let script = format!("cd {}; : {mark}", later.display());
+    // One process that stays: its directory is read and cached...
+    let mut stay = Command::new("/bin/sleep")
+        .current_dir(&start)
+        .args(["1", &mark])
+        .spawn()
+        .unwrap();
+    tracer.wait_for(1, |e| {
+        is_exec(e)
+            && argv(e).first().map(String::as_str) == Some("/bin/sleep")
+            && argv_contains(e, &mark)
+    });
+    // ...then shells that move away at once.
+    for _ in 0..20 {
+        let st = Command::new("/bin/sh")
+            .current_dir(&start)
+            .args(["-c", &script])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let _ = stay.wait();
+    let found = tracer.wait_for(21, |e| is_exec(e) && argv_contains(e, &mark));
+    let start = start.to_str().unwrap();
+    for e in &found {
+        let cwd = &e["executor"]["cwd"];
+        assert!(cwd.is_null() || cwd == start, "{e}");
+        if argv(e)[0] == "/bin/sleep" {
+            assert_eq!(cwd, start, "{e}");
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// One process that execs itself 10,000 times: every image is one event, with
 /// the same pid and its own exec_id.
 #[test]
@@ -251,11 +320,10 @@ fn ten_thousand_deep_exec_chain_is_every_exec_once() {
         .unwrap();
     assert!(st.success());
     // `depth` execs by the chain itself (the first /bin/sh was started by us).
-    wait_lines(
-        &tracer.output,
-        &mark,
+    LineCount::new(&tracer.output, &mark).wait(
         depth as usize,
-        Duration::from_secs(90),
+        Duration::from_secs(300),
+        &tracer.stderr,
     );
     tracer.settle();
     let events: Vec<Value> = complete_lines(&tracer.output)
@@ -304,11 +372,15 @@ fn restart_mid_stream_loses_and_duplicates_nothing() {
         ])
         .spawn()
         .unwrap();
-    wait_lines(&out, &mark, 300, Duration::from_secs(30));
+    // Lines of the loop's own execs only: the mark quoted alone is an argv
+    // element of /bin/true; in the shell's argv it is inside the script.
+    let own = format!("\"{mark}\"");
+    let mut lines = LineCount::new(&out, &own);
+    lines.wait(300, Duration::from_secs(120), &a.stderr);
     assert!(a.stop().success());
     let b = Tracer::start(&flags);
-    let seen_at_b_start = count_lines(&out, &mark);
-    wait_lines(&out, &mark, seen_at_b_start + 300, Duration::from_secs(30));
+    let seen_at_b_start = lines.update();
+    lines.wait(seen_at_b_start + 300, Duration::from_secs(120), &b.stderr);
     let _ = stream.kill();
     let _ = stream.wait();
     b.settle();
@@ -342,7 +414,11 @@ fn restart_mid_stream_loses_and_duplicates_nothing() {
     }
     // At most one gap: the time between the two tracers.
     assert!(runs.len() <= 2, "{} gaps in the stream", runs.len() - 1);
-    assert!(runs.iter().all(|r| r.len() >= 300));
+    assert!(
+        runs.iter().all(|r| r.len() >= 300),
+        "runs of {:?} execs",
+        runs.iter().map(Vec::len).collect::<Vec<_>>()
+    );
     // The hash chain goes on across the restart.
     let verify = Command::new(tracer_bin())
         .arg("verify")

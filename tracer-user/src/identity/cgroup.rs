@@ -22,6 +22,13 @@ const DEFAULT_RESCAN_INTERVAL: Duration = Duration::from_millis(200);
 const MAX_DEPTH: usize = 64;
 /// Forget remembered unknown ids past this many, so the set cannot grow unbounded.
 const MAX_UNKNOWN: usize = 4096;
+/// How long a cgroup the last walk did not find stays resolvable. It was learned
+/// from a mkdir event or an earlier walk and its rmdir event has not been read
+/// yet: the walk can run after the directory is gone but before the events of
+/// the processes that lived in it are attributed.
+const MISSING_TTL: Duration = Duration::from_secs(60);
+/// Bound on such entries, should a host create and remove cgroups very fast.
+const MAX_MISSING: usize = 65_536;
 
 #[derive(Debug, Error)]
 pub enum CgroupError {
@@ -83,6 +90,8 @@ fn octal_byte(digits: &[u8]) -> Option<u8> {
 pub struct CgroupResolver {
     mount: PathBuf,
     paths: HashMap<u64, Arc<str>>,
+    /// Known cgroups the latest walk did not find, with when it missed them.
+    missing: HashMap<u64, (Arc<str>, Instant)>,
     /// Ids still absent after a walk that started after they were asked for;
     /// they do not trigger walks again until some other miss causes one.
     unknown: HashSet<u64>,
@@ -104,6 +113,7 @@ impl CgroupResolver {
         CgroupResolver {
             mount,
             paths: HashMap::new(),
+            missing: HashMap::new(),
             unknown: HashSet::new(),
             last_scan: None,
             rescan_interval: DEFAULT_RESCAN_INTERVAL,
@@ -124,8 +134,8 @@ impl CgroupResolver {
     /// Path relative to the v2 root, with a leading '/' ("/" for the root,
     /// "/system.slice/ssh.service"), or None if unknown.
     pub fn path(&mut self, id: u64) -> Option<Arc<str>> {
-        if let Some(path) = self.paths.get(&id) {
-            return Some(Arc::clone(path));
+        if let Some(path) = self.path_cached(id) {
+            return Some(path);
         }
         if self.unknown.contains(&id) {
             return None;
@@ -138,7 +148,7 @@ impl CgroupResolver {
             return None;
         }
         self.rescan();
-        let found = self.paths.get(&id).cloned();
+        let found = self.path_cached(id);
         if found.is_none() {
             if self.unknown.len() >= MAX_UNKNOWN {
                 self.unknown.clear();
@@ -150,7 +160,10 @@ impl CgroupResolver {
 
     /// The cached path only: never touches the filesystem.
     pub fn path_cached(&self, id: u64) -> Option<Arc<str>> {
-        self.paths.get(&id).cloned()
+        self.paths
+            .get(&id)
+            .or_else(|| self.missing.get(&id).map(|(path, _)| path))
+            .cloned()
     }
 
     /// Path -> id, by stat() of the directory (inode number).
@@ -167,21 +180,37 @@ impl CgroupResolver {
     /// Records a cgroup learned elsewhere (e.g. from a mkdir event).
     pub fn insert(&mut self, id: u64, path: &str) {
         self.unknown.remove(&id);
+        self.missing.remove(&id);
         self.paths.insert(id, Arc::from(path));
     }
 
     /// Forgets a cgroup (e.g. on an rmdir event).
     pub fn remove(&mut self, id: u64) {
         self.paths.remove(&id);
+        self.missing.remove(&id);
     }
 
-    /// Rebuilds the whole map from the file system.
+    /// Rebuilds the map from the file system. What the walk no longer finds is
+    /// kept a while (see [`MISSING_TTL`]), so a rescan never undoes a mkdir event
+    /// whose cgroup is already gone from disk.
     fn rescan(&mut self) {
-        self.last_scan = Some(Instant::now());
+        let now = Instant::now();
+        self.last_scan = Some(now);
         self.scans += 1;
         match walk(&self.mount) {
-            Ok(paths) => {
-                self.paths = paths;
+            Ok(fresh) => {
+                self.missing.retain(|id, (_, since)| {
+                    !fresh.contains_key(id) && now.duration_since(*since) < MISSING_TTL
+                });
+                for (id, path) in self.paths.drain() {
+                    if !fresh.contains_key(&id) {
+                        self.missing.entry(id).or_insert((path, now));
+                    }
+                }
+                if self.missing.len() > MAX_MISSING {
+                    self.missing.clear();
+                }
+                self.paths = fresh;
                 self.unknown.clear();
             }
             // Keep what we had: a failed walk says nothing about the cgroups.
@@ -440,6 +469,38 @@ mod tests {
         assert_eq!(cg.path(7).as_deref(), Some("/from/event"));
         cg.remove(7);
         assert!(!cg.paths.contains_key(&7));
+    }
+
+    /// A cgroup learned from a mkdir event and removed from disk before its
+    /// rmdir event is read: walks in between do not forget it; the rmdir does.
+    #[test]
+    fn a_walk_does_not_forget_a_cgroup_whose_rmdir_is_unread() {
+        let top = std::env::temp_dir().join(unique("tracer-cgroup-missing"));
+        let _guard = DirGuard {
+            dirs: vec![top.clone()],
+            remove_all: true,
+        };
+        std::fs::create_dir_all(top.join("short")).unwrap();
+        let mut cg = CgroupResolver::with_mount(top.clone()).with_rescan_interval(Duration::ZERO);
+        let short = cg.id_of("/short").unwrap();
+        cg.insert(short, "/short");
+        cg.insert(7, "/from/mkdir/event");
+        std::fs::remove_dir(top.join("short")).unwrap();
+        // Another id's miss forces walks that no longer see either.
+        assert_eq!(cg.path(u64::MAX), None);
+        assert_eq!(cg.path(u64::MAX - 1), None);
+        assert_eq!(cg.path(short).as_deref(), Some("/short"));
+        assert_eq!(cg.path(7).as_deref(), Some("/from/mkdir/event"));
+        // A directory the walk does find is current, not a missing copy.
+        std::fs::create_dir(top.join("renamed")).unwrap();
+        let renamed = cg.id_of("/renamed").unwrap();
+        cg.insert(renamed, "/old-name");
+        assert_eq!(cg.path(u64::MAX - 2), None);
+        assert_eq!(cg.path(renamed).as_deref(), Some("/renamed"));
+        cg.remove(short);
+        cg.remove(7);
+        assert_eq!(cg.path_cached(short), None);
+        assert_eq!(cg.path_cached(7), None);
     }
 
     #[test]

@@ -55,21 +55,28 @@ impl CwdCache {
             return Some(path.clone());
         }
         self.misses += 1;
-        let link = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+        let proc_cwd = format!("/proc/{pid}/cwd");
+        let link = std::fs::read_link(&proc_cwd).ok()?;
         let path: Arc<str> = escape(link.as_os_str().as_bytes()).into();
-        // Keep it only if that path is still the directory of the exec: the process
-        // may have changed directory since, and its cwd may lie outside our mount
-        // namespace (then the path does not resolve here).
-        if known && std::fs::metadata(&link).is_ok_and(|m| m.ino() == key.2) {
-            if self.paths.len() >= self.capacity {
-                self.paths
-                    .retain(|_, (_, at)| now.duration_since(*at) < self.ttl);
-                if self.paths.len() >= self.capacity {
-                    self.paths.clear();
-                }
-            }
-            self.paths.insert(key, (path.clone(), now));
+        if !known {
+            return Some(path);
         }
+        // stat through the magic link reaches the directory itself, in whatever
+        // mount namespace the process lives. A different inode means the process
+        // changed directory after its exec: that path is not the exec's cwd.
+        match std::fs::metadata(&proc_cwd) {
+            Ok(m) if m.ino() == key.2 => {}
+            Ok(_) => return None,
+            Err(_) => return Some(path),
+        }
+        if self.paths.len() >= self.capacity {
+            self.paths
+                .retain(|_, (_, at)| now.duration_since(*at) < self.ttl);
+            if self.paths.len() >= self.capacity {
+                self.paths.clear();
+            }
+        }
+        self.paths.insert(key, (path.clone(), now));
         Some(path)
     }
 }
@@ -105,11 +112,12 @@ mod tests {
     }
 
     #[test]
-    fn a_key_that_does_not_match_the_path_is_not_cached() {
+    fn a_directory_changed_since_the_exec_is_not_reported() {
         let me = std::process::id();
         let mut c = CwdCache::default();
+        // The kernel saw another directory: our cwd now is not that one.
         let wrong = (1, 2, u64::MAX);
-        assert!(c.lookup(wrong, me, Instant::now()).is_some());
+        assert!(c.lookup(wrong, me, Instant::now()).is_none());
         assert!(c.lookup(wrong, u32::MAX, Instant::now()).is_none());
         // Unknown keys (failed exec, old kernel data) always read /proc.
         assert!(c.lookup((0, 0, 0), me, Instant::now()).is_some());
