@@ -268,14 +268,12 @@ fn cwd_is_the_directory_of_the_exec_not_a_later_one() {
     // One process that stays: its directory is read and cached...
     let mut stay = Command::new("/bin/sleep")
         .current_dir(&start)
-        .args(["1", &mark])
+        .arg("10")
         .spawn()
         .unwrap();
-    tracer.wait_for(1, |e| {
-        is_exec(e)
-            && argv(e).first().map(String::as_str) == Some("/bin/sleep")
-            && argv_contains(e, &mark)
-    });
+    let stay_pid = stay.id();
+    let is_stay = |e: &Value| is_exec(e) && e["executor"]["pid"] == stay_pid;
+    let stayed = tracer.wait_for(1, is_stay);
     // ...then shells that move away at once.
     for _ in 0..20 {
         let st = Command::new("/bin/sh")
@@ -285,15 +283,14 @@ fn cwd_is_the_directory_of_the_exec_not_a_later_one() {
             .unwrap();
         assert!(st.success());
     }
+    let shells = tracer.wait_for(20, |e| is_exec(e) && argv_contains(e, &mark));
+    let _ = stay.kill();
     let _ = stay.wait();
-    let found = tracer.wait_for(21, |e| is_exec(e) && argv_contains(e, &mark));
     let start = start.to_str().unwrap();
-    for e in &found {
+    assert_eq!(stayed[0]["executor"]["cwd"], start, "{}", stayed[0]);
+    for e in &shells {
         let cwd = &e["executor"]["cwd"];
         assert!(cwd.is_null() || cwd == start, "{e}");
-        if argv(e)[0] == "/bin/sleep" {
-            assert_eq!(cwd, start, "{e}");
-        }
     }
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -115,6 +115,7 @@ impl Attributor {
             binary,
             argv,
             cwd: s.cwd.as_deref().map(|c| escape(c).into()),
+            cwd_ino: s.cwd_ino,
             cgroup_id: s
                 .cgroup_v2
                 .as_deref()
@@ -133,7 +134,7 @@ impl Attributor {
         task: &TaskInfo,
         binary: Arc<str>,
         argv: Arc<[String]>,
-        cwd: Option<Arc<str>>,
+        (cwd, cwd_ino): (Option<Arc<str>>, u64),
     ) -> Process {
         Process {
             exec_id: self.exec_id_of(task),
@@ -143,6 +144,7 @@ impl Attributor {
             binary,
             argv,
             cwd,
+            cwd_ino,
             cgroup_id: task.cgroup_id,
             uid: task.uid,
             gid: task.gid,
@@ -179,7 +181,7 @@ impl Attributor {
             // Gone, or already another image: keep what the kernel told us.
             _ => {
                 let (binary, argv) = comm_only(task);
-                self.process_from_task(task, binary, argv, None)
+                self.process_from_task(task, binary, argv, (None, 0))
             }
         };
         self.table.upsert(p.clone());
@@ -396,11 +398,11 @@ impl Attributor {
             Some(parent) => (
                 parent.binary.clone(),
                 parent.argv.clone(),
-                parent.cwd.clone(),
+                (parent.cwd.clone(), parent.cwd_ino),
             ),
             None => {
                 let (binary, argv) = comm_only(task);
-                (binary, argv, None)
+                (binary, argv, (None, 0))
             }
         };
         let p = self.process_from_task(task, binary, argv, cwd);
@@ -413,12 +415,18 @@ impl Attributor {
         let argv: Arc<[String]> = split_argv(&e.argv).into();
         // The kernel names the directory; its path comes from the cache (or /proc
         // once per directory). If the process is gone and no sibling's was read,
-        // keep the previous image's (exec does not change it).
+        // keep the previous image's if it was in the same directory (exec does
+        // not change it, but a child can between its fork and its exec).
         let key = (e.rec.cwd_dentry, e.rec.cwd_mnt, e.rec.cwd_ino);
-        let cwd: Option<Arc<str>> = self
-            .cwds
-            .lookup(key, task.tgid, Instant::now())
-            .or_else(|| self.table.get(task.tgid).and_then(|p| p.cwd.clone()));
+        let cwd: Option<Arc<str>> =
+            self.cwds
+                .lookup(key, task.tgid, Instant::now())
+                .or_else(|| {
+                    self.table
+                        .get(task.tgid)
+                        .filter(|p| key.2 != 0 && p.cwd_ino == key.2)
+                        .and_then(|p| p.cwd.clone())
+                });
         let mut binary = escape(&e.path);
         if !binary.starts_with('/')
             && let Some(cwd) = &cwd
@@ -430,7 +438,8 @@ impl Attributor {
             );
         }
         let binary: Arc<str> = binary.into();
-        let p = self.process_from_task(task, binary.clone(), argv.clone(), cwd);
+        let cwd_ino = if cwd.is_some() { key.2 } else { 0 };
+        let p = self.process_from_task(task, binary.clone(), argv.clone(), (cwd, cwd_ino));
         self.table.upsert(p.clone());
         let action = Action::Exec(ExecAction {
             binary,

@@ -66,6 +66,8 @@ pub struct ProcSnapshot {
     /// readlink `/proc/<pid>/exe`; None if unreadable (kernel threads, zombies).
     pub exe: Option<Vec<u8>>,
     pub cwd: Option<Vec<u8>>,
+    /// Inode number of the cwd directory; 0 when unreadable.
+    pub cwd_ino: u64,
     /// The path of the `0::<path>` line of `/proc/<pid>/cgroup`.
     pub cgroup_v2: Option<String>,
     pub kernel_thread: bool,
@@ -128,6 +130,12 @@ fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
         .unwrap_or(UNSET);
     let exe = optional(pid, "exe", process.exe());
     let cwd = optional(pid, "cwd", process.cwd());
+    // Opening the link reaches the directory itself, in the process's own mount
+    // namespace, as the probe's inode number does.
+    let cwd_ino = process
+        .open_relative("cwd")
+        .and_then(|f| f.metadata().map_err(ProcError::from))
+        .map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m));
     let cgroup_v2 = read_text(process, pid, "cgroup")
         .ok()
         .and_then(|text| parse_cgroup_v2_line(&text));
@@ -150,6 +158,7 @@ fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
         argv,
         exe,
         cwd,
+        cwd_ino,
         cgroup_v2,
         kernel_thread: stat.flags & PF_KTHREAD != 0,
     })

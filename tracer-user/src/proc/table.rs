@@ -24,6 +24,9 @@ pub struct Process {
     pub binary: Arc<str>,
     pub argv: Arc<[String]>,
     pub cwd: Option<Arc<str>>,
+    /// Inode number of that directory, to tell whether a later exec ran in the
+    /// same one; 0 unknown.
+    pub cwd_ino: u64,
     /// Last cgroup v2 id a record showed for it (for lineage identity); 0 unknown.
     pub cgroup_id: u64,
     /// Real uid and gid as last seen (for lineage identity selectors).
@@ -204,6 +207,7 @@ mod tests {
             binary: format!("/bin/{id}").into(),
             argv: vec![id.to_owned()].into(),
             cwd: None,
+            cwd_ino: 0,
             cgroup_id: 0,
             uid: 0,
             gid: 0,
