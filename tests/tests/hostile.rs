@@ -136,14 +136,19 @@ fn exec_of_a_deleted_binary_and_of_a_memfd_is_attributed() {
          os.waitpid(pid, 0)\n",
         &[&mem],
     );
-    for (m, name) in [(&del, "deleted-true"), (&mem, "memfd-true")] {
+    // The file that ran, as /proc/<pid>/exe would name it, not `/dev/fd/N`.
+    let deleted_path = format!("{} (deleted)", copy.display());
+    for (m, name, path) in [
+        (&del, "deleted-true", deleted_path.as_str()),
+        (&mem, "memfd-true", "/memfd:tracer-memfd (deleted)"),
+    ] {
         let found = tracer.wait_for(1, |e| {
             is_exec(e) && argv(e).first().map(String::as_str) == Some(name) && argv_contains(e, m)
         });
         let e = &found[0];
         assert_eq!(e["action"]["outcome"], "success", "{e}");
-        let binary = e["executor"]["binary"].as_str().unwrap_or_default();
-        assert!(!binary.is_empty(), "{e}");
+        assert_eq!(e["executor"]["binary"], path, "{e}");
+        assert_eq!(e["action"]["binary"], path, "{e}");
         assert_eq!(e["executor"]["user"]["name"], "root");
         assert!(
             e["executor"]["exec_id"]

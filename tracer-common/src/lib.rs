@@ -99,6 +99,16 @@ pub const FLAG_PATH_TRUNCATED: u32 = 2;
 pub const FLAG_ARGV_UNREADABLE: u32 = 4;
 /// Set for an exec through `execveat`.
 pub const FLAG_EXECVEAT: u32 = 8;
+/// Set when the exec named a file descriptor (`/dev/fd/N`, `/proc/self/fd/N`:
+/// fexecve, a memfd, a deleted binary): the path area then holds the opened
+/// file's name components from a dentry walk, leaf first, each NUL-terminated.
+pub const FLAG_PATH_FROM_FILE: u32 = 16;
+/// With [`FLAG_PATH_FROM_FILE`]: the file has no name left (deleted, or a memfd).
+pub const FLAG_FILE_UNLINKED: u32 = 32;
+/// Name components a dentry walk copies at most.
+pub const PATH_COMPONENTS_MAX: usize = 32;
+/// Bytes of one name component (NAME_MAX + NUL).
+pub const NAME_MAX: usize = 256;
 
 /// An exec, successful (from `sched_process_exec`, after the new image is in
 /// place) or failed (from `sys_exit_execve[at]`, with the errno).
@@ -287,6 +297,18 @@ pub struct Offsets {
     pub fs_pwd_mnt: u32,
     pub dentry_inode: u32,
     pub inode_ino: u32,
+    /// For the file an exec through a descriptor ran: `bprm->file`, its
+    /// `f_path`, and what a dentry walk up to the root needs.
+    pub bprm_file: u32,
+    pub file_path_dentry: u32,
+    pub file_path_mnt: u32,
+    pub dentry_parent: u32,
+    pub dentry_name: u32,
+    pub dentry_hash_pprev: u32,
+    pub vfsmount_mnt_root: u32,
+    pub mount_mnt: u32,
+    pub mount_parent: u32,
+    pub mount_mountpoint: u32,
 }
 
 #[cfg(feature = "user")]

@@ -33,9 +33,10 @@ use aya_ebpf::{
 use tracer_common::{
     ARGV_MAX, CGROUP_MKDIR, CGROUP_PATH_MAX, CGROUP_RENAME, CGROUP_RMDIR, COMM_LEN, CgroupRecord,
     ConnectRecord, ExecRecord, ExitRecord, FAILED_EXEC_ARG_MAX, FAILED_EXEC_ARGS_MAX,
-    FLAG_ARGV_TRUNCATED, FLAG_ARGV_UNREADABLE, FLAG_EXECVEAT, FLAG_PATH_TRUNCATED, ForkRecord,
-    Header, Offsets, PATH_MAX, PendingConnect, PendingExec, RECORD_VERSION, RecordKind, TTY_LEN,
-    TaskInfo, counter,
+    FLAG_ARGV_TRUNCATED, FLAG_ARGV_UNREADABLE, FLAG_EXECVEAT, FLAG_FILE_UNLINKED,
+    FLAG_PATH_FROM_FILE, FLAG_PATH_TRUNCATED, ForkRecord, Header, NAME_MAX, Offsets,
+    PATH_COMPONENTS_MAX, PATH_MAX, PendingConnect, PendingExec, RECORD_VERSION, RecordKind,
+    TTY_LEN, TaskInfo, counter,
 };
 
 /// Filled by user space at load time from the running kernel's BTF.
@@ -92,6 +93,16 @@ static OFFSETS: Offsets = Offsets {
     fs_pwd_mnt: 0,
     dentry_inode: 0,
     inode_ino: 0,
+    bprm_file: 0,
+    file_path_dentry: 0,
+    file_path_mnt: 0,
+    dentry_parent: 0,
+    dentry_name: 0,
+    dentry_hash_pprev: 0,
+    vfsmount_mnt_root: 0,
+    mount_mnt: 0,
+    mount_parent: 0,
+    mount_mountpoint: 0,
 };
 
 /// Read one offset; volatile so the compiler never folds the zero initialiser.
@@ -329,6 +340,11 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
         if n as usize >= PATH_MAX {
             rec.flags |= FLAG_PATH_TRUNCATED;
         }
+        let path_len = if n > 0 && names_a_descriptor(data) {
+            file_name_components(buf, bprm as usize) & (PATH_MAX - 1)
+        } else {
+            path_len
+        };
         rec.path_len = path_len as u32;
 
         // argv as the kernel laid it out on the new stack: NUL-separated strings.
@@ -360,6 +376,75 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
         submit_exec(buf, path_len, argv_len);
     }
     0
+}
+
+/// An exec through a descriptor (fexecve, `/proc/self/fd/N`) names no file:
+/// the kernel's path is `/dev/fd/N` or what the caller wrote.
+#[inline(always)]
+unsafe fn names_a_descriptor(path: *const u8) -> bool {
+    let head = unsafe { core::ptr::read_unaligned(path.cast::<[u8; 8]>()) };
+    head == *b"/dev/fd/" || (head[..6] == *b"/proc/" && head[6] != 0)
+}
+
+/// Replace the path with the opened file's name components, leaf first, each
+/// NUL-terminated, from a walk up its dentries and mounts (bpf_d_path needs
+/// hooks this kernel cannot attach). Sets the flags that tell user space so;
+/// returns the bytes written.
+#[inline(always)]
+unsafe fn file_name_components(buf: *mut ExecScratch, bprm: usize) -> usize {
+    unsafe {
+        let data = addr_of_mut!((*buf).data).cast::<u8>();
+        let file = kptr(bprm, off!(bprm_file));
+        let mut dentry = kptr(file, off!(file_path_dentry));
+        let vfsmnt = kptr(file, off!(file_path_mnt));
+        let mut mount = vfsmnt.wrapping_sub(off!(mount_mnt));
+        let mut mnt_root = kptr(vfsmnt, off!(vfsmount_mnt_root));
+        let mut flags = FLAG_PATH_FROM_FILE | FLAG_PATH_TRUNCATED;
+        // An unhashed dentry has no name in the tree: deleted, or never had one.
+        if kptr(dentry, off!(dentry_hash_pprev)) == 0 {
+            flags |= FLAG_FILE_UNLINKED;
+        }
+        (*buf).cursor = 0;
+        for _ in 0..PATH_COMPONENTS_MAX {
+            if dentry == 0 {
+                break;
+            }
+            if dentry == mnt_root {
+                // Top of this mount: go on from where it is mounted, up to the
+                // root of the mount namespace (a mount that is its own parent).
+                let up = kptr(mount, off!(mount_parent));
+                if up == 0 || up == mount {
+                    flags &= !FLAG_PATH_TRUNCATED;
+                    break;
+                }
+                dentry = kptr(mount, off!(mount_mountpoint));
+                mount = up;
+                mnt_root = kptr(up + off!(mount_mnt), off!(vfsmount_mnt_root));
+                continue;
+            }
+            let pos = (*buf).cursor as usize;
+            if pos > PATH_MAX - 1 - NAME_MAX {
+                break;
+            }
+            let pos = pos & (PATH_MAX - 1);
+            let name = kptr(dentry, off!(dentry_name));
+            let n =
+                bpf_probe_read_kernel_str(data.add(pos).cast(), NAME_MAX as u32, name as *const _);
+            if n <= 0 {
+                break;
+            }
+            (*buf).cursor = (pos + n as usize) as u64;
+            let parent = kptr(dentry, off!(dentry_parent));
+            if parent == dentry {
+                // The root of a file system that is mounted nowhere (a memfd's).
+                flags &= !FLAG_PATH_TRUNCATED;
+                break;
+            }
+            dentry = parent;
+        }
+        (*buf).rec.flags |= flags;
+        (*buf).cursor as usize
+    }
 }
 
 #[inline(always)]

@@ -1,8 +1,8 @@
 //! Ring buffer bytes to typed kernel records. Nothing from the kernel is trusted
 //! without a bound: lengths are checked against the bytes actually received.
 use tracer_common::{
-    CgroupRecord, ConnectRecord, ExecRecord, ExitRecord, ForkRecord, Header, RECORD_VERSION,
-    RecordKind, TaskInfo,
+    CgroupRecord, ConnectRecord, ExecRecord, ExitRecord, FLAG_FILE_UNLINKED, FLAG_PATH_FROM_FILE,
+    FLAG_PATH_TRUNCATED, ForkRecord, Header, RECORD_VERSION, RecordKind, TaskInfo,
 };
 
 #[derive(Debug, Clone)]
@@ -34,6 +34,28 @@ pub struct Exec {
     pub path: Vec<u8>,
     /// NUL-separated, as in /proc/<pid>/cmdline.
     pub argv: Vec<u8>,
+}
+
+/// The path of the file an exec through a descriptor ran, from the probe's
+/// dentry walk (name components leaf first, each NUL-terminated), written as
+/// `/proc/<pid>/exe` shows it: `/tmp/x (deleted)`, `/memfd:name (deleted)`.
+/// A walk cut short starts with `...` rather than pass for an absolute path.
+pub fn path_from_components(raw: &[u8], flags: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + 16);
+    if flags & FLAG_PATH_TRUNCATED != 0 {
+        out.extend_from_slice(b"...");
+    }
+    for part in raw.split(|&b| b == 0).filter(|p| !p.is_empty()).rev() {
+        out.push(b'/');
+        out.extend_from_slice(part);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    if flags & FLAG_FILE_UNLINKED != 0 {
+        out.extend_from_slice(b" (deleted)");
+    }
+    out
 }
 
 impl Record {
@@ -100,7 +122,12 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
                     claimed: fixed.saturating_add(path_len).saturating_add(argv_len),
                     got: bytes.len(),
                 })?;
-            let path = bytes[fixed..fixed + path_len].to_vec();
+            let raw_path = &bytes[fixed..fixed + path_len];
+            let path = if rec.flags & FLAG_PATH_FROM_FILE != 0 {
+                path_from_components(raw_path, rec.flags)
+            } else {
+                raw_path.to_vec()
+            };
             let argv = bytes[fixed + path_len..end].to_vec();
             Ok(Record::Exec(Exec { rec, path, argv }))
         }
@@ -168,6 +195,41 @@ mod tests {
         b.extend_from_slice(path);
         b.extend_from_slice(argv);
         b
+    }
+
+    #[test]
+    fn paths_from_dentry_walks() {
+        let f = FLAG_PATH_FROM_FILE;
+        let cases: &[(&[u8], u32, &[u8])] = &[
+            (b"true\0bin\0usr\0", f, b"/usr/bin/true"),
+            (
+                b"deleted-true\0trc1-2-dir\0tmp\0",
+                f | FLAG_FILE_UNLINKED,
+                b"/tmp/trc1-2-dir/deleted-true (deleted)",
+            ),
+            // A memfd: one component, the root of an internal mount.
+            (
+                b"memfd:tracer-memfd\0",
+                f | FLAG_FILE_UNLINKED,
+                b"/memfd:tracer-memfd (deleted)",
+            ),
+            // Deeper than the walk goes: not passed off as absolute.
+            (b"c\0b\0", f | FLAG_PATH_TRUNCATED, b".../b/c"),
+            // Bytes that are not UTF-8 stay as they are (escaped later).
+            (b"\xff\0d\0", f, b"/d/\xff"),
+            (b"", f, b"/"),
+            (b"\0\0x\0", f, b"/x"),
+        ];
+        for (raw, flags, want) in cases {
+            assert_eq!(path_from_components(raw, *flags), *want, "{raw:?}");
+        }
+        let mut b = exec_bytes(b"x\0tmp\0", b"x\0");
+        let off = std::mem::offset_of!(ExecRecord, flags);
+        b[off..off + 4].copy_from_slice(&(f | FLAG_FILE_UNLINKED).to_ne_bytes());
+        let Record::Exec(e) = decode(&b).unwrap() else {
+            panic!("not exec")
+        };
+        assert_eq!(e.path, b"/tmp/x (deleted)");
     }
 
     #[test]

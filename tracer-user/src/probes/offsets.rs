@@ -79,6 +79,16 @@ const MEMBERS: &[(&str, &[&str], Setter)] = &[
     ("fs_struct", &["pwd.mnt"], |o, v| o.fs_pwd_mnt = v),
     ("dentry", &["d_inode"], |o, v| o.dentry_inode = v),
     ("inode", &["i_ino"], |o, v| o.inode_ino = v),
+    ("linux_binprm", &["file"], |o, v| o.bprm_file = v),
+    ("file", &["f_path.dentry"], |o, v| o.file_path_dentry = v),
+    ("file", &["f_path.mnt"], |o, v| o.file_path_mnt = v),
+    ("dentry", &["d_parent"], |o, v| o.dentry_parent = v),
+    ("dentry", &["d_name.name"], |o, v| o.dentry_name = v),
+    ("dentry", &["d_hash.pprev"], |o, v| o.dentry_hash_pprev = v),
+    ("vfsmount", &["mnt_root"], |o, v| o.vfsmount_mnt_root = v),
+    ("mount", &["mnt"], |o, v| o.mount_mnt = v),
+    ("mount", &["mnt_parent"], |o, v| o.mount_parent = v),
+    ("mount", &["mnt_mountpoint"], |o, v| o.mount_mountpoint = v),
 ];
 
 #[derive(Debug, thiserror::Error)]
