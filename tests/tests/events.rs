@@ -181,6 +181,30 @@ fn lineage_holds_both_shells_parent_first() {
     assert_eq!(last["pid"], 1, "{lineage:#?}");
 }
 
+/// An ancestor's argv is cut in lineage entries (`--lineage-argv-max`) and
+/// flagged; the ancestor's own exec event has it whole.
+#[test]
+fn long_ancestor_argv_is_cut_in_lineage_only() {
+    let tracer = Tracer::start(&["--lineage-argv-max", "100"]);
+    let mark = marker("ancestor-argv");
+    let script = format!(": {}; /bin/true {mark}; :", "x".repeat(300));
+    let st = Command::new("sh").args(["-c", &script]).status().unwrap();
+    assert!(st.success());
+    let t = &tracer.wait_for(1, |e| is_exec(e) && argv(e) == ["/bin/true", mark.as_str()])[0];
+    let sh = &tracer.wait_for(1, |e| {
+        succeeded(e) && argv(e) == ["sh", "-c", script.as_str()]
+    })[0];
+    let parent = &t["lineage"][0];
+    assert_eq!(parent["exec_id"], sh["executor"]["exec_id"], "{t}");
+    assert_eq!(parent["argv_truncated"], true, "{t}");
+    // 100 bytes as in /proc/<pid>/cmdline: "sh\0-c\0" then 94 of the script.
+    assert_eq!(
+        parent["argv"],
+        serde_json::json!(["sh", "-c", &script[..94]])
+    );
+    assert_eq!(t["action"]["argv_truncated"], false);
+}
+
 fn connect_event(tracer: &Tracer, port: u16, outcome: &str) -> Value {
     tracer
         .wait_for(1, |e| {

@@ -72,6 +72,10 @@ pub struct RunArgs {
     /// Ancestors listed in each event's lineage, at most.
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub lineage_depth: usize,
+    /// Bytes of each ancestor's argv kept in lineage (its own exec event has it
+    /// whole); 0 keeps all. The executor's own argv is never cut here.
+    #[arg(long, default_value_t = crate::config::DEFAULT_LINEAGE_ARGV_MAX, value_name = "BYTES")]
+    pub lineage_argv_max: usize,
     /// Also emit fork and exit events.
     #[arg(long)]
     pub emit_lifecycle: bool,
@@ -157,6 +161,7 @@ impl RunArgs {
     pub fn config(&self) -> Config {
         Config {
             lineage_depth: self.lineage_depth,
+            lineage_argv_max: self.lineage_argv_max,
             emit_lifecycle: self.emit_lifecycle,
             exit_grace_secs: self.exit_grace,
             max_processes: self.max_processes,

@@ -8,10 +8,17 @@ use std::path::PathBuf;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+/// Default bound on an ancestor's argv in `lineage`. An ancestor's argv goes
+/// into every event of every descendant: uncapped, one process with a 32 KiB
+/// command line makes each event of its children 32 KiB per level.
+pub const DEFAULT_LINEAGE_ARGV_MAX: usize = 512;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
     /// Ancestors listed in `lineage`, at most.
     pub lineage_depth: usize,
+    /// Bytes of each ancestor's argv kept in `lineage` (0: all).
+    pub lineage_argv_max: usize,
     /// Emit `fork` and `exit` events too.
     pub emit_lifecycle: bool,
     /// Seconds an exited process stays in the table (for its children's lineage).
@@ -64,6 +71,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             lineage_depth: 32,
+            lineage_argv_max: DEFAULT_LINEAGE_ARGV_MAX,
             emit_lifecycle: false,
             exit_grace_secs: 30,
             max_processes: 200_000,
@@ -139,6 +147,9 @@ mod tests {
         assert_eq!(a.digest(), b.digest());
         b.lineage_depth = 3;
         assert_ne!(a.digest(), b.digest());
+        let mut c = a.clone();
+        c.lineage_argv_max = 0;
+        assert_ne!(a.digest(), c.digest());
         assert!(a.digest().starts_with("sha256:"));
         assert_eq!(a.digest().len(), 7 + 64);
     }

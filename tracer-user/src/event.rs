@@ -184,6 +184,8 @@ pub struct Ancestor {
     pub pid: u32,
     pub binary: Arc<str>,
     pub argv: Arc<[String]>,
+    /// `argv` was cut to `--lineage-argv-max` bytes.
+    pub argv_truncated: bool,
     /// Only where it differs from the executor's (a shell started by `kubectl exec`,
     /// a process that moved cgroups).
     pub workload: Option<Arc<Workload>>,
@@ -201,24 +203,14 @@ pub struct AncestorBase<'a> {
     pub pid: u32,
     pub binary: &'a str,
     pub argv: &'a [String],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub argv_truncated: bool,
 }
 
 impl Ancestor {
     /// Serialize the unchanging fields once.
-    pub fn base_json(
-        exec_id: &str,
-        pid: u32,
-        binary: &str,
-        argv: &[String],
-    ) -> Option<Arc<RawValue>> {
-        serde_json::value::to_raw_value(&AncestorBase {
-            exec_id,
-            pid,
-            binary,
-            argv,
-        })
-        .ok()
-        .map(Arc::from)
+    pub fn base_json(base: &AncestorBase) -> Option<Arc<RawValue>> {
+        serde_json::value::to_raw_value(base).ok().map(Arc::from)
     }
 }
 
@@ -228,12 +220,18 @@ impl Serialize for Ancestor {
         if let (Some(raw), None, None) = (&self.json, &self.workload, &self.identity) {
             return raw.serialize(s);
         }
-        let n = 4 + usize::from(self.workload.is_some()) + usize::from(self.identity.is_some());
+        let n = 4
+            + usize::from(self.argv_truncated)
+            + usize::from(self.workload.is_some())
+            + usize::from(self.identity.is_some());
         let mut m = s.serialize_struct("Ancestor", n)?;
         m.serialize_field("exec_id", &self.exec_id)?;
         m.serialize_field("pid", &self.pid)?;
         m.serialize_field("binary", &self.binary)?;
         m.serialize_field("argv", &self.argv)?;
+        if self.argv_truncated {
+            m.serialize_field("argv_truncated", &true)?;
+        }
         if let Some(w) = &self.workload {
             m.serialize_field("workload", w)?;
         }
@@ -463,6 +461,7 @@ mod tests {
                 pid: 1,
                 binary: "/sbin/init".into(),
                 argv: vec!["init".to_owned()].into(),
+                argv_truncated: false,
                 workload: None,
                 identity: None,
                 json: None,

@@ -107,7 +107,8 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
     let table = ProcessTable::new(
         Duration::from_secs(config.exit_grace_secs),
         config.max_processes,
-    );
+    )
+    .with_ancestor_argv_max(config.lineage_argv_max);
     let pods = match &config.node_name {
         Some(node) => {
             let index = PodIndex::new(Duration::from_secs(config.pod_grace_secs));

@@ -12,7 +12,7 @@ use std::{
 
 use serde_json::value::RawValue;
 
-use crate::event::Ancestor;
+use crate::event::{Ancestor, AncestorBase};
 
 #[derive(Debug, Clone)]
 pub struct Process {
@@ -34,27 +34,79 @@ pub struct Process {
     pub gid: u32,
     /// When the exit was seen; the entry stays for lineage until the grace ends.
     pub exited: Option<Instant>,
-    /// This process as a lineage entry, serialized on first use.
-    pub ancestor_json: OnceLock<Option<Arc<RawValue>>>,
+    /// This process as a lineage entry, built and serialized on first use.
+    pub ancestor_json: OnceLock<AncestorParts>,
+}
+
+/// What a process contributes to its descendants' lineage; never changes for
+/// an image, so it is computed once.
+#[derive(Debug, Clone)]
+pub struct AncestorParts {
+    argv: Arc<[String]>,
+    argv_truncated: bool,
+    json: Option<Arc<RawValue>>,
 }
 
 impl Process {
-    pub fn ancestor(&self) -> Ancestor {
+    /// This process as a lineage entry, its argv cut to `argv_max` bytes (0: whole).
+    pub fn ancestor(&self, argv_max: usize) -> Ancestor {
+        let parts = self.ancestor_json.get_or_init(|| {
+            let (argv, argv_truncated) = match cap_argv(&self.argv, argv_max) {
+                Some(cut) => (cut, true),
+                None => (self.argv.clone(), false),
+            };
+            let json = Ancestor::base_json(&AncestorBase {
+                exec_id: &self.exec_id,
+                pid: self.pid,
+                binary: &self.binary,
+                argv: &argv,
+                argv_truncated,
+            });
+            AncestorParts {
+                argv,
+                argv_truncated,
+                json,
+            }
+        });
         Ancestor {
             exec_id: self.exec_id.clone(),
             pid: self.pid,
             binary: self.binary.clone(),
-            argv: self.argv.clone(),
+            argv: parts.argv.clone(),
+            argv_truncated: parts.argv_truncated,
             workload: None,
             identity: None,
-            json: self
-                .ancestor_json
-                .get_or_init(|| {
-                    Ancestor::base_json(&self.exec_id, self.pid, &self.binary, &self.argv)
-                })
-                .clone(),
+            json: parts.json.clone(),
         }
     }
+}
+
+/// `argv` cut to `max` bytes (counted as in /proc/<pid>/cmdline, NULs between
+/// arguments included), or None when it fits or `max` is 0. The argument
+/// that crosses the bound keeps its start, cut at a character boundary.
+pub fn cap_argv(argv: &[String], max: usize) -> Option<Arc<[String]>> {
+    let whole = argv.iter().map(|a| a.len() + 1).sum::<usize>();
+    if max == 0 || whole.saturating_sub(1) <= max {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut room = max;
+    for a in argv {
+        if a.len() < room {
+            out.push(a.clone());
+            room -= a.len() + 1;
+            continue;
+        }
+        let mut end = room;
+        while !a.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end > 0 {
+            out.push(a[..end].to_owned());
+        }
+        break;
+    }
+    Some(out.into())
 }
 
 pub struct ProcessTable {
@@ -64,6 +116,8 @@ pub struct ProcessTable {
     grace: Duration,
     max_entries: usize,
     evicted_early: u64,
+    /// Bytes of an ancestor's argv in lineage entries (0: whole).
+    ancestor_argv_max: usize,
 }
 
 impl ProcessTable {
@@ -74,7 +128,14 @@ impl ProcessTable {
             grace,
             max_entries: max_entries.max(1),
             evicted_early: 0,
+            ancestor_argv_max: 0,
         }
+    }
+
+    /// Cut each ancestor's argv in lineage entries to `bytes` (0: never).
+    pub fn with_ancestor_argv_max(mut self, bytes: usize) -> Self {
+        self.ancestor_argv_max = bytes;
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -183,7 +244,7 @@ impl ProcessTable {
             if p.start_ticks > child_start {
                 break;
             }
-            out.push(p.ancestor());
+            out.push(p.ancestor(self.ancestor_argv_max));
             if p.pid == 1 || p.ppid == p.pid {
                 break;
             }
@@ -214,6 +275,45 @@ mod tests {
             exited: None,
             ancestor_json: OnceLock::new(),
         }
+    }
+
+    #[test]
+    fn ancestor_argv_is_capped_at_a_byte_bound() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        type Case<'a> = (&'a [&'a str], usize, Option<&'a [&'a str]>);
+        let cases: &[Case] = &[
+            (&["sh", "-c", "x"], 0, None),
+            (&["sh", "-c", "x"], 7, None),
+            (&["sh", "-c", "x"], 6, Some(&["sh", "-c"])),
+            (&["sh", "-c", "echo hello"], 10, Some(&["sh", "-c", "echo"])),
+            (&["abcdef"], 3, Some(&["abc"])),
+            // Never inside a UTF-8 character.
+            (&["ééé"], 3, Some(&["é"])),
+        ];
+        for (argv, max, want) in cases {
+            let got = cap_argv(&v(argv), *max);
+            assert_eq!(got.as_deref(), want.map(v).as_deref(), "{argv:?} {max}");
+            if let Some(got) = got {
+                assert!(got.iter().map(|a| a.len() + 1).sum::<usize>() <= max + 1);
+            }
+        }
+        // In a lineage entry: cut, flagged, and the same in the cached JSON.
+        let mut t = ProcessTable::new(Duration::from_secs(1), 100).with_ancestor_argv_max(8);
+        let mut p = proc(10, 1, 5, "long");
+        p.argv = v(&["long", "argument-list"]).into();
+        t.upsert(p);
+        let l = t.lineage(10, 9, 4);
+        assert_eq!(&*l[0].argv, &v(&["long", "arg"])[..]);
+        assert!(l[0].argv_truncated);
+        let json = serde_json::to_value(&l[0]).unwrap();
+        assert_eq!(json["argv"], serde_json::json!(["long", "arg"]));
+        assert_eq!(json["argv_truncated"], true);
+        // Whole: no flag at all.
+        let t = ProcessTable::new(Duration::from_secs(1), 100);
+        let mut t = t;
+        t.upsert(proc(10, 1, 5, "short"));
+        let json = serde_json::to_value(&t.lineage(10, 9, 4)[0]).unwrap();
+        assert!(json.get("argv_truncated").is_none(), "{json}");
     }
 
     #[test]

@@ -789,6 +789,7 @@ mod tests {
                 pid: 4000,
                 binary: "/bin/sh".into(),
                 argv: argv(&["sh", "-c", "curl -s http://api"]),
+                argv_truncated: false,
                 workload: None,
                 identity: None,
                 json: None,
@@ -798,6 +799,7 @@ mod tests {
                 pid: 3000,
                 binary: "/usr/bin/containerd-shim-runc-v2".into(),
                 argv: argv(&["/usr/bin/containerd-shim-runc-v2", "-namespace", "k8s.io"]),
+                argv_truncated: false,
                 workload: Some(host_workload("containerd.service", WorkloadKind::Service)),
                 identity: Some(Arc::new(Identity {
                     spiffe_ids: vec!["spiffe://example.org/node/containerd".into()],
@@ -861,6 +863,7 @@ mod tests {
                 pid: 4000,
                 binary: "/usr/sbin/sshd".into(),
                 argv: argv(&["sshd: alice [priv]"]),
+                argv_truncated: false,
                 workload: None,
                 identity: None,
                 json: None,
