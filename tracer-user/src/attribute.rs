@@ -49,9 +49,25 @@ pub struct Attributor {
     cgroups: CgroupResolver,
     identity: IdentityResolver,
     cwds: CwdCache,
+    /// Recently computed exec ids, by what they are computed from: a storm of
+    /// connects from one process computes its id once, not once per event.
+    recent_ids: Vec<Option<(ImageKey, Arc<str>)>>,
     /// Processes looked up in /proc because the table did not know them.
     pub proc_lookups: u64,
 }
+
+/// What an exec id is a function of (with the boot id, fixed per run).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct ImageKey {
+    tgid: u32,
+    start_boottime_ns: u64,
+    arg_start: u64,
+    start_code: u64,
+    start_brk: u64,
+}
+
+/// Slots in the exec id cache (direct-mapped by pid).
+const RECENT_IDS: usize = 256;
 
 /// An event, and whether its pod metadata is still missing (worth a short wait).
 pub struct Attributed {
@@ -76,11 +92,31 @@ impl Attributor {
             cgroups,
             identity,
             cwds: CwdCache::default(),
+            recent_ids: vec![None; RECENT_IDS],
             proc_lookups: 0,
         }
     }
 
-    fn exec_id_of(&self, task: &TaskInfo) -> Arc<str> {
+    fn exec_id_of(&mut self, task: &TaskInfo) -> Arc<str> {
+        let key = ImageKey {
+            tgid: task.tgid,
+            start_boottime_ns: task.start_boottime_ns,
+            arg_start: task.arg_start,
+            start_code: task.start_code,
+            start_brk: task.start_brk,
+        };
+        let slot = task.tgid as usize % RECENT_IDS;
+        if let Some((k, id)) = &self.recent_ids[slot]
+            && *k == key
+        {
+            return id.clone();
+        }
+        let id = self.compute_exec_id(task);
+        self.recent_ids[slot] = Some((key, id.clone()));
+        id
+    }
+
+    fn compute_exec_id(&self, task: &TaskInfo) -> Arc<str> {
         let ticks = ns_to_ticks(task.start_boottime_ns, self.ctx.ticks_per_second);
         let image = ImageLayout {
             arg_start: task.arg_start,
@@ -130,7 +166,7 @@ impl Attributor {
 
     /// A table entry for the image a record describes.
     fn process_from_task(
-        &self,
+        &mut self,
         task: &TaskInfo,
         binary: Arc<str>,
         argv: Arc<[String]>,

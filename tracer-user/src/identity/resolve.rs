@@ -22,6 +22,7 @@ pub struct UnixFacts<'a> {
     pub path: &'a str,
 }
 
+#[derive(Clone)]
 pub struct Resolved {
     pub workload: Arc<Workload>,
     pub identity: Arc<Identity>,
@@ -34,9 +35,26 @@ pub struct IdentityResolver {
     registry: Registry,
     /// Parsing a path is cheap but not free; paths repeat on every event.
     parsed: HashMap<Arc<str>, Arc<CgroupWorkload>>,
+    /// Finished identities by everything they are a function of. Building the
+    /// selectors and matching registrations for each event of a storm was a
+    /// tenth of the tracer's CPU. Pod metadata is part of the key by identity
+    /// (a changed pod is a new `Arc`), and kept alive by the entry so its
+    /// address cannot be reused while the entry exists.
+    memo: HashMap<MemoKey, (Option<Arc<PodMeta>>, Resolved)>,
+}
+
+#[derive(PartialEq, Eq, Hash)]
+struct MemoKey {
+    cgroup_path: Arc<str>,
+    uid: u32,
+    gid: u32,
+    user: Option<Box<str>>,
+    binary: Box<str>,
+    pod: usize,
 }
 
 const PARSED_CACHE_MAX: usize = 65_536;
+const MEMO_MAX: usize = 16_384;
 
 /// Counts of identity outcomes, for the operator.
 #[derive(Debug, Default, Clone, Copy)]
@@ -52,6 +70,7 @@ impl IdentityResolver {
             pods,
             registry,
             parsed: HashMap::new(),
+            memo: HashMap::new(),
         }
     }
 
@@ -106,6 +125,35 @@ impl IdentityResolver {
         };
         let w = self.parse(path);
         let meta = self.pod_meta(&w);
+        let key = MemoKey {
+            cgroup_path: path.clone(),
+            uid: unix.uid,
+            gid: unix.gid,
+            user: unix.user.map(Box::from),
+            binary: Box::from(unix.path),
+            pod: meta.as_ref().map_or(0, |m| Arc::as_ptr(m) as usize),
+        };
+        if let Some((_, r)) = self.memo.get(&key) {
+            return r.clone();
+        }
+        let r = self.resolve_parsed(path, unix, &w, meta.clone());
+        // One waiting for its pod is retried later and must see the pod then.
+        if !r.waiting_for_pod {
+            if self.memo.len() >= MEMO_MAX {
+                self.memo.clear();
+            }
+            self.memo.insert(key, (meta, r.clone()));
+        }
+        r
+    }
+
+    fn resolve_parsed(
+        &self,
+        path: &Arc<str>,
+        unix: &UnixFacts<'_>,
+        w: &CgroupWorkload,
+        meta: Option<Arc<PodMeta>>,
+    ) -> Resolved {
         let is_pod = w.pod_uid.is_some() || w.kind == WorkloadKind::Pod;
         let container_meta = meta
             .as_ref()
@@ -195,5 +243,83 @@ impl IdentityResolver {
             }),
             waiting_for_pod,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const UID: &str = "1b2c3d4e-5f60-4718-9a2b-3c4d5e6f7081";
+
+    fn meta(sa: &str) -> PodMeta {
+        PodMeta {
+            uid: UID.into(),
+            name: "web-0".into(),
+            namespace: "shop".into(),
+            service_account: Some(sa.into()),
+            labels: Default::default(),
+            owner: None,
+            containers: Vec::new(),
+        }
+    }
+
+    fn spiffe(r: &Resolved) -> Vec<String> {
+        r.identity
+            .spiffe_ids
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    /// Remembered identities follow the pod: a pod that changes, appears or
+    /// goes is resolved anew, never served from before.
+    #[test]
+    fn remembered_identities_follow_pod_changes() {
+        let pods = PodIndex::new(Duration::from_secs(300));
+        let registry = Registry::new("cluster.local", true).unwrap();
+        let mut r = IdentityResolver::new(Some(pods.clone()), registry);
+        let path: Arc<str> = format!(
+            "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice/cri-containerd-{}.scope",
+            UID.replace('-', "_"),
+            "a".repeat(64)
+        )
+        .into();
+        let unix = UnixFacts {
+            uid: 1001,
+            user: Some("deploy"),
+            gid: 1001,
+            path: "/usr/bin/curl",
+        };
+        // Not known yet: partial, and not remembered (the event waits for it).
+        let first = r.resolve(Some(&path), &unix);
+        assert!(first.waiting_for_pod);
+        pods.cache.write().unwrap().upsert(meta("web-sa"));
+        let a = r.resolve(Some(&path), &unix);
+        assert_eq!(spiffe(&a), ["spiffe://cluster.local/ns/shop/sa/web-sa"]);
+        let again = r.resolve(Some(&path), &unix);
+        assert!(
+            Arc::ptr_eq(&a.identity, &again.identity),
+            "served from memory"
+        );
+        // The pod's service account changes: a new identity.
+        pods.cache.write().unwrap().upsert(meta("other-sa"));
+        let b = r.resolve(Some(&path), &unix);
+        assert_eq!(spiffe(&b), ["spiffe://cluster.local/ns/shop/sa/other-sa"]);
+        // Another binary in the same pod is its own key (unix:path selector).
+        let other = UnixFacts {
+            path: "/bin/sh",
+            ..unix
+        };
+        let c = r.resolve(Some(&path), &other);
+        assert!(!Arc::ptr_eq(&b.identity, &c.identity));
+        assert!(
+            c.identity
+                .selectors
+                .iter()
+                .any(|s| s == "unix:path:/bin/sh")
+        );
     }
 }
