@@ -69,10 +69,16 @@ pub struct Link {
 impl Link {
     /// The member text written into the record (and cut out to verify it).
     pub fn member(&self) -> String {
-        format!(
-            r#","chain":{{"seq":{},"prev":"{}","hash":"{}"}}"#,
-            self.seq, self.prev, self.hash
-        )
+        // By hand rather than format!: one per record. `prev` and `hash` are hex.
+        let mut out = Vec::with_capacity(170);
+        out.extend_from_slice(br#","chain":{"seq":"#);
+        crate::event::push_padded(&mut out, self.seq, 0);
+        out.extend_from_slice(br#","prev":""#);
+        out.extend_from_slice(self.prev.as_bytes());
+        out.extend_from_slice(br#"","hash":""#);
+        out.extend_from_slice(self.hash.as_bytes());
+        out.extend_from_slice(br#""}"#);
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// The link a record carries: `chain`, or `unmapped.chain` in OCSF.
@@ -334,6 +340,19 @@ mod tests {
         assert_eq!(resumed, c);
         assert_eq!(Chain::after(Some(b"{\"no\":\"chain\"}")), Chain::genesis());
         assert_eq!(Chain::after(Some(b"garbage")), Chain::genesis());
+        // The member text, exactly (verifiers elsewhere cut it out byte for byte).
+        let l = Link {
+            seq: 12345678901,
+            prev: "ab".repeat(32),
+            hash: "cd".repeat(32),
+        };
+        assert_eq!(
+            l.member(),
+            format!(
+                r#","chain":{{"seq":12345678901,"prev":"{}","hash":"{}"}}"#,
+                l.prev, l.hash
+            )
+        );
     }
 
     #[test]

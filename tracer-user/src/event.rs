@@ -351,7 +351,7 @@ pub fn event_id(unix_ns: i128, tid: u32) -> String {
 }
 
 /// Decimal digits of `v`, zero-padded on the left to `width`.
-fn push_padded(out: &mut Vec<u8>, mut v: u64, width: usize) {
+pub(crate) fn push_padded(out: &mut Vec<u8>, mut v: u64, width: usize) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {

@@ -35,11 +35,21 @@ pub fn exec_id(boot_id: &str, tgid: u32, start_ticks: u64, image: ImageLayout) -
         start_code,
         start_brk,
     } = image;
-    let mut h = Sha256::new();
-    h.update(
-        format!("{boot_id}:{tgid}:{start_ticks}:{arg_start}:{start_code}:{start_brk}").as_bytes(),
-    );
-    let digest = h.finalize();
+    // The text `{boot_id}:{tgid}:{start_ticks}:{arg_start}:{start_code}:{start_brk}`,
+    // written without `format!` (this runs for every new image).
+    let mut text = Vec::with_capacity(boot_id.len() + 80);
+    text.extend_from_slice(boot_id.as_bytes());
+    for v in [
+        u64::from(tgid),
+        start_ticks,
+        arg_start,
+        start_code,
+        start_brk,
+    ] {
+        text.push(b':');
+        crate::event::push_padded(&mut text, v, 0);
+    }
+    let digest = Sha256::digest(&text);
     base64url(&digest[..16])
 }
 
@@ -126,6 +136,33 @@ mod tests {
         assert_eq!(exec_id("b", 1, 2, image), KNOWN);
     }
     const KNOWN: &str = "tSHUX4XlKfWbxK1fVtNX5Q";
+
+    /// The digits are written by hand: the same text as the documented formula
+    /// for zeros, many-digit and extreme values.
+    #[test]
+    fn text_is_the_documented_formula() {
+        let boot = "8c1f1d3e-5b8a-4c55-9c59-7f0e3a2f4b10";
+        for (tgid, ticks, a, c, b) in [
+            (0u32, 0u64, 0u64, 0u64, 0u64),
+            (
+                4_194_304,
+                987_654_321,
+                0x7ffd_1234_5000,
+                0x5555_5555_4000,
+                0x5555_5556_0000,
+            ),
+            (u32::MAX, u64::MAX, u64::MAX, 1, 10),
+        ] {
+            let text = format!("{boot}:{tgid}:{ticks}:{a}:{c}:{b}");
+            let want = base64url(&Sha256::digest(text.as_bytes())[..16]);
+            let image = ImageLayout {
+                arg_start: a,
+                start_code: c,
+                start_brk: b,
+            };
+            assert_eq!(exec_id(boot, tgid, ticks, image), want, "{text}");
+        }
+    }
 
     #[test]
     fn ticks() {

@@ -110,7 +110,9 @@ pub fn cap_argv(argv: &[String], max: usize) -> Option<Arc<[String]>> {
 }
 
 pub struct ProcessTable {
-    procs: HashMap<u32, Process>,
+    /// Boxed: a `Process` is ~180 bytes, and the map keeps spare slots and moves
+    /// every entry when it grows; with boxes both cost a pointer, not a process.
+    procs: HashMap<u32, Box<Process>>,
     /// Exit order, for eviction: (pid, exec_id at exit).
     exited: VecDeque<(u32, Arc<str>, Instant)>,
     grace: Duration,
@@ -147,7 +149,7 @@ impl ProcessTable {
     }
 
     pub fn get(&self, pid: u32) -> Option<&Process> {
-        self.procs.get(&pid)
+        self.procs.get(&pid).map(|p| &**p)
     }
 
     /// Insert or replace the entry for `p.pid`. Returns false when the same image
@@ -161,7 +163,7 @@ impl ProcessTable {
             old.ppid = p.ppid;
             return false;
         }
-        self.procs.insert(p.pid, p);
+        self.procs.insert(p.pid, Box::new(p));
         self.enforce_bound();
         true
     }
@@ -172,7 +174,7 @@ impl ProcessTable {
         match self.procs.get(&p.pid) {
             Some(old) if old.start_ticks >= p.start_ticks => {}
             _ => {
-                self.procs.insert(p.pid, p);
+                self.procs.insert(p.pid, Box::new(p));
             }
         }
     }
