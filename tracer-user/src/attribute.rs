@@ -26,6 +26,7 @@ use crate::{
     },
     proc::{
         cwd::CwdCache,
+        intern::Interner,
         scan::{self, ProcSnapshot},
         table::{Process, ProcessTable},
     },
@@ -49,6 +50,8 @@ pub struct Attributor {
     cgroups: CgroupResolver,
     identity: IdentityResolver,
     cwds: CwdCache,
+    /// Shared copies of binaries and argv lists for the table's entries.
+    intern: Interner,
     /// Recently computed exec ids, by what they are computed from: a storm of
     /// connects from one process computes its id once, not once per event.
     recent_ids: Vec<Option<(ImageKey, Arc<str>)>>,
@@ -92,6 +95,7 @@ impl Attributor {
             cgroups,
             identity,
             cwds: CwdCache::default(),
+            intern: Interner::default(),
             recent_ids: vec![None; RECENT_IDS],
             proc_lookups: 0,
         }
@@ -126,11 +130,11 @@ impl Attributor {
         exec_id(&self.ctx.host.boot_id, task.tgid, ticks, image).into()
     }
 
-    fn process_from_snapshot(&self, s: &ProcSnapshot) -> Process {
-        let argv: Arc<[String]> = s.argv.iter().map(|a| escape(a)).collect();
-        let binary: Arc<str> = match (&s.exe, s.argv.first()) {
-            (Some(exe), _) => escape(exe).into(),
-            (None, Some(a0)) if !a0.is_empty() => escape(a0).into(),
+    fn process_from_snapshot(&mut self, s: &ProcSnapshot) -> Process {
+        let argv = self.intern.argv(s.argv.iter().map(|a| escape(a)).collect());
+        let binary = match (&s.exe, s.argv.first()) {
+            (Some(exe), _) => self.intern.str(&escape(exe)),
+            (None, Some(a0)) if !a0.is_empty() => self.intern.str(&escape(a0)),
             _ => format!("[{}]", s.comm).into(),
         };
         Process {
@@ -384,6 +388,13 @@ impl Attributor {
     }
 
     /// Update the table from `rec` and return the event to emit, if any.
+    /// Periodic upkeep: exited processes past their grace leave the table, and
+    /// shared copies nothing uses any more go.
+    pub fn evict(&mut self, now: Instant) {
+        self.table.evict(now);
+        self.intern.purge();
+    }
+
     pub fn handle(&mut self, rec: Record) -> Option<Attributed> {
         match rec {
             Record::Exec(e) if e.rec.errno == 0 => Some(self.exec_success(e)),
@@ -448,7 +459,7 @@ impl Attributor {
 
     fn exec_success(&mut self, e: Exec) -> Attributed {
         let task = &e.rec.task;
-        let argv: Arc<[String]> = split_argv(&e.argv).into();
+        let argv = self.intern.argv(split_argv(&e.argv));
         // The kernel names the directory; its path comes from the cache (or /proc
         // once per directory). If the process is gone and no sibling's was read,
         // keep the previous image's if it was in the same directory (exec does
@@ -473,7 +484,7 @@ impl Attributor {
                 binary.trim_start_matches("./")
             );
         }
-        let binary: Arc<str> = binary.into();
+        let binary = self.intern.str(&binary);
         let cwd_ino = if cwd.is_some() { key.2 } else { 0 };
         let p = self.process_from_task(task, binary.clone(), argv.clone(), (cwd, cwd_ino));
         self.table.upsert(p.clone());

@@ -193,7 +193,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
                 // A quiet host still gets its time-based checkpoints.
                 sinks.flush();
                 let now = Instant::now();
-                attributor.table.evict(now);
+                attributor.evict(now);
                 if let Some(p) = &pods {
                     p.evict(now);
                     Metrics::set(&metrics.kube_watch_state, p.state.state() as u64);

@@ -1,4 +1,5 @@
 //! The process table: seeded from /proc, kept by fork/exec/exit records.
 pub mod cwd;
+pub mod intern;
 pub mod scan;
 pub mod table;
