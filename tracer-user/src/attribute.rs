@@ -130,11 +130,11 @@ impl Attributor {
         exec_id(&self.ctx.host.boot_id, task.tgid, ticks, image).into()
     }
 
-    fn process_from_snapshot(&mut self, s: &ProcSnapshot) -> Process {
-        let argv = self.intern.argv(s.argv.iter().map(|a| escape(a)).collect());
-        let binary = match (&s.exe, s.argv.first()) {
-            (Some(exe), _) => self.intern.str(&escape(exe)),
-            (None, Some(a0)) if !a0.is_empty() => self.intern.str(&escape(a0)),
+    fn process_from_snapshot(&self, s: &ProcSnapshot) -> Process {
+        let argv: Arc<[String]> = s.argv.iter().map(|a| escape(a)).collect();
+        let binary: Arc<str> = match (&s.exe, s.argv.first()) {
+            (Some(exe), _) => escape(exe).into(),
+            (None, Some(a0)) if !a0.is_empty() => escape(a0).into(),
             _ => format!("[{}]", s.comm).into(),
         };
         Process {
@@ -388,10 +388,12 @@ impl Attributor {
     }
 
     /// Update the table from `rec` and return the event to emit, if any.
-    /// Periodic upkeep: exited processes past their grace leave the table, and
-    /// shared copies nothing uses any more go.
+    /// Periodic upkeep: exited processes past their grace leave the table;
+    /// processes that outlived a tick share their binary and argv with equal
+    /// ones; shared copies nothing uses any more go.
     pub fn evict(&mut self, now: Instant) {
         self.table.evict(now);
+        self.table.share_long_lived(&mut self.intern);
         self.intern.purge();
     }
 
@@ -459,7 +461,7 @@ impl Attributor {
 
     fn exec_success(&mut self, e: Exec) -> Attributed {
         let task = &e.rec.task;
-        let argv = self.intern.argv(split_argv(&e.argv));
+        let argv: Arc<[String]> = split_argv(&e.argv).into();
         // The kernel names the directory; its path comes from the cache (or /proc
         // once per directory). If the process is gone and no sibling's was read,
         // keep the previous image's if it was in the same directory (exec does
@@ -484,7 +486,7 @@ impl Attributor {
                 binary.trim_start_matches("./")
             );
         }
-        let binary = self.intern.str(&binary);
+        let binary: Arc<str> = binary.into();
         let cwd_ino = if cwd.is_some() { key.2 } else { 0 };
         let p = self.process_from_task(task, binary.clone(), argv.clone(), (cwd, cwd_ino));
         self.table.upsert(p.clone());

@@ -12,22 +12,22 @@ pub struct Interner {
 }
 
 impl Interner {
-    pub fn str(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.strs.get(s) {
+    /// The shared copy equal to `s`; `s` itself becomes it if there is none.
+    pub fn str(&mut self, s: &Arc<str>) -> Arc<str> {
+        if let Some(a) = self.strs.get(&**s) {
             return a.clone();
         }
-        let a: Arc<str> = Arc::from(s);
-        self.strs.insert(a.clone());
-        a
+        self.strs.insert(s.clone());
+        s.clone()
     }
 
-    pub fn argv(&mut self, argv: Vec<String>) -> Arc<[String]> {
-        if let Some(a) = self.argvs.get(argv.as_slice()) {
+    /// The shared copy equal to `argv`; `argv` itself becomes it if there is none.
+    pub fn argv(&mut self, argv: &Arc<[String]>) -> Arc<[String]> {
+        if let Some(a) = self.argvs.get(&**argv) {
             return a.clone();
         }
-        let a: Arc<[String]> = Arc::from(argv);
-        self.argvs.insert(a.clone());
-        a
+        self.argvs.insert(argv.clone());
+        argv.clone()
     }
 
     pub fn len(&self) -> usize {
@@ -57,25 +57,26 @@ mod tests {
     #[test]
     fn equal_values_share_one_copy_until_unused() {
         let mut i = Interner::default();
-        let a = i.argv(vec!["sleep".into(), "3600".into()]);
-        let b = i.argv(vec!["sleep".into(), "3600".into()]);
+        let argv = |a: &[&str]| -> Arc<[String]> { a.iter().map(|s| s.to_string()).collect() };
+        let s = |v: &str| -> Arc<str> { Arc::from(v) };
+        let a = i.argv(&argv(&["sleep", "3600"]));
+        let b = i.argv(&argv(&["sleep", "3600"]));
         assert!(Arc::ptr_eq(&a, &b));
-        let c = i.argv(vec!["sleep".into(), "60".into()]);
+        let c = i.argv(&argv(&["sleep", "60"]));
         assert!(!Arc::ptr_eq(&a, &c));
-        let s = i.str("/usr/bin/sleep");
-        assert!(Arc::ptr_eq(&s, &i.str("/usr/bin/sleep")));
+        let bin = i.str(&s("/usr/bin/sleep"));
+        assert!(Arc::ptr_eq(&bin, &i.str(&s("/usr/bin/sleep"))));
         // Past the threshold, values only the interner holds go.
-        let kept: Vec<_> = (0..600).map(|n| i.str(&format!("/bin/kept{n}"))).collect();
+        let kept: Vec<_> = (0..600)
+            .map(|n| i.str(&s(&format!("/bin/kept{n}"))))
+            .collect();
         for n in 0..600 {
-            i.str(&format!("/bin/dropped{n}"));
+            i.str(&s(&format!("/bin/dropped{n}")));
         }
         drop(c);
         i.purge();
-        assert_eq!(i.len(), 600 + 2, "kept, a/b and s");
-        assert!(Arc::ptr_eq(&kept[0], &i.str("/bin/kept0")));
-        assert!(Arc::ptr_eq(
-            &a,
-            &i.argv(vec!["sleep".into(), "3600".into()])
-        ));
+        assert_eq!(i.len(), 600 + 2, "kept, a/b and bin");
+        assert!(Arc::ptr_eq(&kept[0], &i.str(&s("/bin/kept0"))));
+        assert!(Arc::ptr_eq(&a, &i.argv(&argv(&["sleep", "3600"]))));
     }
 }

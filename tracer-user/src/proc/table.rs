@@ -12,7 +12,10 @@ use std::{
 
 use serde_json::value::RawValue;
 
-use crate::event::{Ancestor, AncestorBase};
+use crate::{
+    event::{Ancestor, AncestorBase},
+    proc::intern::Interner,
+};
 
 #[derive(Debug, Clone)]
 pub struct Process {
@@ -120,6 +123,8 @@ pub struct ProcessTable {
     evicted_early: u64,
     /// Bytes of an ancestor's argv in lineage entries (0: whole).
     ancestor_argv_max: usize,
+    /// Images added since the last `share_long_lived`.
+    fresh: Vec<u32>,
 }
 
 impl ProcessTable {
@@ -131,6 +136,7 @@ impl ProcessTable {
             max_entries: max_entries.max(1),
             evicted_early: 0,
             ancestor_argv_max: 0,
+            fresh: Vec::new(),
         }
     }
 
@@ -163,6 +169,7 @@ impl ProcessTable {
             old.ppid = p.ppid;
             return false;
         }
+        self.fresh.push(p.pid);
         self.procs.insert(p.pid, Box::new(p));
         self.enforce_bound();
         true
@@ -174,6 +181,7 @@ impl ProcessTable {
         match self.procs.get(&p.pid) {
             Some(old) if old.start_ticks >= p.start_ticks => {}
             _ => {
+                self.fresh.push(p.pid);
                 self.procs.insert(p.pid, Box::new(p));
             }
         }
@@ -225,6 +233,21 @@ impl ProcessTable {
             if self.procs.get(&pid).is_some_and(|p| p.exec_id == exec_id) {
                 self.procs.remove(&pid);
                 self.evicted_early += 1;
+            }
+        }
+    }
+
+    /// Processes added since the last call that are still running share their
+    /// binary and argv with equal ones. Done here, not per exec, so a storm of
+    /// short-lived processes pays nothing for it; the long-lived ones, which
+    /// make a table large, are shared within a tick.
+    pub fn share_long_lived(&mut self, intern: &mut Interner) {
+        for pid in self.fresh.drain(..) {
+            if let Some(p) = self.procs.get_mut(&pid)
+                && p.exited.is_none()
+            {
+                p.binary = intern.str(&p.binary);
+                p.argv = intern.argv(&p.argv);
             }
         }
     }
@@ -316,6 +339,28 @@ mod tests {
         t.upsert(proc(10, 1, 5, "short"));
         let json = serde_json::to_value(&t.lineage(10, 9, 4)[0]).unwrap();
         assert!(json.get("argv_truncated").is_none(), "{json}");
+    }
+
+    #[test]
+    fn running_processes_share_equal_argv_after_a_tick() {
+        let mut t = ProcessTable::new(Duration::from_secs(30), 100);
+        let mut intern = Interner::default();
+        for pid in [10, 11, 12] {
+            let mut p = proc(pid, 1, 5, "sleep");
+            p.exec_id = format!("id{pid}").into();
+            t.upsert(p);
+        }
+        t.mark_exited(12, Instant::now());
+        assert!(!Arc::ptr_eq(
+            &t.get(10).unwrap().argv,
+            &t.get(11).unwrap().argv
+        ));
+        t.share_long_lived(&mut intern);
+        let (a, b) = (t.get(10).unwrap(), t.get(11).unwrap());
+        assert!(Arc::ptr_eq(&a.argv, &b.argv));
+        assert!(Arc::ptr_eq(&a.binary, &b.binary));
+        // The one that already exited was left alone (it goes soon anyway).
+        assert!(!Arc::ptr_eq(&a.argv, &t.get(12).unwrap().argv));
     }
 
     #[test]
