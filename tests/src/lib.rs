@@ -235,14 +235,7 @@ pub fn is_exec(v: &Value) -> bool {
 /// (the kernel makes no promise that readers see a regular-file write whole),
 /// so the unterminated tail is left for the next read.
 pub fn complete_lines(path: &Path) -> Vec<String> {
-    let Ok(bytes) = fs::read(path) else {
-        return Vec::new();
-    };
-    let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    String::from_utf8_lossy(&bytes[..end])
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    Follower::new(path).next_lines()
 }
 
 /// Follows a growing file: each call returns the complete lines appended since
@@ -277,7 +270,7 @@ impl Follower {
         if f.seek(SeekFrom::Start(self.offset)).is_err() || f.read_to_end(&mut bytes).is_err() {
             return Vec::new();
         }
-        // As in complete_lines: an unterminated tail waits for the next call.
+        // An unterminated tail waits for the next call (see complete_lines).
         let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         self.offset += end as u64;
         String::from_utf8_lossy(&bytes[..end])

@@ -64,9 +64,7 @@ pub struct Attributor {
 struct ImageKey {
     tgid: u32,
     start_boottime_ns: u64,
-    arg_start: u64,
-    start_code: u64,
-    start_brk: u64,
+    image: ImageLayout,
 }
 
 /// Slots in the exec id cache (direct-mapped by pid).
@@ -105,9 +103,11 @@ impl Attributor {
         let key = ImageKey {
             tgid: task.tgid,
             start_boottime_ns: task.start_boottime_ns,
-            arg_start: task.arg_start,
-            start_code: task.start_code,
-            start_brk: task.start_brk,
+            image: ImageLayout {
+                arg_start: task.arg_start,
+                start_code: task.start_code,
+                start_brk: task.start_brk,
+            },
         };
         let slot = task.tgid as usize % RECENT_IDS;
         if let Some((k, id)) = &self.recent_ids[slot]
@@ -115,19 +115,10 @@ impl Attributor {
         {
             return id.clone();
         }
-        let id = self.compute_exec_id(task);
+        let ticks = ns_to_ticks(key.start_boottime_ns, self.ctx.ticks_per_second);
+        let id: Arc<str> = exec_id(&self.ctx.host.boot_id, key.tgid, ticks, key.image).into();
         self.recent_ids[slot] = Some((key, id.clone()));
         id
-    }
-
-    fn compute_exec_id(&self, task: &TaskInfo) -> Arc<str> {
-        let ticks = ns_to_ticks(task.start_boottime_ns, self.ctx.ticks_per_second);
-        let image = ImageLayout {
-            arg_start: task.arg_start,
-            start_code: task.start_code,
-            start_brk: task.start_brk,
-        };
-        exec_id(&self.ctx.host.boot_id, task.tgid, ticks, image).into()
     }
 
     fn process_from_snapshot(&self, s: &ProcSnapshot) -> Process {
@@ -164,7 +155,7 @@ impl Attributor {
             uid: s.uid,
             gid: s.gid,
             exited: None,
-            ancestor_json: Default::default(),
+            lineage_entry: Default::default(),
         }
     }
 
@@ -189,7 +180,7 @@ impl Attributor {
             uid: task.uid,
             gid: task.gid,
             exited: None,
-            ancestor_json: Default::default(),
+            lineage_entry: Default::default(),
         }
     }
 

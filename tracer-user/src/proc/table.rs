@@ -38,7 +38,7 @@ pub struct Process {
     /// When the exit was seen; the entry stays for lineage until the grace ends.
     pub exited: Option<Instant>,
     /// This process as a lineage entry, built and serialized on first use.
-    pub ancestor_json: OnceLock<AncestorParts>,
+    pub lineage_entry: OnceLock<AncestorParts>,
 }
 
 /// What a process contributes to its descendants' lineage; never changes for
@@ -53,7 +53,7 @@ pub struct AncestorParts {
 impl Process {
     /// This process as a lineage entry, its argv cut to `argv_max` bytes (0: whole).
     pub fn ancestor(&self, argv_max: usize) -> Ancestor {
-        let parts = self.ancestor_json.get_or_init(|| {
+        let parts = self.lineage_entry.get_or_init(|| {
             let (argv, argv_truncated) = match cap_argv(&self.argv, argv_max) {
                 Some(cut) => (cut, true),
                 None => (self.argv.clone(), false),
@@ -298,7 +298,7 @@ mod tests {
             uid: 0,
             gid: 0,
             exited: None,
-            ancestor_json: OnceLock::new(),
+            lineage_entry: OnceLock::new(),
         }
     }
 
@@ -334,8 +334,7 @@ mod tests {
         assert_eq!(json["argv"], serde_json::json!(["long", "arg"]));
         assert_eq!(json["argv_truncated"], true);
         // Whole: no flag at all.
-        let t = ProcessTable::new(Duration::from_secs(1), 100);
-        let mut t = t;
+        let mut t = ProcessTable::new(Duration::from_secs(1), 100);
         t.upsert(proc(10, 1, 5, "short"));
         let json = serde_json::to_value(&t.lineage(10, 9, 4)[0]).unwrap();
         assert!(json.get("argv_truncated").is_none(), "{json}");
