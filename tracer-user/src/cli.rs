@@ -32,6 +32,9 @@ pub enum Command {
     Run(RunArgs),
     /// Check flags, config file and registrations without loading anything.
     CheckConfig(RunArgs),
+    /// Load and attach every probe on this kernel, print each program's verifier
+    /// statistics as JSON, and detach: exit 0 when the tracer can run here.
+    CheckKernel(crate::kernel_check::CheckKernelArgs),
     /// Show events of a running tracer (its --socket) or an event file, filtered.
     Tail(TailArgs),
     /// Check the hash chain (and signed checkpoints) of event files; exit 0
@@ -205,6 +208,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::CheckConfig(args) => check_config(args),
+        Command::CheckKernel(args) => crate::kernel_check::run(args),
         Command::Tail(args) => runtime().and_then(|rt| rt.block_on(crate::tail::run(args))),
         Command::Verify(args) => match crate::verify::run(args) {
             Ok(true) => Ok(()),

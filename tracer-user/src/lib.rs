@@ -19,6 +19,7 @@ pub mod event;
 pub mod exec_id;
 pub mod host;
 pub mod identity;
+pub mod kernel_check;
 pub mod loss;
 pub mod metrics;
 pub mod probes;

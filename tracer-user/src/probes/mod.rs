@@ -68,6 +68,19 @@ pub struct Probes {
     /// Keeps programs and their links alive; dropping it detaches everything.
     _ebpf: Ebpf,
     counters: PerCpuArray<MapData, u64>,
+    stats: Vec<ProgramStats>,
+}
+
+/// One loaded program, as the kernel reports it: how much of the verifier's
+/// one-million-instruction budget it used, so growth is seen before a kernel
+/// rejects it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProgramStats {
+    pub program: &'static str,
+    pub attach: String,
+    /// Instructions the verifier processed; `None` before Linux 5.16, which does
+    /// not report it (`bpf_prog_info.verified_insns`).
+    pub verified_insns: Option<u32>,
 }
 
 /// How to load the probes.
@@ -151,6 +164,7 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<(Probes, RingBuf<MapData>), ProbeE
         source,
     })?;
 
+    let mut stats = Vec::with_capacity(PROGRAMS.len());
     for (name, hook) in PROGRAMS {
         tracing::debug!(program = name, "loading and attaching");
         let prog = ebpf
@@ -163,17 +177,20 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<(Probes, RingBuf<MapData>), ProbeE
                 source,
             }
         };
-        match hook {
+        let (attach, verified_insns) = match hook {
             Hook::RawTp(tp) => {
                 let p: &mut RawTracePoint = prog.try_into().map_err(|e| verifier_error(name, e))?;
                 p.load().map_err(|e| verifier_error(name, e))?;
-                p.attach(tp).map_err(attach_err(format!("raw_tp/{tp}")))?;
+                let target = format!("raw_tp/{tp}");
+                p.attach(tp).map_err(attach_err(target.clone()))?;
+                (target, verified(p.info()))
             }
             Hook::Tp(cat, tp) => {
                 let p: &mut TracePoint = prog.try_into().map_err(|e| verifier_error(name, e))?;
                 p.load().map_err(|e| verifier_error(name, e))?;
-                p.attach(cat, tp)
-                    .map_err(attach_err(format!("tracepoint/{cat}/{tp}")))?;
+                let target = format!("tracepoint/{cat}/{tp}");
+                p.attach(cat, tp).map_err(attach_err(target.clone()))?;
+                (target, verified(p.info()))
             }
             Hook::Cgroup => {
                 let p: &mut CgroupSockAddr =
@@ -183,10 +200,18 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<(Probes, RingBuf<MapData>), ProbeE
                 // and cgroup links always run side by side with other programs (a
                 // second tracer, parallel tests). The link API takes no mode flag:
                 // passing BPF_F_ALLOW_MULTI there is EINVAL.
+                let target = format!("cgroup {}", opts.cgroup_root.display());
                 p.attach(cgroup.as_fd(), CgroupAttachMode::Single)
-                    .map_err(attach_err(format!("cgroup {}", opts.cgroup_root.display())))?;
+                    .map_err(attach_err(target.clone()))?;
+                (target, verified(p.info()))
             }
-        }
+        };
+        tracing::debug!(program = name, ?verified_insns, "attached");
+        stats.push(ProgramStats {
+            program: name,
+            attach,
+            verified_insns,
+        });
     }
 
     let events = ebpf
@@ -207,6 +232,7 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<(Probes, RingBuf<MapData>), ProbeE
         Probes {
             _ebpf: ebpf,
             counters,
+            stats,
         },
         events,
     ))
@@ -222,7 +248,16 @@ pub struct KernelCounters {
     pub submitted: u64,
 }
 
+fn verified(info: Result<aya::programs::ProgramInfo, ProgramError>) -> Option<u32> {
+    info.ok().and_then(|i| i.verified_instruction_count())
+}
+
 impl Probes {
+    /// Every program, in attach order, with its verifier statistics.
+    pub fn stats(&self) -> &[ProgramStats] {
+        &self.stats
+    }
+
     pub fn counters(&self) -> KernelCounters {
         let sum = |idx: u32| -> u64 {
             self.counters
@@ -236,6 +271,47 @@ impl Probes {
             pending_full: sum(counter::PENDING_FULL),
             scratch: sum(counter::SCRATCH),
             submitted: sum(counter::SUBMITTED),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use object::{Object as _, ObjectSection as _, ObjectSymbol as _, RelocationTarget};
+
+    /// bpf-linker compiles `memset`/`memcpy` into byte-at-a-time loops; verifiers
+    /// before 6.2 walk such a loop again at every call site, and a handful of calls
+    /// pushed the fork probe past the one-million-instruction limit on 6.1 and
+    /// 5.10. No program may call them (zero with word stores instead).
+    #[test]
+    fn no_program_calls_a_mem_subprogram() {
+        let obj = object::File::parse(super::PROBES).expect("probe object parses");
+        let mut calls = Vec::new();
+        for section in obj.sections() {
+            for (_, reloc) in section.relocations() {
+                let RelocationTarget::Symbol(idx) = reloc.target() else {
+                    continue;
+                };
+                let Ok(sym) = obj.symbol_by_index(idx) else {
+                    continue;
+                };
+                let name = sym.name().unwrap_or_default();
+                if ["memset", "memcpy", "memmove", "memcmp", "bcmp"].contains(&name) {
+                    calls.push(format!("{} -> {name}", section.name().unwrap_or("?")));
+                }
+            }
+        }
+        assert!(calls.is_empty(), "calls into mem* subprograms: {calls:?}");
+    }
+
+    #[test]
+    fn every_program_is_in_the_object() {
+        let obj = object::File::parse(super::PROBES).expect("probe object parses");
+        for (name, _) in super::PROGRAMS {
+            assert!(
+                obj.symbols().any(|s| s.name() == Ok(name)),
+                "program {name} missing"
+            );
         }
     }
 }

@@ -1,0 +1,65 @@
+//! `tracer check-kernel`: load and attach every probe on the running kernel,
+//! then detach, and print what the kernel said about each program. It answers
+//! "will the tracer run on this node?" without starting it, and its verifier
+//! statistics are what the kernel matrix (`cargo xtask vmtest`) records.
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+
+use crate::{
+    btf::Btf,
+    identity::cgroup::CgroupResolver,
+    probes::{self, LoadOptions, ProgramStats, preflight},
+};
+
+#[derive(Args, Debug)]
+pub struct CheckKernelArgs {
+    /// Kernel BTF to resolve struct offsets from.
+    #[arg(long, default_value = "/sys/kernel/btf/vmlinux", value_name = "PATH")]
+    pub btf: PathBuf,
+    /// Where the cgroup v2 hierarchy is mounted (default: found in /proc/self/mountinfo).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup_mount: Option<PathBuf>,
+}
+
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    kernel: String,
+    programs: &'a [ProgramStats],
+}
+
+/// Small: nothing is read from it.
+const RING_BYTES: u32 = 64 * 1024;
+
+pub fn run(args: CheckKernelArgs) -> Result<()> {
+    let caps = preflight::check_caps()?;
+    preflight::check_btf(&args.btf)?;
+    preflight::check_kernel()?;
+    preflight::ensure_tracefs(caps)?;
+    let btf = Btf::from_file(&args.btf)
+        .with_context(|| format!("reading kernel BTF {}", args.btf.display()))?;
+    let offsets = probes::offsets::resolve(&btf)?;
+    drop(btf);
+    let cgroups = match args.cgroup_mount {
+        Some(m) => CgroupResolver::with_mount(m),
+        None => CgroupResolver::discover().context("finding the cgroup v2 mount")?,
+    };
+    let (probes, _events) = probes::load(&LoadOptions {
+        offsets,
+        ring_buffer_bytes: RING_BYTES,
+        cgroup_root: cgroups.mount(),
+    })?;
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    let report = Report {
+        kernel,
+        programs: probes.stats(),
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).context("serializing the report")?
+    );
+    Ok(())
+}
