@@ -10,7 +10,7 @@ use clap::Args;
 use crate::{
     btf::Btf,
     identity::cgroup::CgroupResolver,
-    probes::{self, LoadOptions, ProgramStats, preflight},
+    probes::{self, Degraded, LoadOptions, ProgramStats, preflight},
 };
 
 #[derive(Args, Debug)]
@@ -27,6 +27,8 @@ pub struct CheckKernelArgs {
 struct Report<'a> {
     kernel: String,
     programs: &'a [ProgramStats],
+    /// Optional programs this kernel did not take, and what events lack.
+    degraded: &'a [Degraded],
 }
 
 /// Small: nothing is read from it.
@@ -56,6 +58,7 @@ pub fn run(args: CheckKernelArgs) -> Result<()> {
     let report = Report {
         kernel,
         programs: probes.stats(),
+        degraded: probes.degraded(),
     };
     println!(
         "{}",

@@ -63,6 +63,9 @@ pub struct Metrics {
     /// Seconds from the action (kernel timestamp) to its line being written.
     pub latency: Histogram,
     pub ready: AtomicBool,
+    /// Optional probes this kernel did not take, one line each; shown on `/readyz`.
+    pub degraded: std::sync::OnceLock<Vec<String>>,
+    pub probes_degraded: Gauge,
     registry: Registry,
 }
 
@@ -83,9 +86,16 @@ impl Metrics {
             tail_clients: Gauge::default(),
             latency: Histogram::new(LATENCY_BUCKETS.iter().copied()),
             ready: AtomicBool::new(false),
+            degraded: std::sync::OnceLock::new(),
+            probes_degraded: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("events", "Events emitted, by kind", m.events.clone());
+        registry.register(
+            "probes_degraded",
+            "Optional probes this kernel did not load or attach (details on /readyz)",
+            m.probes_degraded.clone(),
+        );
         registry.register(
             "event_latency_seconds",
             "Time from the action (kernel timestamp) to its line being written",
@@ -199,7 +209,13 @@ fn respond<B>(req: &Request<B>, metrics: &Metrics) -> Response<Full<Bytes>> {
         ),
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
         "/readyz" if metrics.ready.load(Ordering::Relaxed) => {
-            (StatusCode::OK, "text/plain", "ready\n".to_owned())
+            let mut body = "ready\n".to_owned();
+            for d in metrics.degraded.get().into_iter().flatten() {
+                body.push_str("degraded: ");
+                body.push_str(d);
+                body.push('\n');
+            }
+            (StatusCode::OK, "text/plain", body)
         }
         "/readyz" => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -82,6 +82,9 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         ring_buffer_bytes: config.ring_buffer_bytes,
         cgroup_root: &cgroup_root,
     })?;
+    let degraded: Vec<String> = probes.degraded().iter().map(ToString::to_string).collect();
+    Metrics::set(&metrics.probes_degraded, degraded.len() as u64);
+    let _ = metrics.degraded.set(degraded);
     let mut reader = Reader::new(events, Duration::from_millis(config.ring_poll_ms))
         .context("watching the ring buffer")?;
     Metrics::set(

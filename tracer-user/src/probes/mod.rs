@@ -69,6 +69,7 @@ pub struct Probes {
     _ebpf: Ebpf,
     counters: PerCpuArray<MapData, u64>,
     stats: Vec<ProgramStats>,
+    degraded: Vec<Degraded>,
 }
 
 /// One loaded program, as the kernel reports it: how much of the verifier's
@@ -96,32 +97,98 @@ enum Hook {
     Cgroup,
 }
 
-/// (program name in the object, where it attaches)
-const PROGRAMS: &[(&str, Hook)] = &[
-    ("sched_process_exec", Hook::RawTp("sched_process_exec")),
-    ("sched_process_fork", Hook::RawTp("sched_process_fork")),
-    ("sched_process_exit", Hook::RawTp("sched_process_exit")),
-    ("sys_enter_execve", Hook::Tp("syscalls", "sys_enter_execve")),
-    ("sys_exit_execve", Hook::Tp("syscalls", "sys_exit_execve")),
+/// Whether the tracer can run without a program. An optional program that does
+/// not load or attach is reported as a degraded feature (log, `/readyz`,
+/// `tracer check-kernel`), never a reason to refuse to start.
+enum Need {
+    Required,
+    /// What events lack without it.
+    Optional(&'static str),
+}
+
+const FAILED_EXECVE: &str = "failed execve calls are not reported";
+const FAILED_EXECVEAT: &str = "failed execveat calls are not reported";
+const CGROUP_NAMES: &str = "cgroups are named from the cgroup tree only: one created and removed between two walks stays unnamed";
+
+/// (program name in the object, where it attaches, whether the tracer needs it)
+const PROGRAMS: &[(&str, Hook, Need)] = &[
+    (
+        "sched_process_exec",
+        Hook::RawTp("sched_process_exec"),
+        Need::Required,
+    ),
+    (
+        "sched_process_fork",
+        Hook::RawTp("sched_process_fork"),
+        Need::Required,
+    ),
+    (
+        "sched_process_exit",
+        Hook::RawTp("sched_process_exit"),
+        Need::Required,
+    ),
+    (
+        "sys_enter_execve",
+        Hook::Tp("syscalls", "sys_enter_execve"),
+        Need::Optional(FAILED_EXECVE),
+    ),
+    (
+        "sys_exit_execve",
+        Hook::Tp("syscalls", "sys_exit_execve"),
+        Need::Optional(FAILED_EXECVE),
+    ),
     (
         "sys_enter_execveat",
         Hook::Tp("syscalls", "sys_enter_execveat"),
+        Need::Optional(FAILED_EXECVEAT),
     ),
     (
         "sys_exit_execveat",
         Hook::Tp("syscalls", "sys_exit_execveat"),
+        Need::Optional(FAILED_EXECVEAT),
     ),
     (
         "sys_enter_connect",
         Hook::Tp("syscalls", "sys_enter_connect"),
+        Need::Required,
     ),
-    ("sys_exit_connect", Hook::Tp("syscalls", "sys_exit_connect")),
-    ("cgroup_mkdir", Hook::Tp("cgroup", "cgroup_mkdir")),
-    ("cgroup_rmdir", Hook::Tp("cgroup", "cgroup_rmdir")),
-    ("cgroup_rename", Hook::Tp("cgroup", "cgroup_rename")),
-    ("connect4", Hook::Cgroup),
-    ("connect6", Hook::Cgroup),
+    (
+        "sys_exit_connect",
+        Hook::Tp("syscalls", "sys_exit_connect"),
+        Need::Required,
+    ),
+    (
+        "cgroup_mkdir",
+        Hook::Tp("cgroup", "cgroup_mkdir"),
+        Need::Optional(CGROUP_NAMES),
+    ),
+    (
+        "cgroup_rmdir",
+        Hook::Tp("cgroup", "cgroup_rmdir"),
+        Need::Optional(CGROUP_NAMES),
+    ),
+    (
+        "cgroup_rename",
+        Hook::Tp("cgroup", "cgroup_rename"),
+        Need::Optional(CGROUP_NAMES),
+    ),
+    ("connect4", Hook::Cgroup, Need::Required),
+    ("connect6", Hook::Cgroup, Need::Required),
 ];
+
+/// An optional program this kernel would not take, and what that costs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Degraded {
+    pub program: &'static str,
+    pub lost: &'static str,
+    pub error: String,
+}
+
+impl std::fmt::Display for Degraded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} ({})", self.program, self.lost, self.error)
+    }
+}
 
 /// Lines of verifier log worth showing: the end says why it failed.
 const VERIFIER_TAIL_LINES: usize = 25;
@@ -165,53 +232,34 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<(Probes, RingBuf<MapData>), ProbeE
     })?;
 
     let mut stats = Vec::with_capacity(PROGRAMS.len());
-    for (name, hook) in PROGRAMS {
+    let mut degraded = Vec::new();
+    for (name, hook, need) in PROGRAMS {
         tracing::debug!(program = name, "loading and attaching");
         let prog = ebpf
             .program_mut(name)
             .ok_or(ProbeError::MissingProgram { program: name })?;
-        let attach_err = |target: String| {
-            move |source| ProbeError::Attach {
-                program: name,
-                target,
-                source,
+        match attach(name, prog, hook, &cgroup, opts.cgroup_root) {
+            Ok((attach, verified_insns)) => {
+                tracing::debug!(program = name, ?verified_insns, "attached");
+                stats.push(ProgramStats {
+                    program: name,
+                    attach,
+                    verified_insns,
+                });
             }
-        };
-        let (attach, verified_insns) = match hook {
-            Hook::RawTp(tp) => {
-                let p: &mut RawTracePoint = prog.try_into().map_err(|e| verifier_error(name, e))?;
-                p.load().map_err(|e| verifier_error(name, e))?;
-                let target = format!("raw_tp/{tp}");
-                p.attach(tp).map_err(attach_err(target.clone()))?;
-                (target, verified(p.info()))
-            }
-            Hook::Tp(cat, tp) => {
-                let p: &mut TracePoint = prog.try_into().map_err(|e| verifier_error(name, e))?;
-                p.load().map_err(|e| verifier_error(name, e))?;
-                let target = format!("tracepoint/{cat}/{tp}");
-                p.attach(cat, tp).map_err(attach_err(target.clone()))?;
-                (target, verified(p.info()))
-            }
-            Hook::Cgroup => {
-                let p: &mut CgroupSockAddr =
-                    prog.try_into().map_err(|e| verifier_error(name, e))?;
-                p.load().map_err(|e| verifier_error(name, e))?;
-                // aya attaches through a bpf_link on every kernel we support (>= 5.8),
-                // and cgroup links always run side by side with other programs (a
-                // second tracer, parallel tests). The link API takes no mode flag:
-                // passing BPF_F_ALLOW_MULTI there is EINVAL.
-                let target = format!("cgroup {}", opts.cgroup_root.display());
-                p.attach(cgroup.as_fd(), CgroupAttachMode::Single)
-                    .map_err(attach_err(target.clone()))?;
-                (target, verified(p.info()))
-            }
-        };
-        tracing::debug!(program = name, ?verified_insns, "attached");
-        stats.push(ProgramStats {
-            program: name,
-            attach,
-            verified_insns,
-        });
+            Err(e) => match need {
+                Need::Required => return Err(e),
+                Need::Optional(lost) => {
+                    let d = Degraded {
+                        program: name,
+                        lost,
+                        error: format!("{e}"),
+                    };
+                    tracing::warn!(program = name, error = %e, "optional probe unavailable: {lost}");
+                    degraded.push(d);
+                }
+            },
+        }
     }
 
     let events = ebpf
@@ -233,6 +281,7 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<(Probes, RingBuf<MapData>), ProbeE
             _ebpf: ebpf,
             counters,
             stats,
+            degraded,
         },
         events,
     ))
@@ -248,6 +297,52 @@ pub struct KernelCounters {
     pub submitted: u64,
 }
 
+/// Load one program and attach it; returns where it attached and its verifier
+/// statistics.
+fn attach(
+    name: &'static str,
+    prog: &mut aya::programs::Program,
+    hook: &Hook,
+    cgroup: &File,
+    cgroup_root: &Path,
+) -> Result<(String, Option<u32>), ProbeError> {
+    let attach_err = |target: String| {
+        move |source| ProbeError::Attach {
+            program: name,
+            target,
+            source,
+        }
+    };
+    Ok(match hook {
+        Hook::RawTp(tp) => {
+            let p: &mut RawTracePoint = prog.try_into().map_err(|e| verifier_error(name, e))?;
+            p.load().map_err(|e| verifier_error(name, e))?;
+            let target = format!("raw_tp/{tp}");
+            p.attach(tp).map_err(attach_err(target.clone()))?;
+            (target, verified(p.info()))
+        }
+        Hook::Tp(cat, tp) => {
+            let p: &mut TracePoint = prog.try_into().map_err(|e| verifier_error(name, e))?;
+            p.load().map_err(|e| verifier_error(name, e))?;
+            let target = format!("tracepoint/{cat}/{tp}");
+            p.attach(cat, tp).map_err(attach_err(target.clone()))?;
+            (target, verified(p.info()))
+        }
+        Hook::Cgroup => {
+            let p: &mut CgroupSockAddr = prog.try_into().map_err(|e| verifier_error(name, e))?;
+            p.load().map_err(|e| verifier_error(name, e))?;
+            // aya attaches through a bpf_link on every kernel we support (>= 5.8),
+            // and cgroup links always run side by side with other programs (a
+            // second tracer, parallel tests). The link API takes no mode flag:
+            // passing BPF_F_ALLOW_MULTI there is EINVAL.
+            let target = format!("cgroup {}", cgroup_root.display());
+            p.attach(cgroup.as_fd(), CgroupAttachMode::Single)
+                .map_err(attach_err(target.clone()))?;
+            (target, verified(p.info()))
+        }
+    })
+}
+
 fn verified(info: Result<aya::programs::ProgramInfo, ProgramError>) -> Option<u32> {
     info.ok().and_then(|i| i.verified_instruction_count())
 }
@@ -256,6 +351,11 @@ impl Probes {
     /// Every program, in attach order, with its verifier statistics.
     pub fn stats(&self) -> &[ProgramStats] {
         &self.stats
+    }
+
+    /// Optional programs that did not load or attach here.
+    pub fn degraded(&self) -> &[Degraded] {
+        &self.degraded
     }
 
     pub fn counters(&self) -> KernelCounters {
@@ -307,7 +407,7 @@ mod tests {
     #[test]
     fn every_program_is_in_the_object() {
         let obj = object::File::parse(super::PROBES).expect("probe object parses");
-        for (name, _) in super::PROGRAMS {
+        for (name, _, _) in super::PROGRAMS {
             assert!(
                 obj.symbols().any(|s| s.name() == Ok(name)),
                 "program {name} missing"
