@@ -9,6 +9,7 @@ use std::{
 };
 
 mod bench;
+mod vmtest;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
@@ -30,11 +31,15 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
-    /// Set up, check formatting and lints, build, and run every test (as root).
+    /// Set up, check formatting and lints, build, and run every test (as root):
+    /// unit and live tests here, a fuzz smoke, then the kernel matrix (vmtest).
     Test {
         /// Skip `cargo fmt --check` and clippy.
         #[arg(long)]
         no_lint: bool,
+        /// Skip the kernel matrix (`cargo xtask vmtest`), which otherwise runs last.
+        #[arg(long)]
+        no_vmtest: bool,
         /// Extra arguments for `cargo test` (after `--`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
@@ -66,6 +71,43 @@ enum Task {
     Soak {
         #[arg(long, default_value_t = 10)]
         minutes: u64,
+    },
+    /// Run a command under other kernels, each booted in QEMU (TCG) with virtme-ng:
+    /// Debian's 5.10, 6.1 and 6.12 cloud kernels (downloaded, never installed), and
+    /// `host` for this machine's own. Sets up QEMU, virtme-ng and the kernels
+    /// itself; prints each guest's output and a pass/fail table.
+    Vmtest {
+        /// Kernels: 5.10, 6.1, 6.12 (any Debian bullseye/bookworm cloud kernel
+        /// series) or `host`; repeat or comma-separate (default: 5.10,6.1,6.12).
+        #[arg(long = "kernel", value_delimiter = ',')]
+        kernels: Vec<String>,
+        /// Run by bash in the repository root in each guest instead of the matrix
+        /// (`tracer check-kernel` and the live tests); its exit status is the result.
+        #[arg(long)]
+        guest_cmd: Option<String>,
+        /// Live test suites (tests/tests/NAME.rs) the matrix runs in each guest.
+        #[arg(long = "tests", value_delimiter = ',', default_values_t = vmtest::MATRIX_TESTS.iter().map(|s| s.to_string()))]
+        tests: Vec<String>,
+        /// Extra arguments for each test binary (a name filter, --skip ...).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        test_args: Vec<String>,
+        /// A variable for the guest command, NAME=VALUE or NAME (value from here);
+        /// TRACER_*, RUST_LOG and RUST_BACKTRACE pass through anyway.
+        #[arg(long = "env")]
+        env: Vec<String>,
+        /// Seconds each kernel gets before QEMU is killed.
+        #[arg(long, default_value_t = 1200)]
+        timeout: u64,
+        /// Guest CPUs.
+        #[arg(long, default_value_t = 2)]
+        cpus: u32,
+        /// Guest memory (QEMU's -m syntax).
+        #[arg(long, default_value = "2G")]
+        memory: String,
+        /// With --guest-cmd: set up (`cargo xtask setup`) and build the tracer in
+        /// release mode first (the matrix always does).
+        #[arg(long)]
+        build: bool,
     },
     /// Run every cargo-fuzz target for a while (installs cargo-fuzz when missing).
     /// `cargo xtask test` runs it briefly as a smoke test.
@@ -137,11 +179,50 @@ fn main() -> Result<()> {
             )
         }
         Task::Soak { minutes } => bench::soak(&root, minutes),
+        Task::Vmtest {
+            kernels,
+            guest_cmd,
+            tests,
+            test_args,
+            env,
+            timeout,
+            cpus,
+            memory,
+            build: build_first,
+        } => {
+            let matrix = guest_cmd.is_none();
+            if build_first || matrix {
+                setup()?;
+                build(&root)?;
+            }
+            let opts = match guest_cmd {
+                Some(guest_cmd) => vmtest::Options {
+                    kernels,
+                    matrix: false,
+                    guest_cmd,
+                    env,
+                    timeout: std::time::Duration::from_secs(timeout.max(1)),
+                    cpus: cpus.max(1),
+                    memory,
+                },
+                None => vmtest::Options {
+                    timeout: std::time::Duration::from_secs(timeout.max(1)),
+                    cpus: cpus.max(1),
+                    memory,
+                    ..vmtest::matrix(&root, kernels, &tests, &test_args, env)?
+                },
+            };
+            vmtest::vmtest(&root, &opts)
+        }
         Task::Fuzz { seconds, targets } => {
             setup()?;
             fuzz(&root, seconds, &targets)
         }
-        Task::Test { no_lint, args } => {
+        Task::Test {
+            no_lint,
+            no_vmtest,
+            args,
+        } => {
             setup()?;
             if !no_lint {
                 cargo(&root, &["fmt", "--all", "--check"])?;
@@ -177,6 +258,16 @@ fn main() -> Result<()> {
             // that panics on the first odd input; longer runs are `cargo xtask fuzz`.
             if !filtered {
                 fuzz(&root, FUZZ_SMOKE_SECONDS, &[])?;
+            }
+            // The kernel matrix: every program loads, and the live tests pass, on
+            // 5.10, 6.1, 6.12 and this machine's kernel.
+            if !filtered && !no_vmtest {
+                let tests: Vec<String> =
+                    vmtest::MATRIX_TESTS.iter().map(|s| s.to_string()).collect();
+                vmtest::vmtest(
+                    &root,
+                    &vmtest::matrix(&root, Vec::new(), &tests, &[], Vec::new())?,
+                )?;
             }
             Ok(())
         }
