@@ -5,10 +5,13 @@ use libfuzzer_sys::fuzz_target;
 use tracer::{
     escape::unescape,
     identity::{
-        cgroup::parse_mountinfo_cgroup2,
+        cgroup::{choose_v1_controller, parse_mountinfo_cgroup2, parse_mountinfo_cgroups},
         users::{parse_group, parse_passwd},
     },
-    proc::scan::{parse_cgroup_v2_line, parse_stat, split_cmdline},
+    proc::scan::{
+        parse_cgroup_v1_line, parse_cgroup_v1_lines, parse_cgroup_v2_line, parse_stat,
+        split_cmdline,
+    },
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -20,6 +23,9 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let _ = parse_cgroup_v2_line(&text);
     let _ = parse_mountinfo_cgroup2(&text);
+    let _ = choose_v1_controller(&parse_mountinfo_cgroups(&text));
+    let _ = parse_cgroup_v1_line(&text, "memory");
+    let _ = parse_cgroup_v1_lines(&text);
     for (_, name) in parse_passwd(&text).into_iter().chain(parse_group(&text)) {
         assert!(!name.is_empty() && !name.contains(':') && !name.contains('\n'));
     }

@@ -83,11 +83,26 @@ impl Tracer {
 
     /// Like [`Tracer::start`], with extra environment variables (e.g. KUBECONFIG).
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Tracer {
+        Tracer::start_wrapped(&[], extra, env)
+    }
+
+    /// Like [`Tracer::start_with_env`], run through `wrapper` (a command that
+    /// ends by exec'ing its arguments, so the tracer keeps its pid: e.g.
+    /// `unshare --mount ... sh -c '...; exec "$@"' sh`).
+    pub fn start_wrapped(wrapper: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Tracer {
         require_root();
         let dir = scratch_dir();
         let output = dir.join("events.jsonl");
         let stderr = dir.join("stderr.log");
-        let child = Command::new(tracer_bin())
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(tracer_bin());
+                c
+            }
+            None => Command::new(tracer_bin()),
+        };
+        let child = cmd
             .arg("run")
             .arg("--output")
             .arg(&output)
@@ -465,4 +480,412 @@ impl Drop for TestUser {
     fn drop(&mut self) {
         let _ = Command::new("userdel").arg(&self.name).status();
     }
+}
+
+// ---------------------------------------------------------------------------
+// Real container runtimes (tests/runtimes.rs): podman with runc, and a private
+// containerd driven with ctr. Nothing is pulled: the image is busybox-static in
+// an otherwise empty root file system, imported locally.
+
+/// Where a runtime tool lives: `$PATH`, then the sbin directories a non-login
+/// root shell may lack.
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Every tool in `names`, or a failure that says how to get them: CI installs
+/// them through `cargo xtask setup`, so a missing one is an error, not a skip.
+pub fn require_tools(names: &[&str]) -> Vec<PathBuf> {
+    let found: Vec<Option<PathBuf>> = names.iter().map(|n| find_tool(n)).collect();
+    let missing: Vec<&str> = names
+        .iter()
+        .zip(&found)
+        .filter(|(_, p)| p.is_none())
+        .map(|(n, _)| *n)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing {}: run `cargo xtask setup` (it installs podman, runc, containerd and busybox-static)",
+        missing.join(", ")
+    );
+    found.into_iter().flatten().collect()
+}
+
+/// Whether an ELF file has no program interpreter (is statically linked).
+fn is_static_elf(path: &Path) -> bool {
+    let Ok(b) = fs::read(path) else {
+        return false;
+    };
+    let u16_at = |o: usize| b.get(o..o + 2).map(|s| u16::from_le_bytes([s[0], s[1]]));
+    let u64_at = |o: usize| {
+        b.get(o..o + 8)
+            .map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")))
+    };
+    // 64-bit little-endian ELF only (x86_64, aarch64).
+    if b.get(..6) != Some(b"\x7fELF\x02\x01".as_slice()) {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
+        return false;
+    };
+    const PT_INTERP: u32 = 3;
+    (0..usize::from(phnum)).all(|i| {
+        let at = phoff as usize + i * usize::from(phentsize);
+        b.get(at..at + 4)
+            .is_some_and(|t| u32::from_le_bytes(t.try_into().expect("4 bytes")) != PT_INTERP)
+    })
+}
+
+/// Run `cmd` to completion, or kill it after `timeout` and fail.
+pub fn output_within(cmd: &mut Command, timeout: Duration) -> std::process::Output {
+    let what = format!("{cmd:?}");
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(out) => out.unwrap_or_else(|e| panic!("{what}: {e}")),
+        Err(_) => {
+            // SAFETY: our own child, not yet reaped (the waiting thread has not returned).
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("{what} did not finish in {timeout:?}");
+        }
+    }
+}
+
+/// [`output_within`], failing unless the command succeeds; its stdout.
+pub fn run_ok(cmd: &mut Command, timeout: Duration) -> String {
+    let what = format!("{cmd:?}");
+    let out = output_within(cmd, timeout);
+    assert!(
+        out.status.success(),
+        "{what}: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// How long one runtime command (import, run, save) may take.
+pub const RUNTIME_CMD: Duration = Duration::from_secs(120);
+
+/// A TCP listener on 127.0.0.1 that accepts and at once closes every
+/// connection, so a client such as `nc` finishes on its own.
+pub struct LoopbackListener {
+    pub port: u16,
+}
+
+impl LoopbackListener {
+    pub fn start() -> LoopbackListener {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().expect("local_addr").port();
+        // The thread outlives the test, blocked in accept; harmless in a test binary.
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                drop(c);
+            }
+        });
+        LoopbackListener { port }
+    }
+}
+
+/// A local podman image holding busybox-static as `/bin/busybox` with applet
+/// symlinks, imported under a unique tag; removed on drop. Also the podman
+/// configuration this machine needs (see `podman()`).
+pub struct PodmanImage {
+    pub tag: String,
+    pub dir: PathBuf,
+    conf: PathBuf,
+}
+
+/// Applets the test containers use (all in Debian's busybox-static).
+const BUSYBOX_APPLETS: &[&str] = &["sh", "nc", "sleep", "true", "cat", "echo"];
+
+impl PodmanImage {
+    pub fn build() -> PodmanImage {
+        require_root();
+        let tools = require_tools(&["podman", "runc", "conmon", "busybox"]);
+        let busybox = &tools[3];
+        assert!(
+            is_static_elf(busybox),
+            "{} is not statically linked: install busybox-static (`cargo xtask setup`)",
+            busybox.display()
+        );
+        let dir = scratch_dir();
+        let conf = dir.join("containers.conf");
+        // No CAP_SYS_RESOURCE here (podman's default rlimits fail), no systemd
+        // (cgroupfs, file events), and a hybrid cgroup layout crun refuses.
+        fs::write(
+            &conf,
+            "[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+        )
+        .expect("write containers.conf");
+        let image = PodmanImage {
+            tag: format!("localhost/{}:latest", marker("img")),
+            dir,
+            conf,
+        };
+        let rootfs = image.dir.join("rootfs");
+        let bin = rootfs.join("bin");
+        fs::create_dir_all(&bin).expect("mkdir rootfs/bin");
+        fs::create_dir_all(rootfs.join("tmp")).expect("mkdir rootfs/tmp");
+        fs::copy(busybox, bin.join("busybox")).expect("copy busybox");
+        for applet in BUSYBOX_APPLETS {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("symlink applet");
+        }
+        let tar = image.dir.join("rootfs.tar");
+        run_ok(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&rootfs)
+                .arg("-cf")
+                .arg(&tar)
+                .arg("."),
+            RUNTIME_CMD,
+        );
+        run_ok(
+            image.podman().arg("import").arg(&tar).arg(&image.tag),
+            RUNTIME_CMD,
+        );
+        image
+    }
+
+    /// `podman` with this machine's settings: runc (crun refuses the hybrid
+    /// layout) and cgroupfs (no systemd).
+    pub fn podman(&self) -> Command {
+        let mut c = Command::new("podman");
+        c.env("CONTAINERS_CONF", &self.conf).args([
+            "--runtime",
+            "runc",
+            "--cgroup-manager",
+            "cgroupfs",
+        ]);
+        c
+    }
+
+    /// The image as a docker archive, for other runtimes.
+    pub fn save_docker_archive(&self) -> PathBuf {
+        let out = self.dir.join("image-docker.tar");
+        run_ok(
+            self.podman()
+                .args(["save", "--format", "docker-archive", "-o"])
+                .arg(&out)
+                .arg(&self.tag),
+            RUNTIME_CMD,
+        );
+        out
+    }
+}
+
+impl Drop for PodmanImage {
+    fn drop(&mut self) {
+        let _ = self
+            .podman()
+            .args(["rmi", "-f", &self.tag])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A podman container by name, removed (`podman rm -f`) on drop.
+pub struct PodmanContainer<'a> {
+    pub image: &'a PodmanImage,
+    pub name: String,
+}
+
+impl Drop for PodmanContainer<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .image
+            .podman()
+            .args(["rm", "-f", "-t", "0", &self.name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A private containerd (own root, state, socket and config); on drop its
+/// containers are killed and deleted, the daemon stopped and its directories
+/// (after unmounting anything left under them) removed.
+pub struct Containerd {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    pub address: PathBuf,
+    /// (namespace, id, whether this run created the namespace's cgroup).
+    started: Vec<(String, String, bool)>,
+}
+
+impl Containerd {
+    pub fn start() -> Containerd {
+        require_root();
+        require_tools(&["containerd", "ctr", "containerd-shim-runc-v2", "runc"]);
+        let dir = scratch_dir();
+        let address = dir.join("c.sock");
+        let config = dir.join("config.toml");
+        // Version 2 config: no CRI plugin (no CNI, no streaming server), and
+        // nothing read from /etc/containerd.
+        fs::write(
+            &config,
+            format!(
+                "version = 2\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\n\
+                 [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{}\"\n",
+                dir.join("opt").display()
+            ),
+        )
+        .expect("write containerd config");
+        let log = fs::File::create(dir.join("containerd.log")).expect("containerd log");
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .arg("--root")
+            .arg(dir.join("root"))
+            .arg("--state")
+            .arg(dir.join("state"))
+            .arg("--address")
+            .arg(&address)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn containerd");
+        let mut c = Containerd {
+            child: Some(child),
+            dir,
+            address,
+            started: Vec::new(),
+        };
+        c.wait_ready();
+        c
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if self.address.exists() {
+                let ok = self
+                    .ctr("default")
+                    .arg("version")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if ok {
+                    return;
+                }
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("containerd exited ({status}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "containerd not ready in {WAIT:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `ctr` against this daemon, in containerd namespace `ns`.
+    pub fn ctr(&self, ns: &str) -> Command {
+        let mut c = Command::new("ctr");
+        c.arg("--address").arg(&self.address).args(["-n", ns]);
+        c
+    }
+
+    /// Note a container to clean up on drop (before `ctr run`): the task and
+    /// container, and the cgroups runc leaves, `/<ns>/<id>` and (when this run
+    /// creates it) `/<ns>`, in every hierarchy.
+    pub fn track(&mut self, ns: &str, id: &str) {
+        let fresh = !cgroup2_mount().join(ns).exists();
+        self.started.push((ns.to_owned(), id.to_owned(), fresh));
+    }
+
+    /// Best effort, for clean-up (never panics: it runs in `drop`).
+    fn quiet(&self, ns: &str, args: &[&str]) {
+        let _ = self
+            .ctr(ns)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let started = std::mem::take(&mut self.started);
+        for (ns, id, _) in &started {
+            self.quiet(ns, &["task", "kill", "-s", "SIGKILL", id]);
+            self.quiet(ns, &["task", "delete", "-f", id]);
+            self.quiet(ns, &["container", "delete", id]);
+        }
+        for mount in cgroup_mounts() {
+            for (ns, id, fresh) in &started {
+                let _ = fs::remove_dir(mount.join(ns).join(id));
+                if *fresh {
+                    let _ = fs::remove_dir(mount.join(ns));
+                }
+            }
+        }
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: a signal to our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Snapshot and task mounts a failed run may have left, deepest first.
+        let prefix = self.dir.to_string_lossy().into_owned();
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut points: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|p| p.starts_with(prefix.as_str()))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            let _ = Command::new("umount").args(["-l", p]).status();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Every cgroup mount, v1 hierarchies and the v2 one, from /proc/self/mountinfo.
+pub fn cgroup_mounts() -> Vec<PathBuf> {
+    let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let (pre, post) = line.split_once(" - ")?;
+            let fstype = post.split(' ').next()?;
+            (fstype == "cgroup" || fstype == "cgroup2")
+                .then(|| pre.split(' ').nth(4).map(PathBuf::from))
+                .flatten()
+        })
+        .collect()
 }

@@ -9,7 +9,7 @@
 #![no_std]
 
 /// Bumped whenever the layout of any record changes.
-pub const RECORD_VERSION: u16 = 1;
+pub const RECORD_VERSION: u16 = 2;
 
 /// Bytes of argv the probes copy for one exec. Longer argument lists are cut at
 /// this length and flagged with [`FLAG_ARGV_TRUNCATED`].
@@ -77,7 +77,12 @@ pub struct TaskInfo {
     pub pid_ns: u32,
     pub mnt_ns: u32,
     pub net_ns: u32,
+    /// cgroup v2 id (`bpf_get_current_cgroup_id`; for a fork, the parent's).
     pub cgroup_id: u64,
+    /// The task's cgroup in the one cgroup v1 controller hierarchy user space
+    /// chose ([`Offsets::cgroup_v1`]): `kernfs_node.id` of that cgroup, the inode
+    /// number of its directory in the controller's mount. 0 when none is read.
+    pub cgroup_v1_id: u64,
     /// `task->start_boottime` of the thread group leader, in ns since boot.
     pub start_boottime_ns: u64,
     /// `mm->arg_start`, `mm->start_code`, `mm->start_brk`: where the image's argv,
@@ -309,6 +314,22 @@ pub struct Offsets {
     pub mount_mnt: u32,
     pub mount_parent: u32,
     pub mount_mountpoint: u32,
+    /// The task's cgroup in a v1 hierarchy (cgroup v1 hosts, where every task's
+    /// v2 cgroup is the root): `task->cgroups->subsys[ID]->cgroup->kn->id`.
+    pub task_cgroups: u32,
+    pub css_set_subsys: u32,
+    pub css_cgroup: u32,
+    pub cgroup_kn: u32,
+    pub kernfs_node_id: u32,
+    /// Non-zero: read [`TaskInfo::cgroup_v1_id`], through `css_set` at
+    /// [`Offsets::cgroup_v1_css`]. Zero (no v1 controller mounted): skip the read.
+    pub cgroup_v1: u32,
+    /// Byte offset of `subsys[ID]` in `struct css_set`, ID being the chosen
+    /// controller's `enum cgroup_subsys_id` value on the running kernel.
+    pub cgroup_v1_css: u32,
+    /// That controller's v1 hierarchy id (the `root` of the `cgroup:*`
+    /// tracepoints), whose mkdir/rmdir/rename are forwarded besides v2's; 0 none.
+    pub cgroup_v1_hierarchy: u32,
 }
 
 #[cfg(feature = "user")]

@@ -103,6 +103,14 @@ static OFFSETS: Offsets = Offsets {
     mount_mnt: 0,
     mount_parent: 0,
     mount_mountpoint: 0,
+    task_cgroups: 0,
+    css_set_subsys: 0,
+    css_cgroup: 0,
+    cgroup_kn: 0,
+    kernfs_node_id: 0,
+    cgroup_v1: 0,
+    cgroup_v1_css: 0,
+    cgroup_v1_hierarchy: 0,
 };
 
 /// Read one offset; volatile so the compiler never folds the zero initialiser.
@@ -252,6 +260,27 @@ unsafe fn fill_task(task: usize, info: *mut TaskInfo) {
         let signal = kptr(task, off!(task_signal));
         let tty = kptr(signal, off!(signal_tty));
         kread16(addr_of_mut!(info.tty), tty, off!(tty_name));
+        info.cgroup_v1_id = cgroup_v1_id(task);
+    }
+}
+
+/// The task's cgroup in the v1 hierarchy user space chose, as Tetragon reads
+/// it: `task->cgroups` (css_set) `->subsys[ID]` (cgroup_subsys_state)
+/// `->cgroup->kn->id`, the inode number of the cgroup's directory in that
+/// controller's mount. 0 when no v1 controller is mounted (pure v2 hosts) or
+/// a read faults. Tasks are read without RCU; a racing cgroup move yields the
+/// old or the new cgroup, both of which were true a moment ago.
+#[inline(always)]
+unsafe fn cgroup_v1_id(task: usize) -> u64 {
+    if off!(cgroup_v1) == 0 {
+        return 0;
+    }
+    unsafe {
+        let css_set = kptr(task, off!(task_cgroups));
+        let css = kptr(css_set, off!(cgroup_v1_css));
+        let cgroup = kptr(css, off!(css_cgroup));
+        let kn = kptr(cgroup, off!(cgroup_kn));
+        kread::<u64>(kn, off!(kernfs_node_id))
     }
 }
 
@@ -799,8 +828,9 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> i32 {
 #[inline(always)]
 fn cgroup_event(ctx: &TracePointContext, op: u32) {
     let root: i32 = unsafe { ctx.read_at(8) }.unwrap_or(-1);
-    if root != 0 {
-        // Only the v2 hierarchy: its ids are what bpf_get_current_cgroup_id returns.
+    // Only the v2 hierarchy (its ids are what bpf_get_current_cgroup_id returns)
+    // and the v1 hierarchy whose ids `fill_task` reads (0 when none).
+    if root != 0 && root as usize != off!(cgroup_v1_hierarchy) {
         return;
     }
     let id: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);

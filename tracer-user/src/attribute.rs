@@ -16,11 +16,12 @@ use crate::{
     escape::{escape, split_argv},
     event::{
         Action, Ancestor, Cgroup, ConnectAction, Endpoint, Event, ExecAction, Executor, ExitAction,
-        ForkAction, Host, Kind, Login, Namespaces, Outcome, Policy, User, event_id, rfc3339_nanos,
+        ForkAction, HIERARCHY_V2, Host, Kind, Login, Namespaces, Outcome, Policy, User, event_id,
+        rfc3339_nanos,
     },
     exec_id::{ImageLayout, exec_id, ns_to_ticks},
     identity::{
-        cgroup::CgroupResolver,
+        cgroup::{CgroupResolver, V1Controller},
         resolve::{IdentityResolver, Resolved, UnixFacts},
         users::UserDb,
     },
@@ -48,6 +49,10 @@ pub struct Attributor {
     pub table: ProcessTable,
     users: UserDb,
     cgroups: CgroupResolver,
+    /// The id of the v2 root, where every task is on a cgroup v1 host.
+    v2_root: Option<u64>,
+    /// The v1 hierarchy the probes read, if any (cgroup v1 and hybrid hosts).
+    cgroups_v1: Option<CgroupV1>,
     identity: IdentityResolver,
     cwds: CwdCache,
     /// Shared copies of binaries and argv lists for the table's entries.
@@ -57,6 +62,14 @@ pub struct Attributor {
     recent_ids: Vec<Option<(ImageKey, Arc<str>)>>,
     /// Processes looked up in /proc because the table did not know them.
     pub proc_lookups: u64,
+}
+
+/// A v1 controller hierarchy: which, and its id -> path resolver.
+struct CgroupV1 {
+    controller: V1Controller,
+    resolver: CgroupResolver,
+    /// Its hierarchy id in cgroup mkdir/rmdir/rename records; 0 none.
+    hierarchy_id: u32,
 }
 
 /// What an exec id is a function of (with the boot id, fixed per run).
@@ -90,13 +103,33 @@ impl Attributor {
             ctx,
             table,
             users,
+            v2_root: cgroups.id_of("/"),
             cgroups,
+            cgroups_v1: None,
             identity,
             cwds: CwdCache::default(),
             intern: Interner::default(),
             recent_ids: vec![None; RECENT_IDS],
             proc_lookups: 0,
         }
+    }
+
+    /// Name workloads from a v1 controller hierarchy too, for tasks whose v2
+    /// cgroup is the root (cgroup v1 hosts): the probes read each task's
+    /// cgroup in `controller` (its `cgroup_v1_id`), `resolver` walks that
+    /// controller's mount, and `hierarchy_id` tells its cgroup records apart.
+    pub fn with_cgroup_v1(
+        mut self,
+        controller: V1Controller,
+        resolver: CgroupResolver,
+        hierarchy_id: u32,
+    ) -> Self {
+        self.cgroups_v1 = Some(CgroupV1 {
+            controller,
+            resolver,
+            hierarchy_id,
+        });
+        self
     }
 
     fn exec_id_of(&mut self, task: &TaskInfo) -> Arc<str> {
@@ -152,6 +185,14 @@ impl Attributor {
                 .as_deref()
                 .and_then(|rel| self.cgroups.id_of(rel))
                 .unwrap_or(0),
+            cgroup_v1_id: self
+                .cgroups_v1
+                .as_ref()
+                .and_then(|v1| {
+                    scan::cgroup_v1_path(&s.cgroup_v1, v1.controller.name)
+                        .and_then(|rel| v1.resolver.id_of(rel))
+                })
+                .unwrap_or(0),
             uid: s.uid,
             gid: s.gid,
             exited: None,
@@ -177,6 +218,7 @@ impl Attributor {
             cwd,
             cwd_ino,
             cgroup_id: task.cgroup_id,
+            cgroup_v1_id: task.cgroup_v1_id,
             uid: task.uid,
             gid: task.gid,
             exited: None,
@@ -200,9 +242,17 @@ impl Attributor {
             && p.exec_id == id
         {
             let p = p.clone();
-            if p.cgroup_id != task.cgroup_id || p.uid != task.uid || p.gid != task.gid {
-                self.table
-                    .observe(task.tgid, task.cgroup_id, task.uid, task.gid);
+            if p.cgroup_id != task.cgroup_id
+                || p.cgroup_v1_id != task.cgroup_v1_id
+                || p.uid != task.uid
+                || p.gid != task.gid
+            {
+                self.table.observe(
+                    task.tgid,
+                    (task.cgroup_id, task.cgroup_v1_id),
+                    task.uid,
+                    task.gid,
+                );
             }
             return p;
         }
@@ -241,7 +291,8 @@ impl Attributor {
                 tty: (!tty.is_empty()).then(|| escape(tty)),
             }
         });
-        let cgroup_path = self.cgroup_path(task.cgroup_id, task.tgid);
+        let (cgroup_path, hierarchy) =
+            self.workload_cgroup(task.cgroup_id, task.cgroup_v1_id, Some(task.tgid));
         let Resolved {
             workload,
             identity,
@@ -270,6 +321,9 @@ impl Attributor {
             cgroup: Cgroup {
                 id: task.cgroup_id,
                 path: cgroup_path,
+                hierarchy,
+                v1_id: (self.cgroups_v1.is_some() && task.cgroup_v1_id != 0)
+                    .then_some(task.cgroup_v1_id),
             },
             namespaces: Namespaces {
                 pid: task.pid_ns,
@@ -288,16 +342,19 @@ impl Attributor {
         let mut lineage = self
             .table
             .lineage(task.ptgid, start_ticks, self.ctx.lineage_depth);
+        let own = self.cgroup_key(task.cgroup_id, task.cgroup_v1_id);
         for a in &mut lineage {
-            let Some((cgroup_id, uid, gid)) =
-                self.table.get(a.pid).map(|p| (p.cgroup_id, p.uid, p.gid))
+            let Some((cgroup_id, v1_id, uid, gid)) = self
+                .table
+                .get(a.pid)
+                .map(|p| (p.cgroup_id, p.cgroup_v1_id, p.uid, p.gid))
             else {
                 continue;
             };
-            if cgroup_id == 0 || cgroup_id == task.cgroup_id {
+            if cgroup_id == 0 || self.cgroup_key(cgroup_id, v1_id) == own {
                 continue;
             }
-            let path = self.cgroups.path(cgroup_id);
+            let (path, _) = self.workload_cgroup(cgroup_id, v1_id, None);
             let user = self.users.user_name(uid).map(str::to_owned);
             let r = self.identity.resolve(
                 path.as_ref(),
@@ -358,6 +415,67 @@ impl Attributor {
         !r.waiting_for_pod
     }
 
+    /// What a workload is named from, as ids: the v2 cgroup, and the v1 one
+    /// where the v2 cgroup is the root and a v1 hierarchy is read.
+    fn cgroup_key(&self, v2_id: u64, v1_id: u64) -> (u64, u64) {
+        if self.cgroups_v1.is_some() && self.is_v2_root(v2_id) {
+            (v2_id, v1_id)
+        } else {
+            (v2_id, 0)
+        }
+    }
+
+    fn is_v2_root(&self, id: u64) -> bool {
+        Some(id) == self.v2_root || self.cgroups.path_cached(id).as_deref() == Some("/")
+    }
+
+    /// The path a workload is named from, and the hierarchy it is in: the v2
+    /// path; but where that is the root and the task sits below the root of the
+    /// v1 hierarchy the probes read (a cgroup v1 host, where containers and
+    /// services exist only in v1 hierarchies), the v1 path. Both are written by
+    /// whoever may write that hierarchy, and parsed alike. `pid`: the process
+    /// whose /proc may name the cgroup on a miss.
+    fn workload_cgroup(
+        &mut self,
+        v2_id: u64,
+        v1_id: u64,
+        pid: Option<u32>,
+    ) -> (Option<Arc<str>>, &'static str) {
+        let v2 = match pid {
+            Some(pid) => self.cgroup_path(v2_id, pid),
+            None => self.cgroups.path(v2_id),
+        };
+        if v1_id != 0
+            && self.cgroups_v1.is_some()
+            && (v2.as_deref() == Some("/") || self.is_v2_root(v2_id))
+            && let Some(v1) = self.cgroup_v1_path(v1_id, pid).filter(|p| &**p != "/")
+            && let Some(c) = &self.cgroups_v1
+        {
+            return (Some(v1), c.controller.hierarchy);
+        }
+        (v2, HIERARCHY_V2)
+    }
+
+    /// [`Self::cgroup_path`] in the v1 hierarchy.
+    fn cgroup_v1_path(&mut self, id: u64, pid: Option<u32>) -> Option<Arc<str>> {
+        let v1 = self.cgroups_v1.as_mut()?;
+        if let Some(p) = v1.resolver.path_cached(id) {
+            return Some(p);
+        }
+        let from_proc = pid
+            .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok())
+            .and_then(|t| scan::parse_cgroup_v1_line(&t, v1.controller.name))
+            .map(|(_, rel)| rel)
+            .filter(|rel| v1.resolver.id_of(rel) == Some(id));
+        match from_proc {
+            Some(rel) => {
+                v1.resolver.insert(id, &rel);
+                v1.resolver.path_cached(id)
+            }
+            None => v1.resolver.path(id),
+        }
+    }
+
     /// The cached path; on a miss, the path the process itself reports, accepted
     /// only if that directory's inode is the id the kernel captured (the process may
     /// have moved since), else a rescan of the hierarchy.
@@ -406,10 +524,24 @@ impl Attributor {
                     self.event(Kind::Fork, ts_boot_ns, &task, &p, action)
                 })
             }
-            Record::Cgroup { op, id, path, .. } => {
-                match op {
-                    tracer_common::CGROUP_RMDIR => self.cgroups.remove(id),
-                    _ => self.cgroups.insert(id, &escape(&path)),
+            Record::Cgroup {
+                op, root, id, path, ..
+            } => {
+                let resolver = if root == 0 {
+                    Some(&mut self.cgroups)
+                } else {
+                    self.cgroups_v1
+                        .as_mut()
+                        .filter(|v1| {
+                            v1.hierarchy_id != 0 && i64::from(root) == i64::from(v1.hierarchy_id)
+                        })
+                        .map(|v1| &mut v1.resolver)
+                };
+                if let Some(r) = resolver {
+                    match op {
+                        tracer_common::CGROUP_RMDIR => r.remove(id),
+                        _ => r.insert(id, &escape(&path)),
+                    }
                 }
                 None
             }
@@ -431,8 +563,12 @@ impl Attributor {
 
     fn fork(&mut self, task: &TaskInfo) -> Process {
         // The record's cgroup is the forking parent's current one: it may have moved.
-        self.table
-            .observe(task.ptgid, task.cgroup_id, task.uid, task.gid);
+        self.table.observe(
+            task.ptgid,
+            (task.cgroup_id, task.cgroup_v1_id),
+            task.uid,
+            task.gid,
+        );
         // A forked child runs its parent's image until it execs.
         let (binary, argv, cwd) = match self.table.get(task.ptgid) {
             Some(parent) => (
@@ -569,6 +705,189 @@ fn connect_action(c: &tracer_common::ConnectRecord) -> ConnectAction {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::{os::unix::fs::MetadataExt as _, path::Path, time::Duration};
+
+    use crate::{
+        decode::Exec,
+        identity::{spiffe::Registry, workload::WorkloadKind},
+    };
+
+    fn attributor(v2_mount: &Path) -> Attributor {
+        let ctx = Context {
+            host: Arc::new(Host {
+                name: "test".into(),
+                boot_id: "00000000-0000-0000-0000-000000000000".into(),
+            }),
+            policy: Arc::new(Policy {
+                tracer_version: "test",
+                config_digest: "sha256:0".into(),
+            }),
+            realtime_offset_ns: 0,
+            ticks_per_second: 100,
+            lineage_depth: 4,
+            emit_lifecycle: false,
+        };
+        Attributor::new(
+            ctx,
+            ProcessTable::new(Duration::from_secs(1), 1024),
+            UserDb::new("/nonexistent"),
+            CgroupResolver::with_mount(v2_mount.to_owned()).with_rescan_interval(Duration::ZERO),
+            IdentityResolver::new(None, Registry::new("example.org", true).unwrap()),
+        )
+    }
+
+    /// The exec event of a process (no /proc entry) with these cgroup ids.
+    fn exec_in(a: &mut Attributor, pid: u32, v2_id: u64, v1_id: u64) -> Event {
+        let mut rec = tracer_common::ExecRecord::default();
+        rec.task.tgid = pid;
+        rec.task.tid = pid;
+        rec.task.start_boottime_ns = u64::from(pid);
+        rec.task.cgroup_id = v2_id;
+        rec.task.cgroup_v1_id = v1_id;
+        let exec = Exec {
+            rec,
+            path: b"/bin/true".to_vec(),
+            argv: b"/bin/true\0".to_vec(),
+        };
+        a.handle(Record::Exec(exec)).expect("an exec event").event
+    }
+
+    /// Removed on drop, even if the test fails.
+    struct TempTree(std::path::PathBuf);
+
+    impl Drop for TempTree {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Where the v2 cgroup is the root, the workload comes from the v1
+    /// hierarchy the probes read; anywhere else from v2, as before.
+    #[test]
+    fn workload_from_v1_only_where_the_v2_cgroup_is_the_root() {
+        let top = TempTree(std::env::temp_dir().join(format!(
+            "tracer-attr-v1-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        )));
+        let (v2, v1) = (top.0.join("v2"), top.0.join("v1"));
+        let (cid, short_lived) = ("ab".repeat(32), "cd".repeat(32));
+        std::fs::create_dir_all(v2.join("system.slice/x.service")).unwrap();
+        std::fs::create_dir_all(v1.join(format!("docker/{cid}"))).unwrap();
+        let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        let (v2_root, v2_svc) = (ino(&v2), ino(&v2.join("system.slice/x.service")));
+        let (v1_root, v1_ctr) = (ino(&v1), ino(&v1.join(format!("docker/{cid}"))));
+
+        let memory = V1Controller {
+            name: "memory",
+            subsys_id: "memory_cgrp_id",
+            hierarchy: "v1:memory",
+            mount: v1.clone(),
+        };
+        let v1_resolver =
+            CgroupResolver::with_mount(v1.clone()).with_rescan_interval(Duration::ZERO);
+        let mut a = attributor(&v2).with_cgroup_v1(memory, v1_resolver, 4);
+        // A cgroup of the v1 hierarchy named by its mkdir record only (already
+        // gone from disk); one of another v1 hierarchy is not ours.
+        let mkdir = |root: i32, id: u64, path: String| Record::Cgroup {
+            ts_boot_ns: 0,
+            op: tracer_common::CGROUP_MKDIR,
+            root,
+            id,
+            path: path.into_bytes(),
+        };
+        assert!(
+            a.handle(mkdir(4, 4242, format!("/docker/{short_lived}")))
+                .is_none()
+        );
+        assert!(a.handle(mkdir(7, 4343, format!("/docker/{cid}"))).is_none());
+
+        let docker = format!("/docker/{cid}");
+        let docker_short = format!("/docker/{short_lived}");
+        type Case<'a> = (
+            &'a str,
+            u64,
+            u64,
+            &'a str,
+            &'a str,
+            Option<u64>,
+            WorkloadKind,
+        );
+        let cases: &[Case] = &[
+            (
+                "v1 container, v2 root",
+                v2_root,
+                v1_ctr,
+                &docker,
+                "v1:memory",
+                Some(v1_ctr),
+                WorkloadKind::Container,
+            ),
+            (
+                "v2 names a service",
+                v2_svc,
+                v1_ctr,
+                "/system.slice/x.service",
+                "v2",
+                Some(v1_ctr),
+                WorkloadKind::Service,
+            ),
+            (
+                "both roots",
+                v2_root,
+                v1_root,
+                "/",
+                "v2",
+                Some(v1_root),
+                WorkloadKind::Host,
+            ),
+            (
+                "v1 read failed",
+                v2_root,
+                0,
+                "/",
+                "v2",
+                None,
+                WorkloadKind::Host,
+            ),
+            (
+                "v1 from a mkdir record",
+                v2_root,
+                4242,
+                &docker_short,
+                "v1:memory",
+                Some(4242),
+                WorkloadKind::Container,
+            ),
+            (
+                "another hierarchy's record",
+                v2_root,
+                4343,
+                "/",
+                "v2",
+                Some(4343),
+                WorkloadKind::Host,
+            ),
+        ];
+        for (i, (what, v2_id, v1_id, path, hierarchy, v1_seen, kind)) in cases.iter().enumerate() {
+            let ev = exec_in(&mut a, u32::MAX - i as u32, *v2_id, *v1_id);
+            let c = &ev.executor.cgroup;
+            assert_eq!(c.id, *v2_id, "{what}");
+            assert_eq!(c.path.as_deref(), Some(*path), "{what}");
+            assert_eq!(c.hierarchy, *hierarchy, "{what}");
+            assert_eq!(c.v1_id, *v1_seen, "{what}");
+            assert_eq!(ev.executor.workload.kind, *kind, "{what}");
+        }
+
+        // No v1 hierarchy read (pure v2 host): v2 only, whatever the record says.
+        let mut a = attributor(&v2);
+        let ev = exec_in(&mut a, u32::MAX - 100, v2_root, v1_ctr);
+        assert_eq!(ev.executor.cgroup.path.as_deref(), Some("/"));
+        assert_eq!(ev.executor.cgroup.hierarchy, "v2");
+        assert_eq!(ev.executor.cgroup.v1_id, None);
+        assert_eq!(ev.executor.workload.kind, WorkloadKind::Host);
+    }
 
     #[test]
     fn exit_status() {

@@ -3,8 +3,10 @@
 //! rustc emits no CO-RE relocations for BPF targets, so the probes cannot have
 //! kernel struct layouts patched in by the loader. Instead user space reads
 //! `/sys/kernel/btf/vmlinux`, resolves the member offsets the probes need and
-//! hands them over. Only what that needs is decoded: struct/union layouts and
-//! the modifiers (typedef/const/...) between them. Every length and offset taken
+//! hands them over. Only what that needs is decoded: struct/union layouts, the
+//! modifiers (typedef/const/...) between them, and enum values (indices such as
+//! `enum cgroup_subsys_id`, which vary with the kernel's configuration). Every
+//! length and offset taken
 //! from the blob is bounds-checked, so malformed input yields an error, never a
 //! panic.
 
@@ -74,6 +76,10 @@ pub enum BtfError {
     },
     #[error("invalid member path `{0}`: empty component")]
     InvalidPath(String),
+    #[error("no enum named `{0}` in BTF")]
+    NoSuchEnum(String),
+    #[error("enum `{ty}` has no value `{name}`")]
+    NoSuchEnumerator { ty: String, name: String },
 }
 
 fn malformed(msg: impl Into<String>) -> BtfError {
@@ -88,8 +94,16 @@ struct Type {
     vlen: u16,
     size_or_type: u32,
     /// INT: the encoding word. STRUCT/UNION: index of the first member in
-    /// `Btf::members`. Unused otherwise.
+    /// `Btf::members`. ENUM/ENUM64: index of the first value in
+    /// `Btf::enumerators`. Unused otherwise.
     extra: u32,
+}
+
+/// One value of an ENUM or ENUM64.
+#[derive(Debug, Clone, Copy)]
+struct Enumerator {
+    name_off: u32,
+    value: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -120,9 +134,12 @@ pub struct Btf {
     /// Index `i` holds type id `i + 1` (id 0 is void).
     types: Vec<Type>,
     members: Vec<Member>,
+    enumerators: Vec<Enumerator>,
     strings: Vec<u8>,
     /// First STRUCT/UNION of each name; built once because vmlinux has ~10^5 types.
     composites: HashMap<Box<str>, u32>,
+    /// First ENUM/ENUM64 of each name.
+    enums: HashMap<Box<str>, u32>,
 }
 
 impl fmt::Debug for Btf {
@@ -130,8 +147,10 @@ impl fmt::Debug for Btf {
         f.debug_struct("Btf")
             .field("types", &self.types.len())
             .field("members", &self.members.len())
+            .field("enumerators", &self.enumerators.len())
             .field("string_bytes", &self.strings.len())
             .field("named_composites", &self.composites.len())
+            .field("named_enums", &self.enums.len())
             .finish()
     }
 }
@@ -215,8 +234,10 @@ impl Btf {
         let mut btf = Btf {
             types: Vec::new(),
             members: Vec::new(),
+            enumerators: Vec::new(),
             strings,
             composites: HashMap::new(),
+            enums: HashMap::new(),
         };
         btf.parse_types(type_sec)?;
         Ok(btf)
@@ -279,6 +300,42 @@ impl Btf {
                     if !name.is_empty() && !self.composites.contains_key(name) {
                         let name: Box<str> = name.into();
                         self.composites.insert(name, id);
+                    }
+                }
+            } else if kind == kind::ENUM || kind == kind::ENUM64 {
+                extra = u32::try_from(self.enumerators.len())
+                    .map_err(|_| malformed("too many enum values"))?;
+                // kind_flag: signed values (older BTF leaves it 0 and its values
+                // are read as unsigned; kernel enum indices are small either way).
+                if kind == kind::ENUM {
+                    for v in data.chunks_exact(8) {
+                        let raw = le32(v, 4).ok_or_else(truncated)?;
+                        let value = if kind_flag {
+                            i64::from(raw as i32)
+                        } else {
+                            i64::from(raw)
+                        };
+                        self.enumerators.push(Enumerator {
+                            name_off: le32(v, 0).ok_or_else(truncated)?,
+                            value,
+                        });
+                    }
+                } else {
+                    for v in data.chunks_exact(12) {
+                        let lo = u64::from(le32(v, 4).ok_or_else(truncated)?);
+                        let hi = u64::from(le32(v, 8).ok_or_else(truncated)?);
+                        // Unsigned values above i64::MAX wrap; no index is that large.
+                        self.enumerators.push(Enumerator {
+                            name_off: le32(v, 0).ok_or_else(truncated)?,
+                            value: ((hi << 32) | lo) as i64,
+                        });
+                    }
+                }
+                if name_off != 0 {
+                    let name = self.str_at(name_off)?;
+                    if !name.is_empty() && !self.enums.contains_key(name) {
+                        let name: Box<str> = name.into();
+                        self.enums.insert(name, id);
                     }
                 }
             }
@@ -465,6 +522,30 @@ impl Btf {
             .get(type_name)
             .ok_or_else(|| BtfError::NoSuchType(type_name.to_string()))?;
         Ok(self.ty(id)?.size_or_type)
+    }
+
+    /// Value of `name` in the named enum (ENUM or ENUM64; the first of that
+    /// name), e.g. `enum_value("cgroup_subsys_id", "memory_cgrp_id")`.
+    pub fn enum_value(&self, enum_name: &str, name: &str) -> Result<i64, BtfError> {
+        let id = *self
+            .enums
+            .get(enum_name)
+            .ok_or_else(|| BtfError::NoSuchEnum(enum_name.to_string()))?;
+        let t = self.ty(id)?;
+        let start = usize_from(t.extra)?;
+        let values = start
+            .checked_add(usize::from(t.vlen))
+            .and_then(|end| self.enumerators.get(start..end))
+            .ok_or_else(|| malformed("enum value index out of range"))?;
+        for v in values {
+            if v.name_off != 0 && self.str_at(v.name_off)? == name {
+                return Ok(v.value);
+            }
+        }
+        Err(BtfError::NoSuchEnumerator {
+            ty: enum_name.to_string(),
+            name: name.to_string(),
+        })
     }
 
     /// Whether a named struct/union has the (possibly nested/anonymous) member.
@@ -851,6 +932,65 @@ mod tests {
     }
 
     #[test]
+    fn enum_values() {
+        let mut e = Enc::new();
+        let int = e.int("int", 4, 32); // 1
+        let (a, b, c, n) = (e.s("a_id"), e.s("b_id"), e.s("COUNT"), e.s("neg"));
+        // enum with an unnamed value; value words: name_off, val.
+        e.raw(
+            "cgroup_subsys_id",
+            kind::ENUM,
+            false,
+            4,
+            4,
+            &[a, 0, 0, 7, b, 4, c, 5],
+        ); // 2
+        // kind_flag: signed.
+        e.raw("signed_e", kind::ENUM, true, 1, 4, &[n, (-5i32) as u32]); // 3
+        // The same 32-bit value unsigned (older BTF never sets kind_flag).
+        e.raw("unsigned_e", kind::ENUM, false, 1, 4, &[n, (-5i32) as u32]); // 4
+        // ENUM64: name_off, lo, hi.
+        e.raw("big", kind::ENUM64, false, 2, 8, &[a, 1, 2, b, 0, 0]); // 5
+        // A second enum of the same name does not shadow the first.
+        e.raw("cgroup_subsys_id", kind::ENUM, false, 1, 4, &[a, 9]); // 6
+        e.raw("", kind::ENUM, false, 1, 4, &[a, 3]); // 7: anonymous
+        e.strukt("cgroup_subsys_id_s", 4, &[("x", int, 0)]); // 8
+        let btf = Btf::parse(&e.build(24)).unwrap();
+        assert_eq!(btf.enum_value("cgroup_subsys_id", "a_id").unwrap(), 0);
+        assert_eq!(btf.enum_value("cgroup_subsys_id", "b_id").unwrap(), 4);
+        assert_eq!(btf.enum_value("cgroup_subsys_id", "COUNT").unwrap(), 5);
+        assert_eq!(btf.enum_value("signed_e", "neg").unwrap(), -5);
+        assert_eq!(btf.enum_value("unsigned_e", "neg").unwrap(), 0xffff_fffb);
+        assert_eq!(btf.enum_value("big", "a_id").unwrap(), (2 << 32) | 1);
+        assert_eq!(btf.enum_value("big", "b_id").unwrap(), 0);
+        assert!(matches!(
+            btf.enum_value("cgroup_subsys_id", "nope"),
+            Err(BtfError::NoSuchEnumerator { .. })
+        ));
+        assert!(matches!(
+            btf.enum_value("cgroup_subsys_id", ""),
+            Err(BtfError::NoSuchEnumerator { .. })
+        ));
+        for missing in ["", "nosuch", "cgroup_subsys_id_s", "int"] {
+            let err = btf.enum_value(missing, "a_id").unwrap_err();
+            assert!(matches!(err, BtfError::NoSuchEnum(_)), "{missing}: {err}");
+            assert!(!err.to_string().is_empty());
+        }
+        // Enums are not structs.
+        assert!(matches!(
+            btf.member_offset("cgroup_subsys_id", "a_id"),
+            Err(BtfError::NoSuchType(_))
+        ));
+        // The sample blob's enums have unnamed values only.
+        let btf = Btf::parse(&sample().build(24)).unwrap();
+        assert!(matches!(
+            btf.enum_value("e", ""),
+            Err(BtfError::NoSuchEnumerator { .. })
+        ));
+        assert!(btf.enum_value("e64", "x").is_err());
+    }
+
+    #[test]
     fn io_error_names_path() {
         let err = Btf::from_file(Path::new("/nonexistent/btf")).unwrap_err();
         assert!(matches!(err, BtfError::Io { .. }));
@@ -867,6 +1007,10 @@ mod tests {
         type_id: u32,
         /// (name, type_id, bits_offset, bitfield_size)
         members: Vec<(String, u32, u64, u32)>,
+        /// ENUM/ENUM64: (name, value as bpftool prints it)
+        values: Vec<(String, String)>,
+        /// `encoding=SIGNED` (ints and enums)
+        signed: bool,
     }
 
     /// Parse `bpftool btf dump ... format raw` into id -> type.
@@ -893,6 +1037,7 @@ mod tests {
                     if let Some(v) = kv(tok, "type_id=") {
                         t.type_id = v as u32;
                     }
+                    t.signed |= tok == "encoding=SIGNED";
                 }
                 out.insert(id, t);
                 cur = Some(id);
@@ -900,6 +1045,13 @@ mod tests {
                 let Some(t) = cur.and_then(|id| out.get_mut(&id)) else {
                     continue;
                 };
+                if t.kind == "ENUM" || t.kind == "ENUM64" {
+                    let rest = rest.strip_prefix('\'').unwrap();
+                    let (name, attrs) = rest.split_once('\'').unwrap();
+                    let val = attrs.trim().strip_prefix("val=").unwrap();
+                    t.values.push((name.to_string(), val.to_string()));
+                    continue;
+                }
                 if t.kind != "STRUCT" && t.kind != "UNION" {
                     continue;
                 }
@@ -1114,6 +1266,53 @@ mod tests {
         eprintln!(
             "sweep: {} structs/unions, {checked} member offsets and {bitfields} bitfields agree with bpftool",
             reference.first.len()
+        );
+
+        // Enum values: the cgroup subsystem indices the probes use, by hand, then
+        // every value of every first-of-name enum.
+        let mut ids: Vec<_> = reference.types.keys().copied().collect();
+        ids.sort_unstable();
+        let mut first_enum: HashMap<&str, u32> = HashMap::new();
+        for id in ids {
+            let t = &reference.types[&id];
+            if (t.kind == "ENUM" || t.kind == "ENUM64") && t.name != "(anon)" {
+                first_enum.entry(t.name.as_str()).or_insert(id);
+            }
+        }
+        let subsys = &reference.types[&first_enum["cgroup_subsys_id"]];
+        for name in [
+            "memory_cgrp_id",
+            "pids_cgrp_id",
+            "cpu_cgrp_id",
+            "CGROUP_SUBSYS_COUNT",
+        ] {
+            let (_, want) = subsys.values.iter().find(|(n, _)| n == name).unwrap();
+            let got = btf.enum_value("cgroup_subsys_id", name).unwrap();
+            eprintln!("cgroup_subsys_id.{name} = {got}");
+            assert_eq!(got.to_string(), *want, "{name}");
+        }
+        let mut values = 0;
+        for (name, id) in &first_enum {
+            let t = &reference.types[id];
+            for (v, want) in &t.values {
+                // bpftool: "5", "-1", "16ULL", "-1LL"; duplicates keep the first.
+                if t.values.iter().find(|(n, _)| n == v).map(|(_, w)| w) != Some(want) {
+                    continue;
+                }
+                let want = want.trim_end_matches("ULL").trim_end_matches("LL");
+                let got = btf.enum_value(name, v).unwrap();
+                let got = if !t.signed && got < 0 {
+                    (got as u64).to_string()
+                } else {
+                    got.to_string()
+                };
+                assert_eq!(got, want, "{name}.{v}");
+                values += 1;
+            }
+        }
+        eprintln!(
+            "sweep: {} enums, {values} values agree with bpftool",
+            first_enum.len()
         );
     }
 }

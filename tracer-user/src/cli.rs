@@ -100,8 +100,10 @@ pub struct RunArgs {
     /// Root of the host filesystem, for /etc/passwd and /etc/group (e.g. /host in a container).
     #[arg(long, default_value = "/", value_name = "PATH")]
     pub host_root: PathBuf,
-    /// The host's cgroup v2 mount (default: found in /proc/self/mountinfo). Set it
-    /// when the host tree is mounted elsewhere, e.g. in a container.
+    /// The host's cgroup v2 mount (default: found in /proc/self/mountinfo; on a
+    /// host that mounts none, cgroup v1 only, the tracer mounts it at
+    /// /run/tracer/cgroup2). Set it when the host tree is mounted elsewhere,
+    /// e.g. in a container.
     #[arg(long, value_name = "PATH")]
     pub cgroup_mount: Option<PathBuf>,
     /// Kernel BTF to read struct offsets from.

@@ -18,12 +18,15 @@ pub enum Record {
         exit_code: u32,
     },
     Connect(ConnectRecord),
-    /// A v2 cgroup was created, removed or renamed.
+    /// A cgroup was created, removed or renamed, in the v2 hierarchy or the v1
+    /// hierarchy the probes read.
     Cgroup {
         ts_boot_ns: u64,
         op: u32,
+        /// Hierarchy id: 0 for v2, else the v1 hierarchy's.
+        root: i32,
         id: u64,
-        /// Raw bytes of the path relative to the v2 root.
+        /// Raw bytes of the path relative to the hierarchy's root.
         path: Vec<u8>,
     },
 }
@@ -152,6 +155,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
             Ok(Record::Cgroup {
                 ts_boot_ns: rec.header.ts_boot_ns,
                 op: rec.op,
+                root: rec.root,
                 id: rec.id,
                 path: c_str(&rec.path).to_vec(),
             })

@@ -167,9 +167,22 @@ pub struct Login {
 
 #[derive(Debug, Serialize)]
 pub struct Cgroup {
+    /// cgroup v2 id, captured in the kernel.
     pub id: u64,
+    /// The cgroup the workload is named from, relative to the root of
+    /// `hierarchy`.
     pub path: Option<Arc<str>>,
+    /// Which hierarchy `path` is in: `v2`, or `v1:<controller>` (`v1:memory`)
+    /// where the v2 cgroup is the root and the task sits below the root of
+    /// that v1 controller's hierarchy (cgroup v1 hosts).
+    pub hierarchy: &'static str,
+    /// The cgroup id in the v1 controller hierarchy the tracer reads; null
+    /// where it reads none (no v1 hierarchy mounted).
+    pub v1_id: Option<u64>,
 }
+
+/// [`Cgroup::hierarchy`] of a v2 path.
+pub const HIERARCHY_V2: &str = "v2";
 
 #[derive(Debug, Serialize)]
 pub struct Namespaces {
@@ -513,6 +526,8 @@ mod tests {
                 cgroup: Cgroup {
                     id: 7,
                     path: Some("/system.slice/x.service".into()),
+                    hierarchy: HIERARCHY_V2,
+                    v1_id: None,
                 },
                 namespaces: Namespaces {
                     pid: 1,
@@ -575,6 +590,8 @@ mod tests {
         assert_eq!(v["executor"]["user"]["group"], serde_json::Value::Null);
         assert_eq!(v["executor"]["login"], serde_json::Value::Null);
         assert_eq!(v["executor"]["cgroup"]["path"], "/system.slice/x.service");
+        assert_eq!(v["executor"]["cgroup"]["hierarchy"], "v2");
+        assert_eq!(v["executor"]["cgroup"]["v1_id"], serde_json::Value::Null);
         assert_eq!(v["lineage"][0]["binary"], "/sbin/init");
         // Lineage entries carry identity only where it differs.
         assert!(v["lineage"][0].get("identity").is_none());

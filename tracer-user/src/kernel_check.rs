@@ -9,7 +9,6 @@ use clap::Args;
 
 use crate::{
     btf::Btf,
-    identity::cgroup::CgroupResolver,
     probes::{self, Degraded, LoadOptions, ProgramStats, preflight},
 };
 
@@ -18,7 +17,8 @@ pub struct CheckKernelArgs {
     /// Kernel BTF to resolve struct offsets from.
     #[arg(long, default_value = "/sys/kernel/btf/vmlinux", value_name = "PATH")]
     pub btf: PathBuf,
-    /// Where the cgroup v2 hierarchy is mounted (default: found in /proc/self/mountinfo).
+    /// Where the cgroup v2 hierarchy is mounted (default: found in /proc/self/mountinfo,
+    /// else mounted at /run/tracer/cgroup2).
     #[arg(long, value_name = "PATH")]
     pub cgroup_mount: Option<PathBuf>,
 }
@@ -41,16 +41,18 @@ pub fn run(args: CheckKernelArgs) -> Result<()> {
     preflight::ensure_tracefs(caps)?;
     let btf = Btf::from_file(&args.btf)
         .with_context(|| format!("reading kernel BTF {}", args.btf.display()))?;
-    let offsets = probes::offsets::resolve(&btf)?;
+    let mut offsets = probes::offsets::resolve(&btf)?;
+    // As `tracer run` would load them: the v1 read is part of what is verified.
+    let _ = probes::cgroup_v1(&btf, &mut offsets);
     drop(btf);
-    let cgroups = match args.cgroup_mount {
-        Some(m) => CgroupResolver::with_mount(m),
-        None => CgroupResolver::discover().context("finding the cgroup v2 mount")?,
+    let cgroup_root = match args.cgroup_mount {
+        Some(m) => m,
+        None => preflight::ensure_cgroup2(caps)?,
     };
     let (probes, _events) = probes::load(&LoadOptions {
         offsets,
         ring_buffer_bytes: RING_BYTES,
-        cgroup_root: cgroups.mount(),
+        cgroup_root: &cgroup_root,
     })?;
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())

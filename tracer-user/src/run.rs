@@ -66,14 +66,15 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
 
     let btf = Btf::from_file(&config.btf_path)
         .with_context(|| format!("reading kernel BTF {}", config.btf_path.display()))?;
-    let offsets = probes::offsets::resolve(&btf)?;
+    let mut offsets = probes::offsets::resolve(&btf)?;
+    let cgroup_v1 = probes::cgroup_v1(&btf, &mut offsets);
     drop(btf);
 
     let host = HostInfo::read().context("reading host identity")?;
     let cgroups = match &config.cgroup_mount {
         Some(mount) if mount.is_dir() => CgroupResolver::with_mount(mount.clone()),
         Some(mount) => anyhow::bail!("--cgroup-mount {}: not a directory", mount.display()),
-        None => CgroupResolver::discover().context("finding the cgroup v2 mount")?,
+        None => CgroupResolver::with_mount(preflight::ensure_cgroup2(caps)?),
     };
     let cgroup_root = cgroups.mount().to_owned();
 
@@ -138,6 +139,10 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         cgroups,
         identity,
     );
+    if let Some(v1) = cgroup_v1 {
+        let resolver = CgroupResolver::with_mount(v1.mount.clone());
+        attributor = attributor.with_cgroup_v1(v1, resolver, offsets.cgroup_v1_hierarchy);
+    }
 
     // Probes are attached: scan /proc now, then replay what arrived meanwhile, so
     // every process is known once and none is missed.

@@ -1,9 +1,16 @@
-//! cgroup v2 id -> path.
+//! cgroup id -> path, and where the hierarchies are mounted.
 //!
 //! `bpf_get_current_cgroup_id()` returns the inode number of the cgroup's
 //! directory in the v2 hierarchy, so the map is built by walking that
 //! hierarchy wherever it is mounted: `/sys/fs/cgroup` on pure v2 hosts,
-//! `/sys/fs/cgroup/unified` on hybrid ones, somewhere else in containers.
+//! `/sys/fs/cgroup/unified` on hybrid ones, somewhere else in containers (and
+//! at a private mount the tracer makes on hosts that mount no cgroup2 at all).
+//!
+//! On cgroup v1 hosts every task's v2 cgroup is the root, and containers live
+//! in the v1 controller hierarchies only. The probes then also read the task's
+//! cgroup in one v1 controller ([`choose_v1_controller`]); its id is the inode
+//! number of the directory in that controller's mount, so a second resolver
+//! walks that mount the same way.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
@@ -38,23 +45,121 @@ pub enum CgroupError {
     NoCgroup2Mount,
 }
 
-/// Mount point of the first `cgroup2` mount in `/proc/<pid>/mountinfo` text.
+/// A cgroup file system, as a line of `/proc/<pid>/mountinfo` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupMount {
+    pub mount_point: PathBuf,
+    /// The directory of the hierarchy mounted there: `/`, unless a subtree is
+    /// bind-mounted or the reader is in a cgroup namespace.
+    pub root: PathBuf,
+    /// `cgroup2`; otherwise a v1 hierarchy.
+    pub v2: bool,
+    /// The super options: for v1, the controllers (`rw,memory`,
+    /// `rw,cpu,cpuacct`, `rw,xattr,name=systemd`).
+    pub super_options: String,
+}
+
+impl CgroupMount {
+    /// Whether this v1 hierarchy has `controller` bound to it.
+    pub fn has_controller(&self, controller: &str) -> bool {
+        !self.v2 && self.super_options.split(',').any(|o| o == controller)
+    }
+}
+
+/// Every `cgroup` and `cgroup2` mount in `/proc/<pid>/mountinfo` text, in order.
 ///
 /// Line format (proc(5)): `id parent major:minor root mount-point options
 /// [optional fields...] - fstype source super-options`.
+pub fn parse_mountinfo_cgroups(text: &str) -> Vec<CgroupMount> {
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            // The separator follows at least six fields; optional fields vary in number.
+            let sep = fields.iter().skip(6).position(|&f| f == "-")? + 6;
+            // fstype, source and super options all follow it.
+            if fields.len() < sep + 4 {
+                return None;
+            }
+            let fstype = *fields.get(sep + 1)?;
+            let root = *fields.get(3)?;
+            let mount_point = *fields.get(4)?;
+            let v2 = match fstype {
+                "cgroup2" => true,
+                "cgroup" => false,
+                _ => return None,
+            };
+            mount_point.starts_with('/').then(|| CgroupMount {
+                mount_point: unescape(mount_point),
+                root: unescape(root),
+                v2,
+                super_options: fields.get(sep + 3).copied().unwrap_or_default().to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Mount point of the first `cgroup2` mount in `/proc/<pid>/mountinfo` text.
 pub fn parse_mountinfo_cgroup2(text: &str) -> Option<PathBuf> {
-    text.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(' ').collect();
-        // The separator follows at least six fields; optional fields vary in number.
-        let sep = fields.iter().skip(6).position(|&f| f == "-")? + 6;
-        // fstype, source and super options all follow it.
-        if fields.len() < sep + 4 {
-            return None;
-        }
-        let fstype = *fields.get(sep + 1)?;
-        let mount_point = *fields.get(4)?;
-        (fstype == "cgroup2" && mount_point.starts_with('/')).then(|| unescape(mount_point))
-    })
+    parse_mountinfo_cgroups(text)
+        .into_iter()
+        .find(|m| m.v2)
+        .map(|m| m.mount_point)
+}
+
+/// The v1 controllers whose hierarchy the probes can read each task's cgroup in,
+/// in order of preference: (controller, `enum cgroup_subsys_id` value, the
+/// `hierarchy` events name). memory and pids are mounted on every v1 host that
+/// runs containers; cpu is usually co-mounted with cpuacct (`cpu,cpuacct`).
+pub const V1_CONTROLLERS: [(&str, &str, &str); 3] = [
+    ("memory", "memory_cgrp_id", "v1:memory"),
+    ("pids", "pids_cgrp_id", "v1:pids"),
+    ("cpu", "cpu_cgrp_id", "v1:cpu"),
+];
+
+/// The one v1 controller hierarchy the tracer reads cgroups in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct V1Controller {
+    /// `memory`, `pids` or `cpu`.
+    pub name: &'static str,
+    /// Its `enum cgroup_subsys_id` value in kernel BTF (`memory_cgrp_id`).
+    pub subsys_id: &'static str,
+    /// What events say a path came from (`v1:memory`).
+    pub hierarchy: &'static str,
+    /// Where its hierarchy is mounted.
+    pub mount: PathBuf,
+}
+
+/// The first of [`V1_CONTROLLERS`] mounted as a v1 hierarchy, at the root of
+/// that hierarchy (a mount of a subtree would name cgroups relative to it).
+/// None on a pure v2 host, where there is nothing to read.
+pub fn choose_v1_controller(mounts: &[CgroupMount]) -> Option<V1Controller> {
+    V1_CONTROLLERS
+        .iter()
+        .find_map(|&(name, subsys_id, hierarchy)| {
+            mounts
+                .iter()
+                .find(|m| m.has_controller(name) && m.root == Path::new("/"))
+                .map(|m| V1Controller {
+                    name,
+                    subsys_id,
+                    hierarchy,
+                    mount: m.mount_point.clone(),
+                })
+        })
+}
+
+/// The v1 controller to read, from this process's mountinfo, with its
+/// hierarchy id from `/proc/self/cgroup` (0 when that does not say).
+pub fn discover_v1() -> Result<Option<(V1Controller, u32)>, CgroupError> {
+    let text = std::fs::read_to_string(MOUNTINFO).map_err(CgroupError::Mountinfo)?;
+    let Some(v1) = choose_v1_controller(&parse_mountinfo_cgroups(&text)) else {
+        return Ok(None);
+    };
+    let hierarchy_id = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|t| crate::proc::scan::parse_cgroup_v1_line(&t, v1.name).map(|(id, _)| id))
+        .unwrap_or(0);
+    Ok(Some((v1, hierarchy_id)))
 }
 
 /// Decodes the kernel's `\ooo` escapes (space, tab, newline, backslash).
@@ -215,7 +320,7 @@ impl CgroupResolver {
             }
             // Keep what we had: a failed walk says nothing about the cgroups.
             Err(err) => {
-                tracing::warn!(mount = %self.mount.display(), %err, "cannot walk the cgroup2 hierarchy");
+                tracing::warn!(mount = %self.mount.display(), %err, "cannot walk the cgroup hierarchy");
             }
         }
     }
@@ -342,6 +447,138 @@ mod tests {
                 "{what}"
             );
         }
+    }
+
+    /// Real `/proc/self/mountinfo` cgroup lines.
+    const V1_ONLY_AL2: &str = "24 23 0:21 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:7 - tmpfs tmpfs ro,mode=755\n\
+        25 24 0:22 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:8 - cgroup cgroup rw,xattr,release_agent=/usr/lib/systemd/systemd-cgroups-agent,name=systemd\n\
+        28 24 0:25 / /sys/fs/cgroup/net_cls,net_prio rw,nosuid,nodev,noexec,relatime shared:9 - cgroup cgroup rw,net_cls,net_prio\n\
+        29 24 0:26 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:10 - cgroup cgroup rw,cpu,cpuacct\n\
+        30 24 0:27 / /sys/fs/cgroup/pids rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,pids\n\
+        31 24 0:28 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:12 - cgroup cgroup rw,memory\n\
+        32 24 0:29 / /sys/fs/cgroup/blkio rw,nosuid,nodev,noexec,relatime shared:13 - cgroup cgroup rw,blkio\n";
+    const HYBRID_UBUNTU_2004: &str = "35 24 0:30 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755\n\
+        36 35 0:31 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate\n\
+        37 35 0:32 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,xattr,name=systemd\n\
+        41 35 0:36 / /sys/fs/cgroup/pids rw,nosuid,nodev,noexec,relatime shared:16 - cgroup cgroup rw,pids\n\
+        44 35 0:39 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:19 - cgroup cgroup rw,cpu,cpuacct\n\
+        45 35 0:40 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:20 - cgroup cgroup rw,memory\n";
+    /// This project's test machines: cpu and cpuacct mounted apart.
+    const HYBRID_SEPARATE_CPU: &str = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+        32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
+        33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct\n\
+        35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
+        39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n\
+        40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n\
+        41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+    const PURE_V2: &str = "22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw\n\
+        35 24 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n";
+    /// Inside a docker container on a v1 host: subtrees of the host's hierarchies.
+    const V1_CONTAINER: &str = "1150 1149 0:93 / /sys/fs/cgroup ro,nosuid,nodev,noexec,relatime - tmpfs tmpfs rw,mode=755\n\
+        1151 1150 0:28 /docker/4f1c3c6a /sys/fs/cgroup/memory ro,nosuid,nodev,noexec,relatime master:12 - cgroup memory rw,memory\n\
+        1152 1150 0:27 /docker/4f1c3c6a /sys/fs/cgroup/pids ro,nosuid,nodev,noexec,relatime master:11 - cgroup pids rw,pids\n\
+        1153 1150 0:26 /docker/4f1c3c6a /sys/fs/cgroup/cpu,cpuacct ro,nosuid,nodev,noexec,relatime master:10 - cgroup cpu,cpuacct rw,cpu,cpuacct\n";
+
+    #[test]
+    fn v1_controller_choice() {
+        type Case<'a> = (
+            &'a str,
+            String,
+            Option<&'a str>,
+            Option<(&'a str, &'a str, &'a str)>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "v1 only (Amazon Linux 2)",
+                V1_ONLY_AL2.into(),
+                None,
+                Some(("memory", "memory_cgrp_id", "/sys/fs/cgroup/memory")),
+            ),
+            (
+                "hybrid (Ubuntu 20.04)",
+                HYBRID_UBUNTU_2004.into(),
+                Some("/sys/fs/cgroup/unified"),
+                Some(("memory", "memory_cgrp_id", "/sys/fs/cgroup/memory")),
+            ),
+            (
+                "hybrid, cpu and cpuacct apart",
+                HYBRID_SEPARATE_CPU.into(),
+                Some("/sys/fs/cgroup/unified"),
+                Some(("memory", "memory_cgrp_id", "/sys/fs/cgroup/memory")),
+            ),
+            ("pure v2", PURE_V2.into(), Some("/sys/fs/cgroup"), None),
+            (
+                "no memory controller (cgroup_disable=memory)",
+                V1_ONLY_AL2
+                    .lines()
+                    .filter(|l| !l.ends_with(",memory"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                None,
+                Some(("pids", "pids_cgrp_id", "/sys/fs/cgroup/pids")),
+            ),
+            (
+                "only cpu,cpuacct",
+                V1_ONLY_AL2
+                    .lines()
+                    .filter(|l| !l.ends_with(",memory") && !l.ends_with(",pids"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                None,
+                Some(("cpu", "cpu_cgrp_id", "/sys/fs/cgroup/cpu,cpuacct")),
+            ),
+            (
+                "cpuacct alone is not cpu",
+                "33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct\n\
+                 40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n"
+                    .into(),
+                None,
+                None,
+            ),
+            ("container: subtrees only", V1_CONTAINER.into(), None, None),
+            (
+                "a subtree mount does not shadow the root mount",
+                format!(
+                    "{}90 22 0:28 / /host/memory rw,relatime - cgroup cgroup rw,memory\n",
+                    V1_CONTAINER
+                ),
+                None,
+                Some(("memory", "memory_cgrp_id", "/host/memory")),
+            ),
+            (
+                "a tmpfs named like a controller",
+                "50 22 0:50 / /sys/fs/cgroup/memory rw,relatime - tmpfs cgroup rw,memory\n".into(),
+                None,
+                None,
+            ),
+            ("empty", String::new(), None, None),
+        ];
+        for (what, text, want_v2, want_v1) in &cases {
+            let mounts = parse_mountinfo_cgroups(text);
+            assert_eq!(
+                parse_mountinfo_cgroup2(text).as_deref(),
+                want_v2.map(Path::new),
+                "{what}"
+            );
+            let got = choose_v1_controller(&mounts);
+            let got = got
+                .as_ref()
+                .map(|c| (c.name, c.subsys_id, c.mount.to_str().unwrap()));
+            assert_eq!(got, *want_v1, "{what}");
+            if let Some(c) = choose_v1_controller(&mounts) {
+                assert_eq!(c.hierarchy, format!("v1:{}", c.name), "{what}");
+            }
+        }
+        // What the parser keeps of a line.
+        let m = parse_mountinfo_cgroups(V1_CONTAINER);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].root, Path::new("/docker/4f1c3c6a"));
+        assert_eq!(m[2].mount_point, Path::new("/sys/fs/cgroup/cpu,cpuacct"));
+        assert!(m[2].has_controller("cpu") && m[2].has_controller("cpuacct"));
+        let h = parse_mountinfo_cgroups(HYBRID_UBUNTU_2004);
+        assert_eq!(h.iter().filter(|m| m.v2).count(), 1);
+        assert!(!h[0].has_controller("memory"), "v2 binds no v1 controller");
+        assert!(!h[1].has_controller("systemd"));
     }
 
     #[test]
@@ -505,7 +742,15 @@ mod tests {
 
     #[test]
     fn live_v2_hierarchy() {
-        let mut cg = CgroupResolver::discover().unwrap();
+        let mut cg = match CgroupResolver::discover() {
+            Ok(cg) => cg,
+            // A cgroup v1 host: nothing mounts the v2 hierarchy.
+            Err(CgroupError::NoCgroup2Mount) => {
+                eprintln!("no cgroup2 mount here; skipping");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
         let mount = cg.mount().to_path_buf();
         let parent_rel = format!("/{}", unique("tracer-test"));
         let child_rel = format!("{parent_rel}/child");

@@ -16,6 +16,45 @@ use aya::{
 };
 use tracer_common::{Offsets, counter};
 
+use crate::{
+    btf::Btf,
+    identity::cgroup::{self, V1Controller},
+};
+
+/// Have the probes read each task's cgroup in a v1 controller hierarchy when
+/// one is mounted (cgroup v1 and hybrid hosts): the controller chosen from
+/// /proc/self/mountinfo, its index from `btf`. Returns it, or None (a pure v2
+/// host, or a kernel that does not say; then workloads come from v2 alone).
+pub fn cgroup_v1(btf: &Btf, offsets: &mut Offsets) -> Option<V1Controller> {
+    let (v1, hierarchy_id) = match cgroup::discover_v1() {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            tracing::debug!("no cgroup v1 controller hierarchy is mounted: cgroups from v2 only");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot look for cgroup v1 hierarchies: cgroups from v2 only");
+            return None;
+        }
+    };
+    match offsets::enable_cgroup_v1(btf, offsets, v1.subsys_id, hierarchy_id) {
+        Ok(()) => {
+            tracing::info!(
+                controller = v1.name,
+                mount = %v1.mount.display(),
+                hierarchy_id,
+                "reading each task's cgroup in the v1 {} hierarchy too: where a task's v2 cgroup is the root (cgroup v1 hosts), its workload is named from it",
+                v1.name
+            );
+            Some(v1)
+        }
+        Err(e) => {
+            tracing::warn!(controller = v1.name, error = %e, "cannot read cgroup v1 ids: cgroups from v2 only");
+            None
+        }
+    }
+}
+
 /// The probe object, built by build.rs from `tracer-ebpf`.
 static PROBES: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-probes"));
 

@@ -89,7 +89,20 @@ const MEMBERS: &[(&str, &[&str], Setter)] = &[
     ("mount", &["mnt"], |o, v| o.mount_mnt = v),
     ("mount", &["mnt_parent"], |o, v| o.mount_parent = v),
     ("mount", &["mnt_mountpoint"], |o, v| o.mount_mountpoint = v),
+    // The task's cgroup in a v1 hierarchy: task->cgroups->subsys[ID]->cgroup->kn->id.
+    // All stable since 5.5 (kernfs_node.id a plain u64, the inode number).
+    ("task_struct", &["cgroups"], |o, v| o.task_cgroups = v),
+    ("css_set", &["subsys"], |o, v| o.css_set_subsys = v),
+    ("cgroup_subsys_state", &["cgroup"], |o, v| o.css_cgroup = v),
+    ("cgroup", &["kn"], |o, v| o.cgroup_kn = v),
+    ("kernfs_node", &["id"], |o, v| o.kernfs_node_id = v),
 ];
+
+/// The BTF enum whose values index `css_set.subsys`.
+const SUBSYS_ENUM: &str = "cgroup_subsys_id";
+const SUBSYS_COUNT: &str = "CGROUP_SUBSYS_COUNT";
+/// `css_set.subsys` holds pointers.
+const POINTER_SIZE: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 #[error("kernel BTF lacks {ty}.{member} (needed by the probes): {source}")]
@@ -134,6 +147,47 @@ pub fn resolve(btf: &Btf) -> Result<Offsets, OffsetError> {
     Ok(offsets)
 }
 
+/// Have the probes read each task's cgroup in one v1 controller's hierarchy:
+/// `subsys_id` names the controller's `enum cgroup_subsys_id` value (e.g.
+/// `memory_cgrp_id`; the numbering depends on the kernel's configuration), and
+/// `hierarchy_id` is its v1 hierarchy (for the `cgroup:*` tracepoints; 0 none).
+/// Without this call `offsets.cgroup_v1` stays 0 and the probes skip the read.
+pub fn enable_cgroup_v1(
+    btf: &Btf,
+    offsets: &mut Offsets,
+    subsys_id: &str,
+    hierarchy_id: u32,
+) -> Result<(), OffsetError> {
+    let err = |member: &str| {
+        let member = member.to_owned();
+        move |source| OffsetError {
+            ty: format!("enum {SUBSYS_ENUM}"),
+            member,
+            source,
+        }
+    };
+    let index = btf
+        .enum_value(SUBSYS_ENUM, subsys_id)
+        .map_err(err(subsys_id))?;
+    let count = btf
+        .enum_value(SUBSYS_ENUM, SUBSYS_COUNT)
+        .map_err(err(SUBSYS_COUNT))?;
+    let slot = u32::try_from(index)
+        .ok()
+        .filter(|_| index < count)
+        .and_then(|i| i.checked_mul(POINTER_SIZE))
+        .and_then(|b| b.checked_add(offsets.css_set_subsys))
+        .ok_or_else(|| {
+            err(subsys_id)(BtfError::Malformed(format!(
+                "{subsys_id} = {index} is outside css_set.subsys[{SUBSYS_COUNT} = {count}]"
+            )))
+        })?;
+    offsets.cgroup_v1_css = slot;
+    offsets.cgroup_v1_hierarchy = hierarchy_id;
+    offsets.cgroup_v1 = 1;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +215,27 @@ mod tests {
         assert_eq!(o.upid_size, 16);
         assert_eq!(o.task_tgid, o.task_pid + 4);
         assert!(o.mm_arg_end == o.mm_arg_start + 8);
+        // `struct css_set` starts with `subsys[]`; css->cgroup is its first member.
+        assert_eq!(o.css_set_subsys, 0);
+        assert_eq!(o.css_cgroup, 0);
+        assert_eq!(o.cgroup_v1, 0, "off until a controller is chosen");
+
+        let mut v1 = o;
+        let memory = btf
+            .enum_value("cgroup_subsys_id", "memory_cgrp_id")
+            .unwrap();
+        enable_cgroup_v1(&btf, &mut v1, "memory_cgrp_id", 4).unwrap();
+        assert_eq!(v1.cgroup_v1, 1);
+        assert_eq!(
+            i64::from(v1.cgroup_v1_css),
+            i64::from(o.css_set_subsys) + 8 * memory
+        );
+        assert_eq!(v1.cgroup_v1_hierarchy, 4);
+        assert!(enable_cgroup_v1(&btf, &mut v1.clone(), "pids_cgrp_id", 8).is_ok());
+        // Not an index into subsys[], and not a value at all.
+        let err = enable_cgroup_v1(&btf, &mut o.clone(), "CGROUP_SUBSYS_COUNT", 1).unwrap_err();
+        assert!(err.to_string().contains("outside"), "{err}");
+        let err = enable_cgroup_v1(&btf, &mut o.clone(), "nosuch_cgrp_id", 1).unwrap_err();
+        assert!(err.to_string().contains("nosuch_cgrp_id"), "{err}");
     }
 }

@@ -26,8 +26,12 @@ pub const REQUIRED_CAPS: &[(u32, &str, &str)] = &[
         "read /proc of processes owned by other users",
     ),
 ];
-/// Only needed when tracefs is not mounted yet.
+/// Only needed when tracefs, or cgroup2, is not mounted yet.
 pub const CAP_SYS_ADMIN: u32 = 21;
+
+/// Where the tracer mounts cgroup2 itself on hosts that mount none (cgroup v1
+/// only: Amazon Linux 2, RHEL 8, Ubuntu 20.04 with the legacy layout).
+pub const PRIVATE_CGROUP2: &str = "/run/tracer/cgroup2";
 
 /// Oldest kernel the probes are written for: BPF ring buffer (5.8) and
 /// `bpf_get_current_pid_tgid` in cgroup sock_addr programs.
@@ -51,6 +55,10 @@ pub enum PreflightError {
         "tracefs is not mounted at /sys/kernel/tracing and could not be mounted ({reason}); mount it with `mount -t tracefs tracefs /sys/kernel/tracing`"
     )]
     Tracefs { reason: String },
+    #[error(
+        "no cgroup2 file system is mounted and none could be mounted at {PRIVATE_CGROUP2} ({reason}). The connect hooks attach to the cgroup v2 root, which every kernel has even when only cgroup v1 hierarchies are mounted: mount it with `mkdir -p {PRIVATE_CGROUP2} && mount -t cgroup2 cgroup2 {PRIVATE_CGROUP2}`, or name a cgroup2 mount with --cgroup-mount"
+    )]
+    Cgroup2 { reason: String },
     #[error("reading capabilities from /proc/self/status: {0}")]
     Status(#[source] std::io::Error),
 }
@@ -158,6 +166,64 @@ pub fn ensure_tracefs(caps: u64) -> Result<(), PreflightError> {
     Ok(())
 }
 
+/// The cgroup v2 mount: the first in /proc/self/mountinfo, else one mounted at
+/// [`PRIVATE_CGROUP2`]. The v2 hierarchy exists in every kernel, mounted or not
+/// (on a cgroup v1 host every process sits in its root); the connect hooks
+/// attach to that root, and cgroup ids are inode numbers in it.
+pub fn ensure_cgroup2(caps: u64) -> Result<PathBuf, PreflightError> {
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| PreflightError::Cgroup2 {
+            reason: format!("reading /proc/self/mountinfo: {e}"),
+        })?;
+    cgroup2_mount_or(&mountinfo, caps, mount_private_cgroup2)
+}
+
+/// [`ensure_cgroup2`] given the mountinfo text and a way to mount.
+fn cgroup2_mount_or(
+    mountinfo: &str,
+    caps: u64,
+    mount: impl FnOnce() -> std::io::Result<()>,
+) -> Result<PathBuf, PreflightError> {
+    if let Some(found) = crate::identity::cgroup::parse_mountinfo_cgroup2(mountinfo) {
+        return Ok(found);
+    }
+    if caps & (1u64 << CAP_SYS_ADMIN) == 0 {
+        return Err(PreflightError::Cgroup2 {
+            reason: "CAP_SYS_ADMIN is needed to mount it".into(),
+        });
+    }
+    mount().map_err(|e| PreflightError::Cgroup2 {
+        reason: e.to_string(),
+    })?;
+    tracing::info!(
+        mount = PRIVATE_CGROUP2,
+        "no cgroup2 file system was mounted (a cgroup v1 host): mounted the v2 hierarchy at {PRIVATE_CGROUP2} for the connect hooks; every process is in its root, and workloads come from a v1 hierarchy"
+    );
+    Ok(PathBuf::from(PRIVATE_CGROUP2))
+}
+
+fn mount_private_cgroup2() -> std::io::Result<()> {
+    std::fs::create_dir_all(PRIVATE_CGROUP2)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("creating the directory: {e}")))?;
+    let src = c"cgroup2";
+    let target = c"/run/tracer/cgroup2";
+    debug_assert_eq!(target.to_str(), Ok(PRIVATE_CGROUP2));
+    // SAFETY: all pointers are valid NUL-terminated strings; data may be null.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            src.as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +267,42 @@ mod tests {
             vec!["CAP_BPF", "CAP_PERFMON"]
         );
         assert_eq!(effective_caps("nothing"), None);
+    }
+
+    #[test]
+    fn cgroup2_mount_or_a_private_one() {
+        let root = 1u64 << CAP_SYS_ADMIN;
+        let hybrid = "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n\
+                      35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n";
+        let v1_only = "31 24 0:28 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:12 - cgroup cgroup rw,memory\n";
+        let never = || -> std::io::Result<()> { panic!("must not mount") };
+        // Mounted: used as it is, whatever the capabilities.
+        assert_eq!(
+            cgroup2_mount_or(hybrid, 0, never).unwrap(),
+            Path::new("/sys/fs/cgroup/unified")
+        );
+        // None: mounted at the private directory.
+        let mut mounted = false;
+        let got = cgroup2_mount_or(v1_only, root, || {
+            mounted = true;
+            Ok(())
+        });
+        assert_eq!(got.unwrap(), Path::new(PRIVATE_CGROUP2));
+        assert!(mounted);
+        // Cannot mount: one sentence that says why and what to do.
+        let err = cgroup2_mount_or(v1_only, 0, never).unwrap_err().to_string();
+        assert!(err.contains("CAP_SYS_ADMIN"), "{err}");
+        assert!(err.contains("mount -t cgroup2"), "{err}");
+        assert!(err.contains("--cgroup-mount"), "{err}");
+        let err = cgroup2_mount_or(v1_only, root, || {
+            Err(std::io::Error::from_raw_os_error(libc::EPERM))
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(PRIVATE_CGROUP2) && err.contains("not permitted"),
+            "{err}"
+        );
     }
 
     #[test]

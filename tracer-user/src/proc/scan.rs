@@ -70,6 +70,9 @@ pub struct ProcSnapshot {
     pub cwd_ino: u64,
     /// The path of the `0::<path>` line of `/proc/<pid>/cgroup`.
     pub cgroup_v2: Option<String>,
+    /// The v1 lines of `/proc/<pid>/cgroup` (`4:memory:/docker/<id>`), as
+    /// (controllers, path); empty on a pure v2 host.
+    pub cgroup_v1: Vec<(String, String)>,
     pub kernel_thread: bool,
 }
 
@@ -136,9 +139,9 @@ fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
         .open_relative("cwd")
         .and_then(|f| f.metadata().map_err(ProcError::from))
         .map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m));
-    let cgroup_v2 = read_text(process, pid, "cgroup")
-        .ok()
-        .and_then(|text| parse_cgroup_v2_line(&text));
+    let cgroups = read_text(process, pid, "cgroup").unwrap_or_default();
+    let cgroup_v2 = parse_cgroup_v2_line(&cgroups);
+    let cgroup_v1 = parse_cgroup_v1_lines(&cgroups);
 
     Ok(ProcSnapshot {
         pid,
@@ -160,6 +163,7 @@ fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
         cwd,
         cwd_ino,
         cgroup_v2,
+        cgroup_v1,
         kernel_thread: stat.flags & PF_KTHREAD != 0,
     })
 }
@@ -276,6 +280,40 @@ pub fn parse_cgroup_v2_line(text: &str) -> Option<String> {
     text.lines()
         .find_map(|l| l.strip_prefix("0::"))
         .map(str::to_owned)
+}
+
+/// The v1 entries (`hierarchy-id:controllers:path`, id not 0) of
+/// `/proc/<pid>/cgroup` text, as (controllers, path).
+pub fn parse_cgroup_v1_lines(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let (id, rest) = l.split_once(':')?;
+            let (controllers, path) = rest.split_once(':')?;
+            (id.parse::<u32>().ok()? != 0).then(|| (controllers.to_owned(), path.to_owned()))
+        })
+        .collect()
+}
+
+/// The hierarchy id and path of the v1 entry for `controller` in
+/// `/proc/<pid>/cgroup` text (`4:memory:/docker/<id>`, `3:cpu,cpuacct:/`).
+pub fn parse_cgroup_v1_line(text: &str, controller: &str) -> Option<(u32, String)> {
+    text.lines().find_map(|l| {
+        let (id, rest) = l.split_once(':')?;
+        let (controllers, path) = rest.split_once(':')?;
+        let id = id.parse::<u32>().ok().filter(|&id| id != 0)?;
+        controllers
+            .split(',')
+            .any(|c| c == controller)
+            .then(|| (id, path.to_owned()))
+    })
+}
+
+/// The path for `controller` among lines [`parse_cgroup_v1_lines`] returned.
+pub fn cgroup_v1_path<'a>(lines: &'a [(String, String)], controller: &str) -> Option<&'a str> {
+    lines
+        .iter()
+        .find(|(controllers, _)| controllers.split(',').any(|c| c == controller))
+        .map(|(_, path)| path.as_str())
 }
 
 #[cfg(test)]
@@ -488,6 +526,51 @@ mod tests {
     }
 
     #[test]
+    fn cgroup_v1_lines() {
+        // A docker container on a v1-only host (Amazon Linux 2: cpu,cpuacct
+        // co-mounted; no 0:: line at all).
+        let al2 = "11:cpuset:/docker/4f1c\n\
+                   10:pids:/docker/4f1c\n\
+                   9:memory:/docker/4f1c\n\
+                   4:cpu,cpuacct:/docker/4f1c\n\
+                   1:name=systemd:/docker/4f1c\n";
+        // A hybrid host: v1 controllers plus the v2 line.
+        let hybrid = "9:name=systemd:/\n8:pids:/\n4:memory:/process_api/071b\n1:cpu:/\n0::/\n";
+        type Case<'a> = (&'a str, &'a str, Option<(u32, &'a str)>);
+        let cases: &[Case] = &[
+            (al2, "memory", Some((9, "/docker/4f1c"))),
+            (al2, "pids", Some((10, "/docker/4f1c"))),
+            (al2, "cpu", Some((4, "/docker/4f1c"))),
+            (al2, "cpuacct", Some((4, "/docker/4f1c"))),
+            (al2, "systemd", None),
+            (al2, "cpus", None),
+            (hybrid, "memory", Some((4, "/process_api/071b"))),
+            (hybrid, "cpu", Some((1, "/"))),
+            (hybrid, "io", None),
+            // Pure v2: nothing.
+            ("0::/system.slice/ssh.service\n", "memory", None),
+            // A path with colons stays whole; a non-numeric id is no entry.
+            ("7:memory:/odd:name\n", "memory", Some((7, "/odd:name"))),
+            ("x:memory:/a\n", "memory", None),
+            ("0:memory:/a\n", "memory", None),
+            ("", "memory", None),
+        ];
+        for (text, controller, want) in cases {
+            let got = parse_cgroup_v1_line(text, controller);
+            let got = got.as_ref().map(|(id, p)| (*id, p.as_str()));
+            assert_eq!(got, *want, "{controller} in {text:?}");
+            let lines = parse_cgroup_v1_lines(text);
+            assert_eq!(
+                cgroup_v1_path(&lines, controller),
+                want.map(|(_, p)| p),
+                "{controller} in {text:?}"
+            );
+        }
+        assert_eq!(parse_cgroup_v1_lines(al2).len(), 5);
+        assert_eq!(parse_cgroup_v1_lines(hybrid).len(), 4);
+    }
+
+    #[test]
     fn status_ids() {
         let status = "Name:\tsudo\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\n\
                       Uid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\nGroups:\t4 27 1000\n";
@@ -550,6 +633,7 @@ mod tests {
         assert_eq!(snap.cwd.as_deref(), Some(our_cwd.as_slice()));
         let ours = snapshot(std::process::id()).unwrap();
         assert_eq!(snap.cgroup_v2, ours.cgroup_v2);
+        assert_eq!(snap.cgroup_v1, ours.cgroup_v1);
         assert_eq!((snap.uid, snap.euid), (ours.uid, ours.euid));
         assert_eq!((snap.gid, snap.egid), (ours.gid, ours.egid));
         assert_eq!((snap.auid, snap.sessionid), (ours.auid, ours.sessionid));

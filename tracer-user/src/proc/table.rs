@@ -32,6 +32,8 @@ pub struct Process {
     pub cwd_ino: u64,
     /// Last cgroup v2 id a record showed for it (for lineage identity); 0 unknown.
     pub cgroup_id: u64,
+    /// Likewise its cgroup in the v1 hierarchy the probes read; 0 unknown or none.
+    pub cgroup_v1_id: u64,
     /// Real uid and gid as last seen (for lineage identity selectors).
     pub uid: u32,
     pub gid: u32,
@@ -188,10 +190,10 @@ impl ProcessTable {
     }
 
     /// Keep what the latest record said about a process that can change without an
-    /// exec: its cgroup (it may be moved) and credentials (setuid).
-    pub fn observe(&mut self, pid: u32, cgroup_id: u64, uid: u32, gid: u32) {
+    /// exec: its cgroups, (v2 id, v1 id) (it may be moved), and credentials (setuid).
+    pub fn observe(&mut self, pid: u32, cgroups: (u64, u64), uid: u32, gid: u32) {
         if let Some(p) = self.procs.get_mut(&pid) {
-            p.cgroup_id = cgroup_id;
+            (p.cgroup_id, p.cgroup_v1_id) = cgroups;
             p.uid = uid;
             p.gid = gid;
         }
@@ -295,6 +297,7 @@ mod tests {
             cwd: None,
             cwd_ino: 0,
             cgroup_id: 0,
+            cgroup_v1_id: 0,
             uid: 0,
             gid: 0,
             exited: None,

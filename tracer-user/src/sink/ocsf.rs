@@ -751,6 +751,8 @@ mod tests {
                     )
                     .into(),
                 ),
+                hierarchy: crate::event::HIERARCHY_V2,
+                v1_id: None,
             },
             namespaces: Namespaces {
                 pid: 4_026_532_999,
@@ -1064,6 +1066,8 @@ mod tests {
         assert_eq!(u["pod"]["owner"]["kind"], "ReplicaSet");
         assert_eq!(u["workload"], json!({"kind": "pod"}));
         assert_eq!(u["cgroup"]["id"], 4242);
+        assert_eq!(u["cgroup"]["hierarchy"], "v2");
+        assert!(u["cgroup"].get("v1_id").is_none(), "null is left out");
         assert_eq!(u["namespaces"]["pid"], 4_026_532_999_u32);
         assert_eq!(u["policy"]["config_digest"], "sha256:00ff");
         assert_eq!(u["argv"], json!(["curl", "-s", "http://api"]));
@@ -1077,6 +1081,30 @@ mod tests {
         assert_eq!(u["lineage"][0]["workload"]["kind"], "service");
         // Unknowns are left out, not null.
         assert!(!v.to_string().contains("null"), "{v}");
+    }
+
+    /// On a cgroup v1 host the container is named from a v1 hierarchy; the
+    /// cgroup object says which, OCSF having no place for it.
+    #[test]
+    fn a_v1_cgroup_is_carried_unmapped() {
+        let mut ev = exec_in_pod();
+        ev.executor.cgroup = Cgroup {
+            id: 1,
+            path: Some(format!("/docker/{CONTAINER_ID}").into()),
+            hierarchy: "v1:memory",
+            v1_id: Some(9157),
+        };
+        let v = event_to_ocsf(&ev);
+        assert_eq!(
+            v["unmapped"]["cgroup"],
+            json!({
+                "id": 1,
+                "path": format!("/docker/{CONTAINER_ID}"),
+                "hierarchy": "v1:memory",
+                "v1_id": 9157
+            })
+        );
+        assert_eq!(v["process"]["container"]["uid"], CONTAINER_ID);
     }
 
     #[test]
