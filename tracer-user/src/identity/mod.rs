@@ -2,6 +2,7 @@
 //! paths, the workload behind a cgroup, Kubernetes metadata and SPIFFE IDs.
 pub mod cgroup;
 pub mod kube;
+pub mod podman;
 pub mod resolve;
 pub mod spiffe;
 pub mod users;

@@ -1,14 +1,16 @@
 //! Workload identity for an executor: cgroup path -> workload (container, pod,
 //! unit, session) -> Kubernetes metadata -> selectors -> SPIFFE IDs.
 //!
-//! Only the cgroup path (written by the runtime, kubelet or systemd) and the
-//! Kubernetes API are trusted; nothing the workload itself can write is consulted.
+//! Only the cgroup path (written by the runtime, kubelet or systemd), the
+//! Kubernetes API and podman's own store (root-only, written by podman) are
+//! trusted; nothing the workload itself can write is consulted.
 use std::{collections::HashMap, sync::Arc};
 
 use crate::{
     event::{Container, Identity, IdentityStatus, Pod, PodOwner, Workload},
     identity::{
         kube::{PodIndex, PodMeta},
+        podman::{PodmanContainer, PodmanStore},
         spiffe::{Registry, WorkloadFacts, selectors},
         workload::{self, CgroupWorkload, WorkloadKind},
     },
@@ -41,6 +43,8 @@ pub struct IdentityResolver {
     /// (a changed pod is a new `Arc`), and kept alive by the entry so its
     /// address cannot be reused while the entry exists.
     memo: HashMap<MemoKey, (Option<Arc<PodMeta>>, Resolved)>,
+    /// Names and images of plain podman containers (not in a pod).
+    podman: PodmanStore,
 }
 
 #[derive(PartialEq, Eq, Hash)]
@@ -71,7 +75,15 @@ impl IdentityResolver {
             registry,
             parsed: HashMap::new(),
             memo: HashMap::new(),
+            podman: PodmanStore::system(),
         }
+    }
+
+    /// Read podman's store from `graphroot` instead of the system's.
+    #[must_use]
+    pub fn with_podman_store(mut self, store: PodmanStore) -> Self {
+        self.podman = store;
+        self
     }
 
     pub fn kube_enabled(&self) -> bool {
@@ -136,7 +148,14 @@ impl IdentityResolver {
         if let Some((_, r)) = self.memo.get(&key) {
             return r.clone();
         }
-        let r = self.resolve_parsed(path, unix, &w, meta.clone());
+        // A podman container outside Kubernetes: podman's store names it.
+        let podman = match (w.runtime.as_deref(), &w.container_id, &w.pod_uid) {
+            (Some("podman"), Some(id), None) => Some(self.podman.lookup(id)),
+            _ => None,
+        };
+        // podman writes its store before the container's first process runs:
+        // a miss is a store elsewhere (or gone), so it is memoised like a hit.
+        let r = self.resolve_parsed(path, unix, &w, meta.clone(), podman.flatten());
         // One waiting for its pod is retried later and must see the pod then.
         if !r.waiting_for_pod {
             if self.memo.len() >= MEMO_MAX {
@@ -153,6 +172,7 @@ impl IdentityResolver {
         unix: &UnixFacts<'_>,
         w: &CgroupWorkload,
         meta: Option<Arc<PodMeta>>,
+        podman: Option<Arc<PodmanContainer>>,
     ) -> Resolved {
         let is_pod = w.pod_uid.is_some() || w.kind == WorkloadKind::Pod;
         let container_meta = meta
@@ -165,8 +185,12 @@ impl IdentityResolver {
                 .runtime
                 .clone()
                 .or_else(|| container_meta.and_then(|c| c.runtime.clone())),
-            name: container_meta.map(|c| c.name.clone()),
-            image: container_meta.and_then(|c| c.image.clone()),
+            name: container_meta
+                .map(|c| c.name.clone())
+                .or_else(|| podman.as_ref().and_then(|p| p.name.clone())),
+            image: container_meta
+                .and_then(|c| c.image.clone())
+                .or_else(|| podman.as_ref().and_then(|p| p.image.clone())),
         });
         let pod_uid = w
             .pod_uid
