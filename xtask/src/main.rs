@@ -24,7 +24,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Install what building and testing need: rust-src (nightly), bpf-linker,
-    /// bpftool, and the Python schema validators the output tests use.
+    /// bpftool, the container runtimes the runtime tests drive (podman, runc,
+    /// containerd, busybox-static), and the Python schema validators the output
+    /// tests use.
     Setup,
     /// Set up, build in release mode, and run `tracer run` with the given arguments.
     Run {
@@ -371,6 +373,7 @@ fn setup() -> Result<()> {
     setup_rust_src()?;
     setup_bpf_linker()?;
     setup_bpftool();
+    setup_container_runtimes();
     setup_python_validators()
 }
 
@@ -484,7 +487,66 @@ fn setup_bpftool() {
     if present || !Path::new("/usr/bin/apt-get").exists() {
         return;
     }
-    let quiet = |args: &[&str]| {
+    if !apt_install(&["bpftool"]) {
+        eprintln!("xtask: could not install bpftool; BTF cross-checks will be skipped");
+    }
+}
+
+/// The container runtimes the live tests in `tests/tests/runtimes.rs` drive for
+/// real (podman with runc, a private containerd with ctr), and busybox-static,
+/// whose single binary is the root file system of their test image.
+const CONTAINER_PACKAGES: &[(&str, &[&str])] = &[
+    ("podman", &["/usr/bin/podman"]),
+    ("runc", &["/usr/sbin/runc", "/usr/bin/runc"]),
+    (
+        "containerd",
+        &["/usr/bin/containerd", "/usr/sbin/containerd"],
+    ),
+    ("busybox-static", &["/bin/busybox", "/usr/bin/busybox"]),
+];
+
+fn setup_container_runtimes() {
+    // dpkg knows busybox-static from the dynamic busybox (same path, but only
+    // the static one runs alone in an empty root file system); elsewhere the
+    // binaries' presence is all there is to go by.
+    let missing: Vec<&str> = CONTAINER_PACKAGES
+        .iter()
+        .filter(|(pkg, bins)| {
+            !dpkg_installed(pkg).unwrap_or_else(|| bins.iter().any(|b| Path::new(b).exists()))
+        })
+        .map(|(pkg, _)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    if !Path::new("/usr/bin/apt-get").exists() {
+        eprintln!(
+            "xtask: no apt-get; install {} yourself, or the container runtime tests fail",
+            missing.join(" ")
+        );
+        return;
+    }
+    if !apt_install(&missing) {
+        eprintln!(
+            "xtask: could not install {}; the container runtime tests will fail",
+            missing.join(" ")
+        );
+    }
+}
+
+/// Whether dpkg has `pkg` installed; `None` without dpkg.
+fn dpkg_installed(pkg: &str) -> Option<bool> {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f=${db:Status-Abbrev}", pkg])
+        .output()
+        .ok()?;
+    Some(out.status.success() && String::from_utf8_lossy(&out.stdout).starts_with("ii"))
+}
+
+/// `apt-get install -y` quietly; on failure refresh the package lists once and
+/// retry (a fresh machine or CI image often has none, or stale ones).
+fn apt_install(packages: &[&str]) -> bool {
+    let apt = |args: &[&str]| {
         Command::new("apt-get")
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
@@ -492,10 +554,9 @@ fn setup_bpftool() {
             .map(|s| s.success())
             .unwrap_or(false)
     };
-    if !quiet(&["install", "-y", "-q", "bpftool"]) {
-        let _ = quiet(&["update", "-q"]);
-        if !quiet(&["install", "-y", "-q", "bpftool"]) {
-            eprintln!("xtask: could not install bpftool; BTF cross-checks will be skipped");
-        }
-    }
+    let install: Vec<&str> = ["install", "-y", "-q"]
+        .into_iter()
+        .chain(packages.iter().copied())
+        .collect();
+    apt(&install) || (apt(&["update", "-q"]) && apt(&install))
 }

@@ -1,6 +1,7 @@
-//! `cargo xtask vmtest`: run a command (by default `tracer --version`) under other
-//! kernels than the host's, each booted in QEMU with virtme-ng, and print a
-//! pass/fail matrix.
+//! `cargo xtask vmtest`: the kernel matrix. Each kernel is booted in QEMU with
+//! virtme-ng and runs [`MATRIX_CMD`] (`tracer check-kernel`, then the live test
+//! suites), or any `--guest-cmd`; a pass/fail table and the verifier
+//! instruction counts per program and kernel are printed at the end.
 //!
 //! Everything is set up here, idempotently, on a plain Debian 12 machine:
 //! - Debian packages: QEMU (TCG: this machine's CPU has no VMX, so no KVM), `file`
@@ -22,7 +23,7 @@
 //! vng shares the host's root file system read-only (tmpfs overlays on /etc,
 //! /var, ...); the repository root and $HOME get overlays of their own, so the
 //! guest may write there without touching the host, and the guest script gives
-//! the guest an empty /tmp. Without udevd on the host vng
+//! the guest an empty TMPDIR. Without udevd on the host vng
 //! loses the guest's console and always exits 255, so the guest script
 //! (`target/vmtest/guest.sh`, from [`GUEST_SCRIPT`]) writes the command's stdout,
 //! stderr and exit status into a `--rwdir` (`target/vmtest/out/<key>`), and that
@@ -44,10 +45,12 @@ use crate::{output, run};
 
 pub const DEFAULT_KERNELS: &[&str] = &["5.10", "6.1", "6.12"];
 /// The matrix: every kernel above plus the host's own.
-pub const MATRIX_KERNELS: &[&str] = &["5.10", "6.1", "6.12", "host"];
+/// `-v1`: the same kernel with only cgroup v1 hierarchies mounted.
+pub const MATRIX_KERNELS: &[&str] = &["5.10", "5.10-v1", "6.1", "6.12", "host"];
 /// Live suites the matrix runs in each guest: exec, connect, lineage, login
-/// (events) and workload identity (identity).
-pub const MATRIX_TESTS: &[&str] = &["events", "identity"];
+/// (events), workload identity (identity; skipped on `-v1` guests) and
+/// containers found in v1 hierarchies (cgroup_v1).
+pub const MATRIX_TESTS: &[&str] = &["events", "identity", "cgroup_v1"];
 /// The matrix's guest command: a load check of every program with its verifier
 /// statistics (kept in the output directory for the table), then the live tests.
 pub const MATRIX_CMD: &str = r#"set -u
@@ -58,6 +61,11 @@ fi
 cat "$VMTEST_OUT/check-kernel.json"
 rc=0
 for t in $VMTEST_TESTS; do
+  if [ "${VMTEST_CGROUP:-}" = v1 ] && [ "${t##*/identity-}" != "$t" ]; then
+    # Builds kubepods trees in the v2 hierarchy, which a v1-only host lacks.
+    echo "vmtest: == ${t##*/}: skipped on a cgroup-v1-only guest"
+    continue
+  fi
   echo "vmtest: == ${t##*/}"
   # shellcheck disable=SC2086
   "$t" --test-threads=2 $VMTEST_TEST_ARGS || rc=1
@@ -255,9 +263,21 @@ ensure() { # TYPE DIR
 }
 if [ -z "${VMTEST_HOST:-}" ]; then
   # The guest has no systemd: mount what the tracer needs when vng has not.
+  if [ "${VMTEST_CGROUP:-}" = v1 ]; then
+    # A cgroup-v1-only host (Amazon Linux 2, RHEL 8, Ubuntu 20.04): no cgroup2
+    # mounted anywhere, controllers in v1 hierarchies under a tmpfs. The tracer
+    # has to mount its own cgroup2 for the connect hooks.
+    awk '$3 == "cgroup2" { print $2 }' /proc/self/mounts | sort -r |
+      while read -r m; do umount "$m" || note "could not unmount cgroup2 at $m"; done
+    mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup || note "could not mount a tmpfs at /sys/fs/cgroup"
+    for c in memory pids cpu,cpuacct; do
+      mkdir -p "/sys/fs/cgroup/$c"
+      mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" 2>>"$out/stderr" &&
+        note "mounted v1 $c" || note "no v1 $c hierarchy here"
+    done
   # cgroup v2: any v2 mount will do (pure v2 at /sys/fs/cgroup, or hybrid's
   # /sys/fs/cgroup/unified under a v1 tmpfs).
-  if ! awk '$3 == "cgroup2" { f = 1 } END { exit !f }' /proc/self/mounts; then
+  elif ! awk '$3 == "cgroup2" { f = 1 } END { exit !f }' /proc/self/mounts; then
     if mountpoint -q /sys/fs/cgroup; then
       ensure cgroup2 /sys/fs/cgroup/unified
     else
@@ -277,12 +297,14 @@ if [ -z "${VMTEST_HOST:-}" ]; then
     note "could not give /etc a writable copy"
   fi
   # vng's /tmp is a writable overlay over the host's /tmp, so the guest would see
-  # (and append to) the host's leftovers: give it an empty one of its own.
-  mount -t tmpfs -o mode=1777 tmpfs /tmp || note "could not mount a tmpfs at /tmp"
-  if ! { : >/tmp/.vmtest-probe; } 2>/dev/null; then
-    note "/tmp is not writable"
+  # (and append to) the host's leftovers: give the guest an empty temporary
+  # directory of its own. Not a tmpfs over /tmp itself: the repository and the
+  # output directory may live under /tmp (CI clones there) and would vanish.
+  if mkdir -p /run/vmtest-tmp && mount -t tmpfs -o mode=1777 tmpfs /run/vmtest-tmp; then
+    export TMPDIR=/run/vmtest-tmp
+  else
+    note "could not mount a tmpfs at /run/vmtest-tmp; TMPDIR stays ${TMPDIR:-/tmp}"
   fi
-  rm -f /tmp/.vmtest-probe
 fi
 if ! cd "$VMTEST_ROOT"; then
   note "no $VMTEST_ROOT here"
@@ -489,7 +511,10 @@ fn verifier_table(dirs: &Dirs, outcomes: &[Outcome]) -> Result<()> {
             }
             counts.insert(name, "not loaded".to_string());
         }
-        let uname = report["kernel"].as_str().unwrap_or(&o.uname).to_string();
+        let mut uname = report["kernel"].as_str().unwrap_or(&o.uname).to_string();
+        if o.kernel.ends_with(V1_SUFFIX) {
+            uname.push_str(" (cgroup v1 only)");
+        }
         columns.push((uname, counts));
     }
     let mut md = String::from("| program |");
@@ -513,11 +538,18 @@ fn verifier_table(dirs: &Dirs, outcomes: &[Outcome]) -> Result<()> {
     fs::write(&path, &md).with_context(|| format!("writing {}", path.display()))
 }
 
-/// "6.12" -> (6, 12).
+/// "6.12" -> (6, 12); "5.10-v1" -> (5, 10).
 fn parse_key(key: &str) -> Option<(u32, u32)> {
-    let (a, b) = key.split_once('.')?;
+    let (a, b) = image_key(key).split_once('.')?;
     Some((a.parse().ok()?, b.parse().ok()?))
 }
+
+/// The kernel a key boots: "5.10-v1" is 5.10 with only cgroup v1 mounted.
+fn image_key(key: &str) -> &str {
+    key.strip_suffix(V1_SUFFIX).unwrap_or(key)
+}
+
+const V1_SUFFIX: &str = "-v1";
 
 /// Writes `path` unless it already holds exactly `text`; sets its mode either way.
 fn write_file(path: &Path, text: &str, mode: u32) -> Result<()> {
@@ -871,6 +903,7 @@ fn parse_deb822(text: &str) -> Vec<SourceEntry> {
 
 /// `target/vmtest/kernels/<key>/boot/vmlinuz-*`, downloaded and unpacked when missing.
 fn kernel_image(dirs: &Dirs, key: &str, apt: &mut Option<AptState>) -> Result<PathBuf> {
+    let key = image_key(key);
     let dir = dirs.kernel(key);
     if let Some(image) = find_vmlinuz(&dir) {
         return Ok(image);
@@ -948,6 +981,9 @@ fn env_script(root: &Path, key: &str, opts: &Options) -> Result<String> {
         ("VMTEST_CMD".into(), opts.guest_cmd.clone()),
         ("VMTEST_KERNEL".into(), key.into()),
     ];
+    if key.ends_with(V1_SUFFIX) {
+        vars.push(("VMTEST_CGROUP".into(), "v1".into()));
+    }
     if key == HOST {
         vars.push(("VMTEST_HOST".into(), "1".into()));
     }
