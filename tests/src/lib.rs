@@ -642,6 +642,10 @@ impl PodmanImage {
         let bin = rootfs.join("bin");
         fs::create_dir_all(&bin).expect("mkdir rootfs/bin");
         fs::create_dir_all(rootfs.join("tmp")).expect("mkdir rootfs/tmp");
+        // Content unique to this image: two identical imports in the same second
+        // (parallel tests) make one image id, and podman's concurrent tagging of
+        // it can lose one test's tag ("image not known").
+        fs::write(rootfs.join(".image-tag"), &image.tag).expect("write rootfs/.image-tag");
         fs::copy(busybox, bin.join("busybox")).expect("copy busybox");
         for applet in BUSYBOX_APPLETS {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("symlink applet");

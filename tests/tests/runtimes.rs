@@ -2,7 +2,8 @@
 //! podman (runc, cgroupfs manager) and one started by a private containerd
 //! through `ctr` exec a marked command and connect to a loopback listener; the
 //! tracer must attribute both events to the container, with the runtime and the
-//! runtime's own container id (and, for podman, the container's name and image).
+//! runtime's own container id, name and image (podman's from its store,
+//! containerd's from its API socket, with the containerd namespace).
 //!
 //! Nothing is pulled from a registry: the image is busybox-static in an empty
 //! root file system, imported locally. The runtimes come from `cargo xtask
@@ -43,6 +44,31 @@ fn assert_container(e: &Value, runtime: &str, id: &str) {
     assert_eq!(w["container"]["runtime"], runtime, "{e:#}");
     assert_eq!(w["container"]["id"], id, "{e:#}");
     assert_eq!(w["pod"], Value::Null, "{e:#}");
+    let hierarchy = e["executor"]["cgroup"]["hierarchy"]
+        .as_str()
+        .unwrap_or_default();
+    if runc_uses_v2() {
+        assert_eq!(hierarchy, "v2", "{e:#}");
+    } else {
+        assert!(hierarchy.starts_with("v1:"), "v1-only layout: {e:#}");
+    }
+}
+
+/// Whether runc puts containers in the v2 tree, by runc's own rule: cgroup2 at
+/// `/sys/fs/cgroup` (pure v2) or, on hybrid hosts, at `/sys/fs/cgroup/unified`.
+/// Otherwise (a v1-only host; the tracer's own cgroup2 mount is elsewhere) they
+/// are only in the v1 hierarchies, and the tracer must name one of those.
+fn runc_uses_v2() -> bool {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    text.lines().any(|line| {
+        line.split_once(" - ").is_some_and(|(pre, post)| {
+            post.starts_with("cgroup2 ")
+                && matches!(
+                    pre.split(' ').nth(4),
+                    Some("/sys/fs/cgroup" | "/sys/fs/cgroup/unified")
+                )
+        })
+    })
 }
 
 #[test]
@@ -112,8 +138,16 @@ fn containerd_run(ns: &str, id: &str) {
         daemon.ctr(ns).args(["image", "import"]).arg(&archive),
         RUNTIME_CMD,
     );
+    // The reference the container is created from, as containerd lists it.
+    let images = run_ok(daemon.ctr(ns).args(["image", "ls", "-q"]), RUNTIME_CMD);
+    assert!(
+        images.lines().any(|l| l.trim() == image.tag),
+        "ctr image ls: {images:?}, want {}",
+        image.tag
+    );
     let listener = LoopbackListener::start();
-    let tracer = Tracer::start(&[]);
+    let socket = daemon.address.to_str().expect("utf-8 socket path");
+    let tracer = Tracer::start(&["--containerd-socket", socket]);
     let mark = marker("ctrd");
     daemon.track(ns, id);
     let out = run_ok(
@@ -133,11 +167,11 @@ fn containerd_run(ns: &str, id: &str) {
             format!("/{ns}/{id}"),
             "{e:#}"
         );
-        // Not in the event today; checked once it is.
-        let carried = &e["executor"]["workload"]["container"]["namespace"];
-        if !carried.is_null() {
-            assert_eq!(carried, ns, "{e:#}");
-        }
+        // Not in the cgroup path: from containerd's API (ctr sets no name label).
+        let c = &e["executor"]["workload"]["container"];
+        assert_eq!(c["namespace"], ns, "{e:#}");
+        assert_eq!(c["image"], image.tag.as_str(), "{e:#}");
+        assert_eq!(c["name"], id, "{e:#}");
     }
     assert_eq!(connect["executor"]["argv"][0], "nc", "{connect:#}");
 }
@@ -152,8 +186,6 @@ fn containerd_container_events_carry_runtime_and_id() {
 /// `ctr` takes any namespace and any id; only containerd itself can say that
 /// `/<ns>/<id>` is one of its containers.
 #[test]
-#[ignore = "the tracer resolves only /default/<64 hex> and /k8s.io/<64 hex>; \
-            other namespaces and ids need asking containerd"]
 fn containerd_any_namespace_and_id() {
     containerd_run(&marker("ns"), &marker("id"));
 }

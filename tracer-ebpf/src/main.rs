@@ -16,7 +16,7 @@
 use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
 
 use aya_ebpf::{
-    EbpfContext as _,
+    EbpfContext,
     bindings::{
         BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE, bpf_sock_addr,
     },
@@ -30,6 +30,7 @@ use aya_ebpf::{
     maps::{Array, LruHashMap, PerCpuArray, RingBuf},
     programs::{RawTracePointContext, SockAddrContext, TracePointContext},
 };
+use aya_log_ebpf::{error, warn};
 use tracer_common::{
     ARGV_MAX, CGROUP_MKDIR, CGROUP_PATH_MAX, CGROUP_RENAME, CGROUP_RMDIR, COMM_LEN, CgroupRecord,
     ConnectRecord, ExecRecord, ExitRecord, FAILED_EXEC_ARG_MAX, FAILED_EXEC_ARGS_MAX,
@@ -313,18 +314,26 @@ fn wakeup_flags() -> u64 {
     }
 }
 
+/// Whether user space filled the offset table. It always does before attaching;
+/// if not, the probe stays idle and says so (aya-log: rare diagnostics only,
+/// never events; user space sets the level, so a disabled level costs one load).
 #[inline(always)]
-fn offsets_ready() -> bool {
-    off!(valid) != 0
+fn offsets_ready<C: EbpfContext>(ctx: &C) -> bool {
+    if off!(valid) != 0 {
+        return true;
+    }
+    error!(ctx, "kernel struct offsets were not set: probe idle");
+    false
 }
 
 #[inline(always)]
-fn scratch() -> Option<*mut ExecScratch> {
-    let _cpu = unsafe { bpf_get_smp_processor_id() };
-    match EXEC_SCRATCH.get_ptr_mut(_cpu) {
+fn scratch<C: EbpfContext>(ctx: &C) -> Option<*mut ExecScratch> {
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    match EXEC_SCRATCH.get_ptr_mut(cpu) {
         Some(p) => Some(p),
         None => {
             count(counter::SCRATCH);
+            error!(ctx, "no exec scratch buffer for cpu {}: exec dropped", cpu);
             None
         }
     }
@@ -359,12 +368,12 @@ fn submit_exec(buf: *mut ExecScratch, path_len: usize, argv_len: usize) {
 /// post-exec credentials. Args: (task, old_pid, linux_binprm).
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
-    if !offsets_ready() {
+    if !offsets_ready(&ctx) {
         return 0;
     }
     let task: u64 = ctx.arg(0);
     let bprm: u64 = ctx.arg(2);
-    let Some(buf) = scratch() else { return 0 };
+    let Some(buf) = scratch(&ctx) else { return 0 };
     unsafe {
         let rec = &mut (*buf).rec;
         fill_task(task as usize, &mut rec.task);
@@ -405,6 +414,10 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
         } else {
             rec.flags |= FLAG_ARGV_UNREADABLE;
             count(counter::READ_FAULT);
+            warn!(
+                &ctx,
+                "argv of pid {} unreadable (error {}): exec reported without it", rec.task.tgid, r
+            );
             0
         };
         rec.argv_len = argv_len as u32;
@@ -528,10 +541,10 @@ fn exec_exit(ctx: &TracePointContext) {
     };
     let _ = PENDING_EXEC.remove(&key);
     let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
-    if ret >= 0 || !offsets_ready() {
+    if ret >= 0 || !offsets_ready(ctx) {
         return;
     }
-    let Some(buf) = scratch() else { return };
+    let Some(buf) = scratch(ctx) else { return };
     unsafe {
         let rec = &mut (*buf).rec;
         fill_task(bpf_get_current_task() as usize, &mut rec.task);
@@ -606,7 +619,7 @@ pub fn sys_exit_execveat(ctx: TracePointContext) -> i32 {
 /// Args: (parent, child). Threads share the parent's tgid and are skipped.
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
 pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
-    if !offsets_ready() {
+    if !offsets_ready(&ctx) {
         return 0;
     }
     let child: u64 = ctx.arg(1);
@@ -636,7 +649,7 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
 /// which `signal->live` tells on every kernel version.
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
-    if !offsets_ready() {
+    if !offsets_ready(&ctx) {
         return 0;
     }
     let task: u64 = ctx.arg(0);
@@ -793,7 +806,7 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> i32 {
     };
     let _ = PENDING_CONNECT.remove(&key);
     // No address from the cgroup hook: not an inet socket (AF_UNIX, AF_UNSPEC ...).
-    if pending.has_addr == 0 || !offsets_ready() {
+    if pending.has_addr == 0 || !offsets_ready(&ctx) {
         return 0;
     }
     let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);

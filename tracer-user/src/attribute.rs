@@ -83,10 +83,11 @@ struct ImageKey {
 /// Slots in the exec id cache (direct-mapped by pid).
 const RECENT_IDS: usize = 256;
 
-/// An event, and whether its pod metadata is still missing (worth a short wait).
+/// An event, and whether its pod's or container's metadata is still missing
+/// (worth a short wait).
 pub struct Attributed {
     pub event: Event,
-    pub waiting_for_pod: bool,
+    pub waiting_for_metadata: bool,
 }
 
 const UNSET_ID: u32 = u32::MAX;
@@ -296,7 +297,7 @@ impl Attributor {
         let Resolved {
             workload,
             identity,
-            waiting_for_pod,
+            waiting_for_metadata,
         } = self.identity.resolve(
             cgroup_path.as_ref(),
             &UnixFacts {
@@ -333,7 +334,7 @@ impl Attributor {
             workload,
             identity,
         };
-        (executor, waiting_for_pod)
+        (executor, waiting_for_metadata)
     }
 
     /// Ancestors, each with its own workload and identity where its cgroup differs
@@ -380,7 +381,7 @@ impl Attributor {
         action: Action,
     ) -> Attributed {
         let unix = self.unix_ns(ts);
-        let (executor, waiting_for_pod) = self.executor(task, p);
+        let (executor, waiting_for_metadata) = self.executor(task, p);
         let lineage = self.lineage(task, p.start_ticks);
         Attributed {
             event: Event {
@@ -393,12 +394,12 @@ impl Attributor {
                 action,
                 policy: self.ctx.policy.clone(),
             },
-            waiting_for_pod,
+            waiting_for_metadata,
         }
     }
 
-    /// Try again to resolve the identity of an event that waited for its pod.
-    /// Returns true when the pod is known now.
+    /// Try again to resolve the identity of an event that waited for its pod
+    /// (or its containerd container). Returns true when nothing is awaited now.
     pub fn reresolve(&mut self, ev: &mut Event) -> bool {
         let x = &ev.executor;
         let r = self.identity.resolve(
@@ -412,7 +413,7 @@ impl Attributor {
         );
         ev.executor.workload = r.workload;
         ev.executor.identity = r.identity;
-        !r.waiting_for_pod
+        !r.waiting_for_metadata
     }
 
     /// What a workload is named from, as ids: the v2 cgroup, and the v1 one

@@ -125,12 +125,17 @@ pub struct RunArgs {
     /// Kubernetes node whose pods are watched for metadata (no watch without it).
     #[arg(long, env = "NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,
-    /// Longest an event waits for its pod's metadata, in milliseconds.
+    /// Longest an event waits for its pod's metadata (or containerd's answer
+    /// about its container), in milliseconds.
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub kube_wait: u64,
     /// Seconds a deleted pod stays resolvable.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub pod_grace: u64,
+    /// containerd's API socket: plain containerd containers (`ctr run`,
+    /// nerdctl) are named from it. Absent socket: not asked. Empty: never asked.
+    #[arg(long, default_value = crate::identity::containerd::DEFAULT_SOCKET, value_name = "PATH")]
+    pub containerd_socket: PathBuf,
     /// ed25519 private key (PKCS#8 PEM) to sign hash-chain checkpoints with
     /// (`openssl genpkey -algorithm ed25519 -out key.pem`). No checkpoints without it.
     #[arg(long, value_name = "PATH")]
@@ -179,6 +184,8 @@ impl RunArgs {
             registrations_digest: None,
             kube_wait_ms: self.kube_wait,
             pod_grace_secs: self.pod_grace,
+            containerd_socket: Some(self.containerd_socket.clone())
+                .filter(|p| !p.as_os_str().is_empty()),
             registrations: self.registrations.clone(),
             node_name: self.node_name.clone().filter(|n| !n.is_empty()),
             metrics_addr: self.metrics_addr,

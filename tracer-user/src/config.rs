@@ -61,6 +61,9 @@ pub struct Config {
     /// Node whose pods are watched; no watch without it.
     #[serde(skip)]
     pub node_name: Option<String>,
+    /// containerd's socket, asked about plain containerd containers; `None`: never.
+    #[serde(skip)]
+    pub containerd_socket: Option<PathBuf>,
     #[serde(skip)]
     pub output: Option<PathBuf>,
     #[serde(skip)]
@@ -90,6 +93,7 @@ impl Default for Config {
             tail_queue: 16_384,
             cgroup_mount: None,
             node_name: None,
+            containerd_socket: Some(PathBuf::from(crate::identity::containerd::DEFAULT_SOCKET)),
             output: None,
             btf_path: PathBuf::from("/sys/kernel/btf/vmlinux"),
         }

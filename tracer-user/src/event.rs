@@ -97,6 +97,8 @@ pub struct Container {
     pub runtime: Option<String>,
     pub name: Option<String>,
     pub image: Option<String>,
+    /// The containerd namespace of a plain containerd container.
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -59,6 +59,9 @@ pub struct Metrics {
     /// 0 disabled, 1 connecting, 2 synced, 3 failing.
     pub kube_watch_state: Gauge,
     pub kube_watch_errors: Gauge,
+    /// Questions put to containerd about containers, and those that failed.
+    pub containerd_lookups: Gauge,
+    pub containerd_errors: Gauge,
     pub tail_clients: Gauge,
     /// Seconds from the action (kernel timestamp) to its line being written.
     pub latency: Histogram,
@@ -83,6 +86,8 @@ impl Metrics {
             ring_records_submitted: Gauge::default(),
             kube_watch_state: Gauge::default(),
             kube_watch_errors: Gauge::default(),
+            containerd_lookups: Gauge::default(),
+            containerd_errors: Gauge::default(),
             tail_clients: Gauge::default(),
             latency: Histogram::new(LATENCY_BUCKETS.iter().copied()),
             ready: AtomicBool::new(false),
@@ -145,6 +150,16 @@ impl Metrics {
             "kube_watch_errors",
             "Errors of the Kubernetes pod watch",
             m.kube_watch_errors.clone(),
+        );
+        registry.register(
+            "containerd_lookups",
+            "Containers asked about on containerd's socket",
+            m.containerd_lookups.clone(),
+        );
+        registry.register(
+            "containerd_lookup_errors",
+            "containerd lookups that failed or timed out (each cause is logged once)",
+            m.containerd_errors.clone(),
         );
         registry.register(
             "tail_clients",

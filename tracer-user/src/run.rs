@@ -19,6 +19,7 @@ use crate::{
     host::{self, HostInfo},
     identity::{
         cgroup::CgroupResolver,
+        containerd::Containerd,
         kube::{self, PodIndex},
         resolve::IdentityResolver,
         spiffe::Registry,
@@ -78,11 +79,14 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
     };
     let cgroup_root = cgroups.mount().to_owned();
 
-    let (probes, events) = probes::load(&LoadOptions {
+    let (mut probes, events) = probes::load(&LoadOptions {
         offsets,
         ring_buffer_bytes: config.ring_buffer_bytes,
         cgroup_root: &cgroup_root,
     })?;
+    if let Some(logger) = probes.take_logger() {
+        probes::poll_probe_logs(logger);
+    }
     let degraded: Vec<String> = probes.degraded().iter().map(ToString::to_string).collect();
     Metrics::set(&metrics.probes_degraded, degraded.len() as u64);
     let _ = metrics.degraded.set(degraded);
@@ -131,7 +135,12 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         }
         None => None,
     };
-    let identity = IdentityResolver::new(pods.clone(), registry);
+    let containerd = config
+        .containerd_socket
+        .as_deref()
+        .and_then(Containerd::start);
+    let identity =
+        IdentityResolver::new(pods.clone(), registry).with_containerd(containerd.clone());
     let mut attributor = Attributor::new(
         ctx,
         table,
@@ -192,6 +201,10 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
                 parked.retry(&mut attributor, &mut sinks, &metrics, false);
                 sinks.flush();
             }
+            _ = containerd_answered(containerd.as_ref()), if !parked.is_empty() => {
+                parked.retry(&mut attributor, &mut sinks, &metrics, false);
+                sinks.flush();
+            }
             _ = park_tick.tick(), if !parked.is_empty() => {
                 parked.retry(&mut attributor, &mut sinks, &metrics, false);
                 sinks.flush();
@@ -206,6 +219,10 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
                     p.evict(now);
                     Metrics::set(&metrics.kube_watch_state, p.state.state() as u64);
                     Metrics::set(&metrics.kube_watch_errors, p.state.errors.load(Ordering::Relaxed));
+                }
+                if let Some(c) = &containerd {
+                    Metrics::set(&metrics.containerd_lookups, c.stats.lookups.load(Ordering::Relaxed));
+                    Metrics::set(&metrics.containerd_errors, c.stats.errors.load(Ordering::Relaxed));
                 }
                 Metrics::set(&metrics.process_table, attributor.table.len() as u64);
             }
@@ -294,8 +311,16 @@ async fn pod_changed(pods: Option<&PodIndex>) {
     }
 }
 
-/// Events whose pod metadata had not arrived yet. Each waits at most `wait`, then
-/// goes out with what the cgroup gave (`identity.status: "partial"`).
+async fn containerd_answered(containerd: Option<&Containerd>) {
+    match containerd {
+        Some(c) => c.changed.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Events whose pod metadata (or containerd's answer about their container) had
+/// not arrived yet. Each waits at most `wait`, then goes out with what the
+/// cgroup gave (`identity.status: "partial"` for a pod).
 struct Parked {
     queue: std::collections::VecDeque<(Instant, Event)>,
     wait: Duration,
@@ -314,7 +339,7 @@ impl Parked {
     }
 
     fn emit_or_park(&mut self, a: Attributed, sinks: &mut Sinks, m: &Metrics) {
-        if a.waiting_for_pod && !self.wait.is_zero() {
+        if a.waiting_for_metadata && !self.wait.is_zero() {
             self.queue.push_back((Instant::now() + self.wait, a.event));
         } else {
             emit(sinks, m, &a.event);

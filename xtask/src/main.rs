@@ -372,6 +372,7 @@ fn setup_cargo_fuzz() -> Result<()> {
 fn setup() -> Result<()> {
     setup_rust_src()?;
     setup_bpf_linker()?;
+    setup_protoc()?;
     setup_bpftool();
     setup_container_runtimes();
     setup_python_validators()
@@ -476,6 +477,30 @@ fn setup_bpf_linker() -> Result<()> {
             "RUSTFLAGS",
             format!("-C link-arg=-Wl,-rpath,{}", prefix_lib.display()),
         ))
+}
+
+/// `protoc`, the protobuf compiler: containerd-client's build script (containerd's
+/// own gRPC bindings, which the tracer uses to ask containerd about its
+/// containers) compiles containerd's `.proto` files with it, so nothing builds
+/// without it. Debian's `protobuf-compiler`; `PROTOC` names another one.
+fn setup_protoc() -> Result<()> {
+    if let Some(p) = env::var_os("PROTOC")
+        && Path::new(&p).exists()
+    {
+        return Ok(());
+    }
+    let on_path = env::split_paths(&env::var_os("PATH").unwrap_or_default())
+        .any(|dir| dir.join("protoc").is_file());
+    if on_path {
+        return Ok(());
+    }
+    if !Path::new("/usr/bin/apt-get").exists() {
+        bail!("no protoc and no apt-get: install the protobuf compiler (protoc) or set PROTOC");
+    }
+    if !apt_install(&["protobuf-compiler"]) {
+        bail!("could not install protobuf-compiler (protoc), which the build needs");
+    }
+    Ok(())
 }
 
 /// bpftool is only used by tests that cross-check our BTF reader; install it when

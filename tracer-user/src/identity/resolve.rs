@@ -2,13 +2,15 @@
 //! unit, session) -> Kubernetes metadata -> selectors -> SPIFFE IDs.
 //!
 //! Only the cgroup path (written by the runtime, kubelet or systemd), the
-//! Kubernetes API and podman's own store (root-only, written by podman) are
-//! trusted; nothing the workload itself can write is consulted.
+//! Kubernetes API, podman's own store (root-only, written by podman) and
+//! containerd's API (its root-only socket) are trusted; nothing the workload
+//! itself can write is consulted.
 use std::{collections::HashMap, sync::Arc};
 
 use crate::{
     event::{Container, Identity, IdentityStatus, Pod, PodOwner, Workload},
     identity::{
+        containerd::{self, Containerd, ContainerdContainer, Lookup},
         kube::{PodIndex, PodMeta},
         podman::{PodmanContainer, PodmanStore},
         spiffe::{Registry, WorkloadFacts, selectors},
@@ -28,8 +30,9 @@ pub struct UnixFacts<'a> {
 pub struct Resolved {
     pub workload: Arc<Workload>,
     pub identity: Arc<Identity>,
-    /// A pod whose metadata is not (yet) known: worth waiting a little for.
-    pub waiting_for_pod: bool,
+    /// A pod whose metadata is not (yet) known, or a container containerd
+    /// has not answered about yet: worth waiting a little for.
+    pub waiting_for_metadata: bool,
 }
 
 pub struct IdentityResolver {
@@ -41,10 +44,20 @@ pub struct IdentityResolver {
     /// selectors and matching registrations for each event of a storm was a
     /// tenth of the tracer's CPU. Pod metadata is part of the key by identity
     /// (a changed pod is a new `Arc`), and kept alive by the entry so its
-    /// address cannot be reused while the entry exists.
-    memo: HashMap<MemoKey, (Option<Arc<PodMeta>>, Resolved)>,
+    /// address cannot be reused while the entry exists; containerd's answer
+    /// likewise.
+    memo: HashMap<MemoKey, Memo>,
     /// Names and images of plain podman containers (not in a pod).
     podman: PodmanStore,
+    /// containerd's own word on `/<namespace>/<id>` cgroups, when its socket is there.
+    containerd: Option<Containerd>,
+}
+
+/// A remembered identity, with what its key names by identity kept alive.
+struct Memo {
+    _pod: Option<Arc<PodMeta>>,
+    _containerd: Option<Arc<ContainerdContainer>>,
+    resolved: Resolved,
 }
 
 #[derive(PartialEq, Eq, Hash)]
@@ -55,6 +68,8 @@ struct MemoKey {
     user: Option<Box<str>>,
     binary: Box<str>,
     pod: usize,
+    /// containerd's answer, by identity like `pod`.
+    containerd: usize,
 }
 
 const PARSED_CACHE_MAX: usize = 65_536;
@@ -76,7 +91,15 @@ impl IdentityResolver {
             parsed: HashMap::new(),
             memo: HashMap::new(),
             podman: PodmanStore::system(),
+            containerd: None,
         }
+    }
+
+    /// Ask containerd about `/<namespace>/<id>` cgroups (see [`containerd`]).
+    #[must_use]
+    pub fn with_containerd(mut self, containerd: Option<Containerd>) -> Self {
+        self.containerd = containerd;
+        self
     }
 
     /// Read podman's store from `graphroot` instead of the system's.
@@ -137,6 +160,15 @@ impl IdentityResolver {
         };
         let w = self.parse(path);
         let meta = self.pod_meta(&w);
+        let ctrd = self
+            .containerd
+            .as_ref()
+            .and_then(|c| containerd::candidate(path, &w).map(|(ns, id)| c.lookup(ns, id)));
+        let (ctrd, ctrd_pending) = match ctrd {
+            Some(Lookup::Found(c)) => (Some(c), false),
+            Some(Lookup::Pending) => (None, true),
+            Some(Lookup::Missing) | None => (None, false),
+        };
         let key = MemoKey {
             cgroup_path: path.clone(),
             uid: unix.uid,
@@ -144,10 +176,17 @@ impl IdentityResolver {
             user: unix.user.map(Box::from),
             binary: Box::from(unix.path),
             pod: meta.as_ref().map_or(0, |m| Arc::as_ptr(m) as usize),
+            containerd: ctrd.as_ref().map_or(0, |c| Arc::as_ptr(c) as usize),
         };
-        if let Some((_, r)) = self.memo.get(&key) {
-            return r.clone();
+        if !ctrd_pending && let Some(m) = self.memo.get(&key) {
+            return m.resolved.clone();
         }
+        // containerd knows this container: the path's claim (or a bare
+        // `/<namespace>/<id>`) is confirmed by the runtime.
+        let w = match &ctrd {
+            Some(c) => Arc::new(containerd::confirmed(&w, c)),
+            None => w,
+        };
         // A podman container outside Kubernetes: podman's store names it.
         let podman = match (w.runtime.as_deref(), &w.container_id, &w.pod_uid) {
             (Some("podman"), Some(id), None) => Some(self.podman.lookup(id)),
@@ -155,13 +194,28 @@ impl IdentityResolver {
         };
         // podman writes its store before the container's first process runs:
         // a miss is a store elsewhere (or gone), so it is memoised like a hit.
-        let r = self.resolve_parsed(path, unix, &w, meta.clone(), podman.flatten());
-        // One waiting for its pod is retried later and must see the pod then.
-        if !r.waiting_for_pod {
+        let mut r = self.resolve_parsed(
+            path,
+            unix,
+            &w,
+            meta.clone(),
+            podman.flatten(),
+            ctrd.as_deref(),
+        );
+        r.waiting_for_metadata |= ctrd_pending;
+        // One waiting is retried later and must see the pod (or container) then.
+        if !r.waiting_for_metadata {
             if self.memo.len() >= MEMO_MAX {
                 self.memo.clear();
             }
-            self.memo.insert(key, (meta, r.clone()));
+            self.memo.insert(
+                key,
+                Memo {
+                    _pod: meta,
+                    _containerd: ctrd,
+                    resolved: r.clone(),
+                },
+            );
         }
         r
     }
@@ -173,6 +227,7 @@ impl IdentityResolver {
         w: &CgroupWorkload,
         meta: Option<Arc<PodMeta>>,
         podman: Option<Arc<PodmanContainer>>,
+        ctrd: Option<&ContainerdContainer>,
     ) -> Resolved {
         let is_pod = w.pod_uid.is_some() || w.kind == WorkloadKind::Pod;
         let container_meta = meta
@@ -187,10 +242,13 @@ impl IdentityResolver {
                 .or_else(|| container_meta.and_then(|c| c.runtime.clone())),
             name: container_meta
                 .map(|c| c.name.clone())
-                .or_else(|| podman.as_ref().and_then(|p| p.name.clone())),
+                .or_else(|| podman.as_ref().and_then(|p| p.name.clone()))
+                .or_else(|| ctrd.map(|c| c.name.clone())),
             image: container_meta
                 .and_then(|c| c.image.clone())
-                .or_else(|| podman.as_ref().and_then(|p| p.image.clone())),
+                .or_else(|| podman.as_ref().and_then(|p| p.image.clone()))
+                .or_else(|| ctrd.and_then(|c| c.image.clone())),
+            namespace: w.containerd_namespace.clone(),
         });
         let pod_uid = w
             .pod_uid
@@ -254,7 +312,7 @@ impl IdentityResolver {
         workload: Workload,
         facts: WorkloadFacts<'_>,
         status: IdentityStatus,
-        waiting_for_pod: bool,
+        waiting_for_metadata: bool,
     ) -> Resolved {
         let r = self.registry.resolve(&facts);
         Resolved {
@@ -265,7 +323,7 @@ impl IdentityResolver {
                 source: r.sources,
                 status,
             }),
-            waiting_for_pod,
+            waiting_for_metadata,
         }
     }
 }
@@ -298,6 +356,69 @@ mod tests {
             .collect()
     }
 
+    /// containerd is the authority on `/<namespace>/<id>`: a pending lookup
+    /// makes the event wait, containerd's answer names the container, and a
+    /// cgroup containerd does not know stays what the path says.
+    #[test]
+    fn containerd_confirms_bare_namespace_and_id() {
+        let (ctrd, mut requests) = Containerd::detached();
+        let registry = Registry::new("cluster.local", true).unwrap();
+        let mut r = IdentityResolver::new(None, registry).with_containerd(Some(ctrd.clone()));
+        let unix = UnixFacts {
+            uid: 0,
+            user: Some("root"),
+            gid: 0,
+            path: "/bin/true",
+        };
+        let web: Arc<str> = "/shop/web-1".into();
+        let first = r.resolve(Some(&web), &unix);
+        assert!(first.waiting_for_metadata, "pending: worth a wait");
+        assert_eq!(first.workload.kind, WorkloadKind::Host);
+        assert_eq!(
+            requests.try_recv().ok(),
+            Some(("shop".to_owned(), "web-1".to_owned()))
+        );
+        ctrd.answer(
+            "shop",
+            "web-1",
+            Some(ContainerdContainer {
+                namespace: "shop".into(),
+                id: "web-1".into(),
+                name: "web-1".into(),
+                image: Some("localhost/shop:1.0".into()),
+            }),
+        );
+        let found = r.resolve(Some(&web), &unix);
+        assert!(!found.waiting_for_metadata);
+        assert_eq!(found.workload.kind, WorkloadKind::Container);
+        assert_eq!(
+            found.workload.container,
+            Some(Container {
+                id: "web-1".into(),
+                runtime: Some("containerd".into()),
+                name: Some("web-1".into()),
+                image: Some("localhost/shop:1.0".into()),
+                namespace: Some("shop".into()),
+            })
+        );
+        // Not a container of containerd's: the path's word (host) stands.
+        let other: Arc<str> = "/process_api/a128cd5a".into();
+        assert!(r.resolve(Some(&other), &unix).waiting_for_metadata);
+        ctrd.answer("process_api", "a128cd5a", None);
+        let host = r.resolve(Some(&other), &unix);
+        assert!(!host.waiting_for_metadata);
+        assert_eq!(host.workload.kind, WorkloadKind::Host);
+        assert_eq!(host.workload.container, None);
+        // Paths the grammar names otherwise are never asked about.
+        let unit: Arc<str> = "/system.slice/cron.service".into();
+        assert!(!r.resolve(Some(&unit), &unix).waiting_for_metadata);
+        assert_eq!(
+            requests.try_recv().ok().map(|k| k.0),
+            Some("process_api".into())
+        );
+        assert!(requests.try_recv().is_err());
+    }
+
     /// Remembered identities follow the pod: a pod that changes, appears or
     /// goes is resolved anew, never served from before.
     #[test]
@@ -319,7 +440,7 @@ mod tests {
         };
         // Not known yet: partial, and not remembered (the event waits for it).
         let first = r.resolve(Some(&path), &unix);
-        assert!(first.waiting_for_pod);
+        assert!(first.waiting_for_metadata);
         pods.cache.write().unwrap().upsert(meta("web-sa"));
         let a = r.resolve(Some(&path), &unix);
         assert_eq!(spiffe(&a), ["spiffe://cluster.local/ns/shop/sa/web-sa"]);

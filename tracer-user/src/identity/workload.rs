@@ -71,7 +71,8 @@ pub struct CgroupWorkload {
     pub pod_uid: Option<String>,
     /// `guaranteed`, `burstable` or `besteffort`.
     pub qos: Option<String>,
-    /// The runtime's id: 64 lowercase hex.
+    /// The runtime's id: 64 lowercase hex from the path (any containerd
+    /// identifier once containerd confirmed the container, see `containerd.rs`).
     pub container_id: Option<String>,
     /// `containerd`, `cri-o`, `docker` or `podman`; `None` where the path does not say.
     pub runtime: Option<String>,

@@ -109,6 +109,9 @@ pub struct Probes {
     counters: PerCpuArray<MapData, u64>,
     stats: Vec<ProgramStats>,
     degraded: Vec<Degraded>,
+    /// The probes' rare diagnostics (read faults, missing offsets); `run`
+    /// takes it to poll, `check-kernel` only keeps it alive.
+    logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
 }
 
 /// One loaded program, as the kernel reports it: how much of the verifier's
@@ -258,12 +261,25 @@ fn verifier_error(program: &'static str, err: ProgramError) -> ProbeError {
 /// exec and connect programs so the process table never misses a parent.
 pub fn load(opts: &LoadOptions<'_>) -> Result<(Probes, RingBuf<MapData>), ProbeError> {
     let cpus = aya::util::nr_cpus().map_or(1, |n| n.max(1)) as u32;
+    let log_level = probe_log_level();
     let mut ebpf = EbpfLoader::new()
         .override_global("OFFSETS", &opts.offsets, true)
+        // aya-log's level check in the probes: statements above it cost one load.
+        .override_global("AYA_LOG_LEVEL", &log_level, false)
         .map_max_entries("EVENTS", opts.ring_buffer_bytes)
         .map_max_entries("EXEC_SCRATCH", cpus)
         .load(PROBES)
         .map_err(ProbeError::Load)?;
+
+    // Before any program loads: the logger takes the log ring out of `ebpf`, and
+    // programs that log fail to load once that map is closed.
+    let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(error = %e, "probe diagnostics unavailable (aya-log)");
+            None
+        }
+    };
 
     let cgroup = File::open(opts.cgroup_root).map_err(|source| ProbeError::CgroupRoot {
         path: opts.cgroup_root.display().to_string(),
@@ -321,6 +337,7 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<(Probes, RingBuf<MapData>), ProbeE
             counters,
             stats,
             degraded,
+            logger,
         },
         events,
     ))
@@ -382,6 +399,20 @@ fn attach(
     })
 }
 
+/// aya-log's level numbers (`aya_log_common::Level`: error 1 ... trace 5; 0 off),
+/// from the most verbose level the tracer's own log filter enables.
+fn probe_log_level() -> u8 {
+    use tracing::level_filters::LevelFilter;
+    match LevelFilter::current() {
+        LevelFilter::OFF => 0,
+        LevelFilter::ERROR => 1,
+        LevelFilter::WARN => 2,
+        LevelFilter::INFO => 3,
+        LevelFilter::DEBUG => 4,
+        _ => 5,
+    }
+}
+
 fn verified(info: Result<aya::programs::ProgramInfo, ProgramError>) -> Option<u32> {
     info.ok().and_then(|i| i.verified_instruction_count())
 }
@@ -390,6 +421,11 @@ impl Probes {
     /// Every program, in attach order, with its verifier statistics.
     pub fn stats(&self) -> &[ProgramStats] {
         &self.stats
+    }
+
+    /// The probes' log ring, for the caller to poll (see [`poll_probe_logs`]).
+    pub fn take_logger(&mut self) -> Option<aya_log::EbpfLogger<&'static dyn log::Log>> {
+        self.logger.take()
     }
 
     /// Optional programs that did not load or attach here.
@@ -412,6 +448,35 @@ impl Probes {
             submitted: sum(counter::SUBMITTED),
         }
     }
+}
+
+/// Forward the probes' diagnostics to our log (through the `log` facade, which
+/// tracing-subscriber bridges) whenever their ring has records.
+pub fn poll_probe_logs(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
+    use tokio::io::{Interest, unix::AsyncFd};
+    // SAFETY: the logger owns its ring's fd for as long as the AsyncFd owns the
+    // logger, and nothing else closes it.
+    let mut fd = match unsafe { AsyncFd::register_with_interest(logger, Interest::READABLE) } {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the probes' log ring; probe diagnostics off");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            match fd.readable_mut().await {
+                Ok(mut guard) => {
+                    guard.get_inner_mut().flush();
+                    guard.clear_ready();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "probe diagnostics stopped");
+                    break;
+                }
+            }
+        }
+    });
 }
 
 #[cfg(test)]

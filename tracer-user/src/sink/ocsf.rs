@@ -682,6 +682,7 @@ mod tests {
                 runtime: Some("containerd".into()),
                 name: Some("web".into()),
                 image: Some("registry:5000/shop/web:1.2".into()),
+                namespace: None,
             }),
             pod: Some(Pod {
                 uid: POD_UID.into(),
