@@ -350,6 +350,8 @@ pub struct Options {
 
 struct Outcome {
     kernel: String,
+    /// Booted a second time after the first guest died without a status.
+    retried: bool,
     uname: String,
     /// The guest command's exit status, when the guest reported one.
     status: Option<i32>,
@@ -437,7 +439,16 @@ pub fn vmtest(root: &Path, opts: &Options) -> Result<()> {
     catch_signals();
     let mut outcomes = Vec::new();
     for (k, image) in kernels.iter().zip(&images) {
-        let o = run_kernel(root, &dirs, k, image.as_deref(), opts)?;
+        let mut o = run_kernel(root, &dirs, k, image.as_deref(), opts)?;
+        // A guest that vanished without writing a status (no timeout, no test
+        // failure: QEMU's emulated machine went away mid-run, seen about one
+        // run in five on 6.12 under TCG, cause not found yet) is booted once
+        // more; a second loss, a timeout or any failing test still fails.
+        if o.status.is_none() && !o.timed_out && image.is_some() {
+            eprintln!("xtask: vmtest {k}: the guest died without a status; booting it once more");
+            o = run_kernel(root, &dirs, k, image.as_deref(), opts)?;
+            o.retried = true;
+        }
         outcomes.push(o);
     }
 
@@ -448,6 +459,7 @@ pub fn vmtest(root: &Path, opts: &Options) -> Result<()> {
     );
     for o in &outcomes {
         let result = match (o.status, o.timed_out) {
+            (Some(0), _) if o.retried => "pass (2nd boot)".to_string(),
             (Some(0), _) => "pass".to_string(),
             (Some(rc), _) => format!("FAIL (exit {rc})"),
             (None, true) => "FAIL (timeout)".to_string(),
@@ -1167,6 +1179,7 @@ fn run_kernel(
     );
     Ok(Outcome {
         kernel: key.to_string(),
+        retried: false,
         uname,
         status,
         timed_out,
