@@ -460,41 +460,20 @@ impl Attributor {
     /// [`Self::cgroup_path`] in the v1 hierarchy.
     fn cgroup_v1_path(&mut self, id: u64, pid: Option<u32>) -> Option<Arc<str>> {
         let v1 = self.cgroups_v1.as_mut()?;
-        if let Some(p) = v1.resolver.path_cached(id) {
-            return Some(p);
-        }
-        let from_proc = pid
-            .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok())
-            .and_then(|t| scan::parse_cgroup_v1_line(&t, v1.controller.name))
-            .map(|(_, rel)| rel)
-            .filter(|rel| v1.resolver.id_of(rel) == Some(id));
-        match from_proc {
-            Some(rel) => {
-                v1.resolver.insert(id, &rel);
-                v1.resolver.path_cached(id)
-            }
-            None => v1.resolver.path(id),
-        }
+        let controller = v1.controller.name;
+        v1.resolver.path_verified(id, || {
+            let text = std::fs::read_to_string(format!("/proc/{}/cgroup", pid?)).ok()?;
+            scan::parse_cgroup_v1_line(&text, controller).map(|(_, rel)| rel)
+        })
     }
 
-    /// The cached path; on a miss, the path the process itself reports, accepted
-    /// only if that directory's inode is the id the kernel captured (the process may
-    /// have moved since), else a rescan of the hierarchy.
+    /// See [`CgroupResolver::path_verified`]: the process's own /proc claim is
+    /// read only on a cache miss.
     fn cgroup_path(&mut self, id: u64, pid: u32) -> Option<Arc<str>> {
-        if let Some(p) = self.cgroups.path_cached(id) {
-            return Some(p);
-        }
-        let from_proc = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .ok()
-            .and_then(|t| scan::parse_cgroup_v2_line(&t))
-            .filter(|rel| self.cgroups.id_of(rel) == Some(id));
-        match from_proc {
-            Some(rel) => {
-                self.cgroups.insert(id, &rel);
-                self.cgroups.path_cached(id)
-            }
-            None => self.cgroups.path(id),
-        }
+        self.cgroups.path_verified(id, || {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+            scan::parse_cgroup_v2_line(&text)
+        })
     }
 
     /// Update the table from `rec` and return the event to emit, if any.

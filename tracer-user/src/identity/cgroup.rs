@@ -264,6 +264,26 @@ impl CgroupResolver {
     }
 
     /// The cached path only: never touches the filesystem.
+    /// The cached path; on a miss, the path `claimed` gives (what the process
+    /// itself reports, read only then), accepted only if that directory's inode
+    /// is `id` (the process may have moved since), else a rescan.
+    pub fn path_verified(
+        &mut self,
+        id: u64,
+        claimed: impl FnOnce() -> Option<String>,
+    ) -> Option<Arc<str>> {
+        if let Some(p) = self.path_cached(id) {
+            return Some(p);
+        }
+        match claimed().filter(|rel| self.id_of(rel) == Some(id)) {
+            Some(rel) => {
+                self.insert(id, &rel);
+                self.path_cached(id)
+            }
+            None => self.path(id),
+        }
+    }
+
     pub fn path_cached(&self, id: u64) -> Option<Arc<str>> {
         self.paths
             .get(&id)
