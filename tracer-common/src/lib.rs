@@ -9,7 +9,7 @@
 #![no_std]
 
 /// Bumped whenever the layout of any record changes.
-pub const RECORD_VERSION: u16 = 2;
+pub const RECORD_VERSION: u16 = 3;
 
 /// Bytes of argv the probes copy for one exec. Longer argument lists are cut at
 /// this length and flagged with [`FLAG_ARGV_TRUNCATED`].
@@ -33,6 +33,7 @@ pub enum RecordKind {
     Exit = 3,
     Connect = 4,
     Cgroup = 5,
+    ConnectResult = 6,
 }
 
 impl RecordKind {
@@ -43,6 +44,7 @@ impl RecordKind {
             3 => Some(Self::Exit),
             4 => Some(Self::Connect),
             5 => Some(Self::Cgroup),
+            6 => Some(Self::ConnectResult),
             _ => None,
         }
     }
@@ -161,27 +163,68 @@ pub struct ExitRecord {
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 
-/// A connect, emitted when the syscall returns. The destination comes from the
-/// kernel's copy of the address (the cgroup sock_addr hook), never from user memory.
+/// [`ConnectRecord::op`]: a `connect` (syscall, io_uring, TCP Fast Open, compat
+/// syscall: the cgroup hook runs for all of them).
+pub const CONNECT_OP_CONNECT: u16 = 1;
+/// [`ConnectRecord::op`]: the first datagram a socket sends to a destination
+/// without connecting (`sendto`/`sendmsg` with an address).
+pub const CONNECT_OP_SENDMSG: u16 = 2;
+/// [`ConnectRecord::flags`]: the hook ran inside a `connect` syscall of this
+/// thread (not io_uring, TCP Fast Open or a compat syscall); its result follows
+/// from the syscall's exit.
+pub const CONNECT_IN_SYSCALL: u16 = 1;
+/// A connect (or a first unconnected send), emitted by the cgroup sock_addr hook
+/// in the caller's context before the kernel acts, whatever path led there. The
+/// destination is the kernel's copy of the address, never user memory. Its
+/// result follows as a [`ConnectResultRecord`] with the same `cookie`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ConnectRecord {
     pub header: Header,
     pub task: TaskInfo,
+    /// The socket's cookie (`bpf_get_socket_cookie`): unique per socket for the
+    /// life of the boot; joins the result.
+    pub cookie: u64,
     pub family: u16,
     /// IPPROTO_TCP / IPPROTO_UDP / ...
     pub protocol: u16,
-    /// 0 on success, otherwise the positive errno (EINPROGRESS for a
-    /// non-blocking connect still under way).
-    pub errno: i32,
+    /// [`CONNECT_OP_CONNECT`] or [`CONNECT_OP_SENDMSG`].
+    pub op: u16,
+    /// [`CONNECT_IN_SYSCALL`].
+    pub flags: u16,
     /// Network byte order, IPv4 in the first 4 bytes.
     pub daddr: [u8; 16],
-    pub saddr: [u8; 16],
     /// Host byte order.
     pub dport: u16,
+    pub _pad: [u16; 3],
+}
+
+/// [`ConnectResultRecord::source_of`]: the `connect` syscall returned.
+pub const RESULT_FROM_SYSCALL: u16 = 1;
+/// [`ConnectResultRecord::source_of`]: the TCP socket left `SYN_SENT`
+/// (`inet_sock_set_state`): established, or closed with `sk_err`.
+pub const RESULT_FROM_STATE: u16 = 2;
+
+/// What became of a connect: from the syscall's return where there is one,
+/// otherwise from the socket's state change (io_uring, TCP Fast Open,
+/// non-blocking connects).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConnectResultRecord {
+    pub header: Header,
+    pub cookie: u64,
+    /// 0 on success, otherwise the positive errno.
+    pub errno: i32,
+    /// [`RESULT_FROM_SYSCALL`] or [`RESULT_FROM_STATE`].
+    pub source_of: u16,
+    pub family: u16,
+    /// The socket's local address once the kernel bound it; network order.
+    pub saddr: [u8; 16],
+    /// Host byte order; 0 when not known.
     pub sport: u16,
     /// Non-zero when `saddr`/`sport` were read from the socket.
-    pub source_known: u32,
+    pub source_known: u16,
+    pub _pad: u32,
 }
 
 /// Bytes of a cgroup path the probes copy.
@@ -205,19 +248,32 @@ pub struct CgroupRecord {
     pub path: [u8; CGROUP_PATH_MAX],
 }
 
-/// What the connect probes keep between the cgroup hook and the syscall exit.
+/// What the connect probes keep between `sys_enter_connect` and its exit: the
+/// descriptor, and once the cgroup hook ran inside that syscall, the socket's
+/// cookie and protocol (the hook does not run for AF_UNIX and other families).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PendingConnect {
+    pub cookie: u64,
     pub fd: i32,
     pub family: u16,
     pub protocol: u16,
+}
+
+/// Key of the first-send map: one unconnected socket and one destination.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SendKey {
+    pub cookie: u64,
     pub daddr: [u8; 16],
     pub dport: u16,
-    /// Non-zero once the cgroup hook has filled the address.
-    pub has_addr: u16,
-    pub _pad: u32,
+    pub _pad: [u16; 3],
 }
+
+/// Distinct destinations one unconnected socket reports before further first
+/// sends are only counted ([`counter::SENDS_UNREPORTED`]): a UDP scanner or a
+/// busy DNS forwarder cannot flood the ring.
+pub const SEND_DESTINATIONS_MAX: u32 = 64;
 
 /// What the exec probes keep between `sys_enter_execve[at]` and its exit, to
 /// describe a failed exec.
@@ -242,6 +298,9 @@ pub mod counter {
     pub const SCRATCH: u32 = 3;
     /// Records successfully submitted (not a loss; for rates).
     pub const SUBMITTED: u32 = 4;
+    /// First sends of an unconnected socket past [`super::SEND_DESTINATIONS_MAX`]
+    /// destinations: seen, counted, not reported one by one.
+    pub const SENDS_UNREPORTED: u32 = 5;
     pub const COUNT: u32 = 8;
 }
 
@@ -296,6 +355,10 @@ pub struct Offsets {
     pub sock_rcv_saddr: u32,
     pub sock_num: u32,
     pub sock_v6_rcv_saddr: u32,
+    /// `sock_common.skc_cookie` (what `bpf_get_socket_cookie` set) and
+    /// `sock.sk_err`: the join key and the error of a TCP connect that failed.
+    pub sock_cookie: u32,
+    pub sock_err: u32,
     pub bprm_filename: u32,
     pub task_fs: u32,
     pub fs_pwd_dentry: u32,

@@ -5,8 +5,12 @@
 //!              tracepoint syscalls/sys_{enter,exit}_execve[at] (failures, with errno)
 //! - lifecycle: raw_tp/sched_process_fork (new processes only) and
 //!              raw_tp/sched_process_exit (last thread of a process)
-//! - connect:   cgroup/connect4|6 (the kernel's own copy of the address) joined with
-//!              tracepoint syscalls/sys_{enter,exit}_connect (fd and outcome)
+//! - connect:   cgroup/connect4|6 (every inet connect, in the caller's context, with
+//!              the kernel's own copy of the address) and cgroup/sendmsg4|6 (first
+//!              unconnected send to a destination); the result from
+//!              syscalls/sys_{enter,exit}_connect (synchronous results, local address)
+//!              or raw_tp/inet_sock_set_state (a TCP socket leaving SYN_SENT),
+//!              joined by socket cookie in user space
 //!
 //! Kernel struct members are read at offsets user space resolved from the running
 //! kernel's BTF (`OFFSETS`); nothing about struct layout is compiled in.
@@ -22,9 +26,9 @@ use aya_ebpf::{
     },
     helpers::generated::{
         bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task,
-        bpf_get_smp_processor_id, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
-        bpf_probe_read_kernel_str, bpf_probe_read_user, bpf_probe_read_user_str,
-        bpf_ringbuf_output, bpf_ringbuf_query,
+        bpf_get_smp_processor_id, bpf_get_socket_cookie, bpf_ktime_get_boot_ns,
+        bpf_probe_read_kernel, bpf_probe_read_kernel_str, bpf_probe_read_user,
+        bpf_probe_read_user_str, bpf_ringbuf_output, bpf_ringbuf_query,
     },
     macros::{cgroup_sock_addr, map, raw_tracepoint, tracepoint},
     maps::{Array, LruHashMap, PerCpuArray, RingBuf},
@@ -32,12 +36,13 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::{error, warn};
 use tracer_common::{
-    ARGV_MAX, CGROUP_MKDIR, CGROUP_PATH_MAX, CGROUP_RENAME, CGROUP_RMDIR, COMM_LEN, CgroupRecord,
-    ConnectRecord, ExecRecord, ExitRecord, FAILED_EXEC_ARG_MAX, FAILED_EXEC_ARGS_MAX,
+    ARGV_MAX, CGROUP_MKDIR, CGROUP_PATH_MAX, CGROUP_RENAME, CGROUP_RMDIR, COMM_LEN,
+    CONNECT_IN_SYSCALL, CONNECT_OP_CONNECT, CONNECT_OP_SENDMSG, CgroupRecord, ConnectRecord,
+    ConnectResultRecord, ExecRecord, ExitRecord, FAILED_EXEC_ARG_MAX, FAILED_EXEC_ARGS_MAX,
     FLAG_ARGV_TRUNCATED, FLAG_ARGV_UNREADABLE, FLAG_EXECVEAT, FLAG_FILE_UNLINKED,
     FLAG_PATH_FROM_FILE, FLAG_PATH_TRUNCATED, ForkRecord, Header, NAME_MAX, Offsets,
-    PATH_COMPONENTS_MAX, PATH_MAX, PendingConnect, PendingExec, RECORD_VERSION, RecordKind,
-    TTY_LEN, TaskInfo, counter,
+    PATH_COMPONENTS_MAX, PATH_MAX, PendingConnect, PendingExec, RECORD_VERSION, RESULT_FROM_STATE,
+    RESULT_FROM_SYSCALL, RecordKind, SEND_DESTINATIONS_MAX, SendKey, TTY_LEN, TaskInfo, counter,
 };
 
 /// Filled by user space at load time from the running kernel's BTF.
@@ -88,6 +93,8 @@ static OFFSETS: Offsets = Offsets {
     sock_rcv_saddr: 0,
     sock_num: 0,
     sock_v6_rcv_saddr: 0,
+    sock_cookie: 0,
+    sock_err: 0,
     bprm_filename: 0,
     task_fs: 0,
     fs_pwd_dentry: 0,
@@ -143,6 +150,14 @@ static PENDING_EXEC: LruHashMap<u64, PendingExec> = LruHashMap::with_max_entries
 /// pid_tgid. LRU for the same reason (io_uring connects have no syscall exit).
 #[map]
 static PENDING_CONNECT: LruHashMap<u64, PendingConnect> = LruHashMap::with_max_entries(16384, 0);
+
+/// Unconnected sends already reported: (socket, destination).
+#[map]
+static SENT_TO: LruHashMap<SendKey, u8> = LruHashMap::with_max_entries(16384, 0);
+
+/// Destinations reported per unconnected socket, to cap them.
+#[map]
+static SEND_DESTINATIONS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(16384, 0);
 
 /// Room for one exec record with its path and argv. A per-CPU array cannot hold
 /// values over 32 KiB, so this is a plain array indexed by CPU; user space sizes it
@@ -678,32 +693,27 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
 
 // ---------------------------------------------------------------- connect
 
+/// `sys_enter_connect`: remember the descriptor, so the exit can read the
+/// socket's local address; the cgroup hook adds the cookie if the socket is inet.
 #[tracepoint(name = "sys_enter_connect", category = "syscalls")]
 pub fn sys_enter_connect(ctx: TracePointContext) -> i32 {
     let fd: u64 = unsafe { ctx.read_at(16) }.unwrap_or(u64::MAX);
     let key = unsafe { bpf_get_current_pid_tgid() };
-    let mut pending = PendingConnect {
+    let pending = PendingConnect {
+        cookie: 0,
         fd: fd as i32,
         family: 0,
         protocol: 0,
-        daddr: [0; 16],
-        dport: 0,
-        has_addr: 0,
-        _pad: 0,
     };
-    // The literal's zero array alone would be stored with a `memset` call.
-    unsafe { zero16(addr_of_mut!(pending.daddr)) };
     if PENDING_CONNECT.insert(&key, &pending, 0).is_err() {
         count(counter::PENDING_FULL);
     }
     0
 }
 
-/// Called with the kernel's copy of the address, before the connect happens.
+/// The destination as the kernel copied it, IPv4 in the first word.
 #[inline(always)]
-fn connect_hook(ctx: &SockAddrContext, v6: bool) {
-    let key = unsafe { bpf_get_current_pid_tgid() };
-    let sa: &bpf_sock_addr = unsafe { &*ctx.sock_addr };
+fn hook_address(sa: &bpf_sock_addr, v6: bool) -> [u8; 16] {
     // Built as words: a zeroed byte array would become a `memset` call.
     let words: [u32; 4] = if v6 {
         sa.user_ip6
@@ -711,39 +721,82 @@ fn connect_hook(ctx: &SockAddrContext, v6: bool) {
         [sa.user_ip4, 0, 0, 0]
     };
     // SAFETY: same size, and every bit pattern is a valid [u8; 16].
-    let daddr: [u8; 16] = unsafe { core::mem::transmute(words) };
-    let dport = u16::from_be(sa.user_port as u16);
-    let family = if v6 {
-        tracer_common::AF_INET6
-    } else {
-        tracer_common::AF_INET
-    };
-    let protocol = sa.protocol as u16;
-    match PENDING_CONNECT.get_ptr_mut(&key) {
-        Some(p) => unsafe {
-            (*p).family = family;
-            (*p).protocol = protocol;
-            (*p).daddr = daddr;
-            (*p).dport = dport;
-            (*p).has_addr = 1;
-        },
-        None => {
-            // No syscall entry seen (io_uring, or a connect already under way when we
-            // attached): keep the address; the exit, if any, still finds it.
-            let pending = PendingConnect {
-                fd: -1,
-                family,
-                protocol,
-                daddr,
-                dport,
-                has_addr: 1,
-                _pad: 0,
-            };
-            if PENDING_CONNECT.insert(&key, &pending, 0).is_err() {
-                count(counter::PENDING_FULL);
-            }
-        }
+    unsafe { core::mem::transmute(words) }
+}
+
+/// Emit the connect (or first send) record, in the caller's context, before the
+/// kernel acts: the event exists whatever path led here and whatever follows.
+#[inline(always)]
+fn emit_connect(ctx: &SockAddrContext, v6: bool, op: u16, cookie: u64, flags: u16) {
+    if !offsets_ready(ctx) {
+        return;
     }
+    let sa: &bpf_sock_addr = unsafe { &*ctx.sock_addr };
+    let daddr = hook_address(sa, v6);
+    let Some(mut entry) = EVENTS.reserve::<ConnectRecord>(0) else {
+        count(counter::RING_FULL);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    unsafe {
+        (*rec).header = header(RecordKind::Connect, core::mem::size_of::<ConnectRecord>());
+        fill_task(bpf_get_current_task() as usize, addr_of_mut!((*rec).task));
+        (*rec).task.cgroup_id = bpf_get_current_cgroup_id();
+        (*rec).cookie = cookie;
+        (*rec).family = if v6 {
+            tracer_common::AF_INET6
+        } else {
+            tracer_common::AF_INET
+        };
+        (*rec).protocol = sa.protocol as u16;
+        (*rec).op = op;
+        (*rec).flags = flags;
+        let d = addr_of!(daddr).cast::<u64>();
+        let dst = addr_of_mut!((*rec).daddr).cast::<u64>();
+        write_volatile(dst, core::ptr::read_unaligned(d));
+        write_volatile(dst.add(1), core::ptr::read_unaligned(d.add(1)));
+        (*rec).dport = u16::from_be(sa.user_port as u16);
+        write_volatile(addr_of_mut!((*rec)._pad).cast::<u32>(), 0);
+        write_volatile(addr_of_mut!((*rec)._pad).cast::<u16>().add(2), 0);
+    }
+    entry.submit(wakeup_flags());
+    count(counter::SUBMITTED);
+}
+
+const IPPROTO_TCP: u32 = 6;
+const TCP_ESTABLISHED: i32 = 1;
+const TCP_SYN_SENT: i32 = 2;
+const TCP_CLOSE: u32 = 7;
+
+/// Runs for every inet connect in the caller's context: the `connect` syscall
+/// (native and compat), io_uring's `IORING_OP_CONNECT`, TCP Fast Open's
+/// `sendto`/`sendmsg(MSG_FASTOPEN)`.
+#[inline(always)]
+fn connect_hook(ctx: &SockAddrContext, v6: bool) {
+    let sa: &bpf_sock_addr = unsafe { &*ctx.sock_addr };
+    // A TCP socket not in CLOSE is already connecting or connected: a repeated
+    // `connect` polls it (EALREADY/EISCONN), which is not a new action.
+    let sk = unsafe { sa.__bindgen_anon_1.sk };
+    if sa.protocol == IPPROTO_TCP && !sk.is_null() && unsafe { (*sk).state } != TCP_CLOSE {
+        return;
+    }
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+    let key = unsafe { bpf_get_current_pid_tgid() };
+    let mut flags = 0;
+    // Inside this thread's `connect` syscall: the exit reports the result.
+    if let Some(p) = PENDING_CONNECT.get_ptr_mut(&key) {
+        unsafe {
+            (*p).cookie = cookie;
+            (*p).protocol = sa.protocol as u16;
+            (*p).family = if v6 {
+                tracer_common::AF_INET6
+            } else {
+                tracer_common::AF_INET
+            };
+        }
+        flags = CONNECT_IN_SYSCALL;
+    }
+    emit_connect(ctx, v6, CONNECT_OP_CONNECT, cookie, flags);
 }
 
 #[cgroup_sock_addr(connect4)]
@@ -758,35 +811,74 @@ pub fn connect6(ctx: SockAddrContext) -> i32 {
     1
 }
 
-/// The local address of the socket behind `fd` of the current task, once the
-/// kernel has bound it (after connect).
+/// An unconnected datagram send names its destination each time: report the
+/// first send from each socket to each destination, up to
+/// `SEND_DESTINATIONS_MAX` destinations per socket (then only count).
 #[inline(always)]
-unsafe fn socket_source(fd: i32, rec: *mut ConnectRecord) {
+fn sendmsg_hook(ctx: &SockAddrContext, v6: bool) {
+    let sa: &bpf_sock_addr = unsafe { &*ctx.sock_addr };
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+    // Written word by word: a struct literal with arrays becomes a `memset` call.
+    let mut slot = core::mem::MaybeUninit::<SendKey>::uninit();
+    let k = slot.as_mut_ptr();
+    // SAFETY: every byte of the key is written before it is read.
+    let key = unsafe {
+        let daddr = hook_address(sa, v6);
+        let d = addr_of!(daddr).cast::<u64>();
+        write_volatile(addr_of_mut!((*k).cookie), cookie);
+        let dst = addr_of_mut!((*k).daddr).cast::<u64>();
+        write_volatile(dst, core::ptr::read_unaligned(d));
+        write_volatile(dst.add(1), core::ptr::read_unaligned(d.add(1)));
+        // dport and its padding: one word, the port in the low half.
+        let port = u64::from(u16::from_be(sa.user_port as u16));
+        write_volatile(addr_of_mut!((*k).dport).cast::<u64>(), port);
+        &*k
+    };
+    if unsafe { SENT_TO.get(key) }.is_some() {
+        return;
+    }
+    let _ = SENT_TO.insert(key, &1, 0);
+    let seen = match SEND_DESTINATIONS.get_ptr_mut(&cookie) {
+        Some(n) => unsafe {
+            *n += 1;
+            *n
+        },
+        None => {
+            let _ = SEND_DESTINATIONS.insert(&cookie, &1, 0);
+            1
+        }
+    };
+    if seen > SEND_DESTINATIONS_MAX {
+        count(counter::SENDS_UNREPORTED);
+        return;
+    }
+    emit_connect(ctx, v6, CONNECT_OP_SENDMSG, cookie, 0);
+}
+
+#[cgroup_sock_addr(sendmsg4)]
+pub fn sendmsg4(ctx: SockAddrContext) -> i32 {
+    sendmsg_hook(&ctx, false);
+    1
+}
+
+#[cgroup_sock_addr(sendmsg6)]
+pub fn sendmsg6(ctx: SockAddrContext) -> i32 {
+    sendmsg_hook(&ctx, true);
+    1
+}
+
+/// The socket's local address, once the kernel has bound it.
+#[inline(always)]
+unsafe fn sock_source(sk: usize, rec: *mut ConnectResultRecord) {
     unsafe {
         zero16(addr_of_mut!((*rec).saddr));
         (*rec).sport = 0;
         (*rec).source_known = 0;
-        if fd < 0 {
-            return;
-        }
-        let task = bpf_get_current_task() as usize;
-        let files = kptr(task, off!(task_files));
-        let fdt = kptr(files, off!(files_fdt));
-        let max_fds = kread::<u32>(fdt, off!(fdtable_max_fds));
-        if fd as u32 >= max_fds {
-            return;
-        }
-        let fds = kptr(fdt, off!(fdtable_fd));
-        let file = kptr(fds, (fd as usize) * 8);
-        let socket = kptr(file, off!(file_private_data));
-        let sk = kptr(socket, off!(socket_sk));
         if sk == 0 {
             return;
         }
         let family = kread::<u16>(sk, off!(sock_family));
-        if family != (*rec).family {
-            return;
-        }
+        (*rec).family = family;
         (*rec).sport = kread::<u16>(sk, off!(sock_num));
         if family == tracer_common::AF_INET6 {
             kread16(addr_of_mut!((*rec).saddr), sk, off!(sock_v6_rcv_saddr));
@@ -798,6 +890,53 @@ unsafe fn socket_source(fd: i32, rec: *mut ConnectRecord) {
     }
 }
 
+/// The `struct sock` behind descriptor `fd` of the current task; 0 if none.
+#[inline(always)]
+unsafe fn fd_sock(fd: i32) -> usize {
+    if fd < 0 {
+        return 0;
+    }
+    unsafe {
+        let task = bpf_get_current_task() as usize;
+        let files = kptr(task, off!(task_files));
+        let fdt = kptr(files, off!(files_fdt));
+        let max_fds = kread::<u32>(fdt, off!(fdtable_max_fds));
+        if fd as u32 >= max_fds {
+            return 0;
+        }
+        let fds = kptr(fdt, off!(fdtable_fd));
+        let file = kptr(fds, (fd as usize) * 8);
+        let socket = kptr(file, off!(file_private_data));
+        kptr(socket, off!(socket_sk))
+    }
+}
+
+#[inline(always)]
+fn emit_result(cookie: u64, errno: i32, source_of: u16, sk: usize) {
+    let Some(mut entry) = EVENTS.reserve::<ConnectResultRecord>(0) else {
+        count(counter::RING_FULL);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    unsafe {
+        (*rec).header = header(
+            RecordKind::ConnectResult,
+            core::mem::size_of::<ConnectResultRecord>(),
+        );
+        (*rec).cookie = cookie;
+        (*rec).errno = errno;
+        (*rec).source_of = source_of;
+        (*rec).family = 0;
+        (*rec)._pad = 0;
+        sock_source(sk, rec);
+    }
+    entry.submit(wakeup_flags());
+    count(counter::SUBMITTED);
+}
+
+/// The `connect` syscall returned: its result, for a connect the cgroup hook saw
+/// inside it. A TCP connect that succeeded or went on in the background is
+/// reported by the state change instead (once, with the bound address).
 #[tracepoint(name = "sys_exit_connect", category = "syscalls")]
 pub fn sys_exit_connect(ctx: TracePointContext) -> i32 {
     let key = unsafe { bpf_get_current_pid_tgid() };
@@ -805,32 +944,50 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> i32 {
         return 0;
     };
     let _ = PENDING_CONNECT.remove(&key);
-    // No address from the cgroup hook: not an inet socket (AF_UNIX, AF_UNSPEC ...).
-    if pending.has_addr == 0 || !offsets_ready(&ctx) {
+    // The hook did not run inside this syscall: not an inet socket, or a
+    // repeated connect of a TCP socket under way.
+    if pending.cookie == 0 || !offsets_ready(&ctx) {
         return 0;
     }
     let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
-    let Some(mut entry) = EVENTS.reserve::<ConnectRecord>(0) else {
-        count(counter::RING_FULL);
+    if u32::from(pending.protocol) == IPPROTO_TCP && (ret == 0 || ret == -EINPROGRESS) {
         return 0;
-    };
-    let rec = entry.as_mut_ptr();
-    unsafe {
-        (*rec).header = header(RecordKind::Connect, core::mem::size_of::<ConnectRecord>());
-        fill_task(bpf_get_current_task() as usize, addr_of_mut!((*rec).task));
-        (*rec).task.cgroup_id = bpf_get_current_cgroup_id();
-        (*rec).family = pending.family;
-        (*rec).protocol = pending.protocol;
-        (*rec).errno = if ret < 0 { (-ret) as i32 } else { 0 };
-        let d = addr_of!(pending.daddr).cast::<u64>();
-        let dst = addr_of_mut!((*rec).daddr).cast::<u64>();
-        write_volatile(dst, core::ptr::read_unaligned(d));
-        write_volatile(dst.add(1), core::ptr::read_unaligned(d.add(1)));
-        (*rec).dport = pending.dport;
-        socket_source(pending.fd, rec);
     }
-    entry.submit(wakeup_flags());
-    count(counter::SUBMITTED);
+    let errno = if ret < 0 { (-ret) as i32 } else { 0 };
+    let sk = unsafe { fd_sock(pending.fd) };
+    emit_result(pending.cookie, errno, RESULT_FROM_SYSCALL, sk);
+    0
+}
+
+const EINPROGRESS: i64 = 115;
+const ECONNABORTED: i32 = 103;
+
+/// `inet_sock_set_state(sk, oldstate, newstate)`: a TCP socket leaving
+/// `SYN_SENT` has its answer, whoever started the connect (a blocking or
+/// non-blocking syscall, io_uring, TCP Fast Open).
+#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
+pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
+    let args = ctx.as_ptr() as *const u64;
+    let (sk, old, new) = unsafe { (*args as usize, *args.add(1) as i32, *args.add(2) as i32) };
+    if old != TCP_SYN_SENT || !offsets_ready(&ctx) {
+        return 0;
+    }
+    let cookie = unsafe { kread::<u64>(sk, off!(sock_cookie)) };
+    // 0: no cgroup hook ever asked for it, a connect from before we attached.
+    if cookie == 0 {
+        return 0;
+    }
+    let errno = if new == TCP_ESTABLISHED {
+        0
+    } else {
+        // Set by the kernel before the socket closes (ECONNREFUSED, ETIMEDOUT,
+        // EHOSTUNREACH ...); 0 when the caller closed it first.
+        match unsafe { kread::<i32>(sk, off!(sock_err)) } {
+            0 => ECONNABORTED,
+            e => e,
+        }
+    };
+    emit_result(cookie, errno, RESULT_FROM_STATE, sk);
     0
 }
 

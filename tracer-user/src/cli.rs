@@ -129,6 +129,11 @@ pub struct RunArgs {
     /// about its container), in milliseconds.
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub kube_wait: u64,
+    /// Longest a connect event waits for its result (the syscall's return, or
+    /// the TCP handshake's end), in milliseconds; then it goes out as
+    /// `in_progress` (TCP) or `unknown`. 0: never wait.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub connect_wait: u64,
     /// Seconds a deleted pod stays resolvable.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub pod_grace: u64,
@@ -183,6 +188,7 @@ impl RunArgs {
             default_spiffe_id: !self.no_default_spiffe_id,
             registrations_digest: None,
             kube_wait_ms: self.kube_wait,
+            connect_wait_ms: self.connect_wait,
             pod_grace_secs: self.pod_grace,
             containerd_socket: Some(self.containerd_socket.clone())
                 .filter(|p| !p.as_os_str().is_empty()),

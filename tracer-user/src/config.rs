@@ -42,6 +42,8 @@ pub struct Config {
     pub registrations_digest: Option<String>,
     /// Longest an event waits for its pod's metadata, in milliseconds.
     pub kube_wait_ms: u64,
+    /// Longest a connect event waits for its result, in milliseconds.
+    pub connect_wait_ms: u64,
     /// Seconds a deleted pod stays resolvable.
     pub pod_grace_secs: u64,
     #[serde(skip)]
@@ -86,6 +88,7 @@ impl Default for Config {
             default_spiffe_id: true,
             registrations_digest: None,
             kube_wait_ms: 2000,
+            connect_wait_ms: 1000,
             pod_grace_secs: 300,
             registrations: None,
             metrics_addr: None,

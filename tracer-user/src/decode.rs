@@ -1,8 +1,9 @@
 //! Ring buffer bytes to typed kernel records. Nothing from the kernel is trusted
 //! without a bound: lengths are checked against the bytes actually received.
 use tracer_common::{
-    CgroupRecord, ConnectRecord, ExecRecord, ExitRecord, FLAG_FILE_UNLINKED, FLAG_PATH_FROM_FILE,
-    FLAG_PATH_TRUNCATED, ForkRecord, Header, RECORD_VERSION, RecordKind, TaskInfo,
+    CgroupRecord, ConnectRecord, ConnectResultRecord, ExecRecord, ExitRecord, FLAG_FILE_UNLINKED,
+    FLAG_PATH_FROM_FILE, FLAG_PATH_TRUNCATED, ForkRecord, Header, RECORD_VERSION, RecordKind,
+    TaskInfo,
 };
 
 #[derive(Debug, Clone)]
@@ -18,6 +19,8 @@ pub enum Record {
         exit_code: u32,
     },
     Connect(ConnectRecord),
+    /// What became of a connect ([`Record::Connect`] with the same cookie).
+    ConnectResult(ConnectResultRecord),
     /// A cgroup was created, removed or renamed, in the v2 hierarchy or the v1
     /// hierarchy the probes read.
     Cgroup {
@@ -67,6 +70,7 @@ impl Record {
             Record::Exec(e) => e.rec.header.ts_boot_ns,
             Record::Fork { ts_boot_ns, .. } | Record::Exit { ts_boot_ns, .. } => *ts_boot_ns,
             Record::Connect(c) => c.header.ts_boot_ns,
+            Record::ConnectResult(r) => r.header.ts_boot_ns,
             Record::Cgroup { ts_boot_ns, .. } => *ts_boot_ns,
         }
     }
@@ -150,6 +154,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
             })
         }
         Some(RecordKind::Connect) => Ok(Record::Connect(read(bytes)?)),
+        Some(RecordKind::ConnectResult) => Ok(Record::ConnectResult(read(bytes)?)),
         Some(RecordKind::Cgroup) => {
             let rec: CgroupRecord = read(bytes)?;
             Ok(Record::Cgroup {

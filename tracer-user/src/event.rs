@@ -272,6 +272,10 @@ pub enum Outcome {
     Success,
     InProgress,
     Failure,
+    /// The kernel gave no result: an unconnected send (its delivery is not
+    /// tracked), or a connect whose result the probes could not see (a UDP
+    /// connect through io_uring or a compat syscall).
+    Unknown,
 }
 
 #[derive(Debug, Serialize)]
@@ -291,12 +295,31 @@ pub struct Endpoint {
 
 #[derive(Debug, Serialize)]
 pub struct ConnectAction {
+    /// `connect`, or `sendmsg`: the first datagram an unconnected socket sent to
+    /// this destination (`sendto`/`sendmsg` with an address).
+    pub method: &'static str,
+    /// The probe ran inside the native `connect` syscall; false for io_uring,
+    /// TCP Fast Open, 32-bit compat syscalls and unconnected sends.
+    pub in_syscall: bool,
     pub protocol: String,
+    /// Of the destination as reported: a v4-mapped IPv6 address
+    /// (`::ffff:a.b.c.d`) is reported as IPv4.
     pub family: &'static str,
+    /// The socket's own family when it differs from `family` (`ipv6` for a
+    /// v4-mapped destination).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket_family: Option<&'static str>,
     pub destination: Endpoint,
     pub source: Option<Endpoint>,
     pub outcome: Outcome,
     pub error: Option<String>,
+    /// Where the outcome came from: `syscall` (the connect's return value),
+    /// `socket` (the TCP socket left SYN_SENT), or null (not known when the
+    /// event went out).
+    pub outcome_from: Option<&'static str>,
+    /// The socket's cookie: unique per socket for the boot, joins the events
+    /// of one socket.
+    pub socket_cookie: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -336,6 +359,9 @@ pub struct LossCounts {
     pub malformed: u64,
     /// A user-space queue was full.
     pub queue_full: u64,
+    /// First sends of an unconnected socket to a new destination beyond the
+    /// per-socket cap: seen by the probes, counted, not reported one by one.
+    pub sends_unreported: u64,
 }
 
 impl LossCounts {
@@ -346,6 +372,7 @@ impl LossCounts {
             + self.scratch
             + self.malformed
             + self.queue_full
+            + self.sends_unreported
     }
 }
 

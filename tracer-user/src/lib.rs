@@ -22,6 +22,7 @@ pub mod identity;
 pub mod kernel_check;
 pub mod loss;
 pub mod metrics;
+pub mod outcome;
 pub mod probes;
 pub mod proc;
 pub mod reader;

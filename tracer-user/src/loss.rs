@@ -22,6 +22,7 @@ impl LossTracker {
             scratch: kernel.scratch,
             malformed,
             queue_full,
+            sends_unreported: kernel.sends_unreported,
         };
         let prev = self.reported;
         let d = LossCounts {
@@ -31,6 +32,7 @@ impl LossTracker {
             scratch: now.scratch.saturating_sub(prev.scratch),
             malformed: now.malformed.saturating_sub(prev.malformed),
             queue_full: now.queue_full.saturating_sub(prev.queue_full),
+            sends_unreported: now.sends_unreported.saturating_sub(prev.sends_unreported),
         };
         self.reported = now;
         (d.total() > 0).then_some(d)

@@ -63,6 +63,11 @@ pub struct Metrics {
     pub containerd_lookups: Gauge,
     pub containerd_errors: Gauge,
     pub tail_clients: Gauge,
+    /// Connect events waiting for their result; those that went out without
+    /// one after the wait, and early because too many waited.
+    pub connects_waiting: Gauge,
+    pub connect_results_late: Gauge,
+    pub connect_results_overflow: Gauge,
     /// Seconds from the action (kernel timestamp) to its line being written.
     pub latency: Histogram,
     pub ready: AtomicBool,
@@ -89,6 +94,9 @@ impl Metrics {
             containerd_lookups: Gauge::default(),
             containerd_errors: Gauge::default(),
             tail_clients: Gauge::default(),
+            connects_waiting: Gauge::default(),
+            connect_results_late: Gauge::default(),
+            connect_results_overflow: Gauge::default(),
             latency: Histogram::new(LATENCY_BUCKETS.iter().copied()),
             ready: AtomicBool::new(false),
             degraded: std::sync::OnceLock::new(),
@@ -165,6 +173,21 @@ impl Metrics {
             "tail_clients",
             "Readers connected to the tail socket",
             m.tail_clients.clone(),
+        );
+        registry.register(
+            "connects_waiting",
+            "Connect events waiting for their result",
+            m.connects_waiting.clone(),
+        );
+        registry.register(
+            "connect_results_late",
+            "Connect events that went out without a final result after --connect-wait",
+            m.connect_results_late.clone(),
+        );
+        registry.register(
+            "connect_results_overflow",
+            "Connect events that went out before their result because too many were waiting",
+            m.connect_results_overflow.clone(),
         );
         Arc::new(Metrics { registry, ..m })
     }

@@ -15,6 +15,7 @@ use crate::{
     attribute::{Attributed, Attributor, Context},
     btf::Btf,
     config::Config,
+    decode::Record,
     event::{Event, Host, LossRecord, Policy, event_id, now_unix_ns, rfc3339_nanos},
     host::{self, HostInfo},
     identity::{
@@ -27,6 +28,7 @@ use crate::{
     },
     loss::LossTracker,
     metrics::{self, CauseLabel, KindLabel, Metrics, SinkLabel, StatusLabel},
+    outcome::Outcomes,
     probes::{self, LoadOptions, Probes, preflight},
     proc::{scan, table::ProcessTable},
     reader::Reader,
@@ -160,13 +162,16 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         .context("scanning /proc")?;
     attributor.seed(&snapshots);
     let mut batch = Vec::with_capacity(4096);
-    let mut parked = Parked::new(Duration::from_millis(config.kube_wait_ms));
+    let mut flow = Flow {
+        outcomes: Outcomes::new(
+            Duration::from_millis(config.connect_wait_ms),
+            CONNECTS_WAITING_MAX,
+        ),
+        parked: Parked::new(Duration::from_millis(config.kube_wait_ms)),
+        ready: Vec::new(),
+    };
     reader.drain_now(&mut batch);
-    for rec in batch.drain(..) {
-        if let Some(a) = attributor.handle(rec) {
-            parked.emit_or_park(a, &mut sinks, &metrics);
-        }
-    }
+    flow.records(&mut batch, &mut attributor, &mut sinks, &metrics);
     sinks.flush();
     metrics.ready.store(true, Ordering::Relaxed);
     tracing::info!(
@@ -190,23 +195,19 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         tokio::select! {
             r = reader.next_batch(&mut batch, 4096) => {
                 r.context("reading the ring buffer")?;
-                for rec in batch.drain(..) {
-                    if let Some(a) = attributor.handle(rec) {
-                        parked.emit_or_park(a, &mut sinks, &metrics);
-                    }
-                }
+                flow.records(&mut batch, &mut attributor, &mut sinks, &metrics);
                 sinks.flush();
             }
-            _ = pod_changed(pods.as_ref()), if !parked.is_empty() => {
-                parked.retry(&mut attributor, &mut sinks, &metrics, false);
+            _ = pod_changed(pods.as_ref()), if !flow.parked.is_empty() => {
+                flow.parked.retry(&mut attributor, &mut sinks, &metrics, false);
                 sinks.flush();
             }
-            _ = containerd_answered(containerd.as_ref()), if !parked.is_empty() => {
-                parked.retry(&mut attributor, &mut sinks, &metrics, false);
+            _ = containerd_answered(containerd.as_ref()), if !flow.parked.is_empty() => {
+                flow.parked.retry(&mut attributor, &mut sinks, &metrics, false);
                 sinks.flush();
             }
-            _ = park_tick.tick(), if !parked.is_empty() => {
-                parked.retry(&mut attributor, &mut sinks, &metrics, false);
+            _ = park_tick.tick(), if !flow.is_idle() => {
+                flow.tick(&mut attributor, &mut sinks, &metrics, false);
                 sinks.flush();
             }
             _ = tick.tick() => {
@@ -225,6 +226,10 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
                     Metrics::set(&metrics.containerd_errors, c.stats.errors.load(Ordering::Relaxed));
                 }
                 Metrics::set(&metrics.process_table, attributor.table.len() as u64);
+                Metrics::set(&metrics.connects_waiting, flow.outcomes.len() as u64);
+                let c = flow.outcomes.counts;
+                Metrics::set(&metrics.connect_results_late, c.timed_out);
+                Metrics::set(&metrics.connect_results_overflow, c.overflowed);
             }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
@@ -233,12 +238,8 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
     // Shutdown: what is already in the ring, or waiting for its pod, still goes out.
     metrics.ready.store(false, Ordering::Relaxed);
     reader.drain_now(&mut batch);
-    for rec in batch.drain(..) {
-        if let Some(a) = attributor.handle(rec) {
-            parked.emit_or_park(a, &mut sinks, &metrics);
-        }
-    }
-    parked.retry(&mut attributor, &mut sinks, &metrics, true);
+    flow.records(&mut batch, &mut attributor, &mut sinks, &metrics);
+    flow.tick(&mut attributor, &mut sinks, &metrics, true);
     housekeeping.report(&probes, &reader, &mut sinks);
     sinks.close();
     tracing::info!("tracer stopped");
@@ -281,6 +282,7 @@ impl Housekeeping {
             ("scratch", lost.scratch),
             ("malformed", lost.malformed),
             ("queue_full", lost.queue_full),
+            ("sends_unreported", lost.sends_unreported),
         ] {
             if n > 0 {
                 self.metrics
@@ -315,6 +317,58 @@ async fn containerd_answered(containerd: Option<&Containerd>) {
     match containerd {
         Some(c) => c.changed.notified().await,
         None => std::future::pending().await,
+    }
+}
+
+/// Most connect events waiting for their result at once; past it the oldest
+/// goes out early (counted), so a flood of half-open connects costs bounded memory.
+const CONNECTS_WAITING_MAX: usize = 16_384;
+
+/// After attribution: connects wait for their result ([`Outcomes`]), then every
+/// event may wait for its pod's metadata ([`Parked`]), then the sinks.
+struct Flow {
+    outcomes: Outcomes,
+    parked: Parked,
+    /// Reused between batches.
+    ready: Vec<Attributed>,
+}
+
+impl Flow {
+    fn is_idle(&self) -> bool {
+        self.outcomes.is_empty() && self.parked.is_empty()
+    }
+
+    fn records(
+        &mut self,
+        batch: &mut Vec<Record>,
+        attributor: &mut Attributor,
+        sinks: &mut Sinks,
+        m: &Metrics,
+    ) {
+        let now = Instant::now();
+        for rec in batch.drain(..) {
+            match rec {
+                Record::ConnectResult(r) => self.ready.extend(self.outcomes.result(&r)),
+                rec => {
+                    if let Some(a) = attributor.handle(rec) {
+                        self.outcomes.admit(a, now, &mut self.ready);
+                    }
+                }
+            }
+            for a in self.ready.drain(..) {
+                self.parked.emit_or_park(a, sinks, m);
+            }
+        }
+    }
+
+    /// Time-based progress: connects past their wait, parked events resolved
+    /// or past theirs (everything when `all`).
+    fn tick(&mut self, attributor: &mut Attributor, sinks: &mut Sinks, m: &Metrics, all: bool) {
+        self.outcomes.expire(Instant::now(), all, &mut self.ready);
+        for a in self.ready.drain(..) {
+            self.parked.emit_or_park(a, sinks, m);
+        }
+        self.parked.retry(attributor, sinks, m, all);
     }
 }
 

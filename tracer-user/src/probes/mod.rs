@@ -150,6 +150,8 @@ enum Need {
 
 const FAILED_EXECVE: &str = "failed execve calls are not reported";
 const FAILED_EXECVEAT: &str = "failed execveat calls are not reported";
+const UNCONNECTED_SENDS: &str =
+    "datagrams sent without connect (sendto/sendmsg with an address) are not reported";
 const CGROUP_NAMES: &str = "cgroups are named from the cgroup tree only: one created and removed between two walks stays unnamed";
 
 /// (program name in the object, where it attaches, whether the tracer needs it)
@@ -214,8 +216,15 @@ const PROGRAMS: &[(&str, Hook, Need)] = &[
         Hook::Tp("cgroup", "cgroup_rename"),
         Need::Optional(CGROUP_NAMES),
     ),
+    (
+        "inet_sock_set_state",
+        Hook::RawTp("inet_sock_set_state"),
+        Need::Required,
+    ),
     ("connect4", Hook::Cgroup, Need::Required),
     ("connect6", Hook::Cgroup, Need::Required),
+    ("sendmsg4", Hook::Cgroup, Need::Optional(UNCONNECTED_SENDS)),
+    ("sendmsg6", Hook::Cgroup, Need::Optional(UNCONNECTED_SENDS)),
 ];
 
 /// An optional program this kernel would not take, and what that costs.
@@ -351,6 +360,7 @@ pub struct KernelCounters {
     pub pending_full: u64,
     pub scratch: u64,
     pub submitted: u64,
+    pub sends_unreported: u64,
 }
 
 /// Load one program and attach it; returns where it attached and its verifier
@@ -446,6 +456,7 @@ impl Probes {
             pending_full: sum(counter::PENDING_FULL),
             scratch: sum(counter::SCRATCH),
             submitted: sum(counter::SUBMITTED),
+            sends_unreported: sum(counter::SENDS_UNREPORTED),
         }
     }
 }

@@ -73,6 +73,10 @@ const MEMBERS: &[(&str, &[&str], Setter)] = &[
     ("sock", &["__sk_common.skc_v6_rcv_saddr"], |o, v| {
         o.sock_v6_rcv_saddr = v
     }),
+    ("sock", &["__sk_common.skc_cookie"], |o, v| {
+        o.sock_cookie = v
+    }),
+    ("sock", &["sk_err"], |o, v| o.sock_err = v),
     ("linux_binprm", &["filename"], |o, v| o.bprm_filename = v),
     ("task_struct", &["fs"], |o, v| o.task_fs = v),
     ("fs_struct", &["pwd.dentry"], |o, v| o.fs_pwd_dentry = v),

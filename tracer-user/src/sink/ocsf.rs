@@ -49,6 +49,7 @@ const TERMINATE: Enum = (2, "Terminate");
 const OPEN: Enum = (1, "Open");
 const FAIL: Enum = (4, "Fail");
 const REFUSE: Enum = (5, "Refuse");
+const TRAFFIC: Enum = (6, "Traffic");
 /// Application Error has only General and Translation errors; Other with a name says more.
 const EVENTS_LOST: Enum = (99, "Events Lost");
 
@@ -58,6 +59,7 @@ const LAUNCH_EXEC: Enum = (3, "Exec");
 
 const SUCCESS: Enum = (1, "Success");
 const FAILURE: Enum = (2, "Failure");
+const STATUS_UNKNOWN: Enum = (0, "Unknown");
 /// A non-blocking connect that has not completed: neither success nor failure yet.
 const IN_PROGRESS: Enum = (99, "In Progress");
 
@@ -115,7 +117,7 @@ fn exec(ev: &Event, a: &ExecAction) -> Map<String, Value> {
             );
             Some(executor_process(x))
         }
-        Outcome::Success | Outcome::InProgress => {
+        Outcome::Success | Outcome::InProgress | Outcome::Unknown => {
             put_pair(&mut m, "status", SUCCESS);
             m.insert(
                 "process".into(),
@@ -180,8 +182,11 @@ fn exit(ev: &Event, a: &ExitAction) -> Map<String, Value> {
 fn connect(ev: &Event, a: &ConnectAction) -> Map<String, Value> {
     let x = &ev.executor;
     let (activity, status) = match a.outcome {
+        // A first unconnected send is traffic, not a connection being opened.
+        _ if a.method == "sendmsg" => (TRAFFIC, STATUS_UNKNOWN),
         Outcome::Success => (OPEN, SUCCESS),
         Outcome::InProgress => (OPEN, IN_PROGRESS),
+        Outcome::Unknown => (OPEN, STATUS_UNKNOWN),
         Outcome::Failure if a.error.as_deref() == Some("ECONNREFUSED") => (REFUSE, FAILURE),
         Outcome::Failure => (FAIL, FAILURE),
     };
@@ -212,7 +217,15 @@ fn connect(ev: &Event, a: &ConnectAction) -> Map<String, Value> {
     info.insert("direction_id".into(), json!(2));
     info.insert("direction".into(), json!("Outbound"));
     m.insert("connection_info".into(), Value::Object(info));
-    m.insert("unmapped".into(), unmapped(ev, &x.argv, None));
+    let mut action = Map::new();
+    action.insert("method".into(), json!(a.method));
+    action.insert("in_syscall".into(), json!(a.in_syscall));
+    action.insert("socket_cookie".into(), json!(a.socket_cookie));
+    action.insert("outcome_from".into(), json!(a.outcome_from));
+    if let Some(f) = a.socket_family {
+        action.insert("socket_family".into(), json!(f));
+    }
+    m.insert("unmapped".into(), unmapped(ev, &x.argv, Some(action)));
     m
 }
 
@@ -905,12 +918,17 @@ mod tests {
             x,
             pod_lineage(),
             Action::Connect(ConnectAction {
+                method: "connect",
+                in_syscall: true,
                 protocol: protocol.into(),
                 family,
+                socket_family: None,
                 destination: ep(destination),
                 source: source.map(ep),
                 outcome,
                 error: error.map(str::to_owned),
+                outcome_from: Some("socket"),
+                socket_cookie: 7,
             }),
         )
     }
@@ -1221,6 +1239,39 @@ mod tests {
         let info = &event_to_ocsf(&raw)["connection_info"];
         assert_eq!(info["protocol_num"], 132);
         assert!(info.get("protocol_name").is_none());
+
+        // A first unconnected send: traffic, status unknown; how it was seen
+        // stays in `unmapped.action`.
+        let mut send = connect(
+            "udp",
+            "ipv4",
+            ("10.96.0.10", 53),
+            None,
+            Outcome::Unknown,
+            None,
+        );
+        if let Action::Connect(c) = &mut send.action {
+            c.method = "sendmsg";
+            c.in_syscall = false;
+            c.outcome_from = None;
+        }
+        let v = event_to_ocsf(&send);
+        assert_type(&v, 4001, 6);
+        assert_eq!(
+            (&v["status_id"], &v["status"]),
+            (&json!(0), &json!("Unknown"))
+        );
+        assert_eq!(v["unmapped"]["action"]["method"], "sendmsg");
+        assert_eq!(v["unmapped"]["action"]["socket_cookie"], 7);
+        let unknown = connect(
+            "udp",
+            "ipv4",
+            ("10.96.0.10", 53),
+            None,
+            Outcome::Unknown,
+            None,
+        );
+        assert_type(&event_to_ocsf(&unknown), 4001, 1);
     }
 
     #[test]
