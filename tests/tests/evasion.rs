@@ -125,45 +125,138 @@ fn tcp_fast_open_connect_is_seen() {
     assert_outcome(&e, "success", None, "socket", false);
 }
 
-/// `connect` through the 32-bit system call table (`int 0x80`, i386 number
-/// 362), from this 64-bit process: the native syscall tracepoints never see it.
+/// A page below 4 GiB, where the 32-bit ABI can point; unmapped on drop.
 #[cfg(target_arch = "x86_64")]
-fn compat_connect(fd: RawFd, ip: Ipv4Addr, port: u16) -> i64 {
-    // The address must be below 4 GiB for the 32-bit ABI.
-    // SAFETY: an anonymous private mapping, unmapped below.
-    let page = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
-            -1,
-            0,
-        )
-    };
-    assert_ne!(page, libc::MAP_FAILED, "mmap MAP_32BIT");
-    let addr = sockaddr_in(ip, port);
-    // SAFETY: the page holds a sockaddr_in; the syscall reads it.
-    unsafe { std::ptr::write(page.cast::<libc::sockaddr_in>(), addr) };
-    let mut ret: i64 = 362;
-    // SAFETY: the i386 connect(fd, addr, len) syscall; it clobbers nothing else
-    // in the 64-bit register file that we rely on (r8-r11 are zeroed on return).
+struct LowPage(*mut u8);
+
+#[cfg(target_arch = "x86_64")]
+impl LowPage {
+    fn new() -> LowPage {
+        // SAFETY: an anonymous private mapping, owned by the value.
+        let page = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(page, libc::MAP_FAILED, "mmap MAP_32BIT");
+        LowPage(page.cast())
+    }
+
+    /// Write `bytes` at `offset`; returns their 32-bit address.
+    fn put(&self, offset: usize, bytes: &[u8]) -> u32 {
+        assert!(offset + bytes.len() <= 4096);
+        // SAFETY: inside the mapping.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.0.add(offset), bytes.len()) };
+        (self.0 as usize + offset) as u32
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Drop for LowPage {
+    fn drop(&mut self) {
+        // SAFETY: our mapping, unmapped once.
+        unsafe { libc::munmap(self.0.cast(), 4096) };
+    }
+}
+
+/// A syscall through the 32-bit table (`int 0x80`) from this 64-bit process:
+/// the native syscall tracepoints never see it.
+#[cfg(target_arch = "x86_64")]
+fn int80(nr: u32, a: u32, b: u32, c: u32) -> i64 {
+    let mut ret = i64::from(nr);
+    // SAFETY: an i386 syscall with the given arguments; rbx is LLVM's own, so
+    // the first argument is swapped in and out around the call.
     unsafe {
-        // rbx is LLVM's own: swap the descriptor in and out around the call.
         std::arch::asm!(
-            "xchg rbx, {fd}",
+            "xchg rbx, {a}",
             "int 0x80",
-            "xchg rbx, {fd}",
-            fd = inout(reg) i64::from(fd) => _,
+            "xchg rbx, {a}",
+            a = inout(reg) u64::from(a) => _,
             inlateout("rax") ret,
-            in("rcx") page as i64,
-            in("rdx") size_of::<libc::sockaddr_in>() as i64,
+            in("rcx") u64::from(b),
+            in("rdx") u64::from(c),
             lateout("r8") _, lateout("r9") _, lateout("r10") _, lateout("r11") _,
         );
-        libc::munmap(page, 4096);
     }
     // The kernel returns a 32-bit value.
     i64::from(ret as i32)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn require_ia32(ret: i64) {
+    assert!(
+        ret != -i64::from(libc::ENOSYS),
+        "this kernel runs without IA-32 emulation: the compat path cannot be tested here"
+    );
+}
+
+/// i386 connect(fd, addr, len).
+#[cfg(target_arch = "x86_64")]
+fn compat_connect(fd: RawFd, ip: Ipv4Addr, port: u16) -> i64 {
+    let page = LowPage::new();
+    let addr = sockaddr_in(ip, port);
+    // SAFETY: viewing a plain C struct as its bytes.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&addr as *const libc::sockaddr_in).cast::<u8>(),
+            size_of::<libc::sockaddr_in>(),
+        )
+    };
+    let at = page.put(0, bytes);
+    int80(362, fd as u32, at, size_of::<libc::sockaddr_in>() as u32)
+}
+
+/// A failed exec through the 32-bit table (i386 execve, number 11, whose
+/// native twin is munmap): reported with its path, argv and errno.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn compat_syscall_failed_exec_is_seen() {
+    let tracer = Tracer::start(&[]);
+    let mark = tracer_tests::marker("compat-exec");
+    let path = format!("/nonexistent/{mark}\0");
+    let page = LowPage::new();
+    let file = page.put(0, path.as_bytes());
+    let arg1 = page.put(512, b"--from-int80\0");
+    let argv: Vec<u8> = [file, arg1, 0]
+        .iter()
+        .flat_map(|p| p.to_le_bytes())
+        .collect();
+    let argv_at = page.put(1024, &argv);
+    let r = int80(11, file, argv_at, 0);
+    require_ia32(r);
+    assert_eq!(r, -i64::from(libc::ENOENT), "execve through int 0x80");
+    let e = tracer
+        .wait_for(1, |e| {
+            e["kind"] == "exec"
+                && e["action"]["binary"]
+                    .as_str()
+                    .unwrap_or("")
+                    .ends_with(&mark)
+        })
+        .remove(0);
+    assert_eq!(e["action"]["outcome"], "failure", "{e:#}");
+    assert_eq!(e["action"]["error"], "ENOENT", "{e:#}");
+    assert_eq!(
+        e["action"]["argv"],
+        serde_json::json!([format!("/nonexistent/{mark}"), "--from-int80"]),
+        "{e:#}"
+    );
+    assert_eq!(e["executor"]["pid"], std::process::id(), "{e:#}");
+    // A failing native munmap (also number 11) is not an exec.
+    // SAFETY: an unaligned address: EINVAL, nothing unmapped.
+    assert_eq!(unsafe { libc::munmap(1 as *mut libc::c_void, 4096) }, -1);
+    tracer.settle();
+    let n = tracer
+        .events()
+        .iter()
+        .filter(|e| e["kind"] == "exec" && e["executor"]["pid"] == std::process::id())
+        .count();
+    assert_eq!(n, 1, "one failed exec, and no munmap taken for one");
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -174,9 +267,7 @@ fn compat_syscall_connect_is_seen() {
     let port = l.local_addr().expect("addr").port();
     let s = socket(libc::AF_INET, libc::SOCK_STREAM);
     let r = compat_connect(s.as_raw_fd(), Ipv4Addr::LOCALHOST, port);
-    if r == -i64::from(libc::ENOSYS) {
-        panic!("this kernel runs without IA-32 emulation: the compat path cannot be tested here");
-    }
+    require_ia32(r);
     assert_eq!(r, 0, "int 0x80 connect");
     let e = connect_to(&tracer, port, "connect");
     assert_outcome(&e, "success", None, "socket", false);

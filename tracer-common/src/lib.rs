@@ -112,6 +112,9 @@ pub const FLAG_EXECVEAT: u32 = 8;
 pub const FLAG_PATH_FROM_FILE: u32 = 16;
 /// With [`FLAG_PATH_FROM_FILE`]: the file has no name left (deleted, or a memfd).
 pub const FLAG_FILE_UNLINKED: u32 = 32;
+/// Set for a failed exec through the 32-bit compat system call table
+/// (`int 0x80`, `sysenter`): its argv holds 32-bit pointers.
+pub const FLAG_COMPAT: u32 = 64;
 /// Name components a dentry walk copies at most.
 pub const PATH_COMPONENTS_MAX: usize = 32;
 /// Bytes of one name component (NAME_MAX + NUL).
@@ -359,6 +362,10 @@ pub struct Offsets {
     /// `sock.sk_err`: the join key and the error of a TCP connect that failed.
     pub sock_cookie: u32,
     pub sock_err: u32,
+    /// `task_struct.thread_info.status` (x86: `TS_COMPAT` marks a 32-bit
+    /// syscall in progress); 0 where the kernel has none, and the compat exec
+    /// probes stay detached.
+    pub task_ti_status: u32,
     pub bprm_filename: u32,
     pub task_fs: u32,
     pub fs_pwd_dentry: u32,

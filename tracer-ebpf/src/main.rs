@@ -39,7 +39,7 @@ use tracer_common::{
     ARGV_MAX, CGROUP_MKDIR, CGROUP_PATH_MAX, CGROUP_RENAME, CGROUP_RMDIR, COMM_LEN,
     CONNECT_IN_SYSCALL, CONNECT_OP_CONNECT, CONNECT_OP_SENDMSG, CgroupRecord, ConnectRecord,
     ConnectResultRecord, ExecRecord, ExitRecord, FAILED_EXEC_ARG_MAX, FAILED_EXEC_ARGS_MAX,
-    FLAG_ARGV_TRUNCATED, FLAG_ARGV_UNREADABLE, FLAG_EXECVEAT, FLAG_FILE_UNLINKED,
+    FLAG_ARGV_TRUNCATED, FLAG_ARGV_UNREADABLE, FLAG_COMPAT, FLAG_EXECVEAT, FLAG_FILE_UNLINKED,
     FLAG_PATH_FROM_FILE, FLAG_PATH_TRUNCATED, ForkRecord, Header, NAME_MAX, Offsets,
     PATH_COMPONENTS_MAX, PATH_MAX, PendingConnect, PendingExec, RECORD_VERSION, RESULT_FROM_STATE,
     RESULT_FROM_SYSCALL, RecordKind, SEND_DESTINATIONS_MAX, SendKey, TTY_LEN, TaskInfo, counter,
@@ -95,6 +95,7 @@ static OFFSETS: Offsets = Offsets {
     sock_v6_rcv_saddr: 0,
     sock_cookie: 0,
     sock_err: 0,
+    task_ti_status: 0,
     bprm_filename: 0,
     task_fs: 0,
     fs_pwd_dentry: 0,
@@ -546,8 +547,6 @@ pub fn sys_enter_execveat(ctx: TracePointContext) -> i32 {
     0
 }
 
-/// On failure the old image still runs: describe the attempt from the caller's
-/// memory (there is no kernel copy of a path that was never opened).
 #[inline(always)]
 fn exec_exit(ctx: &TracePointContext) {
     let key = unsafe { bpf_get_current_pid_tgid() };
@@ -559,6 +558,13 @@ fn exec_exit(ctx: &TracePointContext) {
     if ret >= 0 || !offsets_ready(ctx) {
         return;
     }
+    exec_failed(ctx, ret, &pending);
+}
+
+/// On failure the old image still runs: describe the attempt from the caller's
+/// memory (there is no kernel copy of a path that was never opened).
+#[inline(always)]
+fn exec_failed<C: EbpfContext>(ctx: &C, ret: i64, pending: &PendingExec) {
     let Some(buf) = scratch(ctx) else { return };
     unsafe {
         let rec = &mut (*buf).rec;
@@ -580,16 +586,21 @@ fn exec_exit(ctx: &TracePointContext) {
         let cursor = addr_of_mut!((*buf).cursor);
         write_volatile(cursor, 0);
         let mut i: usize = 0;
+        // A 32-bit caller's argv is an array of 32-bit pointers.
+        let width: u64 = if pending.flags & FLAG_COMPAT != 0 {
+            4
+        } else {
+            8
+        };
         while i < FAILED_EXEC_ARGS_MAX {
             let mut p: u64 = 0;
-            if pending.argv == 0
-                || bpf_probe_read_user(
-                    addr_of_mut!(p).cast(),
-                    8,
-                    (pending.argv + (i as u64) * 8) as *const _,
-                ) != 0
-                || p == 0
-            {
+            let at = (pending.argv + (i as u64) * width) as *const _;
+            let read = if width == 4 {
+                bpf_probe_read_user(addr_of_mut!(p).cast(), 4, at)
+            } else {
+                bpf_probe_read_user(addr_of_mut!(p).cast(), 8, at)
+            };
+            if pending.argv == 0 || read != 0 || p == 0 {
                 break;
             }
             let off = (read_volatile(cursor) as usize) & (2 * ARGV_MAX - 1);
@@ -626,6 +637,90 @@ pub fn sys_exit_execve(ctx: TracePointContext) -> i32 {
 #[tracepoint(name = "sys_exit_execveat", category = "syscalls")]
 pub fn sys_exit_execveat(ctx: TracePointContext) -> i32 {
     exec_exit(&ctx);
+    0
+}
+
+// ------------------------------------------------ compat (32-bit) failed execs
+
+/// i386 `execve` and `execveat`. The native syscall tracepoints skip 32-bit
+/// syscalls (x86 sets ARCH_TRACE_IGNORE_COMPAT_SYSCALLS), so a failed exec
+/// through `int 0x80` is seen only here; successful ones reach
+/// `sched_process_exec` like any other.
+const NR_IA32_EXECVE: i64 = 11;
+const NR_IA32_EXECVEAT: i64 = 358;
+/// `thread_info.status` bit of a 32-bit syscall in progress (x86).
+const TS_COMPAT: u32 = 0x0002;
+/// `struct pt_regs` (x86-64 uapi layout): the i386 argument registers.
+const PT_REGS_BX: usize = 40;
+const PT_REGS_CX: usize = 88;
+const PT_REGS_DX: usize = 96;
+const PT_REGS_ORIG_AX: usize = 120;
+
+/// Runs for every syscall on the host: it returns after one compare unless the
+/// number is an i386 exec's (on x86-64, 11 is also the native `munmap`, so the
+/// task's compat bit decides).
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn compat_sys_enter(ctx: RawTracePointContext) -> i32 {
+    let id: i64 = ctx.arg(1);
+    if id != NR_IA32_EXECVE && id != NR_IA32_EXECVEAT {
+        return 0;
+    }
+    let status_off = off!(task_ti_status);
+    if status_off == 0 {
+        return 0;
+    }
+    let task = unsafe { bpf_get_current_task() } as usize;
+    if unsafe { kread::<u32>(task, status_off) } & TS_COMPAT == 0 {
+        return 0;
+    }
+    let regs: usize = ctx.arg(0);
+    let (bx, cx, dx) = unsafe {
+        (
+            kread::<u64>(regs, PT_REGS_BX) & 0xffff_ffff,
+            kread::<u64>(regs, PT_REGS_CX) & 0xffff_ffff,
+            kread::<u64>(regs, PT_REGS_DX) & 0xffff_ffff,
+        )
+    };
+    if id == NR_IA32_EXECVE {
+        exec_enter(bx, cx, FLAG_COMPAT);
+    } else {
+        exec_enter(cx, dx, FLAG_COMPAT | FLAG_EXECVEAT);
+    }
+    0
+}
+
+/// The failed i386 exec's report; every other syscall leaves at the first or
+/// second compare (a result >= 0, or another number).
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn compat_sys_exit(ctx: RawTracePointContext) -> i32 {
+    let ret: i64 = ctx.arg(1);
+    if ret >= 0 {
+        return 0;
+    }
+    let regs: usize = ctx.arg(0);
+    let nr = unsafe { kread::<u64>(regs, PT_REGS_ORIG_AX) } as i64;
+    if nr != NR_IA32_EXECVE && nr != NR_IA32_EXECVEAT {
+        return 0;
+    }
+    let key = unsafe { bpf_get_current_pid_tgid() };
+    let Some(pending) = (unsafe { PENDING_EXEC.get(&key) }).copied() else {
+        return 0;
+    };
+    // A native munmap (also 11) is not a compat syscall, whatever entry a
+    // successful compat exec left behind.
+    if pending.flags & FLAG_COMPAT == 0 {
+        return 0;
+    }
+    let task = unsafe { bpf_get_current_task() } as usize;
+    let status_off = off!(task_ti_status);
+    if status_off == 0 || unsafe { kread::<u32>(task, status_off) } & TS_COMPAT == 0 {
+        return 0;
+    }
+    let _ = PENDING_EXEC.remove(&key);
+    if !offsets_ready(&ctx) {
+        return 0;
+    }
+    exec_failed(&ctx, ret, &pending);
     0
 }
 

@@ -53,6 +53,7 @@ pub fn run(args: CheckKernelArgs) -> Result<()> {
         offsets,
         ring_buffer_bytes: RING_BYTES,
         cgroup_root: &cgroup_root,
+        compat_exec: true,
     })?;
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())

@@ -85,6 +85,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         offsets,
         ring_buffer_bytes: config.ring_buffer_bytes,
         cgroup_root: &cgroup_root,
+        compat_exec: config.compat_exec_probes,
     })?;
     if let Some(logger) = probes.take_logger() {
         probes::poll_probe_logs(logger);

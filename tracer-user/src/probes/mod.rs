@@ -131,6 +131,8 @@ pub struct LoadOptions<'a> {
     pub offsets: Offsets,
     pub ring_buffer_bytes: u32,
     pub cgroup_root: &'a Path,
+    /// Attach the compat (32-bit) failed-exec probes, which run on every syscall.
+    pub compat_exec: bool,
 }
 
 enum Hook {
@@ -150,6 +152,8 @@ enum Need {
 
 const FAILED_EXECVE: &str = "failed execve calls are not reported";
 const FAILED_EXECVEAT: &str = "failed execveat calls are not reported";
+const FAILED_COMPAT_EXEC: &str =
+    "failed execs through the 32-bit compat syscall table (int 0x80) are not reported";
 const UNCONNECTED_SENDS: &str =
     "datagrams sent without connect (sendto/sendmsg with an address) are not reported";
 const CGROUP_NAMES: &str = "cgroups are named from the cgroup tree only: one created and removed between two walks stays unnamed";
@@ -215,6 +219,16 @@ const PROGRAMS: &[(&str, Hook, Need)] = &[
         "cgroup_rename",
         Hook::Tp("cgroup", "cgroup_rename"),
         Need::Optional(CGROUP_NAMES),
+    ),
+    (
+        "compat_sys_enter",
+        Hook::RawTp("sys_enter"),
+        Need::Optional(FAILED_COMPAT_EXEC),
+    ),
+    (
+        "compat_sys_exit",
+        Hook::RawTp("sys_exit"),
+        Need::Optional(FAILED_COMPAT_EXEC),
     ),
     (
         "inet_sock_set_state",
@@ -298,6 +312,24 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<(Probes, RingBuf<MapData>), ProbeE
     let mut stats = Vec::with_capacity(PROGRAMS.len());
     let mut degraded = Vec::new();
     for (name, hook, need) in PROGRAMS {
+        if let ("compat_sys_enter" | "compat_sys_exit", Need::Optional(lost)) = (*name, need) {
+            let why = if !opts.compat_exec {
+                Some("turned off (--no-compat-exec-probes)")
+            } else if opts.offsets.task_ti_status == 0 {
+                Some("the kernel has no thread_info.status (not x86)")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                tracing::info!(program = name, "not attached: {why}; {lost}");
+                degraded.push(Degraded {
+                    program: name,
+                    lost,
+                    error: why.to_owned(),
+                });
+                continue;
+            }
+        }
         tracing::debug!(program = name, "loading and attaching");
         let prog = ebpf
             .program_mut(name)

@@ -147,6 +147,10 @@ pub fn resolve(btf: &Btf) -> Result<Offsets, OffsetError> {
         member: "<size>".into(),
         source,
     })?;
+    // Only x86 marks 32-bit syscalls there; elsewhere the compat exec probes idle.
+    offsets.task_ti_status = btf
+        .member_offset("task_struct", "thread_info.status")
+        .unwrap_or(0);
     offsets.valid = 1;
     Ok(offsets)
 }
