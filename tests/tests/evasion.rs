@@ -249,7 +249,10 @@ fn compat_syscall_failed_exec_is_seen() {
     assert_eq!(e["executor"]["pid"], std::process::id(), "{e:#}");
     // A failing native munmap (also number 11) is not an exec.
     // SAFETY: an unaligned address: EINVAL, nothing unmapped.
-    assert_eq!(unsafe { libc::munmap(1 as *mut libc::c_void, 4096) }, -1);
+    assert_eq!(
+        unsafe { libc::munmap(std::ptr::dangling_mut::<u8>().wrapping_add(1).cast(), 4096) },
+        -1
+    );
     tracer.settle();
     let n = tracer
         .events()
