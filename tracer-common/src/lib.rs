@@ -9,11 +9,14 @@
 #![no_std]
 
 /// Bumped whenever the layout of any record changes.
-pub const RECORD_VERSION: u16 = 3;
+pub const RECORD_VERSION: u16 = 4;
 
 /// Bytes of argv the probes copy for one exec. Longer argument lists are cut at
 /// this length and flagged with [`FLAG_ARGV_TRUNCATED`].
 pub const ARGV_MAX: usize = 32 * 1024;
+/// Bytes of the environment the probes copy for one exec (user space keeps
+/// only the variables it is configured to report, e.g. the loader's).
+pub const ENV_MAX: usize = 16 * 1024;
 /// Bytes of the exec path the probes copy (PATH_MAX).
 pub const PATH_MAX: usize = 4096;
 /// Arguments read one by one for a failed exec (the image never loaded, so the
@@ -92,6 +95,10 @@ pub struct TaskInfo {
     pub arg_start: u64,
     pub start_code: u64,
     pub start_brk: u64,
+    /// `self_exec_id` of the thread group leader: bumped by every exec of the
+    /// process, never by the process itself. Tells a new image from the old
+    /// one when nothing else differs (no address randomisation, same argv).
+    pub exec_seq: u64,
     pub comm: [u8; COMM_LEN],
     /// Controlling terminal name (`pts0`), empty when none.
     pub tty: [u8; TTY_LEN],
@@ -115,6 +122,10 @@ pub const FLAG_FILE_UNLINKED: u32 = 32;
 /// Set for a failed exec through the 32-bit compat system call table
 /// (`int 0x80`, `sysenter`): its argv holds 32-bit pointers.
 pub const FLAG_COMPAT: u32 = 64;
+/// Set when the environment was longer than [`ENV_MAX`] and was cut.
+pub const FLAG_ENV_TRUNCATED: u32 = 128;
+/// Set when the environment could not be read (page not present).
+pub const FLAG_ENV_UNREADABLE: u32 = 256;
 /// Name components a dentry walk copies at most.
 pub const PATH_COMPONENTS_MAX: usize = 32;
 /// Bytes of one name component (NAME_MAX + NUL).
@@ -124,7 +135,8 @@ pub const NAME_MAX: usize = 256;
 /// place) or failed (from `sys_exit_execve[at]`, with the errno).
 ///
 /// Followed by `path_len` bytes of path, then `argv_len` bytes of argv
-/// (NUL-separated, as in `/proc/<pid>/cmdline`).
+/// (NUL-separated, as in `/proc/<pid>/cmdline`), then `env_len` bytes of the
+/// environment (likewise, as in `/proc/<pid>/environ`; successful execs only).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ExecRecord {
@@ -142,6 +154,16 @@ pub struct ExecRecord {
     pub cwd_dentry: u64,
     pub cwd_mnt: u64,
     pub cwd_ino: u64,
+    /// The executed file as the kernel opened it (`bprm->file`): inode number
+    /// and its file system's device (`sb->s_dev`, the kernel's encoding). A
+    /// path can be bind-mounted over; these cannot be named by the workload.
+    pub file_ino: u64,
+    pub file_dev: u32,
+    pub env_len: u32,
+    /// The 16 random bytes the kernel drew for this image (`AT_RANDOM` in the
+    /// auxiliary vector), read before the image runs: part of its exec id.
+    /// Zero when the image has none (not ELF) or they could not be read.
+    pub at_random: [u8; 16],
 }
 
 /// A new process (not a thread). `task` describes the child.
@@ -366,6 +388,13 @@ pub struct Offsets {
     /// syscall in progress); 0 where the kernel has none, and the compat exec
     /// probes stay detached.
     pub task_ti_status: u32,
+    pub task_self_exec_id: u32,
+    pub mm_env_start: u32,
+    pub mm_env_end: u32,
+    pub mm_saved_auxv: u32,
+    pub file_inode: u32,
+    pub inode_sb: u32,
+    pub super_block_dev: u32,
     pub bprm_filename: u32,
     pub task_fs: u32,
     pub fs_pwd_dentry: u32,

@@ -38,8 +38,9 @@ use aya_log_ebpf::{error, warn};
 use tracer_common::{
     ARGV_MAX, CGROUP_MKDIR, CGROUP_PATH_MAX, CGROUP_RENAME, CGROUP_RMDIR, COMM_LEN,
     CONNECT_IN_SYSCALL, CONNECT_OP_CONNECT, CONNECT_OP_SENDMSG, CgroupRecord, ConnectRecord,
-    ConnectResultRecord, ExecRecord, ExitRecord, FAILED_EXEC_ARG_MAX, FAILED_EXEC_ARGS_MAX,
-    FLAG_ARGV_TRUNCATED, FLAG_ARGV_UNREADABLE, FLAG_COMPAT, FLAG_EXECVEAT, FLAG_FILE_UNLINKED,
+    ConnectResultRecord, ENV_MAX, ExecRecord, ExitRecord, FAILED_EXEC_ARG_MAX,
+    FAILED_EXEC_ARGS_MAX, FLAG_ARGV_TRUNCATED, FLAG_ARGV_UNREADABLE, FLAG_COMPAT,
+    FLAG_ENV_TRUNCATED, FLAG_ENV_UNREADABLE, FLAG_EXECVEAT, FLAG_FILE_UNLINKED,
     FLAG_PATH_FROM_FILE, FLAG_PATH_TRUNCATED, ForkRecord, Header, NAME_MAX, Offsets,
     PATH_COMPONENTS_MAX, PATH_MAX, PendingConnect, PendingExec, RECORD_VERSION, RESULT_FROM_STATE,
     RESULT_FROM_SYSCALL, RecordKind, SEND_DESTINATIONS_MAX, SendKey, TTY_LEN, TaskInfo, counter,
@@ -96,6 +97,13 @@ static OFFSETS: Offsets = Offsets {
     sock_cookie: 0,
     sock_err: 0,
     task_ti_status: 0,
+    task_self_exec_id: 0,
+    mm_env_start: 0,
+    mm_env_end: 0,
+    mm_saved_auxv: 0,
+    file_inode: 0,
+    inode_sb: 0,
+    super_block_dev: 0,
     bprm_filename: 0,
     task_fs: 0,
     fs_pwd_dentry: 0,
@@ -164,7 +172,7 @@ static SEND_DESTINATIONS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(16
 /// values over 32 KiB, so this is a plain array indexed by CPU; user space sizes it
 /// to the number of possible CPUs. The slack after `ARGV_MAX` keeps masked offsets
 /// in bounds for the verifier.
-const DATA_LEN: usize = PATH_MAX + 2 * ARGV_MAX;
+const DATA_LEN: usize = PATH_MAX + 2 * ARGV_MAX + 2 * ENV_MAX;
 #[repr(C)]
 pub struct ExecScratch {
     rec: ExecRecord,
@@ -269,6 +277,7 @@ unsafe fn fill_task(task: usize, info: *mut TaskInfo) {
 
         let leader = kptr(task, off!(task_group_leader));
         info.start_boottime_ns = kread::<u64>(leader, off!(task_start_boottime));
+        info.exec_seq = kread::<u64>(leader, off!(task_self_exec_id));
         let mm = kptr(task, off!(task_mm));
         info.arg_start = kread::<u64>(mm, off!(mm_arg_start));
         info.start_code = kread::<u64>(mm, off!(mm_start_code));
@@ -355,12 +364,12 @@ fn scratch<C: EbpfContext>(ctx: &C) -> Option<*mut ExecScratch> {
     }
 }
 
-/// Send the scratch record with `path_len + argv_len` bytes of trailing data.
+/// Send the scratch record with `path_len + tail_len` bytes of trailing data.
 #[inline(always)]
-fn submit_exec(buf: *mut ExecScratch, path_len: usize, argv_len: usize) {
-    let total = core::mem::size_of::<ExecRecord>() + path_len + argv_len;
+fn submit_exec(buf: *mut ExecScratch, path_len: usize, tail_len: usize) {
+    let total = core::mem::size_of::<ExecRecord>() + path_len + tail_len;
     // The mask proves the bound to the verifier (it is below the scratch size);
-    // `total` is already below it (at most ExecRecord + PATH_MAX + ARGV_MAX).
+    // `total` is already below it (ExecRecord + PATH_MAX + ARGV_MAX + ENV_MAX).
     let total = total & (2 * ARGV_MAX - 1);
     unsafe {
         (*buf).rec.header = header(RecordKind::Exec, total);
@@ -438,14 +447,77 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
         };
         rec.argv_len = argv_len as u32;
 
+        // The environment, as laid out on the new stack; user space keeps only
+        // the variables it reports.
+        let start = kread::<u64>(mm, off!(mm_env_start));
+        let end = kread::<u64>(mm, off!(mm_env_end));
+        let mut len = end.saturating_sub(start) as usize;
+        if len > ENV_MAX {
+            len = ENV_MAX;
+            rec.flags |= FLAG_ENV_TRUNCATED;
+        }
+        let len = len & (2 * ENV_MAX - 1);
+        let dst = data.add(path_len + argv_len);
+        let env_len = if bpf_probe_read_user(dst.cast(), len as u32, start as *const _) == 0 {
+            len
+        } else {
+            rec.flags |= FLAG_ENV_UNREADABLE;
+            0
+        };
+        rec.env_len = env_len as u32;
+
         let fs = kptr(task as usize, off!(task_fs));
         rec.cwd_dentry = kread::<u64>(fs, off!(fs_pwd_dentry));
         rec.cwd_mnt = kread::<u64>(fs, off!(fs_pwd_mnt));
         let inode = kptr(rec.cwd_dentry as usize, off!(dentry_inode));
         rec.cwd_ino = kread::<u64>(inode, off!(inode_ino));
-        submit_exec(buf, path_len, argv_len);
+
+        let file = kptr(bprm as usize, off!(bprm_file));
+        let inode = kptr(file, off!(file_inode));
+        rec.file_ino = kread::<u64>(inode, off!(inode_ino));
+        let sb = kptr(inode, off!(inode_sb));
+        rec.file_dev = kread::<u32>(sb, off!(super_block_dev));
+        at_random(mm, addr_of_mut!(rec.at_random));
+        submit_exec(buf, path_len, argv_len + env_len);
     }
     0
+}
+
+/// `AT_RANDOM`, and how many auxiliary vector entries are searched for it
+/// (x86-64 puts it about 17th; the vector holds at most 28 pairs).
+const AT_RANDOM: u64 = 25;
+const AUXV_PAIRS_MAX: usize = 32;
+
+/// Copy the image's 16 `AT_RANDOM` bytes: their address from the kernel's own
+/// copy of the auxiliary vector (`mm->saved_auxv`), the bytes from the new
+/// stack, which the image has not run yet to change.
+#[inline(always)]
+unsafe fn at_random(mm: usize, dst: *mut [u8; 16]) {
+    unsafe {
+        let words = dst.cast::<u64>();
+        write_volatile(words, 0);
+        write_volatile(words.add(1), 0);
+        if mm == 0 {
+            return;
+        }
+        let auxv = mm + off!(mm_saved_auxv);
+        let mut i = 0;
+        while i < AUXV_PAIRS_MAX {
+            let key = kread::<u64>(auxv, i * 16);
+            if key == 0 {
+                return;
+            }
+            if key == AT_RANDOM {
+                let at = kread::<u64>(auxv, i * 16 + 8);
+                if bpf_probe_read_user(dst.cast(), 16, at as *const _) != 0 {
+                    write_volatile(words, 0);
+                    write_volatile(words.add(1), 0);
+                }
+                return;
+            }
+            i += 1;
+        }
+    }
 }
 
 /// An exec through a descriptor (fexecve, `/proc/self/fd/N`) names no file:
@@ -624,6 +696,12 @@ fn exec_failed<C: EbpfContext>(ctx: &C, ret: i64, pending: &PendingExec) {
         }
         let off = (read_volatile(cursor) as usize) & (2 * ARGV_MAX - 1);
         rec.argv_len = off as u32;
+        rec.env_len = 0;
+        write_volatile(addr_of_mut!(rec.file_ino), 0);
+        rec.file_dev = 0;
+        let words = addr_of_mut!(rec.at_random).cast::<u64>();
+        write_volatile(words, 0);
+        write_volatile(words.add(1), 0);
         submit_exec(buf, path_len, off);
     }
 }

@@ -19,8 +19,8 @@ use crate::{
     escape::{escape, split_argv},
     event::{
         Action, Ancestor, Cgroup, ConnectAction, Endpoint, Event, ExecAction, Executor, ExitAction,
-        ForkAction, HIERARCHY_V2, Host, Kind, Login, Namespaces, Outcome, Policy, User, event_id,
-        rfc3339_nanos,
+        FileId, ForkAction, HIERARCHY_V2, Host, ImageSource, Kind, LoaderEnv, Login, Namespaces,
+        Outcome, Policy, User, event_id, rfc3339_nanos,
     },
     exec_id::{ImageLayout, exec_id, ns_to_ticks},
     identity::{
@@ -60,9 +60,6 @@ pub struct Attributor {
     cwds: CwdCache,
     /// Shared copies of binaries and argv lists for the table's entries.
     intern: Interner,
-    /// Recently computed exec ids, by what they are computed from: a storm of
-    /// connects from one process computes its id once, not once per event.
-    recent_ids: Vec<Option<(ImageKey, Arc<str>)>>,
     /// Processes looked up in /proc because the table did not know them.
     pub proc_lookups: u64,
 }
@@ -75,16 +72,51 @@ struct CgroupV1 {
     hierarchy_id: u32,
 }
 
-/// What an exec id is a function of (with the boot id, fixed per run).
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct ImageKey {
-    tgid: u32,
-    start_boottime_ns: u64,
-    image: ImageLayout,
+/// What a new table entry says about its image besides what the record does.
+struct ImageFacts {
+    binary: Arc<str>,
+    argv: Arc<[String]>,
+    cwd: (Option<Arc<str>>, u64),
+    at_random: [u8; 16],
+    source: ImageSource,
+    file: Option<FileId>,
+    loader_env: Option<Arc<LoaderEnv>>,
 }
 
-/// Slots in the exec id cache (direct-mapped by pid).
-const RECENT_IDS: usize = 256;
+impl ImageFacts {
+    /// Known only by the kernel's 16-byte name.
+    fn comm_only(task: &TaskInfo) -> ImageFacts {
+        let (binary, argv) = comm_only(task);
+        ImageFacts {
+            binary,
+            argv,
+            cwd: (None, 0),
+            at_random: [0; 16],
+            source: ImageSource::Comm,
+            file: None,
+            loader_env: None,
+        }
+    }
+
+    /// A forked child runs its parent's image (same memory, so the same
+    /// `AT_RANDOM` bytes) until it execs.
+    fn inherited(parent: &Process) -> ImageFacts {
+        ImageFacts {
+            binary: parent.binary.clone(),
+            argv: parent.argv.clone(),
+            cwd: (parent.cwd.clone(), parent.cwd_ino),
+            at_random: parent.layout.at_random,
+            source: parent.image_source,
+            file: parent.file.clone(),
+            loader_env: parent.loader_env.clone(),
+        }
+    }
+}
+
+/// The kernel's `sb->s_dev` (MKDEV: major << 20 | minor) as `major:minor`.
+fn kernel_dev(dev: u32) -> String {
+    format!("{}:{}", dev >> 20, dev & 0xf_ffff)
+}
 
 /// An event, and whether its pod's or container's metadata is still missing
 /// (worth a short wait).
@@ -113,7 +145,6 @@ impl Attributor {
             identity,
             cwds: CwdCache::default(),
             intern: Interner::default(),
-            recent_ids: vec![None; RECENT_IDS],
             proc_lookups: 0,
         }
     }
@@ -136,26 +167,8 @@ impl Attributor {
         self
     }
 
-    fn exec_id_of(&mut self, task: &TaskInfo) -> Arc<str> {
-        let key = ImageKey {
-            tgid: task.tgid,
-            start_boottime_ns: task.start_boottime_ns,
-            image: ImageLayout {
-                arg_start: task.arg_start,
-                start_code: task.start_code,
-                start_brk: task.start_brk,
-            },
-        };
-        let slot = task.tgid as usize % RECENT_IDS;
-        if let Some((k, id)) = &self.recent_ids[slot]
-            && *k == key
-        {
-            return id.clone();
-        }
-        let ticks = ns_to_ticks(key.start_boottime_ns, self.ctx.ticks_per_second);
-        let id: Arc<str> = exec_id(&self.ctx.host.boot_id, key.tgid, ticks, key.image).into();
-        self.recent_ids[slot] = Some((key, id.clone()));
-        id
+    fn ticks(&self, task: &TaskInfo) -> u64 {
+        ns_to_ticks(task.start_boottime_ns, self.ctx.ticks_per_second)
     }
 
     fn process_from_snapshot(&self, s: &ProcSnapshot) -> Process {
@@ -165,18 +178,22 @@ impl Attributor {
             (None, Some(a0)) if !a0.is_empty() => escape(a0).into(),
             _ => format!("[{}]", s.comm).into(),
         };
+        let layout = ImageLayout {
+            arg_start: s.arg_start,
+            start_code: s.start_code,
+            start_brk: s.start_brk,
+            at_random: s.at_random,
+        };
         Process {
-            exec_id: exec_id(
-                &self.ctx.host.boot_id,
-                s.pid,
-                s.start_ticks,
-                ImageLayout {
-                    arg_start: s.arg_start,
-                    start_code: s.start_code,
-                    start_brk: s.start_brk,
-                },
-            )
-            .into(),
+            exec_id: exec_id(&self.ctx.host.boot_id, s.pid, s.start_ticks, layout).into(),
+            layout,
+            exec_seq: None,
+            image_source: ImageSource::Proc,
+            file: s.file.map(|(major, minor, ino)| FileId {
+                dev: format!("{major}:{minor}"),
+                ino,
+            }),
+            loader_env: s.loader_env.clone(),
             pid: s.pid,
             ppid: s.ppid,
             start_ticks: s.start_ticks,
@@ -205,18 +222,33 @@ impl Attributor {
     }
 
     /// A table entry for the image a record describes.
-    fn process_from_task(
-        &mut self,
-        task: &TaskInfo,
-        binary: Arc<str>,
-        argv: Arc<[String]>,
-        (cwd, cwd_ino): (Option<Arc<str>>, u64),
-    ) -> Process {
+    fn process_from_task(&mut self, task: &TaskInfo, facts: ImageFacts) -> Process {
+        let ImageFacts {
+            binary,
+            argv,
+            cwd: (cwd, cwd_ino),
+            at_random,
+            source,
+            file,
+            loader_env,
+        } = facts;
+        let start_ticks = self.ticks(task);
+        let layout = ImageLayout {
+            arg_start: task.arg_start,
+            start_code: task.start_code,
+            start_brk: task.start_brk,
+            at_random,
+        };
         Process {
-            exec_id: self.exec_id_of(task),
+            exec_id: exec_id(&self.ctx.host.boot_id, task.tgid, start_ticks, layout).into(),
+            layout,
+            exec_seq: Some(task.exec_seq),
+            image_source: source,
+            file,
+            loader_env,
             pid: task.tgid,
             ppid: task.ptgid,
-            start_ticks: ns_to_ticks(task.start_boottime_ns, self.ctx.ticks_per_second),
+            start_ticks,
             binary,
             argv,
             cwd,
@@ -240,12 +272,26 @@ impl Attributor {
 
     /// The table's entry for the process a record came from; /proc when unknown,
     /// and as a last resort what the record itself says.
+    /// Whether table entry `p` is the image `task` runs: same process (pid and
+    /// start), same layout, and the kernel's exec counter agrees (unknown for an
+    /// image only /proc described: the first record tells it).
+    fn same_image(&self, p: &Process, task: &TaskInfo) -> bool {
+        p.start_ticks == self.ticks(task)
+            && p.layout.arg_start == task.arg_start
+            && p.layout.start_code == task.start_code
+            && p.layout.start_brk == task.start_brk
+            && p.exec_seq.is_none_or(|s| s == task.exec_seq)
+    }
+
     fn process_for(&mut self, task: &TaskInfo) -> Process {
-        let id = self.exec_id_of(task);
         if let Some(p) = self.table.get(task.tgid)
-            && p.exec_id == id
+            && self.same_image(p, task)
         {
-            let p = p.clone();
+            let mut p = p.clone();
+            if p.exec_seq.is_none() {
+                p.exec_seq = Some(task.exec_seq);
+                self.table.adopt_exec_seq(task.tgid, task.exec_seq);
+            }
             if p.cgroup_id != task.cgroup_id
                 || p.cgroup_v1_id != task.cgroup_v1_id
                 || p.uid != task.uid
@@ -260,16 +306,17 @@ impl Attributor {
             }
             return p;
         }
+        // Not known, or its exec record was lost: /proc, if it still shows
+        // this image, else the kernel's name only.
         self.proc_lookups += 1;
         let p = match scan::snapshot(task.tgid).map(|s| self.process_from_snapshot(&s)) {
-            Ok(p) if p.exec_id == id => p,
-            // Gone, or already another image: keep what the kernel told us.
-            _ => {
-                let (binary, argv) = comm_only(task);
-                self.process_from_task(task, binary, argv, (None, 0))
+            Ok(mut p) if self.same_image(&p, task) => {
+                p.exec_seq = Some(task.exec_seq);
+                p
             }
+            _ => self.process_from_task(task, ImageFacts::comm_only(task)),
         };
-        self.table.upsert(p.clone());
+        self.table.replace(p.clone());
         p
     }
 
@@ -317,6 +364,9 @@ impl Attributor {
             ppid: task.ptgid,
             binary: p.binary.clone(),
             argv: p.argv.clone(),
+            image_source: p.image_source,
+            file: p.file.clone(),
+            loader_env: p.loader_env.clone(),
             cwd: p.cwd.clone(),
             comm: escape(c_str(&task.comm)),
             start_time: rfc3339_nanos(self.unix_ns(task.start_boottime_ns)),
@@ -554,19 +604,11 @@ impl Attributor {
             task.uid,
             task.gid,
         );
-        // A forked child runs its parent's image until it execs.
-        let (binary, argv, cwd) = match self.table.get(task.ptgid) {
-            Some(parent) => (
-                parent.binary.clone(),
-                parent.argv.clone(),
-                (parent.cwd.clone(), parent.cwd_ino),
-            ),
-            None => {
-                let (binary, argv) = comm_only(task);
-                (binary, argv, (None, 0))
-            }
+        let facts = match self.table.get(task.ptgid) {
+            Some(parent) => ImageFacts::inherited(parent),
+            None => ImageFacts::comm_only(task),
         };
-        let p = self.process_from_task(task, binary, argv, cwd);
+        let p = self.process_from_task(task, facts);
         self.table.upsert(p.clone());
         p
     }
@@ -600,8 +642,21 @@ impl Attributor {
         }
         let binary: Arc<str> = binary.into();
         let cwd_ino = if cwd.is_some() { key.2 } else { 0 };
-        let p = self.process_from_task(task, binary.clone(), argv.clone(), (cwd, cwd_ino));
-        self.table.upsert(p.clone());
+        let facts = ImageFacts {
+            binary: binary.clone(),
+            argv: argv.clone(),
+            cwd: (cwd, cwd_ino),
+            at_random: e.rec.at_random,
+            source: ImageSource::Exec,
+            file: (e.rec.file_ino != 0).then(|| FileId {
+                dev: kernel_dev(e.rec.file_dev),
+                ino: e.rec.file_ino,
+            }),
+            loader_env: crate::proc::env::loader_env(&e.env),
+        };
+        let p = self.process_from_task(task, facts);
+        // A new image: whatever the table held for the pid is gone.
+        self.table.replace(p.clone());
         let action = Action::Exec(ExecAction {
             binary,
             argv,
@@ -767,6 +822,7 @@ mod tests {
             rec,
             path: b"/bin/true".to_vec(),
             argv: b"/bin/true\0".to_vec(),
+            env: Vec::new(),
         };
         a.handle(Record::Exec(exec)).expect("an exec event").event
     }

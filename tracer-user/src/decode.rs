@@ -40,6 +40,8 @@ pub struct Exec {
     pub path: Vec<u8>,
     /// NUL-separated, as in /proc/<pid>/cmdline.
     pub argv: Vec<u8>,
+    /// NUL-separated, as in /proc/<pid>/environ (successful execs; may be cut).
+    pub env: Vec<u8>,
 }
 
 /// The path of the file an exec through a descriptor ran, from the probe's
@@ -121,12 +123,17 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
             let fixed = std::mem::size_of::<ExecRecord>();
             let path_len = rec.path_len as usize;
             let argv_len = rec.argv_len as usize;
+            let env_len = rec.env_len as usize;
             let end = fixed
                 .checked_add(path_len)
                 .and_then(|v| v.checked_add(argv_len))
+                .and_then(|v| v.checked_add(env_len))
                 .filter(|end| *end <= bytes.len())
                 .ok_or(DecodeError::Length {
-                    claimed: fixed.saturating_add(path_len).saturating_add(argv_len),
+                    claimed: fixed
+                        .saturating_add(path_len)
+                        .saturating_add(argv_len)
+                        .saturating_add(env_len),
                     got: bytes.len(),
                 })?;
             let raw_path = &bytes[fixed..fixed + path_len];
@@ -135,8 +142,15 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
             } else {
                 raw_path.to_vec()
             };
-            let argv = bytes[fixed + path_len..end].to_vec();
-            Ok(Record::Exec(Exec { rec, path, argv }))
+            let argv_end = fixed + path_len + argv_len;
+            let argv = bytes[fixed + path_len..argv_end].to_vec();
+            let env = bytes[argv_end..end].to_vec();
+            Ok(Record::Exec(Exec {
+                rec,
+                path,
+                argv,
+                env,
+            }))
         }
         Some(RecordKind::Fork) => {
             let rec: ForkRecord = read(bytes)?;

@@ -70,6 +70,20 @@ pub struct Executor {
     pub ppid: u32,
     pub binary: Arc<str>,
     pub argv: Arc<[String]>,
+    /// Where `binary`, `argv` and `loader_env` came from: `exec` (the kernel, at
+    /// the exec), `proc` (read from /proc later: the image predates the tracer or
+    /// its exec record was lost; a process can rewrite its own cmdline and
+    /// environment, so this is weaker evidence), `comm` (only the kernel's
+    /// 16-byte name is known).
+    pub image_source: ImageSource,
+    /// The executed file as the kernel opened it: its file system's device and
+    /// its inode, in the executor's mount namespace (`namespaces.mnt`).
+    pub file: Option<FileId>,
+    /// Values of the dynamic loader's variables in the image's environment at
+    /// exec (`LD_PRELOAD`, `LD_LIBRARY_PATH`, `LD_AUDIT`): code injected into
+    /// the image. Absent when none is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loader_env: Option<Arc<LoaderEnv>>,
     pub cwd: Option<Arc<str>>,
     pub comm: String,
     pub start_time: String,
@@ -80,6 +94,24 @@ pub struct Executor {
     pub workload: Arc<Workload>,
     pub identity: Arc<Identity>,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageSource {
+    Exec,
+    Proc,
+    Comm,
+}
+
+/// A file by what the kernel knows it as: `dev` is `major:minor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileId {
+    pub dev: String,
+    pub ino: u64,
+}
+
+/// Loader variable name -> value, in name order.
+pub type LoaderEnv = std::collections::BTreeMap<String, String>;
 
 /// What the cgroup (and the Kubernetes API) say the executor belongs to.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -540,6 +572,12 @@ mod tests {
                 ppid: 1,
                 binary: "/bin/true".into(),
                 argv: argv.clone(),
+                image_source: ImageSource::Exec,
+                file: Some(FileId {
+                    dev: "0:31".into(),
+                    ino: 4242,
+                }),
+                loader_env: None,
                 cwd: Some("/".into()),
                 comm: "true".into(),
                 start_time: rfc3339_nanos(0),

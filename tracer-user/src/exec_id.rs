@@ -2,31 +2,41 @@
 //!
 //! ```text
 //! exec_id = base64url_nopad( SHA-256(
-//!     "<boot_id>:<tgid>:<start_ticks>:<arg_start>:<start_code>:<start_brk>" )[0..16] )
+//!     "<boot_id>:<tgid>:<start_ticks>:<arg_start>:<start_code>:<start_brk>:<at_random>" )[0..16] )
 //! ```
 //! - `boot_id`: /proc/sys/kernel/random/boot_id; makes ids unique across boots and hosts.
 //! - `tgid`, `start_ticks`: the process id and its start time in clock ticks since
 //!   boot (`/proc/<pid>/stat` field 22; in the kernel `start_boottime / (1e9/USER_HZ)`).
 //! - `arg_start`, `start_code`, `start_brk`: where the image's argv, code and heap
 //!   start (`/proc/<pid>/stat` fields 48, 26 and 47; `mm->arg_start`, `mm->start_code`,
-//!   `mm->start_brk` in the kernel). Each exec lays these out afresh, at addresses
-//!   ASLR randomises independently (stack, PIE load base, brk), so they tell apart
-//!   the images of one process and two processes that got the same pid within one
-//!   clock tick. The stack address alone (about 22 bits of entropy) was not enough:
-//!   a 10,000-deep exec chain repeated it.
+//!   `mm->start_brk` in the kernel), randomised independently by ASLR.
+//! - `at_random`: 32 lowercase hex digits of the 16 random bytes the kernel draws
+//!   for every ELF image and points to from the auxiliary vector (`AT_RANDOM`).
+//!   The probe reads them at `sched_process_exec`, before the image runs; a
+//!   /proc scan reads the address from `/proc/<pid>/auxv` (the kernel's copy)
+//!   and the bytes from `/proc/<pid>/mem`. They differ between two execs of the
+//!   same binary even with address randomisation off (`setarch -R`), which
+//!   the addresses alone did not. All zeros where there are none (not ELF) or
+//!   they could not be read.
 //!
-//! Every input is available both to the probes at the moment of the action and to a
-//! /proc scan, so the id is the same whoever saw the process first, and the same
-//! after a tracer restart. Caveat: with ASLR disabled, two successive execs of the
-//! same binary in one process can share all three addresses and hence the id.
+//! Limits: the bytes live in the image's own memory. The probe's copy is taken
+//! before the image runs, so it cannot be chosen; a /proc scan (processes that
+//! predate the tracer, or whose exec record was lost) reads them later, and an
+//! image that overwrote them gets another id from the scan than the probe gave
+//! it (it can make its id change, never take another image's: that needs the
+//! same pid, start time and layout). Where /proc/<pid>/mem is closed to the
+//! tracer (Yama ptrace_scope 3) the scan uses zeros, and the ids of those
+//! processes differ from what a probe would say.
 use sha2::{Digest, Sha256};
 
-/// Where an image's argv, code and heap start: what tells images apart.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Where an image's argv, code and heap start, and its `AT_RANDOM` bytes:
+/// what tells images apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct ImageLayout {
     pub arg_start: u64,
     pub start_code: u64,
     pub start_brk: u64,
+    pub at_random: [u8; 16],
 }
 
 pub fn exec_id(boot_id: &str, tgid: u32, start_ticks: u64, image: ImageLayout) -> String {
@@ -34,6 +44,7 @@ pub fn exec_id(boot_id: &str, tgid: u32, start_ticks: u64, image: ImageLayout) -
         arg_start,
         start_code,
         start_brk,
+        at_random,
     } = image;
     // The text `{boot_id}:{tgid}:{start_ticks}:{arg_start}:{start_code}:{start_brk}`,
     // written without `format!` (this runs for every new image).
@@ -48,6 +59,12 @@ pub fn exec_id(boot_id: &str, tgid: u32, start_ticks: u64, image: ImageLayout) -
     ] {
         text.push(b':');
         crate::event::push_padded(&mut text, v, 0);
+    }
+    text.push(b':');
+    for b in at_random {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        text.push(HEX[usize::from(b >> 4)]);
+        text.push(HEX[usize::from(b & 15)]);
     }
     let digest = Sha256::digest(&text);
     base64url(&digest[..16])
@@ -88,6 +105,7 @@ mod tests {
             arg_start,
             start_code: 0x5555_5555_4000,
             start_brk: 0x5555_5666_0000,
+            at_random: [7; 16],
         }
     }
 
@@ -108,6 +126,10 @@ mod tests {
         let mut other = at(0x7ffd_1234_5000);
         other.start_brk += 0x1000;
         assert_ne!(a, exec_id(boot, 4242, 123456, other));
+        // a re-exec with randomisation off: same addresses, new random bytes
+        let mut other = at(0x7ffd_1234_5000);
+        other.at_random[15] ^= 1;
+        assert_ne!(a, exec_id(boot, 4242, 123456, other));
         // another boot
         assert_ne!(
             a,
@@ -126,16 +148,18 @@ mod tests {
 
     #[test]
     fn known_vector() {
-        // sha256("b:1:2:3:4:5")[..16], base64url: computed independently with
-        // `printf b:1:2:3:4:5 | sha256sum | head -c32 | xxd -r -p | base64 | tr +/ -_`
+        // sha256("b:1:2:3:4:5:000102...0f")[..16], base64url: computed independently with
+        // `printf b:1:2:3:4:5:000102030405060708090a0b0c0d0e0f | sha256sum | head -c32 |
+        //  xxd -r -p | base64 | tr +/ -_`
         let image = ImageLayout {
             arg_start: 3,
             start_code: 4,
             start_brk: 5,
+            at_random: std::array::from_fn(|i| i as u8),
         };
         assert_eq!(exec_id("b", 1, 2, image), KNOWN);
     }
-    const KNOWN: &str = "tSHUX4XlKfWbxK1fVtNX5Q";
+    const KNOWN: &str = "N3RPDoh3oCrbmclCrgOuZQ";
 
     /// The digits are written by hand: the same text as the documented formula
     /// for zeros, many-digit and extreme values.
@@ -153,12 +177,14 @@ mod tests {
             ),
             (u32::MAX, u64::MAX, u64::MAX, 1, 10),
         ] {
-            let text = format!("{boot}:{tgid}:{ticks}:{a}:{c}:{b}");
+            let text =
+                format!("{boot}:{tgid}:{ticks}:{a}:{c}:{b}:00ff00ff00ff00ff00ff00ff00ff00ff");
             let want = base64url(&Sha256::digest(text.as_bytes())[..16]);
             let image = ImageLayout {
                 arg_start: a,
                 start_code: c,
                 start_brk: b,
+                at_random: std::array::from_fn(|i| if i % 2 == 1 { 0xff } else { 0 }),
             };
             assert_eq!(exec_id(boot, tgid, ticks, image), want, "{text}");
         }

@@ -50,7 +50,13 @@ pub const MATRIX_KERNELS: &[&str] = &["5.10", "5.10-v1", "6.1", "6.12", "host"];
 /// Live suites the matrix runs in each guest: exec, connect, lineage, login
 /// (events), workload identity (identity; skipped on `-v1` guests) and
 /// containers found in v1 hierarchies (cgroup_v1).
-pub const MATRIX_TESTS: &[&str] = &["events", "evasion", "identity", "cgroup_v1"];
+pub const MATRIX_TESTS: &[&str] = &[
+    "events",
+    "evasion",
+    "image_identity",
+    "identity",
+    "cgroup_v1",
+];
 /// The matrix's guest command: a load check of every program with its verifier
 /// statistics (kept in the output directory for the table), then the live tests.
 pub const MATRIX_CMD: &str = r#"set -u

@@ -77,6 +77,15 @@ const MEMBERS: &[(&str, &[&str], Setter)] = &[
         o.sock_cookie = v
     }),
     ("sock", &["sk_err"], |o, v| o.sock_err = v),
+    ("task_struct", &["self_exec_id"], |o, v| {
+        o.task_self_exec_id = v
+    }),
+    ("mm_struct", &["env_start"], |o, v| o.mm_env_start = v),
+    ("mm_struct", &["env_end"], |o, v| o.mm_env_end = v),
+    ("mm_struct", &["saved_auxv"], |o, v| o.mm_saved_auxv = v),
+    ("file", &["f_inode"], |o, v| o.file_inode = v),
+    ("inode", &["i_sb"], |o, v| o.inode_sb = v),
+    ("super_block", &["s_dev"], |o, v| o.super_block_dev = v),
     ("linux_binprm", &["filename"], |o, v| o.bprm_filename = v),
     ("task_struct", &["fs"], |o, v| o.task_fs = v),
     ("fs_struct", &["pwd.dentry"], |o, v| o.fs_pwd_dentry = v),

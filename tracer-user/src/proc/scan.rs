@@ -53,6 +53,12 @@ pub struct ProcSnapshot {
     pub arg_start: u64,
     pub start_code: u64,
     pub start_brk: u64,
+    /// The image's `AT_RANDOM` bytes (see `exec_id`); zeros when unreadable.
+    pub at_random: [u8; 16],
+    /// (major, minor, inode) of the executed file, through `/proc/<pid>/exe`.
+    pub file: Option<(u32, u32, u64)>,
+    /// `/proc/<pid>/environ`, cut to the loader's variables.
+    pub loader_env: Option<std::sync::Arc<crate::event::LoaderEnv>>,
     pub uid: u32,
     pub euid: u32,
     pub gid: u32,
@@ -139,6 +145,14 @@ fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
         .open_relative("cwd")
         .and_then(|f| f.metadata().map_err(ProcError::from))
         .map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m));
+    let at_random = at_random(process, pid);
+    let file = std::fs::metadata(format!("/proc/{pid}/exe")).ok().map(|m| {
+        use std::os::unix::fs::MetadataExt as _;
+        (libc::major(m.dev()), libc::minor(m.dev()), m.ino())
+    });
+    let loader_env = read_bytes(process, pid, "environ")
+        .ok()
+        .and_then(|env| crate::proc::env::loader_env(&env));
     let cgroups = read_text(process, pid, "cgroup").unwrap_or_default();
     let cgroup_v2 = parse_cgroup_v2_line(&cgroups);
     let cgroup_v1 = parse_cgroup_v1_lines(&cgroups);
@@ -152,6 +166,9 @@ fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
         arg_start: stat.arg_start.unwrap_or(0),
         start_code: stat.startcode,
         start_brk: stat.start_brk.unwrap_or(0),
+        at_random,
+        file,
+        loader_env,
         uid,
         euid,
         gid,
@@ -166,6 +183,27 @@ fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
         cgroup_v1,
         kernel_thread: stat.flags & PF_KTHREAD != 0,
     })
+}
+
+/// The 16 `AT_RANDOM` bytes: their address from the kernel's copy of the
+/// auxiliary vector, the bytes from the process's memory. Zeros when either is
+/// unreadable (kernel threads, zombies, a ptrace policy that closes /proc/<pid>/mem).
+fn at_random(process: &Process, pid: u32) -> [u8; 16] {
+    use std::os::unix::fs::FileExt as _;
+    const AT_RANDOM: u64 = 25;
+    let mut out = [0u8; 16];
+    let Some(&addr) = process.auxv().ok().as_ref().and_then(|a| a.get(&AT_RANDOM)) else {
+        return out;
+    };
+    let read = process
+        .open_relative("mem")
+        .map_err(|e| e.to_string())
+        .and_then(|f| f.read_exact_at(&mut out, addr).map_err(|e| e.to_string()));
+    if let Err(err) = read {
+        tracing::debug!(pid, %err, "AT_RANDOM unreadable");
+        out = [0; 16];
+    }
+    out
 }
 
 /// Missing links are normal (kernel threads, zombies); other errors are logged.

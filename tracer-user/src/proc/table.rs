@@ -13,13 +13,22 @@ use std::{
 use serde_json::value::RawValue;
 
 use crate::{
-    event::{Ancestor, AncestorBase},
+    event::{Ancestor, AncestorBase, FileId, ImageSource, LoaderEnv},
+    exec_id::ImageLayout,
     proc::intern::Interner,
 };
 
 #[derive(Debug, Clone)]
 pub struct Process {
     pub exec_id: Arc<str>,
+    /// What tells this image from the process's others (see `exec_id`).
+    pub layout: ImageLayout,
+    /// The kernel's exec counter of the process (`TaskInfo::exec_seq`) for this
+    /// image; None while only /proc has described it (the first record sets it).
+    pub exec_seq: Option<u64>,
+    pub image_source: ImageSource,
+    pub file: Option<FileId>,
+    pub loader_env: Option<Arc<LoaderEnv>>,
     pub pid: u32,
     pub ppid: u32,
     /// Start time in clock ticks since boot (as /proc shows it).
@@ -177,6 +186,20 @@ impl ProcessTable {
         true
     }
 
+    /// An exec record: the new image replaces whatever the table held for the pid.
+    pub fn replace(&mut self, p: Process) {
+        self.fresh.push(p.pid);
+        self.procs.insert(p.pid, Box::new(p));
+        self.enforce_bound();
+    }
+
+    /// A record showed the kernel's exec counter of an image known from /proc.
+    pub fn adopt_exec_seq(&mut self, pid: u32, seq: u64) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.exec_seq = Some(seq);
+        }
+    }
+
     /// Add a process seen only by the /proc scan, unless a record already told us
     /// about a newer image of that pid.
     pub fn seed(&mut self, p: Process) {
@@ -289,6 +312,11 @@ mod tests {
     fn proc(pid: u32, ppid: u32, start: u64, id: &str) -> Process {
         Process {
             exec_id: id.into(),
+            layout: ImageLayout::default(),
+            exec_seq: None,
+            image_source: ImageSource::Exec,
+            file: None,
+            loader_env: None,
             pid,
             ppid,
             start_ticks: start,

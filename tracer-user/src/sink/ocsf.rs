@@ -536,6 +536,13 @@ fn unmapped(ev: &Event, argv: &[String], action: Option<Map<String, Value>>) -> 
     }
     m.insert("cgroup".into(), ours(&x.cgroup));
     m.insert("namespaces".into(), ours(&x.namespaces));
+    m.insert("image_source".into(), ours(&x.image_source));
+    if let Some(f) = &x.file {
+        m.insert("file".into(), ours(f));
+    }
+    if let Some(env) = &x.loader_env {
+        m.insert("loader_env".into(), ours(env));
+    }
     if let Some(l) = &x.login {
         m.insert("login".into(), json!({"auid": l.auid, "name": l.name}));
     }
@@ -744,6 +751,9 @@ mod tests {
             ppid: 4000,
             binary: binary.into(),
             argv: argv(args),
+            image_source: crate::event::ImageSource::Exec,
+            file: None,
+            loader_env: None,
             cwd: Some("/app".into()),
             comm: basename(binary).chars().take(15).collect(),
             start_time: rfc3339_nanos(T0 - 2_000_000_000),
