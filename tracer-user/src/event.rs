@@ -495,6 +495,62 @@ fn civil_from_days(z: i128) -> (i128, i128, i128) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// An executor for tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) fn sample_executor() -> Executor {
+    let argv: Arc<[String]> =
+        vec!["/bin/true".to_owned(), crate::escape::escape(b"a\nb\xff")].into();
+    Executor {
+        exec_id: "abc".into(),
+        pid: 42,
+        tid: 42,
+        ppid: 1,
+        binary: "/bin/true".into(),
+        argv: argv.clone(),
+        image_source: ImageSource::Exec,
+        file: Some(FileId {
+            dev: "0:31".into(),
+            ino: 4242,
+        }),
+        loader_env: None,
+        cwd: Some("/".into()),
+        comm: "true".into(),
+        start_time: rfc3339_nanos(0),
+        user: User {
+            uid: 1001,
+            name: Some("deploy".into()),
+            gid: 1001,
+            group: None,
+            euid: 1001,
+            egid: 1001,
+        },
+        login: None,
+        cgroup: Cgroup {
+            id: 7,
+            path: Some("/system.slice/x.service".into()),
+            hierarchy: HIERARCHY_V2,
+            v1_id: None,
+        },
+        namespaces: Namespaces {
+            pid: 1,
+            mnt: 2,
+            net: 3,
+        },
+        workload: Arc::new(Workload {
+            kind: crate::identity::workload::WorkloadKind::Service,
+            container: None,
+            pod: None,
+            unit: Some("x.service".into()),
+        }),
+        identity: Arc::new(Identity {
+            spiffe_ids: vec!["spiffe://example.org/x".into()],
+            selectors: vec!["systemd:id:x.service".into()],
+            source: vec!["entry:1".into()],
+            status: IdentityStatus::Resolved,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -565,55 +621,7 @@ mod tests {
                 name: "node-1".into(),
                 boot_id: "2605d5f8-57d8-408d-b1f2-343252d21f8e".into(),
             }),
-            executor: Executor {
-                exec_id: "abc".into(),
-                pid: 42,
-                tid: 42,
-                ppid: 1,
-                binary: "/bin/true".into(),
-                argv: argv.clone(),
-                image_source: ImageSource::Exec,
-                file: Some(FileId {
-                    dev: "0:31".into(),
-                    ino: 4242,
-                }),
-                loader_env: None,
-                cwd: Some("/".into()),
-                comm: "true".into(),
-                start_time: rfc3339_nanos(0),
-                user: User {
-                    uid: 1001,
-                    name: Some("deploy".into()),
-                    gid: 1001,
-                    group: None,
-                    euid: 1001,
-                    egid: 1001,
-                },
-                login: None,
-                cgroup: Cgroup {
-                    id: 7,
-                    path: Some("/system.slice/x.service".into()),
-                    hierarchy: HIERARCHY_V2,
-                    v1_id: None,
-                },
-                namespaces: Namespaces {
-                    pid: 1,
-                    mnt: 2,
-                    net: 3,
-                },
-                workload: Arc::new(Workload {
-                    kind: crate::identity::workload::WorkloadKind::Service,
-                    container: None,
-                    pod: None,
-                    unit: Some("x.service".into()),
-                }),
-                identity: Arc::new(Identity {
-                    spiffe_ids: vec!["spiffe://example.org/x".into()],
-                    selectors: vec!["systemd:id:x.service".into()],
-                    source: vec!["entry:1".into()],
-                    status: IdentityStatus::Resolved,
-                }),
-            },
+            executor: sample_executor(),
             lineage: vec![Ancestor {
                 exec_id: "p".into(),
                 pid: 1,

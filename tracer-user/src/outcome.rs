@@ -150,3 +150,146 @@ fn finish(mut w: Waiting) -> Attributed {
     }
     w.attributed
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tracer_common::{ConnectResultRecord, RESULT_FROM_STATE, RESULT_FROM_SYSCALL};
+
+    use super::*;
+    use crate::event::{
+        ConnectAction, Endpoint, Event, ExecAction, Host, Kind, Outcome, Policy, sample_executor,
+    };
+
+    fn connect(cookie: u64, protocol: &str, method: &'static str) -> Attributed {
+        Attributed {
+            event: Event {
+                event_id: format!("e{cookie}"),
+                time: String::new(),
+                kind: Kind::Connect,
+                host: Arc::new(Host {
+                    name: "h".into(),
+                    boot_id: "b".into(),
+                }),
+                executor: sample_executor(),
+                lineage: Vec::new(),
+                action: Action::Connect(ConnectAction {
+                    method,
+                    in_syscall: true,
+                    protocol: protocol.into(),
+                    family: "ipv4",
+                    socket_family: None,
+                    destination: Endpoint {
+                        ip: "127.0.0.1".into(),
+                        port: 80,
+                    },
+                    source: None,
+                    outcome: Outcome::Unknown,
+                    error: None,
+                    outcome_from: None,
+                    socket_cookie: cookie,
+                }),
+                policy: Arc::new(Policy {
+                    tracer_version: "t",
+                    config_digest: String::new(),
+                }),
+            },
+            waiting_for_metadata: false,
+        }
+    }
+
+    fn result(cookie: u64, errno: i32, from: u16) -> ConnectResultRecord {
+        ConnectResultRecord {
+            cookie,
+            errno,
+            source_of: from,
+            ..Default::default()
+        }
+    }
+
+    fn outcome(a: &Attributed) -> (Outcome, Option<&str>) {
+        match &a.event.action {
+            Action::Connect(c) => (c.outcome, c.error.as_deref()),
+            _ => panic!("not a connect"),
+        }
+    }
+
+    #[test]
+    fn results_join_their_connect_and_the_rest_waits_bounded() {
+        let t0 = Instant::now();
+        let wait = Duration::from_millis(100);
+        let mut o = Outcomes::new(wait, 3);
+        let mut out = Vec::new();
+
+        // Not a connect, or a send: straight through.
+        let mut exec = connect(1, "tcp", "connect");
+        exec.event.action = Action::Exec(ExecAction {
+            binary: "/bin/true".into(),
+            argv: Arc::from(Vec::<String>::new()),
+            argv_truncated: false,
+            outcome: Outcome::Success,
+            error: None,
+        });
+        o.admit(exec, t0, &mut out);
+        o.admit(connect(2, "udp", "sendmsg"), t0, &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(o.is_empty());
+        out.clear();
+
+        // A TCP connect: out with the socket's answer.
+        o.admit(connect(10, "tcp", "connect"), t0, &mut out);
+        assert!(out.is_empty());
+        let a = o
+            .result(&result(10, 111, RESULT_FROM_STATE))
+            .expect("joined");
+        assert_eq!(outcome(&a), (Outcome::Failure, Some("ECONNREFUSED")));
+        // A result nobody waits for (a connect from before we attached).
+        assert!(o.result(&result(99, 0, RESULT_FROM_STATE)).is_none());
+
+        // EINPROGRESS from the syscall keeps it waiting for the socket.
+        o.admit(connect(11, "tcp", "connect"), t0, &mut out);
+        assert!(o.result(&result(11, 115, RESULT_FROM_SYSCALL)).is_none());
+        let a = o.result(&result(11, 0, RESULT_FROM_STATE)).expect("joined");
+        assert_eq!(outcome(&a), (Outcome::Success, None));
+
+        // No answer within the wait: TCP is in progress, UDP unknown.
+        o.admit(connect(12, "tcp", "connect"), t0, &mut out);
+        o.admit(connect(13, "udp", "connect"), t0, &mut out);
+        o.expire(t0 + wait / 2, false, &mut out);
+        assert!(out.is_empty());
+        o.expire(t0 + wait, false, &mut out);
+        let got: Vec<_> = out.iter().map(outcome).collect();
+        assert_eq!(got, [(Outcome::InProgress, None), (Outcome::Unknown, None)]);
+        assert_eq!(o.counts.timed_out, 2);
+        // A late answer finds nothing.
+        assert!(o.result(&result(12, 0, RESULT_FROM_STATE)).is_none());
+        out.clear();
+
+        // Past the bound the oldest goes out early, counted.
+        for cookie in 20..24 {
+            o.admit(connect(cookie, "tcp", "connect"), t0, &mut out);
+        }
+        assert_eq!(o.len(), 3);
+        assert_eq!(out.len(), 1);
+        assert_eq!(o.counts.overflowed, 1);
+        match &out[0].event.action {
+            Action::Connect(c) => assert_eq!(c.socket_cookie, 20),
+            _ => panic!(),
+        }
+        out.clear();
+        // Shutdown: everything goes.
+        o.expire(t0, true, &mut out);
+        assert_eq!(out.len(), 3);
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn no_wait_means_no_waiting() {
+        let mut o = Outcomes::new(Duration::ZERO, 8);
+        let mut out = Vec::new();
+        o.admit(connect(1, "tcp", "connect"), Instant::now(), &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(o.is_empty());
+    }
+}

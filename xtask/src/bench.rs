@@ -38,6 +38,9 @@ pub enum Workload {
     Exec,
     Connect,
     Churn,
+    /// A cheap syscall in a loop: what every syscall on the host pays for the
+    /// programs attached to syscall tracepoints (ours emit nothing here).
+    Syscall,
 }
 
 impl Workload {
@@ -46,6 +49,7 @@ impl Workload {
             Workload::Exec => "exec_storm",
             Workload::Connect => "connect_storm",
             Workload::Churn => "mixed_churn",
+            Workload::Syscall => "syscall_storm",
         }
     }
 
@@ -55,6 +59,7 @@ impl Workload {
             Workload::Exec | Workload::Connect => 1,
             // bash's own exec, /bin/true's exec, bash's connect
             Workload::Churn => 3,
+            Workload::Syscall => 0,
         }
     }
 }
@@ -62,6 +67,8 @@ impl Workload {
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Variant {
     Tracer,
+    /// Ours without the two compat-exec probes that run on every syscall.
+    TracerNoCompat,
     Auditd,
     Bpftrace,
 }
@@ -70,6 +77,7 @@ impl Variant {
     fn name(self) -> &'static str {
         match self {
             Variant::Tracer => "tracer",
+            Variant::TracerNoCompat => "tracer --no-compat-exec-probes",
             Variant::Auditd => "auditd",
             Variant::Bpftrace => "bpftrace",
         }
@@ -177,7 +185,18 @@ pub fn run(root: &Path, o: &Options) -> Result<()> {
     }
 
     let mut summaries = Vec::new();
-    for workload in [Workload::Exec, Workload::Connect, Workload::Churn] {
+    for workload in [
+        Workload::Exec,
+        Workload::Connect,
+        Workload::Churn,
+        Workload::Syscall,
+    ] {
+        // The compat-exec probes' cost shows on syscalls alone: measure them
+        // off only there.
+        let mut variants = variants.clone();
+        if workload == Workload::Syscall {
+            variants.insert(1, Variant::TracerNoCompat);
+        }
         let mut without = Vec::new();
         let mut with: Vec<Vec<Traced>> = variants.iter().map(|_| Vec::new()).collect();
         for round in 0..o.rounds {
@@ -286,7 +305,7 @@ fn run_workload(workload: Workload, dur: Duration, round: u32) -> Result<Ops> {
     // Loopback connects stall on ports still in TIME_WAIT from an earlier run (ours
     // or anyone's): start each socket workload from a drained table, so A and B
     // measure the same thing.
-    if workload != Workload::Exec {
+    if matches!(workload, Workload::Connect | Workload::Churn) {
         let deadline = Instant::now() + Duration::from_secs(70);
         while time_wait_sockets() > 1000 && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(500));
@@ -296,7 +315,28 @@ fn run_workload(workload: Workload, dur: Duration, round: u32) -> Result<Ops> {
         Workload::Exec => exec_storm(dur, round),
         Workload::Connect => connect_storm(dur),
         Workload::Churn => churn(dur, round),
+        Workload::Syscall => syscall_storm(dur),
     }
+}
+
+/// Syscalls per op of the syscall storm: enough that the loop's own clock
+/// reads do not matter.
+const SYSCALLS_PER_OP: u64 = 1000;
+
+fn syscall_storm(dur: Duration) -> Result<Ops> {
+    let (count, elapsed) = workers(dur, || {
+        for _ in 0..SYSCALLS_PER_OP {
+            // SAFETY: no arguments, no side effects.
+            unsafe { libc::getppid() };
+        }
+        true
+    });
+    Ok(Ops {
+        count,
+        elapsed,
+        marker: String::new(),
+        port: 0,
+    })
 }
 
 fn marker(what: &str, round: u32) -> String {
@@ -615,7 +655,15 @@ fn run_variant(
     round: u32,
 ) -> Result<Traced> {
     match v {
-        Variant::Tracer => run_traced(tracer, tmp, workload, dur, round),
+        Variant::Tracer => run_traced(tracer, tmp, workload, dur, round, &[]),
+        Variant::TracerNoCompat => run_traced(
+            tracer,
+            tmp,
+            workload,
+            dur,
+            round,
+            &["--no-compat-exec-probes"],
+        ),
         Variant::Auditd => run_auditd(tmp, workload, dur, round),
         Variant::Bpftrace => run_bpftrace(tmp, workload, dur, round),
     }
@@ -627,9 +675,10 @@ fn run_traced(
     workload: Workload,
     dur: Duration,
     round: u32,
+    extra: &[&str],
 ) -> Result<Traced> {
     let out = tmp.join(format!("{}-{round}.jsonl", workload.name()));
-    let t = RunningTracer::start(tracer, &out, &[])?;
+    let t = RunningTracer::start(tracer, &out, extra)?;
     let pid = t.pid();
     let before = latency_buckets(&t.scrape()?);
     let cpu0 = cpu_seconds(pid)?;
@@ -1087,6 +1136,13 @@ fn benchmarks_md(
          themselves and reset both ends; emitted = `connect` events to the listener's port (a connect that failed is recorded as an event but is not an op, so emitted can exceed expected by those).\n\
          - **mixed_churn**: workers run `bash -c '/bin/true <marker>; exec 3<>/dev/tcp/127.0.0.1/<port>'`; \
          3 events per op (bash's exec, true's exec, bash's connect).\n\
+         - **syscall_storm**: workers call `getppid` in a loop, 1,000 per op; no events. It measures \
+         what every syscall on the host pays while the tracer is attached: with any syscall tracepoint \
+         in use, every syscall takes the kernel's slow path, and our raw `sys_enter`/`sys_exit` \
+         programs (failed execs through the 32-bit table) run once each. \
+         `tracer --no-compat-exec-probes` is ours without those two programs; the syscall \
+         tracepoints that stay attached are `sys_enter`/`sys_exit` of `execve`, `execveat` (failed \
+         execs) and `connect` (synchronous connect results).\n\
          - ratio: median over rounds of (ops/s with) / (ops/s without); ops/s columns are medians.\n\
          - expected/emitted/lost/loss records: summed over rounds, for our tracer (peers' output is not counted).\n\
          - cpu: the tracer process's utime+stime from ready to the end of the workload (start-up, \
