@@ -516,7 +516,10 @@ fn unmapped(ev: &Event, argv: &[String], action: Option<Map<String, Value>>) -> 
     );
     m.insert(
         "workload".into(),
-        json!({"kind": ours(&x.workload.kind), "unit": x.workload.unit}),
+        match &x.workload.claim {
+            Some(claim) => json!({"kind": ours(&x.workload.kind), "unit": x.workload.unit, "claim": ours(claim)}),
+            None => json!({"kind": ours(&x.workload.kind), "unit": x.workload.unit}),
+        },
     );
     if let Some(pod) = &x.workload.pod {
         m.insert("pod".into(), ours(pod));
@@ -696,6 +699,7 @@ mod tests {
                 }),
             }),
             unit: None,
+            claim: None,
         })
     }
 
@@ -714,6 +718,7 @@ mod tests {
             container: None,
             pod: None,
             unit: Some(unit.into()),
+            claim: None,
         })
     }
 
