@@ -1333,13 +1333,14 @@ mod tests {
         let fs_pod = pod_container(POD, "besteffort", C1, None, None);
         let docker_c2 = container(C2, "docker", Some(&format!("docker-{C2}.scope")));
         // (path, trusted, claim, system_unit, user_unit)
-        let cases: Vec<(
+        type Case = (
             String,
             CgroupWorkload,
             Option<CgroupWorkload>,
             bool,
             Option<(u32, String)>,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             // A user manager's subtree is the user's to name.
             (
                 format!("{um}/{sd_pod}"),
@@ -1526,7 +1527,7 @@ mod tests {
         let pod_path = format!(
             "{node}/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod{POD_}.slice/cri-containerd-{C1}.scope"
         );
-        let roots = KubeRoots::new(&[node.clone()]).unwrap();
+        let roots = KubeRoots::new(std::slice::from_ref(&node)).unwrap();
         let p = parse_path(&pod_path, &roots);
         assert_eq!(
             p.workload,
