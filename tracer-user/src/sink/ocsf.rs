@@ -1113,6 +1113,42 @@ mod tests {
         assert_eq!(v["process"]["container"]["uid"], CONTAINER_ID);
     }
 
+    /// A claim (a pod named inside a user manager) is carried under
+    /// `unmapped.workload.claim`, and is not the pod or container of OCSF.
+    #[test]
+    fn a_claim_is_carried_unmapped_only() {
+        let mut ev = exec_in_pod();
+        ev.executor.workload = Arc::new(Workload {
+            kind: WorkloadKind::Service,
+            container: None,
+            pod: None,
+            unit: Some("user@1000.service".into()),
+            claim: Some(crate::event::Claim {
+                kind: WorkloadKind::Container,
+                pod_uid: Some(POD_UID.into()),
+                container_id: Some(CONTAINER_ID.into()),
+                runtime: Some("containerd".into()),
+                unit: None,
+            }),
+        });
+        let v = event_to_ocsf(&ev);
+        assert_eq!(
+            v["unmapped"]["workload"],
+            json!({
+                "kind": "service",
+                "unit": "user@1000.service",
+                "claim": {
+                    "kind": "container",
+                    "pod_uid": POD_UID,
+                    "container_id": CONTAINER_ID,
+                    "runtime": "containerd"
+                }
+            })
+        );
+        assert!(v["process"].get("container").is_none(), "{v}");
+        assert!(v["unmapped"].get("pod").is_none(), "{v}");
+    }
+
     #[test]
     fn failed_exec_is_launch_failure() {
         let v = event_to_ocsf(&failed_exec());
