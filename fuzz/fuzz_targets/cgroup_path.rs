@@ -3,13 +3,14 @@
 //! what comes out is normalised as documented.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use tracer::identity::workload::{parse, parse_nested};
+use tracer::identity::workload::{KubeRoots, parse, parse_path};
 
 fuzz_target!(|data: &[u8]| {
     let path = String::from_utf8_lossy(data);
     let w = parse(&path);
-    let (nested, _) = parse_nested(&path);
-    for w in [&w, &nested] {
+    let parsed = parse_path(&path, &KubeRoots::default());
+    assert_eq!(parsed.workload, w);
+    for w in std::iter::once(&w).chain(parsed.claim.as_ref()) {
         if let Some(uid) = &w.pod_uid {
             assert!(!uid.contains('_'), "pod uid not normalised: {uid}");
             assert!(

@@ -154,3 +154,45 @@ fn config_file_keys_are_checked_and_flags_win() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `kubepods_root` is a list in the config file (the flag, repeated); it is
+/// part of the config digest; a relative root is refused, naming the flag.
+#[test]
+fn kubepods_roots_from_the_config_file() {
+    let dir = tracer_tests::scratch_dir();
+    let cfg = dir.join("tracer.toml");
+    let check = |text: &str| {
+        std::fs::write(&cfg, text).unwrap();
+        Command::new(tracer_bin())
+            .args(["check-config", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap()
+    };
+    let digest = |out: &std::process::Output| {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split("config digest ")
+            .nth(1)
+            .map(str::trim)
+            .map(str::to_owned)
+    };
+    let none = check("trust_domain = \"example.org\"\n");
+    let two = check(
+        "trust_domain = \"example.org\"\nkubepods_root = [\"/system.slice/docker-a.scope/kubelet.slice/kubelet-kubepods.slice\", \"/k8s\"]\n",
+    );
+    assert!(
+        two.status.success(),
+        "{}",
+        String::from_utf8_lossy(&two.stderr)
+    );
+    assert!(digest(&none).is_some());
+    assert_ne!(digest(&none), digest(&two));
+    let bad = check("kubepods_root = [\"kubepods.slice\"]\n");
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("--kubepods-root \"kubepods.slice\": not an absolute cgroup path"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -142,6 +142,14 @@ pub struct RunArgs {
     /// Seconds a deleted pod stays resolvable.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub pod_grace: u64,
+    /// A Kubernetes root to trust besides the kubelet's default places (the
+    /// top level of the cgroup v2 tree or below host slices): the cgroup path,
+    /// relative to the mount, that holds the QoS tiers and pods, e.g. a kind
+    /// node's `/system.slice/docker-<id>.scope/kubelet.slice/kubelet-kubepods.slice`.
+    /// Whoever can write below it can name any pod. Repeatable (a list in the
+    /// config file).
+    #[arg(long = "kubepods-root", value_name = "PATH")]
+    pub kubepods_roots: Vec<String>,
     /// containerd's API socket: plain containerd containers (`ctr run`,
     /// nerdctl) are named from it. Absent socket: not asked. Empty: never asked.
     #[arg(long, default_value = crate::identity::containerd::DEFAULT_SOCKET, value_name = "PATH")]
@@ -196,6 +204,7 @@ impl RunArgs {
             kube_wait_ms: self.kube_wait,
             connect_wait_ms: self.connect_wait,
             pod_grace_secs: self.pod_grace,
+            kubepods_roots: self.kubepods_roots.clone(),
             containerd_socket: Some(self.containerd_socket.clone())
                 .filter(|p| !p.as_os_str().is_empty()),
             registrations: self.registrations.clone(),
@@ -327,6 +336,15 @@ pub fn config_text_args(text: &str, path: &std::path::Path) -> Result<Vec<OsStri
             toml::Value::String(s) => out.push(OsString::from(format!("--{flag}={s}"))),
             toml::Value::Integer(i) => out.push(OsString::from(format!("--{flag}={i}"))),
             toml::Value::Float(f) => out.push(OsString::from(format!("--{flag}={f}"))),
+            // A list: the flag once per element (repeatable flags only).
+            toml::Value::Array(items) if matches!(arg.get_action(), clap::ArgAction::Append) => {
+                for item in items {
+                    let toml::Value::String(s) = item else {
+                        return Err(bad("expected a list of strings"));
+                    };
+                    out.push(OsString::from(format!("--{flag}={s}")));
+                }
+            }
             _ => return Err(bad("expected a string, number or boolean")),
         }
     }

@@ -49,6 +49,11 @@ pub struct Config {
     pub connect_wait_ms: u64,
     /// Seconds a deleted pod stays resolvable.
     pub pod_grace_secs: u64,
+    /// Kubernetes roots trusted besides the kubelet's default places. Left out
+    /// of the digest's JSON when empty, so the digest of a configuration
+    /// without them is what it was before they existed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kubepods_roots: Vec<String>,
     #[serde(skip)]
     pub registrations: Option<PathBuf>,
     /// Where `/metrics`, `/healthz`, `/readyz` are served.
@@ -94,6 +99,7 @@ impl Default for Config {
             kube_wait_ms: 2000,
             connect_wait_ms: 1000,
             pod_grace_secs: 300,
+            kubepods_roots: Vec::new(),
             registrations: None,
             metrics_addr: None,
             socket: None,
@@ -113,6 +119,8 @@ pub enum ConfigError {
     RingSize(u64),
     #[error("--lineage-depth must be between 0 and 4096, got {0}")]
     Depth(usize),
+    #[error("--{0}")]
+    KubepodsRoot(String),
 }
 
 impl Config {
@@ -124,6 +132,8 @@ impl Config {
         if self.lineage_depth > 4096 {
             return Err(ConfigError::Depth(self.lineage_depth));
         }
+        crate::identity::workload::KubeRoots::new(&self.kubepods_roots)
+            .map_err(ConfigError::KubepodsRoot)?;
         Ok(())
     }
 

@@ -121,6 +121,22 @@ pub struct Workload {
     pub pod: Option<Pod>,
     /// systemd unit (`nginx.service`, `session-3.scope`).
     pub unit: Option<String>,
+    /// What the cgroup path names below a subtree the workload (or its owner)
+    /// can write: shown, never taken as identity. Absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim: Option<Claim>,
+}
+
+/// A workload a cgroup path claims below a delegated cgroup (a user manager,
+/// a `Delegate=yes` service, a container) or a Kubernetes root out of place.
+/// Whoever owns that subtree chose these names; nothing is looked up for them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Claim {
+    pub kind: crate::identity::workload::WorkloadKind,
+    pub pod_uid: Option<String>,
+    pub container_id: Option<String>,
+    pub runtime: Option<String>,
+    pub unit: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -541,6 +557,7 @@ pub(crate) fn sample_executor() -> Executor {
             container: None,
             pod: None,
             unit: Some("x.service".into()),
+            claim: None,
         }),
         identity: Arc::new(Identity {
             spiffe_ids: vec!["spiffe://example.org/x".into()],

@@ -142,8 +142,11 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         .containerd_socket
         .as_deref()
         .and_then(Containerd::start);
-    let identity =
-        IdentityResolver::new(pods.clone(), registry).with_containerd(containerd.clone());
+    let kubepods_roots = crate::identity::workload::KubeRoots::new(&config.kubepods_roots)
+        .map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let identity = IdentityResolver::new(pods.clone(), registry)
+        .with_containerd(containerd.clone())
+        .with_kubepods_roots(kubepods_roots);
     let mut attributor = Attributor::new(
         ctx,
         table,

@@ -48,13 +48,16 @@ pub const DEFAULT_KERNELS: &[&str] = &["5.10", "6.1", "6.12"];
 /// `-v1`: the same kernel with only cgroup v1 hierarchies mounted.
 pub const MATRIX_KERNELS: &[&str] = &["5.10", "5.10-v1", "6.1", "6.12", "host"];
 /// Live suites the matrix runs in each guest: exec, connect, lineage, login
-/// (events), workload identity (identity; skipped on `-v1` guests) and
-/// containers found in v1 hierarchies (cgroup_v1).
+/// (events), every path a connect or failed exec can take (evasion), one
+/// image one identity (image_identity), workload identity and its forgeries
+/// (identity, forgery; skipped on `-v1` guests) and containers found in v1
+/// hierarchies (cgroup_v1).
 pub const MATRIX_TESTS: &[&str] = &[
     "events",
     "evasion",
     "image_identity",
     "identity",
+    "forgery",
     "cgroup_v1",
 ];
 /// The matrix's guest command: a load check of every program with its verifier
@@ -67,7 +70,7 @@ fi
 cat "$VMTEST_OUT/check-kernel.json"
 rc=0
 for t in $VMTEST_TESTS; do
-  if [ "${VMTEST_CGROUP:-}" = v1 ] && [ "${t##*/identity-}" != "$t" ]; then
+  if [ "${VMTEST_CGROUP:-}" = v1 ] && { [ "${t##*/identity-}" != "$t" ] || [ "${t##*/forgery-}" != "$t" ]; }; then
     # Builds kubepods trees in the v2 hierarchy, which a v1-only host lacks.
     echo "vmtest: == ${t##*/}: skipped on a cgroup-v1-only guest"
     continue

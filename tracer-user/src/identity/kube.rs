@@ -1,5 +1,9 @@
 //! Kubernetes pod metadata for the pods on this node, from a node-scoped watch
-//! (`spec.nodeName=<node>`), indexed by pod UID and by container id.
+//! (`spec.nodeName=<node>`), indexed by pod UID. Deliberately not by container
+//! id: a pod is only ever found from the UID its kubelet-made cgroup names,
+//! then checked to hold the cgroup's container ([`PodMeta::container`]);
+//! a container id alone (which any cgroup could be named after) never leads
+//! to a pod.
 //!
 //! The watch runs as its own task and only ever writes the shared [`PodCache`];
 //! attribution reads it without waiting. An API server that is down, slow or
@@ -148,10 +152,9 @@ struct Entry {
     deleted_at: Option<Instant>,
 }
 
-/// Pods by UID and by container id.
+/// Pods by UID.
 pub struct PodCache {
     pods: HashMap<String, Entry>,
-    by_container: HashMap<String, String>,
     grace: Duration,
 }
 
@@ -159,15 +162,11 @@ impl PodCache {
     pub fn new(grace: Duration) -> Self {
         Self {
             pods: HashMap::new(),
-            by_container: HashMap::new(),
             grace,
         }
     }
 
     pub fn upsert(&mut self, meta: PodMeta) {
-        for c in &meta.containers {
-            self.by_container.insert(c.id.clone(), meta.uid.clone());
-        }
         self.pods.insert(
             meta.uid.clone(),
             Entry {
@@ -188,10 +187,6 @@ impl PodCache {
         self.pods.get(uid).map(|e| e.meta.clone())
     }
 
-    pub fn by_container(&self, id: &str) -> Option<Arc<PodMeta>> {
-        self.by_container.get(id).and_then(|uid| self.by_uid(uid))
-    }
-
     pub fn len(&self) -> usize {
         self.pods.len()
     }
@@ -210,11 +205,7 @@ impl PodCache {
             .map(|(uid, _)| uid.clone())
             .collect();
         for uid in gone {
-            if let Some(e) = self.pods.remove(&uid) {
-                for c in &e.meta.containers {
-                    self.by_container.remove(&c.id);
-                }
-            }
+            self.pods.remove(&uid);
         }
     }
 
@@ -284,10 +275,6 @@ impl PodIndex {
 
     pub fn by_uid(&self, uid: &str) -> Option<Arc<PodMeta>> {
         self.cache.read().ok()?.by_uid(uid)
-    }
-
-    pub fn by_container(&self, id: &str) -> Option<Arc<PodMeta>> {
-        self.cache.read().ok()?.by_container(id)
     }
 
     pub fn evict(&self, now: Instant) {
@@ -407,10 +394,11 @@ mod tests {
         assert_eq!(meta.containers.len(), 3);
         let mut cache = PodCache::new(Duration::from_millis(10));
         cache.upsert(meta);
-        let by_c = cache.by_container(&"b".repeat(64)).unwrap();
-        assert_eq!(by_c.container(&"b".repeat(64)).unwrap().name, "init");
-        let eph = cache.by_container(&"c".repeat(64)).unwrap();
-        let c = eph.container(&"c".repeat(64)).unwrap();
+        let pod = cache
+            .by_uid("1b2c3d4e-5f60-4718-9a2b-3c4d5e6f7081")
+            .unwrap();
+        assert_eq!(pod.container(&"b".repeat(64)).unwrap().name, "init");
+        let c = pod.container(&"c".repeat(64)).unwrap();
         assert_eq!(c.runtime.as_deref(), Some("cri-o"));
         assert_eq!(c.name, "debug");
         assert!(
@@ -431,7 +419,6 @@ mod tests {
         assert!(cache.by_uid(uid).is_some());
         cache.evict(now + Duration::from_millis(60));
         assert!(cache.by_uid(uid).is_none());
-        assert!(cache.by_container(&"a".repeat(64)).is_none());
     }
 
     #[test]

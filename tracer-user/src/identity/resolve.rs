@@ -4,17 +4,22 @@
 //! Only the cgroup path (written by the runtime, kubelet or systemd), the
 //! Kubernetes API, podman's own store (root-only, written by podman) and
 //! containerd's API (its root-only socket) are trusted; nothing the workload
-//! itself can write is consulted.
+//! itself can write is consulted. Of the path, only the part the host's
+//! managers wrote counts ([`workload::parse_path`]): what a delegated subtree
+//! (a user manager, a `Delegate=yes` service, a container) names below itself
+//! is shown as `workload.claim` and never looked up. A pod is taken from the
+//! API only by the UID the kubelet's cgroup names, and only when the API lists
+//! the cgroup's container among that pod's: never by a container id alone.
 use std::{collections::HashMap, sync::Arc};
 
 use crate::{
-    event::{Container, Identity, IdentityStatus, Pod, PodOwner, Workload},
+    event::{Claim, Container, Identity, IdentityStatus, Pod, PodOwner, Workload},
     identity::{
         containerd::{self, Containerd, ContainerdContainer, Lookup},
         kube::{PodIndex, PodMeta},
         podman::{PodmanContainer, PodmanStore},
         spiffe::{Registry, WorkloadFacts, selectors},
-        workload::{self, CgroupWorkload, WorkloadKind},
+        workload::{self, CgroupWorkload, KubeRoots, Parsed, WorkloadKind},
     },
 };
 
@@ -39,7 +44,9 @@ pub struct IdentityResolver {
     pods: Option<PodIndex>,
     registry: Registry,
     /// Parsing a path is cheap but not free; paths repeat on every event.
-    parsed: HashMap<Arc<str>, Arc<CgroupWorkload>>,
+    parsed: HashMap<Arc<str>, Arc<Parsed>>,
+    /// Kubernetes roots the operator trusts besides the kubelet's default places.
+    kubepods_roots: KubeRoots,
     /// Finished identities by everything they are a function of. Building the
     /// selectors and matching registrations for each event of a storm was a
     /// tenth of the tracer's CPU. Pod metadata is part of the key by identity
@@ -89,6 +96,7 @@ impl IdentityResolver {
             pods,
             registry,
             parsed: HashMap::new(),
+            kubepods_roots: KubeRoots::default(),
             memo: HashMap::new(),
             podman: PodmanStore::system(),
             containerd: None,
@@ -99,6 +107,15 @@ impl IdentityResolver {
     #[must_use]
     pub fn with_containerd(mut self, containerd: Option<Containerd>) -> Self {
         self.containerd = containerd;
+        self
+    }
+
+    /// Trust these Kubernetes roots too (`--kubepods-root`).
+    #[must_use]
+    pub fn with_kubepods_roots(mut self, roots: KubeRoots) -> Self {
+        self.kubepods_roots = roots;
+        self.parsed.clear();
+        self.memo.clear();
         self
     }
 
@@ -113,28 +130,31 @@ impl IdentityResolver {
         self.pods.is_some()
     }
 
-    fn parse(&mut self, path: &Arc<str>) -> Arc<CgroupWorkload> {
-        if let Some(w) = self.parsed.get(path) {
-            return w.clone();
+    fn parse(&mut self, path: &Arc<str>) -> Arc<Parsed> {
+        if let Some(p) = self.parsed.get(path) {
+            return p.clone();
         }
         if self.parsed.len() >= PARSED_CACHE_MAX {
             self.parsed.clear();
         }
-        let w = Arc::new(workload::parse(path));
-        self.parsed.insert(path.clone(), w.clone());
-        w
+        let p = Arc::new(workload::parse_path(path, &self.kubepods_roots));
+        self.parsed.insert(path.clone(), p.clone());
+        p
     }
 
+    /// The pod the (trusted) cgroup names by UID, if the API knows it and, when
+    /// the cgroup names a container, lists that container among the pod's.
+    /// Never by container id alone: a cgroup anyone could name after another
+    /// pod's container must not borrow that pod.
     fn pod_meta(&self, w: &CgroupWorkload) -> Option<Arc<PodMeta>> {
         let pods = self.pods.as_ref()?;
-        w.pod_uid
-            .as_deref()
-            .and_then(|uid| pods.by_uid(uid))
-            .or_else(|| {
-                w.container_id
-                    .as_deref()
-                    .and_then(|id| pods.by_container(id))
-            })
+        let meta = pods.by_uid(w.pod_uid.as_deref()?)?;
+        match w.container_id.as_deref() {
+            // Not (yet) in the pod's status: the event waits for it, then goes
+            // out partial.
+            Some(id) if meta.container(id).is_none() => None,
+            _ => Some(meta),
+        }
     }
 
     pub fn resolve(&mut self, cgroup_path: Option<&Arc<str>>, unix: &UnixFacts<'_>) -> Resolved {
@@ -152,18 +172,20 @@ impl IdentityResolver {
                     container: None,
                     pod: None,
                     unit: None,
+                    claim: None,
                 },
                 facts,
                 IdentityStatus::Unresolved,
                 false,
             );
         };
-        let w = self.parse(path);
-        let meta = self.pod_meta(&w);
+        let parsed = self.parse(path);
+        let w = &parsed.workload;
+        let meta = self.pod_meta(w);
         let ctrd = self
             .containerd
             .as_ref()
-            .and_then(|c| containerd::candidate(path, &w).map(|(ns, id)| c.lookup(ns, id)));
+            .and_then(|c| containerd::candidate(path, w).map(|(ns, id)| c.lookup(ns, id)));
         let (ctrd, ctrd_pending) = match ctrd {
             Some(Lookup::Found(c)) => (Some(c), false),
             Some(Lookup::Pending) => (None, true),
@@ -183,10 +205,8 @@ impl IdentityResolver {
         }
         // containerd knows this container: the path's claim (or a bare
         // `/<namespace>/<id>`) is confirmed by the runtime.
-        let w = match &ctrd {
-            Some(c) => Arc::new(containerd::confirmed(&w, c)),
-            None => w,
-        };
+        let confirmed = ctrd.as_ref().map(|c| containerd::confirmed(w, c));
+        let w = confirmed.as_ref().unwrap_or(w);
         // A podman container outside Kubernetes: podman's store names it.
         let podman = match (w.runtime.as_deref(), &w.container_id, &w.pod_uid) {
             (Some("podman"), Some(id), None) => Some(self.podman.lookup(id)),
@@ -197,7 +217,7 @@ impl IdentityResolver {
         let mut r = self.resolve_parsed(
             path,
             unix,
-            &w,
+            (w, &parsed),
             meta.clone(),
             podman.flatten(),
             ctrd.as_deref(),
@@ -224,7 +244,7 @@ impl IdentityResolver {
         &self,
         path: &Arc<str>,
         unix: &UnixFacts<'_>,
-        w: &CgroupWorkload,
+        (w, parsed): (&CgroupWorkload, &Parsed),
         meta: Option<Arc<PodMeta>>,
         podman: Option<Arc<PodmanContainer>>,
         ctrd: Option<&ContainerdContainer>,
@@ -285,7 +305,8 @@ impl IdentityResolver {
             user: unix.user,
             gid: Some(unix.gid),
             path: Some(unix.path),
-            unit: w.unit.as_deref(),
+            unit: w.unit.as_deref().filter(|_| parsed.system_unit),
+            user_unit: parsed.user_unit.as_ref().map(|(uid, u)| (*uid, u.as_str())),
             cgroup_path: Some(path),
         };
         let missing_meta = is_pod && meta.is_none();
@@ -299,6 +320,13 @@ impl IdentityResolver {
             container,
             pod,
             unit: w.unit.clone(),
+            claim: parsed.claim.as_ref().map(|c| Claim {
+                kind: c.kind,
+                pod_uid: c.pod_uid.clone(),
+                container_id: c.container_id.clone(),
+                runtime: c.runtime.clone(),
+                unit: c.unit.clone(),
+            }),
         };
         let waiting = missing_meta && self.pods.is_some();
         // Borrow juggling: facts borrow `meta`, which lives until here.
@@ -334,6 +362,8 @@ mod tests {
 
     use super::*;
 
+    use crate::identity::kube::ContainerMeta;
+
     const UID: &str = "1b2c3d4e-5f60-4718-9a2b-3c4d5e6f7081";
 
     fn meta(sa: &str) -> PodMeta {
@@ -344,7 +374,12 @@ mod tests {
             service_account: Some(sa.into()),
             labels: Default::default(),
             owner: None,
-            containers: Vec::new(),
+            containers: vec![ContainerMeta {
+                id: "a".repeat(64),
+                runtime: Some("containerd".into()),
+                name: "app".into(),
+                image: Some("web:1".into()),
+            }],
         }
     }
 
@@ -465,6 +500,236 @@ mod tests {
                 .selectors
                 .iter()
                 .any(|s| s == "unix:path:/bin/sh")
+        );
+    }
+
+    /// What an event carries for a path, against an API that knows the
+    /// victim pod `UID` (namespace `shop`, container `a…a`).
+    struct Outcome {
+        kind: WorkloadKind,
+        pod_name: Option<String>,
+        pod_uid: Option<String>,
+        claim_pod_uid: Option<String>,
+        status: IdentityStatus,
+        spiffe: Vec<String>,
+        selectors: Vec<String>,
+        waiting: bool,
+    }
+
+    fn outcome(path: &str, roots: &[&str]) -> Outcome {
+        let pods = PodIndex::new(Duration::from_secs(300));
+        pods.cache.write().unwrap().upsert(meta("admin"));
+        let registry = Registry::new("cluster.local", true).unwrap();
+        let mut r = IdentityResolver::new(Some(pods), registry)
+            .with_kubepods_roots(KubeRoots::new(roots).unwrap());
+        let unix = UnixFacts {
+            uid: 1000,
+            user: Some("mallory"),
+            gid: 1000,
+            path: "/bin/true",
+        };
+        let got = r.resolve(Some(&Arc::from(path)), &unix);
+        Outcome {
+            kind: got.workload.kind,
+            pod_name: got.workload.pod.as_ref().and_then(|p| p.name.clone()),
+            pod_uid: got.workload.pod.as_ref().map(|p| p.uid.clone()),
+            claim_pod_uid: got.workload.claim.as_ref().and_then(|c| c.pod_uid.clone()),
+            status: got.identity.status,
+            spiffe: spiffe(&got),
+            selectors: got.identity.selectors.clone(),
+            waiting: got.waiting_for_metadata,
+        }
+    }
+
+    /// Issue 9, class 1: a path that names the victim pod from a place its
+    /// writer does not own never resolves to it; the real place does.
+    #[test]
+    fn forged_pod_paths_do_not_resolve() {
+        let u_ = UID.replace('-', "_");
+        let c = "a".repeat(64);
+        let pod_path = format!(
+            "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{u_}.slice/cri-containerd-{c}.scope"
+        );
+        let other_uid = "99999999-5f60-4718-9a2b-3c4d5e6f7081";
+        let other = pod_path.replace(&u_, &other_uid.replace('-', "_"));
+        let node = format!(
+            "/system.slice/docker-{}.scope/kubelet.slice/kubelet-kubepods.slice",
+            "b".repeat(64)
+        );
+        let kind_path = format!(
+            "{node}/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod{u_}.slice/cri-containerd-{c}.scope"
+        );
+        // (path, roots, resolves to the victim, kind, claims the victim)
+        let cases: Vec<(String, Vec<&str>, bool, WorkloadKind, bool)> = vec![
+            (
+                format!("/{pod_path}"),
+                vec![],
+                true,
+                WorkloadKind::Pod,
+                false,
+            ),
+            (
+                format!("/user.slice/user-1000.slice/user@1000.service/{pod_path}"),
+                vec![],
+                false,
+                WorkloadKind::Service,
+                true,
+            ),
+            (
+                format!("/system.slice/ci.service/kubepods/besteffort/pod{UID}/{c}"),
+                vec![],
+                false,
+                WorkloadKind::Service,
+                true,
+            ),
+            (
+                format!("/libpod_parent/libpod-{}/{pod_path}", "b".repeat(64)),
+                vec![],
+                false,
+                WorkloadKind::Container,
+                true,
+            ),
+            (
+                format!("/scratch/{pod_path}"),
+                vec![],
+                false,
+                WorkloadKind::Host,
+                true,
+            ),
+            // The container id alone (no pod UID in the path).
+            (
+                format!("/docker/{c}"),
+                vec![],
+                false,
+                WorkloadKind::Container,
+                false,
+            ),
+            (
+                format!("/k8s.io/{c}"),
+                vec![],
+                false,
+                WorkloadKind::Container,
+                false,
+            ),
+            // Right container id, another pod's UID: that pod, unresolved.
+            (format!("/{other}"), vec![], false, WorkloadKind::Pod, false),
+            // kind: a claim of the node container, unless the root is configured.
+            (
+                kind_path.clone(),
+                vec![],
+                false,
+                WorkloadKind::Container,
+                true,
+            ),
+            (
+                kind_path,
+                vec![node.as_str()],
+                true,
+                WorkloadKind::Pod,
+                false,
+            ),
+        ];
+        for (path, roots, resolves, kind, claims) in cases {
+            let o = outcome(&path, &roots);
+            assert_eq!(o.kind, kind, "{path}");
+            assert_eq!(o.claim_pod_uid.is_some(), claims, "{path}");
+            if claims {
+                assert_eq!(o.claim_pod_uid.as_deref(), Some(UID), "{path}");
+            }
+            if resolves {
+                assert_eq!(o.pod_name.as_deref(), Some("web-0"), "{path}");
+                assert_eq!(o.status, IdentityStatus::Resolved, "{path}");
+                assert_eq!(
+                    o.spiffe,
+                    ["spiffe://cluster.local/ns/shop/sa/admin"],
+                    "{path}"
+                );
+            } else {
+                assert_eq!(o.pod_name, None, "{path}");
+                assert!(o.spiffe.is_empty(), "{path}: {:?}", o.spiffe);
+                // Only the kubelet's own word, the pod UID of its cgroup, if any.
+                assert!(
+                    !o.selectors.iter().any(|s| s.starts_with("k8s:")
+                        && (!s.starts_with("k8s:pod-uid:") || s.ends_with(UID))),
+                    "{path}: {:?}",
+                    o.selectors
+                );
+                assert_ne!(o.pod_uid.as_deref(), Some(UID), "{path}");
+            }
+        }
+    }
+
+    /// The pod UID is right but the API does not list the container (yet):
+    /// the event waits, then goes out with the UID only, partial.
+    #[test]
+    fn pod_uid_without_the_container_is_partial() {
+        let u_ = UID.replace('-', "_");
+        let path = format!(
+            "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{u_}.slice/cri-containerd-{}.scope",
+            "c".repeat(64)
+        );
+        let o = outcome(&path, &[]);
+        assert_eq!(o.pod_uid.as_deref(), Some(UID));
+        assert_eq!(o.pod_name, None);
+        assert_eq!(o.status, IdentityStatus::Partial);
+        assert!(o.waiting);
+        assert!(o.spiffe.is_empty());
+        // A pod-level cgroup names no container: the UID alone is enough.
+        let pod_level =
+            format!("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{u_}.slice");
+        assert_eq!(outcome(&pod_level, &[]).pod_name.as_deref(), Some("web-0"));
+    }
+
+    /// `systemd:id` is the system manager's; a user manager's units give
+    /// `systemd:user:<uid>:id:` only.
+    #[test]
+    fn user_units_are_their_own_selector() {
+        let regs = "[[entry]]\nspiffe_id = \"spiffe://cluster.local/sys\"\nselectors = [\"systemd:id:backup.service\"]\n\
+                    [[entry]]\nspiffe_id = \"spiffe://cluster.local/user\"\nselectors = [\"systemd:user:1000:id:backup.service\"]\n";
+        let registry = Registry::from_toml("cluster.local", true, regs, "test").unwrap();
+        let mut r = IdentityResolver::new(None, registry);
+        let unix = UnixFacts {
+            uid: 1000,
+            user: Some("alice"),
+            gid: 1000,
+            path: "/bin/true",
+        };
+        let mut ids = |path: &str| {
+            let got = r.resolve(Some(&Arc::from(path)), &unix);
+            (spiffe(&got), got.identity.selectors.clone())
+        };
+        let (sys, sel) = ids("/system.slice/backup.service");
+        assert_eq!(sys, ["spiffe://cluster.local/sys"]);
+        assert!(sel.contains(&"systemd:id:backup.service".to_owned()));
+        let (user, sel) =
+            ids("/user.slice/user-1000.slice/user@1000.service/app.slice/backup.service");
+        assert_eq!(user, ["spiffe://cluster.local/user"]);
+        assert!(
+            sel.contains(&"systemd:user:1000:id:backup.service".to_owned()),
+            "{sel:?}"
+        );
+        assert!(
+            sel.contains(&"systemd:id:user@1000.service".to_owned()),
+            "{sel:?}"
+        );
+        assert!(
+            !sel.contains(&"systemd:id:backup.service".to_owned()),
+            "{sel:?}"
+        );
+        // Another user's manager: neither entry.
+        let (other, _) =
+            ids("/user.slice/user-1001.slice/user@1001.service/app.slice/backup.service");
+        assert!(other.is_empty());
+        // A unit of a container's own systemd: no systemd selector at all.
+        let (ctr, sel) = ids(&format!(
+            "/system.slice/docker-{}.scope/system.slice/backup.service",
+            "d".repeat(64)
+        ));
+        assert!(ctr.is_empty());
+        assert!(
+            !sel.iter()
+                .any(|s| s.starts_with("systemd:") && s.contains("backup.service")),
+            "{sel:?}"
         );
     }
 }

@@ -51,8 +51,10 @@ pub struct WorkloadFacts<'a> {
     pub gid: Option<u32>,
     /// Executable.
     pub path: Option<&'a str>,
-    /// systemd unit.
+    /// A unit of the host's system manager.
     pub unit: Option<&'a str>,
+    /// `(uid, unit)`: a unit of uid's user manager (`user@<uid>.service`).
+    pub user_unit: Option<(u32, &'a str)>,
     pub cgroup_path: Option<&'a str>,
 }
 
@@ -80,6 +82,9 @@ pub fn selectors(f: &WorkloadFacts<'_>) -> Vec<String> {
     add(&mut out, "unix:gid:", f.gid);
     add(&mut out, "unix:path:", f.path);
     add(&mut out, "systemd:id:", f.unit);
+    if let Some((uid, unit)) = f.user_unit {
+        out.push(format!("systemd:user:{uid}:id:{unit}"));
+    }
     add(&mut out, "cgroup:path:", f.cgroup_path);
     out.sort();
     out.dedup();
@@ -165,6 +170,8 @@ pub enum SelectorProblem {
     RelativePath(String),
     #[error("{0:?} is not a systemd unit name (it needs a type suffix such as .service)")]
     Unit(String),
+    #[error("expected systemd:user:<uid>:id:<unit>, e.g. \"systemd:user:1000:id:backup.service\"")]
+    UserUnitShape,
     #[error("glob {pattern:?}: {problem}")]
     Glob {
         pattern: String,
@@ -366,7 +373,10 @@ fn is_path_segment(s: &str) -> bool {
 pub enum Selector {
     K8sNs(String),
     K8sSa(String),
-    K8sPodLabel { key: String, value: String },
+    K8sPodLabel {
+        key: String,
+        value: String,
+    },
     K8sPodName(String),
     K8sPodUid(String),
     K8sContainerName(String),
@@ -376,6 +386,11 @@ pub enum Selector {
     UnixGid(u32),
     UnixPath(String),
     SystemdId(String),
+    /// `systemd:user:<uid>:id:<unit>`: a unit of uid's user manager.
+    SystemdUserId {
+        uid: u32,
+        unit: String,
+    },
     CgroupPath(Glob),
 }
 
@@ -438,7 +453,8 @@ impl Selector {
             "systemd" => match name {
                 "id" if is_unit_name(value) => Ok(Selector::SystemdId(owned())),
                 "id" => Err(SelectorProblem::Unit(owned())),
-                _ => Err(unknown("systemd", "id")),
+                "user" => parse_user_unit(value),
+                _ => Err(unknown("systemd", "id, user")),
             },
             "cgroup" => match name {
                 "path" => Glob::new(value)
@@ -474,6 +490,7 @@ impl Selector {
             Selector::UnixGid(n) => f.gid == Some(*n),
             Selector::UnixPath(v) => is(f.path, v),
             Selector::SystemdId(v) => is(f.unit, v),
+            Selector::SystemdUserId { uid, unit } => f.user_unit == Some((*uid, unit.as_str())),
             Selector::CgroupPath(glob) => f.cgroup_path.is_some_and(|p| glob.matches(p)),
         }
     }
@@ -494,9 +511,28 @@ impl fmt::Display for Selector {
             Selector::UnixGid(n) => write!(f, "unix:gid:{n}"),
             Selector::UnixPath(v) => write!(f, "unix:path:{v}"),
             Selector::SystemdId(v) => write!(f, "systemd:id:{v}"),
+            Selector::SystemdUserId { uid, unit } => write!(f, "systemd:user:{uid}:id:{unit}"),
             Selector::CgroupPath(glob) => write!(f, "cgroup:path:{}", glob.pattern()),
         }
     }
+}
+
+/// `<uid>:id:<unit>`, the value of a `systemd:user:` selector.
+fn parse_user_unit(value: &str) -> Result<Selector, SelectorProblem> {
+    let (uid, rest) = value
+        .split_once(':')
+        .ok_or(SelectorProblem::UserUnitShape)?;
+    let unit = rest
+        .strip_prefix("id:")
+        .ok_or(SelectorProblem::UserUnitShape)?;
+    let uid = parse_id(uid)?;
+    if !is_unit_name(unit) {
+        return Err(SelectorProblem::Unit(unit.to_owned()));
+    }
+    Ok(Selector::SystemdUserId {
+        uid,
+        unit: unit.to_owned(),
+    })
 }
 
 /// Kubernetes label keys and values hold no ':', so the last one separates them.
@@ -1679,6 +1715,7 @@ selectors = ["cgroup:path:/system.slice/*.service"]
             gid: Some(1000),
             path: Some("/app/server"),
             unit: None,
+            user_unit: None,
             cgroup_path: Some("/kubepods.slice/pod1/c1"),
         };
         let got = selectors(&f);

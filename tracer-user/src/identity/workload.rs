@@ -13,24 +13,48 @@
 //! | `/system.slice/system-getty.slice/getty@tty1.service`       | `Service`   | `unit`                                         |
 //! | `/user.slice/user-1000.slice`                               | `Host`      | `session_uid`                                  |
 //! | `/user.slice/user-1000.slice/session-3.scope`               | `Session`   | `session_uid`, `session_id`, `unit`            |
-//! | `/user.slice/user-1000.slice/user@1000.service[/a.slice/foo.service]` | `Service` | `session_uid`, `unit` (innermost)       |
+//! | `/user.slice/user-1000.slice/user@1000.service[/…]`        | `Service`   | `session_uid`, `unit` `user@1000.service`; below it only claims |
 //! | `/kubepods.slice[/kubepods-<qos>.slice]/kubepods[-<qos>]-pod<uid_>.slice` | `Pod` | `pod_uid`, `qos`                       |
 //! | `…pod<uid_>.slice/{cri-containerd,crio,docker,libpod}-<id>.scope` | `Container` | + `container_id`, `runtime`, `unit`      |
 //! | `…pod<uid_>.slice/crio-conmon-<id>.scope`                   | `Pod`       | `pod_uid`, `qos`, `unit`                       |
 //! | `…/kubepods-<qos>.slice/kubepods-<qos>-pod<uid_>.slice:cri-containerd:<id>` | `Container` | `pod_uid`, `qos`, `container_id`, `runtime` |
 //! | `/kubepods[/<qos>]/pod<uid>[/<id> or /crio-<id> …]`          | `Pod`/`Container` | `pod_uid`, `qos`, `container_id`, `runtime` only if prefixed |
-//! | `/kubelet.slice/kubelet-kubepods.slice/…` (kind)            | as above    | as above                                       |
+//! | `/kubelet.slice/kubelet-kubepods.slice/…`                   | as above    | as above                                       |
 //! | `/docker/<id>`, `/system.slice/docker-<id>.scope`           | `Container` | `container_id`, `runtime` docker, `unit` if a scope |
 //! | `/machine.slice/libpod-<id>.scope[/container]`, `/libpod_parent/libpod-<id>` | `Container` | `runtime` podman             |
 //! | `/default/<id>`, `/k8s.io/<id>` (plain containerd)          | `Container` | `runtime` containerd, `containerd_namespace`   |
 //!
-//! Rules:
+//! Trust. Names are chosen by systemd, logind, the kubelet and container
+//! runtimes, except below a delegated cgroup (every container,
+//! `user@<uid>.service`, `Delegate=yes` services, and anything below a unit),
+//! where the workload itself may create cgroups with any name. So a path is
+//! read in two parts ([`parse_path`]):
+//! - `workload`: what the host vouches for, everything down to the first
+//!   delegated cgroup. A process there is that cgroup's: the user manager,
+//!   the service, the container (or the session).
+//! - `claim`: what the path goes on to name below it (a pod, a container, a
+//!   unit), kept to be shown as a claim and never used as identity.
+//!
+//! A Kubernetes root (`kubepods`, `*kubepods.slice`) is trusted only where
+//! only the host's managers can make it: at the top level, or below host
+//! slices (`/kubelet.slice/kubelet-kubepods.slice`), and not below a delegated
+//! cgroup. Anywhere else (below a plain directory, which root may have chowned
+//! to anyone) it starts a claim. The operator may name other roots
+//! ([`KubeRoots`], `--kubepods-root`), e.g. a kind node's, seen from the host
+//! below the node's container: paths below one are trusted afresh (its units
+//! are then not the host's, [`Parsed::system_unit`]).
+//!
+//! Units of a user manager are named by that user: [`Parsed::user_unit`]
+//! carries the innermost one with its uid, for the `systemd:user:<uid>:id:`
+//! selector, never for `systemd:id:`.
+//!
+//! Rules (for both parts):
 //! - `kind` is the innermost workload recognised; `unit` the innermost systemd
 //!   unit. Enclosing context stays filled: a container keeps its pod's fields,
 //!   a service running inside a container keeps the container's, anything
 //!   under a host user slice keeps `session_uid`.
-//! - A Kubernetes root (`kubepods`, `*kubepods.slice`) starts afresh (only
-//!   `session_uid` survives), so Kubernetes-in-Docker yields the inner pod.
+//! - A Kubernetes root starts afresh (only `session_uid` survives), so the
+//!   claim of Kubernetes-in-Docker is the inner pod.
 //! - `qos` is `guaranteed` for pods directly under the root.
 //! - Pod UIDs are lowercased with dashes. Static pods have a 32-hex md5 UID
 //!   (the `kubernetes.io/config.hash` annotation); it is kept as is.
@@ -43,12 +67,6 @@
 //! - Non-numeric session ids (`session-c1.scope`) give `Session` with
 //!   `session_id` `None`. Other scopes (`run-r….scope`, `app-….scope`) are
 //!   `Service`.
-//!
-//! Trust: names are chosen by systemd, the kubelet and container runtimes,
-//! except below a delegated cgroup (every container, `user@<uid>.service`,
-//! `Delegate=yes` services), where the workload itself may create cgroups with
-//! any name. [`parse_nested`] says when the identity was found below such a
-//! point; then only `session_uid` is vouched for by the host.
 
 use serde::Serialize;
 
@@ -86,22 +104,94 @@ pub struct CgroupWorkload {
     pub containerd_namespace: Option<String>,
 }
 
-/// The workload `path` (relative to the cgroup2 mount) belongs to.
-#[must_use]
-pub fn parse(path: &str) -> CgroupWorkload {
-    parse_nested(path).0
+/// What a cgroup path says, split at the trust boundary.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Parsed {
+    /// What the host's managers (systemd, logind, the kubelet at its place,
+    /// container runtimes) vouch for: everything above the first delegated
+    /// cgroup, or above a Kubernetes root out of place.
+    pub workload: CgroupWorkload,
+    /// What the path goes on to claim below that boundary (a pod, a container,
+    /// a unit), named by whoever owns the delegated subtree: `None` when the
+    /// path claims nothing there. Never to be taken as identity.
+    pub claim: Option<CgroupWorkload>,
+    /// Whether `workload.unit` is a unit of the host's system manager (false
+    /// only for units below a configured Kubernetes root that lies inside a
+    /// container or a user manager).
+    pub system_unit: bool,
+    /// `(uid, unit)`: the innermost unit of uid's user manager
+    /// (`user@<uid>.service`) the path is in, outside containers. Named by
+    /// that uid, so only good for the `systemd:user:<uid>:id:` selector.
+    pub user_unit: Option<(u32, String)>,
 }
 
-/// [`parse`], plus whether the identity was found below a delegated cgroup
-/// (a container, a user manager, a service), i.e. is a claim by that
-/// workload rather than the host's managers (see the module docs).
+/// Kubernetes roots the operator trusts besides the kubelet's default places
+/// (`--kubepods-root`): cgroup paths (relative to the mount) of the cgroup
+/// that holds the QoS tiers and pods, e.g.
+/// `/system.slice/docker-<id>.scope/kubelet.slice/kubelet-kubepods.slice` for a
+/// kind node seen from the host.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KubeRoots(Vec<Vec<String>>);
+
+impl KubeRoots {
+    /// Each root as an absolute path; `.` and `..` segments are refused.
+    pub fn new<S: AsRef<str>>(roots: &[S]) -> Result<Self, String> {
+        let mut out = Vec::new();
+        for r in roots {
+            let r = r.as_ref();
+            if !r.starts_with('/') {
+                return Err(format!("kubepods-root {r:?}: not an absolute cgroup path"));
+            }
+            let segs: Vec<String> = r
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if segs.is_empty() || segs.iter().any(|s| s == "." || s == "..") {
+                return Err(format!(
+                    "kubepods-root {r:?}: needs at least one segment, none `.` or `..`"
+                ));
+            }
+            out.push(segs);
+        }
+        Ok(Self(out))
+    }
+
+    /// The number of leading segments of `segs` that are a configured root
+    /// (the longest one), if any.
+    fn prefix_len(&self, segs: &[&str]) -> Option<usize> {
+        self.0
+            .iter()
+            .filter(|r| r.len() <= segs.len() && r.iter().zip(segs).all(|(a, b)| a == b))
+            .map(Vec::len)
+            .max()
+    }
+}
+
+/// The workload the host vouches for at `path` (relative to the cgroup2
+/// mount): [`parse_path`]'s `workload`, without configured roots.
 #[must_use]
-pub fn parse_nested(path: &str) -> (CgroupWorkload, bool) {
+pub fn parse(path: &str) -> CgroupWorkload {
+    parse_path(path, &KubeRoots::default()).workload
+}
+
+/// Parse `path`, trusting Kubernetes roots at the kubelet's places and at
+/// `roots`; see the module docs for what is a claim.
+#[must_use]
+pub fn parse_path(path: &str, roots: &KubeRoots) -> Parsed {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let root_len = roots.prefix_len(&segs);
     let mut scan = Scan::default();
-    for (depth, seg) in path.split('/').filter(|s| !s.is_empty()).enumerate() {
+    for (depth, seg) in segs.iter().enumerate() {
+        if root_len == Some(depth) {
+            scan.configured_root();
+        }
         scan.segment(depth, seg);
     }
-    (scan.w, scan.nested)
+    if root_len == Some(segs.len()) {
+        scan.configured_root();
+    }
+    scan.finish()
 }
 
 const CONTAINER_ID_LEN: usize = 64;
@@ -332,13 +422,32 @@ fn is_unit_name(seg: &str, suffixes: &[&str]) -> bool {
         })
 }
 
+/// Whose units the cgroups at this point of the path are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Manager {
+    /// The host's PID 1.
+    #[default]
+    System,
+    /// `user@<uid>.service`, running as that uid.
+    User(u32),
+    /// A manager inside a container.
+    Nested,
+}
+
 #[derive(Default)]
 struct Scan {
     w: CgroupWorkload,
     prev: Prev,
-    /// Below a container or unit, whose owner may name cgroups freely.
+    /// Below a container or unit, whose owner may name cgroups freely, or
+    /// below a Kubernetes root out of place: what follows is a claim.
     inside: bool,
-    nested: bool,
+    /// The workload as it stood when the path first claimed something below
+    /// the boundary, and whether its unit was the system manager's.
+    trusted: Option<(CgroupWorkload, bool)>,
+    manager: Manager,
+    /// Whether `w.unit` was named where the host's system manager names units.
+    unit_system: bool,
+    user_unit: Option<(u32, String)>,
 }
 
 impl Scan {
@@ -364,9 +473,62 @@ impl Scan {
         };
     }
 
-    /// Called on every identity found; flags claims made below a delegation.
+    /// Called before every identity found: past the boundary, the first one
+    /// freezes what the host vouches for, and the rest is a claim.
     fn identity(&mut self) {
-        self.nested |= self.inside;
+        if self.inside && self.trusted.is_none() {
+            self.trusted = Some((self.w.clone(), self.unit_system));
+        }
+    }
+
+    fn set_unit(&mut self, unit: Option<&str>) {
+        self.w.unit = unit.map(str::to_owned);
+        self.unit_system = self.manager == Manager::System;
+        if let (Manager::User(uid), Some(unit)) = (self.manager, unit) {
+            self.user_unit = Some((uid, unit.to_owned()));
+        }
+    }
+
+    /// A root the operator configured: trusted afresh, whatever encloses it.
+    /// Units below it are the enclosing manager's (the node's, for kind).
+    fn configured_root(&mut self) {
+        self.w = CgroupWorkload::default();
+        self.prev = Prev::KubeRoot;
+        self.inside = false;
+        self.trusted = None;
+    }
+
+    fn finish(self) -> Parsed {
+        let (workload, claim, unit_system) = match self.trusted {
+            Some((trusted, unit_system)) => {
+                let claim = self.w;
+                let empty = claim.kind == WorkloadKind::Host
+                    && claim.pod_uid.is_none()
+                    && claim.container_id.is_none()
+                    && claim.unit.is_none();
+                (trusted, (!empty).then_some(claim), unit_system)
+            }
+            None => (self.w, None, self.unit_system),
+        };
+        Parsed {
+            system_unit: unit_system && workload.unit.is_some(),
+            workload,
+            claim,
+            user_unit: self.user_unit,
+        }
+    }
+
+    /// A Kubernetes root: trusted only where the host's managers alone can
+    /// make it (the top level, or below host slices); elsewhere whoever can
+    /// make directories there could name it so, and it starts a claim.
+    fn kube_root_at(&mut self, prev: Prev) {
+        if !matches!(
+            prev,
+            Prev::Root | Prev::Slice | Prev::UserRoot | Prev::UserSlice(_)
+        ) {
+            self.inside = true;
+        }
+        self.kube_root();
     }
 
     /// `/user.slice/user-<uid>.slice/{session-<n>.scope,user@<uid>.service}`.
@@ -392,7 +554,7 @@ impl Scan {
                 if let Some(id) = session_name(seg) {
                     self.identity();
                     self.w.kind = WorkloadKind::Session;
-                    self.w.unit = Some(seg.to_owned());
+                    self.set_unit(Some(seg));
                     self.w.session_id = decimal(id);
                     self.inside = true;
                     return true;
@@ -406,8 +568,9 @@ impl Scan {
                 }
                 self.identity();
                 self.w.kind = WorkloadKind::Service;
-                self.w.unit = Some(seg.to_owned());
+                self.set_unit(Some(seg));
                 self.inside = true;
+                self.manager = Manager::User(slice_uid);
                 self.prev = Prev::UserManager;
                 true
             }
@@ -431,7 +594,7 @@ impl Scan {
         };
         // The slice name spells out its ancestry, which may not exist as directories.
         if !prev.fits_pod(qos) {
-            self.kube_root();
+            self.kube_root_at(prev);
         }
         self.pod(qos, pod);
         match leaf {
@@ -445,12 +608,12 @@ impl Scan {
 
     fn kubernetes(&mut self, prev: Prev, seg: &str) -> bool {
         if seg == "kubepods" {
-            self.kube_root();
+            self.kube_root_at(prev);
             return true;
         }
         if let Some(level) = kube_slice(seg) {
             match level {
-                KubeSlice::Root => self.kube_root(),
+                KubeSlice::Root => self.kube_root_at(prev),
                 KubeSlice::Qos(qos) if prev == Prev::KubeRoot => self.kube_qos(qos),
                 KubeSlice::Pod(qos, pod) if prev.fits_pod(qos) => self.pod(qos, pod),
                 // Out of place: not trusted, and nothing below it is either.
@@ -549,9 +712,11 @@ impl Scan {
         self.w.container_id = Some(id.to_owned());
         self.w.runtime = runtime.map(|r| r.as_str().to_owned());
         self.w.containerd_namespace = namespace.map(str::to_owned);
-        self.w.unit = unit.map(str::to_owned);
+        self.set_unit(unit);
         self.w.session_id = None;
         self.inside = true;
+        // Units below are the container's own systemd's.
+        self.manager = Manager::Nested;
         self.prev = Prev::Container;
     }
 
@@ -572,7 +737,7 @@ impl Scan {
         self.w.container_id = None;
         self.w.runtime = None;
         self.w.containerd_namespace = None;
-        self.w.unit = unit.map(str::to_owned);
+        self.set_unit(unit);
         self.w.session_id = None;
         self.inside = true;
     }
@@ -593,7 +758,7 @@ impl Scan {
         if seg != "init.scope" {
             self.w.kind = WorkloadKind::Service;
         }
-        self.w.unit = Some(seg.to_owned());
+        self.set_unit(Some(seg));
         self.w.session_id = None;
         self.inside = true;
         true
@@ -1129,11 +1294,277 @@ mod tests {
         }
     }
 
+    /// Every form: what the path names, either trusted (`nested` false) or
+    /// as the claim below a delegated cgroup (`nested` true).
     #[test]
     fn table() {
         for (path, want, nested) in cases() {
-            assert_eq!(parse_nested(&path), (want, nested), "{path}");
+            let p = parse_path(&path, &KubeRoots::default());
+            if nested {
+                assert_eq!(p.claim.as_ref(), Some(&want), "{path}");
+                assert_ne!(p.workload, want, "{path}");
+            } else {
+                assert_eq!((&p.workload, &p.claim), (&want, &None), "{path}");
+            }
         }
+    }
+
+    /// What the host vouches for when a path goes on below a delegated cgroup,
+    /// and what the rest claims. The attacks of issue 9 (class 1) are here:
+    /// pods and containers named inside a user manager, a delegated service or
+    /// a container, and Kubernetes roots out of place.
+    #[test]
+    fn trust_boundary() {
+        let um = "/user.slice/user-1000.slice/user@1000.service";
+        let manager = || CgroupWorkload {
+            session_uid: Some(1000),
+            ..service("user@1000.service")
+        };
+        let sd_pod = format!(
+            "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{POD_}.slice/cri-containerd-{C1}.scope"
+        );
+        let fake_pod = pod_container(
+            POD,
+            "besteffort",
+            C1,
+            Some("containerd"),
+            Some(&format!("cri-containerd-{C1}.scope")),
+        );
+        let fs_pod = pod_container(POD, "besteffort", C1, None, None);
+        let docker_c2 = container(C2, "docker", Some(&format!("docker-{C2}.scope")));
+        // (path, trusted, claim, system_unit, user_unit)
+        type Case = (
+            String,
+            CgroupWorkload,
+            Option<CgroupWorkload>,
+            bool,
+            Option<(u32, String)>,
+        );
+        let cases: Vec<Case> = vec![
+            // A user manager's subtree is the user's to name.
+            (
+                format!("{um}/{sd_pod}"),
+                manager(),
+                Some(CgroupWorkload {
+                    session_uid: Some(1000),
+                    ..fake_pod.clone()
+                }),
+                true,
+                Some((1000, format!("cri-containerd-{C1}.scope"))),
+            ),
+            (
+                format!("{um}/kubepods/besteffort/pod{POD}/{C1}"),
+                manager(),
+                Some(CgroupWorkload {
+                    session_uid: Some(1000),
+                    ..fs_pod.clone()
+                }),
+                true,
+                None,
+            ),
+            (
+                format!("{um}/app.slice/backup.service"),
+                manager(),
+                Some(CgroupWorkload {
+                    session_uid: Some(1000),
+                    ..service("backup.service")
+                }),
+                true,
+                Some((1000, "backup.service".into())),
+            ),
+            (
+                format!("{um}/user.slice/libpod-{C1}.scope/container/init.scope"),
+                manager(),
+                Some(CgroupWorkload {
+                    session_uid: Some(1000),
+                    ..container(C1, "podman", Some("init.scope"))
+                }),
+                true,
+                // The container's own init.scope is not the user's unit.
+                Some((1000, format!("libpod-{C1}.scope"))),
+            ),
+            (um.to_owned(), manager(), None, true, None),
+            // A Delegate=yes service.
+            (
+                format!("/system.slice/ci.service/kubepods/besteffort/pod{POD}/{C1}"),
+                service("ci.service"),
+                Some(fs_pod.clone()),
+                true,
+                None,
+            ),
+            (
+                format!("/system.slice/ci.service/{sd_pod}"),
+                service("ci.service"),
+                Some(fake_pod.clone()),
+                true,
+                None,
+            ),
+            (
+                format!("/system.slice/ci.service/docker/{C1}"),
+                service("ci.service"),
+                Some(container(C1, "docker", None)),
+                true,
+                None,
+            ),
+            // A container's own tree (cgroup namespace, nested runtimes, kind).
+            (
+                format!("/libpod_parent/libpod-{C2}/{sd_pod}"),
+                container(C2, "podman", None),
+                Some(fake_pod.clone()),
+                false,
+                None,
+            ),
+            (
+                format!("/system.slice/docker-{C2}.scope/{sd_pod}"),
+                docker_c2.clone(),
+                Some(fake_pod.clone()),
+                true,
+                None,
+            ),
+            (
+                format!("/system.slice/docker-{C2}.scope/system.slice/nginx.service"),
+                docker_c2.clone(),
+                Some(CgroupWorkload {
+                    container_id: s(C2),
+                    runtime: s("docker"),
+                    ..service("nginx.service")
+                }),
+                true,
+                None,
+            ),
+            (
+                format!("/kubepods/pod{POD2}/{C2}/kubepods/besteffort/pod{POD}/{C1}"),
+                pod_container(POD2, "guaranteed", C2, None, None),
+                Some(fs_pod.clone()),
+                false,
+                None,
+            ),
+            // A Kubernetes root out of place: below a plain directory
+            // (which root may have chowned to anyone).
+            (
+                format!("/scratch/kubepods/besteffort/pod{POD}/{C1}"),
+                host(),
+                Some(fs_pod.clone()),
+                false,
+                None,
+            ),
+            (
+                format!("/scratch/{sd_pod}"),
+                host(),
+                Some(fake_pod.clone()),
+                false,
+                None,
+            ),
+            (
+                format!("/scratch/kubepods-besteffort-pod{POD_}.slice:cri-containerd:{C1}"),
+                host(),
+                Some(pod_container(
+                    POD,
+                    "besteffort",
+                    C1,
+                    Some("containerd"),
+                    None,
+                )),
+                false,
+                None,
+            ),
+            // At the kubelet's places: trusted.
+            (format!("/{sd_pod}"), fake_pod.clone(), None, true, None),
+            (
+                format!("/kubepods/besteffort/pod{POD}/{C1}"),
+                fs_pod.clone(),
+                None,
+                false,
+                None,
+            ),
+            (
+                format!(
+                    "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod{POD_}.slice/cri-containerd-{C1}.scope"
+                ),
+                fake_pod.clone(),
+                None,
+                true,
+                None,
+            ),
+            // A session scope is not delegated, but nothing below it is logind's.
+            (
+                format!("/user.slice/user-1000.slice/session-3.scope/{sd_pod}"),
+                CgroupWorkload {
+                    kind: WorkloadKind::Session,
+                    unit: s("session-3.scope"),
+                    session_id: Some(3),
+                    session_uid: Some(1000),
+                    ..host()
+                },
+                Some(CgroupWorkload {
+                    session_uid: Some(1000),
+                    ..fake_pod.clone()
+                }),
+                true,
+                None,
+            ),
+        ];
+        for (path, trusted, claim, system_unit, user_unit) in cases {
+            let p = parse_path(&path, &KubeRoots::default());
+            assert_eq!(
+                p,
+                Parsed {
+                    workload: trusted,
+                    claim,
+                    system_unit,
+                    user_unit,
+                },
+                "{path}"
+            );
+        }
+    }
+
+    /// `--kubepods-root`: the operator's word makes a nested root trusted
+    /// (kind), and only that root.
+    #[test]
+    fn configured_roots() {
+        let node = format!("/system.slice/docker-{C2}.scope/kubelet.slice/kubelet-kubepods.slice");
+        let pod_path = format!(
+            "{node}/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod{POD_}.slice/cri-containerd-{C1}.scope"
+        );
+        let roots = KubeRoots::new(std::slice::from_ref(&node)).unwrap();
+        let p = parse_path(&pod_path, &roots);
+        assert_eq!(
+            p.workload,
+            pod_container(
+                POD,
+                "besteffort",
+                C1,
+                Some("containerd"),
+                Some(&format!("cri-containerd-{C1}.scope"))
+            )
+        );
+        assert_eq!(p.claim, None);
+        // The scope is the node's systemd's, not the host's.
+        assert!(!p.system_unit);
+        // Without the root: the node container, claiming the pod.
+        let plain = parse_path(&pod_path, &KubeRoots::default());
+        assert_eq!(
+            plain.workload,
+            container(C2, "docker", Some(&format!("docker-{C2}.scope")))
+        );
+        assert_eq!(plain.claim.map(|c| c.pod_uid), Some(s(POD)));
+        // The root itself, and a sibling that only starts like it.
+        assert_eq!(parse_path(&node, &roots).workload, host());
+        let sibling = pod_path.replace("kubelet-kubepods.slice/", "kubelet-kubepods2.slice/");
+        assert_eq!(parse_path(&sibling, &roots).workload.pod_uid, None);
+        // Below a pod of a configured root, the container is again a boundary.
+        let deeper = format!("{pod_path}/kubepods/pod{POD2}/{C2}");
+        let d = parse_path(&deeper, &roots);
+        assert_eq!(d.workload.pod_uid, s(POD));
+        assert_eq!(d.claim.and_then(|c| c.pod_uid), s(POD2));
+        // A top-level root the operator names: its units are the host's.
+        let top = KubeRoots::new(&["/k8s"]).unwrap();
+        let t = parse_path(&format!("/k8s/besteffort/pod{POD}/{C1}"), &top);
+        assert_eq!(t.workload, pod_container(POD, "besteffort", C1, None, None));
+        assert!(KubeRoots::new(&["relative/x"]).is_err());
+        assert!(KubeRoots::new(&["/"]).is_err());
+        assert!(KubeRoots::new(&["/a/../b"]).is_err());
     }
 
     #[test]

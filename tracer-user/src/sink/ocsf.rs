@@ -529,7 +529,10 @@ fn unmapped(ev: &Event, argv: &[String], action: Option<Map<String, Value>>) -> 
     );
     m.insert(
         "workload".into(),
-        json!({"kind": ours(&x.workload.kind), "unit": x.workload.unit}),
+        match &x.workload.claim {
+            Some(claim) => json!({"kind": ours(&x.workload.kind), "unit": x.workload.unit, "claim": ours(claim)}),
+            None => json!({"kind": ours(&x.workload.kind), "unit": x.workload.unit}),
+        },
     );
     if let Some(pod) = &x.workload.pod {
         m.insert("pod".into(), ours(pod));
@@ -716,6 +719,7 @@ mod tests {
                 }),
             }),
             unit: None,
+            claim: None,
         })
     }
 
@@ -734,6 +738,7 @@ mod tests {
             container: None,
             pod: None,
             unit: Some(unit.into()),
+            claim: None,
         })
     }
 
@@ -1134,6 +1139,42 @@ mod tests {
             })
         );
         assert_eq!(v["process"]["container"]["uid"], CONTAINER_ID);
+    }
+
+    /// A claim (a pod named inside a user manager) is carried under
+    /// `unmapped.workload.claim`, and is not the pod or container of OCSF.
+    #[test]
+    fn a_claim_is_carried_unmapped_only() {
+        let mut ev = exec_in_pod();
+        ev.executor.workload = Arc::new(Workload {
+            kind: WorkloadKind::Service,
+            container: None,
+            pod: None,
+            unit: Some("user@1000.service".into()),
+            claim: Some(crate::event::Claim {
+                kind: WorkloadKind::Container,
+                pod_uid: Some(POD_UID.into()),
+                container_id: Some(CONTAINER_ID.into()),
+                runtime: Some("containerd".into()),
+                unit: None,
+            }),
+        });
+        let v = event_to_ocsf(&ev);
+        assert_eq!(
+            v["unmapped"]["workload"],
+            json!({
+                "kind": "service",
+                "unit": "user@1000.service",
+                "claim": {
+                    "kind": "container",
+                    "pod_uid": POD_UID,
+                    "container_id": CONTAINER_ID,
+                    "runtime": "containerd"
+                }
+            })
+        );
+        assert!(v["process"].get("container").is_none(), "{v}");
+        assert!(v["unmapped"].get("pod").is_none(), "{v}");
     }
 
     #[test]
