@@ -249,6 +249,9 @@ pub struct Ancestor {
     pub argv: Arc<[String]>,
     /// `argv` was cut to `--lineage-argv-max` bytes.
     pub argv_truncated: bool,
+    /// Where binary and argv came from, when not from the kernel at the exec
+    /// (see `Executor::image_source`).
+    pub image_source: Option<ImageSource>,
     /// Only where it differs from the executor's (a shell started by `kubectl exec`,
     /// a process that moved cgroups).
     pub workload: Option<Arc<Workload>>,
@@ -268,6 +271,8 @@ pub struct AncestorBase<'a> {
     pub argv: &'a [String],
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub argv_truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_source: Option<ImageSource>,
 }
 
 impl Ancestor {
@@ -285,6 +290,7 @@ impl Serialize for Ancestor {
         }
         let n = 4
             + usize::from(self.argv_truncated)
+            + usize::from(self.image_source.is_some())
             + usize::from(self.workload.is_some())
             + usize::from(self.identity.is_some());
         let mut m = s.serialize_struct("Ancestor", n)?;
@@ -294,6 +300,9 @@ impl Serialize for Ancestor {
         m.serialize_field("argv", &self.argv)?;
         if self.argv_truncated {
             m.serialize_field("argv_truncated", &true)?;
+        }
+        if let Some(src) = &self.image_source {
+            m.serialize_field("image_source", src)?;
         }
         if let Some(w) = &self.workload {
             m.serialize_field("workload", w)?;
@@ -645,6 +654,7 @@ mod tests {
                 binary: "/sbin/init".into(),
                 argv: vec!["init".to_owned()].into(),
                 argv_truncated: false,
+                image_source: None,
                 workload: None,
                 identity: None,
                 json: None,

@@ -62,6 +62,11 @@ pub struct AncestorParts {
 }
 
 impl Process {
+    /// The image's source as lineage shows it: only when not the kernel's.
+    fn reported_source(&self) -> Option<ImageSource> {
+        (self.image_source != ImageSource::Exec).then_some(self.image_source)
+    }
+
     /// This process as a lineage entry, its argv cut to `argv_max` bytes (0: whole).
     pub fn ancestor(&self, argv_max: usize) -> Ancestor {
         let parts = self.lineage_entry.get_or_init(|| {
@@ -75,6 +80,7 @@ impl Process {
                 binary: &self.binary,
                 argv: &argv,
                 argv_truncated,
+                image_source: self.reported_source(),
             });
             AncestorParts {
                 argv,
@@ -88,6 +94,7 @@ impl Process {
             binary: self.binary.clone(),
             argv: parts.argv.clone(),
             argv_truncated: parts.argv_truncated,
+            image_source: self.reported_source(),
             workload: None,
             identity: None,
             json: parts.json.clone(),

@@ -821,6 +821,7 @@ mod tests {
                 binary: "/bin/sh".into(),
                 argv: argv(&["sh", "-c", "curl -s http://api"]),
                 argv_truncated: false,
+                image_source: None,
                 workload: None,
                 identity: None,
                 json: None,
@@ -831,6 +832,7 @@ mod tests {
                 binary: "/usr/bin/containerd-shim-runc-v2".into(),
                 argv: argv(&["/usr/bin/containerd-shim-runc-v2", "-namespace", "k8s.io"]),
                 argv_truncated: false,
+                image_source: None,
                 workload: Some(host_workload("containerd.service", WorkloadKind::Service)),
                 identity: Some(Arc::new(Identity {
                     spiffe_ids: vec!["spiffe://example.org/node/containerd".into()],
@@ -895,6 +897,7 @@ mod tests {
                 binary: "/usr/sbin/sshd".into(),
                 argv: argv(&["sshd: alice [priv]"]),
                 argv_truncated: false,
+                image_source: None,
                 workload: None,
                 identity: None,
                 json: None,
