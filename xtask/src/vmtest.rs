@@ -48,9 +48,10 @@ pub const DEFAULT_KERNELS: &[&str] = &["5.10", "6.1", "6.12"];
 /// `-v1`: the same kernel with only cgroup v1 hierarchies mounted.
 pub const MATRIX_KERNELS: &[&str] = &["5.10", "5.10-v1", "6.1", "6.12", "host"];
 /// Live suites the matrix runs in each guest: exec, connect, lineage, login
-/// (events), workload identity (identity; skipped on `-v1` guests) and
-/// containers found in v1 hierarchies (cgroup_v1).
-pub const MATRIX_TESTS: &[&str] = &["events", "identity", "cgroup_v1"];
+/// (events), workload identity (identity; skipped on `-v1` guests), containers
+/// found in v1 hierarchies (cgroup_v1) and real podman and containerd
+/// containers (runtimes).
+pub const MATRIX_TESTS: &[&str] = &["events", "identity", "cgroup_v1", "runtimes"];
 /// The matrix's guest command: a load check of every program with its verifier
 /// statistics (kept in the output directory for the table), then the live tests.
 pub const MATRIX_CMD: &str = r#"set -u
@@ -272,11 +273,22 @@ if [ -z "${VMTEST_HOST:-}" ]; then
     awk '$3 == "cgroup2" { print $2 }' /proc/self/mounts | sort -r |
       while read -r m; do umount "$m" || note "could not unmount cgroup2 at $m"; done
     mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup || note "could not mount a tmpfs at /sys/fs/cgroup"
-    for c in memory pids cpu,cpuacct; do
+    # Every enabled controller in a hierarchy of its own, co-mounted as systemd
+    # does (cpu,cpuacct and net_cls,net_prio): runc wants them all (it fails
+    # with "mountpoint for devices not found" without devices, and it joins
+    # cpuset, freezer, ...).
+    v1=$(awk 'NR > 1 && $4 == 1 { print $1 }' /proc/cgroups |
+      sed -e '/^cpuacct$/d' -e '/^net_prio$/d' -e 's/^cpu$/cpu,cpuacct/' -e 's/^net_cls$/net_cls,net_prio/')
+    for c in $v1; do
       mkdir -p "/sys/fs/cgroup/$c"
-      mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" 2>>"$out/stderr" &&
-        note "mounted v1 $c" || note "no v1 $c hierarchy here"
+      mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" 2>>"$out/stderr" || {
+        note "could not mount v1 $c"
+        continue
+      }
+      # The per-controller names runc and the tools also look for.
+      case $c in *,*) for n in ${c//,/ }; do ln -s "$c" "/sys/fs/cgroup/$n"; done ;; esac
     done
+    note "mounted v1 hierarchies:" $v1
   # cgroup v2: any v2 mount will do (pure v2 at /sys/fs/cgroup, or hybrid's
   # /sys/fs/cgroup/unified under a v1 tmpfs).
   elif ! awk '$3 == "cgroup2" { f = 1 } END { exit !f }' /proc/self/mounts; then
@@ -286,6 +298,14 @@ if [ -z "${VMTEST_HOST:-}" ]; then
       ensure cgroup2 /sys/fs/cgroup
     fi
   fi
+  # Container stores for the runtimes suite: empty tmpfs rather than vng's
+  # overlay of the host's /var (the host's images and containers are not the
+  # guest's, and podman's overlay driver needs an upper dir overlayfs accepts).
+  # /run, where the runtimes keep their state, is a tmpfs already.
+  for d in /var/lib/containers /var/lib/containerd; do
+    mkdir -p "$d" && mount -t tmpfs -o mode=700 tmpfs "$d" ||
+      note "could not mount a tmpfs at $d"
+  done
   ensure tracefs /sys/kernel/tracing
   ensure debugfs /sys/kernel/debug || true
   ensure bpf /sys/fs/bpf
