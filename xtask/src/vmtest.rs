@@ -482,7 +482,13 @@ pub fn vmtest(root: &Path, opts: &Options) -> Result<()> {
         // again, up to MAX_BOOTS in all; a timeout or any failing test fails.
         let mut boots = 1;
         while o.status.is_none() && !o.timed_out && image.is_some() && boots < MAX_BOOTS {
-            eprintln!("xtask: vmtest {k}: the guest died without a status; booting it again");
+            // Keep the lost guest's console (the next boot rewrites the log).
+            let lost = dirs.log(k, &format!("vng-lost{boots}"));
+            let _ = fs::rename(dirs.log(k, "vng"), &lost);
+            eprintln!(
+                "xtask: vmtest {k}: the guest died without a status (its console: {}); booting it again",
+                lost.display()
+            );
             o = run_kernel(root, &dirs, k, image.as_deref(), opts)?;
             boots += 1;
             o.retried = true;
@@ -1116,6 +1122,11 @@ fn run_kernel(
                 .arg(image)
                 .args(["--cpus", &opts.cpus.to_string()])
                 .args(["--memory", &opts.memory])
+                // The kernel console into the vng log (otherwise /dev/null), at
+                // loglevel 4 (errors and worse: oopses, panics, RCU stalls, hung
+                // tasks), so a guest that dies says why at the end of the log.
+                .arg("--verbose")
+                .args(["--append", "loglevel=4"])
                 // Writable (in the guest only) over the read-only host root.
                 .arg("--overlay-rwdir")
                 .arg(root);
