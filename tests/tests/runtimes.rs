@@ -8,6 +8,11 @@
 //! Nothing is pulled from a registry: the image is busybox-static in an empty
 //! root file system, imported locally. The runtimes come from `cargo xtask
 //! setup`; without them these tests fail and say so.
+//!
+//! The kernel matrix (`cargo xtask vmtest`) runs this suite in every guest, so
+//! it covers the host's hybrid layout, v2-only guests and a v1-only guest
+//! (`5.10-v1`); the events must name the hierarchy runc used (`v2`, or
+//! `v1:<controller>` on the v1-only guest).
 use serde_json::Value;
 use tracer_tests::{
     Containerd, LoopbackListener, PodmanContainer, PodmanImage, RUNTIME_CMD, Tracer, argv, is_exec,
