@@ -152,7 +152,10 @@ fn containerd_run(ns: &str, id: &str) {
     );
     let listener = LoopbackListener::start();
     let socket = daemon.address.to_str().expect("utf-8 socket path");
-    let tracer = Tracer::start(&["--containerd-socket", socket]);
+    // A generous wait for containerd's answer (and so the lookup's bound): in
+    // an emulated guest of the kernel matrix, with the other tests running,
+    // containerd sometimes takes more than a second to answer.
+    let tracer = Tracer::start(&["--containerd-socket", socket, "--kube-wait", "20000"]);
     let mark = marker("ctrd");
     daemon.track(ns, id);
     let out = run_ok(
@@ -174,9 +177,10 @@ fn containerd_run(ns: &str, id: &str) {
         );
         // Not in the cgroup path: from containerd's API (ctr sets no name label).
         let c = &e["executor"]["workload"]["container"];
-        assert_eq!(c["namespace"], ns, "{e:#}");
-        assert_eq!(c["image"], image.tag.as_str(), "{e:#}");
-        assert_eq!(c["name"], id, "{e:#}");
+        let why = || format!("{e:#}\ntracer stderr:\n{}", tracer.stderr_log());
+        assert_eq!(c["namespace"], ns, "{}", why());
+        assert_eq!(c["image"], image.tag.as_str(), "{}", why());
+        assert_eq!(c["name"], id, "{}", why());
     }
     assert_eq!(connect["executor"]["argv"][0], "nc", "{connect:#}");
 }

@@ -135,10 +135,12 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         }
         None => None,
     };
-    let containerd = config
-        .containerd_socket
-        .as_deref()
-        .and_then(Containerd::start);
+    let containerd = config.containerd_socket.as_deref().and_then(|socket| {
+        Containerd::start(
+            socket,
+            crate::identity::containerd::lookup_timeout(Duration::from_millis(config.kube_wait_ms)),
+        )
+    });
     let identity =
         IdentityResolver::new(pods.clone(), registry).with_containerd(containerd.clone());
     let mut attributor = Attributor::new(
