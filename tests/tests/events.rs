@@ -4,7 +4,10 @@ use std::{
     ffi::OsString,
     io::Read,
     net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket},
-    os::unix::ffi::OsStringExt,
+    os::{
+        fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+        unix::ffi::OsStringExt,
+    },
     process::Command,
 };
 
@@ -12,6 +15,47 @@ use serde_json::Value;
 use tracer_tests::{
     TestCgroup, TestUser, Tracer, argv, argv_contains, is_exec, marker, require_root,
 };
+
+/// A loopback TCP port (IPv6 `::1` when `v6`, else 127.0.0.1) that refuses
+/// connections for as long as the returned socket is held: bound, never
+/// listening. A listener bound and dropped frees its port, which a parallel
+/// test may take, or the connect itself as its ephemeral source port (a TCP
+/// self-connect); either way the connect then succeeds (seen once on 6.1).
+fn refusing_port(v6: bool) -> (OwnedFd, u16) {
+    let family = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+    // SAFETY: socket(2) with constant arguments; the result is checked.
+    let raw = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(raw >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let ss_ptr = std::ptr::addr_of_mut!(ss);
+    let len = if v6 {
+        // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in6.
+        let a = unsafe { &mut *ss_ptr.cast::<libc::sockaddr_in6>() };
+        a.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+        a.sin6_addr.s6_addr[15] = 1;
+        std::mem::size_of::<libc::sockaddr_in6>()
+    } else {
+        // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
+        let a = unsafe { &mut *ss_ptr.cast::<libc::sockaddr_in>() };
+        a.sin_family = libc::AF_INET as libc::sa_family_t;
+        a.sin_addr.s_addr = u32::from(Ipv4Addr::LOCALHOST).to_be();
+        std::mem::size_of::<libc::sockaddr_in>()
+    };
+    let mut len = len as libc::socklen_t;
+    // SAFETY: ss holds a valid address of length len for this family.
+    let rc = unsafe { libc::bind(fd.as_raw_fd(), ss_ptr.cast(), len) };
+    assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+    // SAFETY: ss and len describe a buffer the kernel may fill.
+    let rc = unsafe { libc::getsockname(fd.as_raw_fd(), ss_ptr.cast(), &mut len) };
+    assert_eq!(rc, 0, "getsockname: {}", std::io::Error::last_os_error());
+    // The port sits at the same offset in sockaddr_in and sockaddr_in6.
+    // SAFETY: as above; the kernel wrote an address of this family.
+    let port = unsafe { (*ss_ptr.cast::<libc::sockaddr_in>()).sin_port };
+    (fd, u16::from_be(port))
+}
 
 fn succeeded(e: &Value) -> bool {
     is_exec(e) && e["action"]["outcome"] == "success"
@@ -243,17 +287,11 @@ fn tcp_ipv4_and_ipv6_success_and_refused_and_udp() {
     assert_eq!(e["action"]["source"]["ip"], "::1");
 
     // Closed port: refused.
-    let closed = {
-        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let (_held, closed) = refusing_port(false);
     assert!(TcpStream::connect(("127.0.0.1", closed)).is_err());
     let e = connect_event(&tracer, closed, "failure");
     assert_eq!(e["action"]["error"], "ECONNREFUSED");
-    let closed6 = {
-        let l = TcpListener::bind("[::1]:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let (_held6, closed6) = refusing_port(true);
     assert!(TcpStream::connect(("::1", closed6)).is_err());
     let e = connect_event(&tracer, closed6, "failure");
     assert_eq!(e["action"]["error"], "ECONNREFUSED");

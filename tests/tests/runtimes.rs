@@ -8,6 +8,11 @@
 //! Nothing is pulled from a registry: the image is busybox-static in an empty
 //! root file system, imported locally. The runtimes come from `cargo xtask
 //! setup`; without them these tests fail and say so.
+//!
+//! The kernel matrix (`cargo xtask vmtest`) runs this suite in every guest, so
+//! it covers the host's hybrid layout, v2-only guests and a v1-only guest
+//! (`5.10-v1`); the events must name the hierarchy runc used (`v2`, or
+//! `v1:<controller>` on the v1-only guest).
 use serde_json::Value;
 use tracer_tests::{
     Containerd, LoopbackListener, PodmanContainer, PodmanImage, RUNTIME_CMD, Tracer, argv, is_exec,
@@ -147,7 +152,10 @@ fn containerd_run(ns: &str, id: &str) {
     );
     let listener = LoopbackListener::start();
     let socket = daemon.address.to_str().expect("utf-8 socket path");
-    let tracer = Tracer::start(&["--containerd-socket", socket]);
+    // A generous wait for containerd's answer (and so the lookup's bound): in
+    // an emulated guest of the kernel matrix, with the other tests running,
+    // containerd sometimes takes more than a second to answer.
+    let tracer = Tracer::start(&["--containerd-socket", socket, "--kube-wait", "20000"]);
     let mark = marker("ctrd");
     daemon.track(ns, id);
     let out = run_ok(
@@ -169,9 +177,10 @@ fn containerd_run(ns: &str, id: &str) {
         );
         // Not in the cgroup path: from containerd's API (ctr sets no name label).
         let c = &e["executor"]["workload"]["container"];
-        assert_eq!(c["namespace"], ns, "{e:#}");
-        assert_eq!(c["image"], image.tag.as_str(), "{e:#}");
-        assert_eq!(c["name"], id, "{e:#}");
+        let why = || format!("{e:#}\ntracer stderr:\n{}", tracer.stderr_log());
+        assert_eq!(c["namespace"], ns, "{}", why());
+        assert_eq!(c["image"], image.tag.as_str(), "{}", why());
+        assert_eq!(c["name"], id, "{}", why());
     }
     assert_eq!(connect["executor"]["argv"][0], "nc", "{connect:#}");
 }

@@ -131,7 +131,8 @@ pub struct RunArgs {
     #[arg(long, env = "NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,
     /// Longest an event waits for its pod's metadata (or containerd's answer
-    /// about its container), in milliseconds.
+    /// about its container; also the bound on one containerd lookup, at least
+    /// 1 s), in milliseconds.
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub kube_wait: u64,
     /// Longest a connect event waits for its result (the syscall's return, or

@@ -138,10 +138,12 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         }
         None => None,
     };
-    let containerd = config
-        .containerd_socket
-        .as_deref()
-        .and_then(Containerd::start);
+    let containerd = config.containerd_socket.as_deref().and_then(|socket| {
+        Containerd::start(
+            socket,
+            crate::identity::containerd::lookup_timeout(Duration::from_millis(config.kube_wait_ms)),
+        )
+    });
     let kubepods_roots = crate::identity::workload::KubeRoots::new(&config.kubepods_roots)
         .map_err(|e| anyhow::anyhow!("--{e}"))?;
     let identity = IdentityResolver::new(pods.clone(), registry)

@@ -98,7 +98,7 @@ enum Task {
         #[arg(long = "env")]
         env: Vec<String>,
         /// Seconds each kernel gets before QEMU is killed.
-        #[arg(long, default_value_t = 1200)]
+        #[arg(long, default_value_t = vmtest::MATRIX_GUEST_TIMEOUT)]
         timeout: u64,
         /// Guest CPUs.
         #[arg(long, default_value_t = 2)]

@@ -50,8 +50,8 @@ pub const MATRIX_KERNELS: &[&str] = &["5.10", "5.10-v1", "6.1", "6.12", "host"];
 /// Live suites the matrix runs in each guest: exec, connect, lineage, login
 /// (events), every path a connect or failed exec can take (evasion), one
 /// image one identity (image_identity), workload identity and its forgeries
-/// (identity, forgery; skipped on `-v1` guests) and containers found in v1
-/// hierarchies (cgroup_v1).
+/// (identity, forgery; skipped on `-v1` guests), containers found in v1
+/// hierarchies (cgroup_v1) and real podman and containerd containers (runtimes).
 pub const MATRIX_TESTS: &[&str] = &[
     "events",
     "evasion",
@@ -59,6 +59,7 @@ pub const MATRIX_TESTS: &[&str] = &[
     "identity",
     "forgery",
     "cgroup_v1",
+    "runtimes",
 ];
 /// The matrix's guest command: a load check of every program with its verifier
 /// statistics (kept in the output directory for the table), then the live tests.
@@ -76,11 +77,25 @@ for t in $VMTEST_TESTS; do
     continue
   fi
   echo "vmtest: == ${t##*/}"
+  # A suite that hangs fails alone, and the guest still reports a status.
   # shellcheck disable=SC2086
-  "$t" --test-threads=2 $VMTEST_TEST_ARGS || rc=1
+  timeout -k 10 "${VMTEST_SUITE_TIMEOUT:-300}" "$t" --test-threads=2 $VMTEST_TEST_ARGS
+  st=$?
+  if [ "$st" -ne 0 ]; then
+    rc=1
+    if [ "$st" -eq 124 ] || [ "$st" -eq 137 ]; then
+      echo "vmtest: ${t##*/}: no result after ${VMTEST_SUITE_TIMEOUT:-300} s, killed"
+    fi
+  fi
 done
 exit $rc
 "#;
+/// Seconds a guest may take in the matrix (boot, the load check, every suite)
+/// before QEMU is killed. A matrix guest takes about two minutes under TCG
+/// (5.10 with the runtimes suite is the slowest), and a hung suite is killed
+/// in the guest after `VMTEST_SUITE_TIMEOUT` (300 s), so this only bounds a
+/// guest that hangs as a whole: five of them must stay well inside CI's time.
+pub const MATRIX_GUEST_TIMEOUT: u64 = 900;
 
 /// Options for the matrix: [`MATRIX_CMD`] with the live suites `tests` built
 /// here, on `kernels` (default [`MATRIX_KERNELS`]).
@@ -103,7 +118,7 @@ pub fn matrix(
         matrix: true,
         guest_cmd: MATRIX_CMD.to_string(),
         env,
-        timeout: Duration::from_secs(1200),
+        timeout: Duration::from_secs(MATRIX_GUEST_TIMEOUT),
         cpus: 2,
         memory: "2G".to_string(),
     })
@@ -281,11 +296,22 @@ if [ -z "${VMTEST_HOST:-}" ]; then
     awk '$3 == "cgroup2" { print $2 }' /proc/self/mounts | sort -r |
       while read -r m; do umount "$m" || note "could not unmount cgroup2 at $m"; done
     mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup || note "could not mount a tmpfs at /sys/fs/cgroup"
-    for c in memory pids cpu,cpuacct; do
+    # Every enabled controller in a hierarchy of its own, co-mounted as systemd
+    # does (cpu,cpuacct and net_cls,net_prio): runc wants them all (it fails
+    # with "mountpoint for devices not found" without devices, and it joins
+    # cpuset, freezer, ...).
+    v1=$(awk 'NR > 1 && $4 == 1 { print $1 }' /proc/cgroups |
+      sed -e '/^cpuacct$/d' -e '/^net_prio$/d' -e 's/^cpu$/cpu,cpuacct/' -e 's/^net_cls$/net_cls,net_prio/')
+    for c in $v1; do
       mkdir -p "/sys/fs/cgroup/$c"
-      mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" 2>>"$out/stderr" &&
-        note "mounted v1 $c" || note "no v1 $c hierarchy here"
+      mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" 2>>"$out/stderr" || {
+        note "could not mount v1 $c"
+        continue
+      }
+      # The per-controller names runc and the tools also look for.
+      case $c in *,*) for n in ${c//,/ }; do ln -s "$c" "/sys/fs/cgroup/$n"; done ;; esac
     done
+    note "mounted v1 hierarchies:" $v1
   # cgroup v2: any v2 mount will do (pure v2 at /sys/fs/cgroup, or hybrid's
   # /sys/fs/cgroup/unified under a v1 tmpfs).
   elif ! awk '$3 == "cgroup2" { f = 1 } END { exit !f }' /proc/self/mounts; then
@@ -295,6 +321,14 @@ if [ -z "${VMTEST_HOST:-}" ]; then
       ensure cgroup2 /sys/fs/cgroup
     fi
   fi
+  # Container stores for the runtimes suite: empty tmpfs rather than vng's
+  # overlay of the host's /var (the host's images and containers are not the
+  # guest's, and podman's overlay driver needs an upper dir overlayfs accepts).
+  # /run, where the runtimes keep their state, is a tmpfs already.
+  for d in /var/lib/containers /var/lib/containerd; do
+    mkdir -p "$d" && mount -t tmpfs -o mode=700 tmpfs "$d" ||
+      note "could not mount a tmpfs at $d"
+  done
   ensure tracefs /sys/kernel/tracing
   ensure debugfs /sys/kernel/debug || true
   ensure bpf /sys/fs/bpf
@@ -457,7 +491,13 @@ pub fn vmtest(root: &Path, opts: &Options) -> Result<()> {
         // again, up to MAX_BOOTS in all; a timeout or any failing test fails.
         let mut boots = 1;
         while o.status.is_none() && !o.timed_out && image.is_some() && boots < MAX_BOOTS {
-            eprintln!("xtask: vmtest {k}: the guest died without a status; booting it again");
+            // Keep the lost guest's console (the next boot rewrites the log).
+            let lost = dirs.log(k, &format!("vng-lost{boots}"));
+            let _ = fs::rename(dirs.log(k, "vng"), &lost);
+            eprintln!(
+                "xtask: vmtest {k}: the guest died without a status (its console: {}); booting it again",
+                lost.display()
+            );
             o = run_kernel(root, &dirs, k, image.as_deref(), opts)?;
             boots += 1;
             o.retried = true;
@@ -1091,6 +1131,11 @@ fn run_kernel(
                 .arg(image)
                 .args(["--cpus", &opts.cpus.to_string()])
                 .args(["--memory", &opts.memory])
+                // The kernel console into the vng log (otherwise /dev/null), at
+                // loglevel 4 (errors and worse: oopses, panics, RCU stalls, hung
+                // tasks), so a guest that dies says why at the end of the log.
+                .arg("--verbose")
+                .args(["--append", "loglevel=4"])
                 // Writable (in the guest only) over the read-only host root.
                 .arg("--overlay-rwdir")
                 .arg(root);

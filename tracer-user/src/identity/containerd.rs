@@ -37,8 +37,8 @@ use super::workload::{CgroupWorkload, WorkloadKind};
 
 /// containerd's default socket.
 pub const DEFAULT_SOCKET: &str = "/run/containerd/containerd.sock";
-/// Longest one lookup (connecting included) may take.
-const LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
+/// Shortest bound on one lookup (connecting included); see [`lookup_timeout`].
+const MIN_LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long "no such container" (or a failure) is believed.
 const NEGATIVE_TTL: Duration = Duration::from_secs(3);
 /// A found container is asked about again after this long (served meanwhile):
@@ -271,11 +271,22 @@ pub struct Containerd {
     pub stats: Arc<Stats>,
 }
 
+/// How long one lookup may take when events wait `event_wait` for it
+/// (`--kube-wait`): as long as they wait, and at least a second (the answer
+/// still serves later events). Shorter than the wait, a containerd that is
+/// merely slow (a loaded or emulated machine) would send out events without a
+/// name and image that waiting longer would have given them.
+#[must_use]
+pub fn lookup_timeout(event_wait: Duration) -> Duration {
+    event_wait.max(MIN_LOOKUP_TIMEOUT)
+}
+
 impl Containerd {
     /// Ask the containerd at `socket`; `None` (debug log) when there is no
     /// socket there. Must be called on the tokio runtime (it spawns the task).
+    /// Each lookup may take `timeout` (see [`lookup_timeout`]).
     #[must_use]
-    pub fn start(socket: &Path) -> Option<Self> {
+    pub fn start(socket: &Path, timeout: Duration) -> Option<Self> {
         if !socket.exists() {
             tracing::debug!(socket = %socket.display(), "no containerd socket; containerd lookups off");
             return None;
@@ -287,7 +298,7 @@ impl Containerd {
             changed: Arc::new(Notify::new()),
             stats: Arc::new(Stats::default()),
         };
-        tokio::spawn(serve(socket.to_owned(), rx, c.clone()));
+        tokio::spawn(serve(socket.to_owned(), timeout, rx, c.clone()));
         tracing::info!(socket = %socket.display(), "naming plain containerd containers from containerd");
         Some(c)
     }
@@ -339,7 +350,12 @@ impl Containerd {
 }
 
 /// The lookup task: one shared connection, a few lookups at a time.
-async fn serve(socket: PathBuf, mut rx: mpsc::Receiver<Key>, handle: Containerd) {
+async fn serve(
+    socket: PathBuf,
+    timeout: Duration,
+    mut rx: mpsc::Receiver<Key>,
+    handle: Containerd,
+) {
     let conn = Arc::new(tokio::sync::Mutex::new(None::<Channel>));
     let limit = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some((ns, id)) = rx.recv().await {
@@ -349,22 +365,21 @@ async fn serve(socket: PathBuf, mut rx: mpsc::Receiver<Key>, handle: Containerd)
         let (socket, conn, handle) = (socket.clone(), conn.clone(), handle.clone());
         tokio::spawn(async move {
             handle.stats.lookups.fetch_add(1, Ordering::Relaxed);
-            let found =
-                match tokio::time::timeout(LOOKUP_TIMEOUT, get(&socket, &conn, &ns, &id)).await {
-                    Ok(Ok(found)) => found,
-                    Ok(Err((cause, e))) => {
-                        handle.stats.error(cause, &e);
-                        None
-                    }
-                    Err(_) => {
-                        // A connection that hangs is not reused.
-                        *conn.lock().await = None;
-                        handle
-                            .stats
-                            .error("timeout", &format_args!("no answer in {LOOKUP_TIMEOUT:?}"));
-                        None
-                    }
-                };
+            let found = match tokio::time::timeout(timeout, get(&socket, &conn, &ns, &id)).await {
+                Ok(Ok(found)) => found,
+                Ok(Err((cause, e))) => {
+                    handle.stats.error(cause, &e);
+                    None
+                }
+                Err(_) => {
+                    // A connection that hangs is not reused.
+                    *conn.lock().await = None;
+                    handle
+                        .stats
+                        .error("timeout", &format_args!("no answer in {timeout:?}"));
+                    None
+                }
+            };
             handle.answer(&ns, &id, found);
             drop(permit);
         });
@@ -659,6 +674,14 @@ mod tests {
         assert_eq!(container("ns", "web", &labels, "i".into()).name, "app");
     }
 
+    #[test]
+    fn lookups_take_as_long_as_events_wait() {
+        let s = Duration::from_secs;
+        assert_eq!(lookup_timeout(s(2)), s(2));
+        assert_eq!(lookup_timeout(s(20)), s(20));
+        assert_eq!(lookup_timeout(Duration::ZERO), MIN_LOOKUP_TIMEOUT);
+    }
+
     /// No containerd at the socket: the lookup is not waited for long, nothing panics.
     #[tokio::test]
     async fn dead_socket_gives_missing() {
@@ -667,16 +690,16 @@ mod tests {
         let sock = dir.join("c.sock");
         // A socket file nobody listens on.
         drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
-        let c = Containerd::start(&sock).expect("socket exists");
+        let c = Containerd::start(&sock, MIN_LOOKUP_TIMEOUT).expect("socket exists");
         assert_eq!(c.lookup("ns", "web"), Lookup::Pending);
-        let deadline = Instant::now() + LOOKUP_TIMEOUT * 3;
+        let deadline = Instant::now() + MIN_LOOKUP_TIMEOUT * 3;
         while c.lookup("ns", "web") == Lookup::Pending {
             assert!(Instant::now() < deadline, "no answer");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(c.lookup("ns", "web"), Lookup::Missing);
         assert!(c.stats.errors.load(Ordering::Relaxed) >= 1);
-        assert!(Containerd::start(&dir.join("absent.sock")).is_none());
+        assert!(Containerd::start(&dir.join("absent.sock"), MIN_LOOKUP_TIMEOUT).is_none());
         let _ = std::fs::remove_dir_all(dir);
     }
 }
