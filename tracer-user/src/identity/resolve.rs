@@ -23,7 +23,9 @@ pub struct UnixFacts<'a> {
     pub uid: u32,
     pub user: Option<&'a str>,
     pub gid: u32,
-    pub path: &'a str,
+    /// The executable's path, only when it is known to name the executed
+    /// file on the host (see `attribute::host_path_fact`).
+    pub path: Option<&'a str>,
 }
 
 #[derive(Clone)]
@@ -66,7 +68,7 @@ struct MemoKey {
     uid: u32,
     gid: u32,
     user: Option<Box<str>>,
-    binary: Box<str>,
+    binary: Option<Box<str>>,
     pod: usize,
     /// containerd's answer, by identity like `pod`.
     containerd: usize,
@@ -143,7 +145,7 @@ impl IdentityResolver {
                 uid: Some(unix.uid),
                 user: unix.user,
                 gid: Some(unix.gid),
-                path: Some(unix.path),
+                path: unix.path,
                 ..WorkloadFacts::default()
             };
             return self.finish(
@@ -174,7 +176,7 @@ impl IdentityResolver {
             uid: unix.uid,
             gid: unix.gid,
             user: unix.user.map(Box::from),
-            binary: Box::from(unix.path),
+            binary: unix.path.map(Box::from),
             pod: meta.as_ref().map_or(0, |m| Arc::as_ptr(m) as usize),
             containerd: ctrd.as_ref().map_or(0, |c| Arc::as_ptr(c) as usize),
         };
@@ -284,7 +286,7 @@ impl IdentityResolver {
             uid: Some(unix.uid),
             user: unix.user,
             gid: Some(unix.gid),
-            path: Some(unix.path),
+            path: unix.path,
             unit: w.unit.as_deref(),
             cgroup_path: Some(path),
         };
@@ -368,7 +370,7 @@ mod tests {
             uid: 0,
             user: Some("root"),
             gid: 0,
-            path: "/bin/true",
+            path: Some("/bin/true"),
         };
         let web: Arc<str> = "/shop/web-1".into();
         let first = r.resolve(Some(&web), &unix);
@@ -436,7 +438,7 @@ mod tests {
             uid: 1001,
             user: Some("deploy"),
             gid: 1001,
-            path: "/usr/bin/curl",
+            path: Some("/usr/bin/curl"),
         };
         // Not known yet: partial, and not remembered (the event waits for it).
         let first = r.resolve(Some(&path), &unix);
@@ -455,7 +457,7 @@ mod tests {
         assert_eq!(spiffe(&b), ["spiffe://cluster.local/ns/shop/sa/other-sa"]);
         // Another binary in the same pod is its own key (unix:path selector).
         let other = UnixFacts {
-            path: "/bin/sh",
+            path: Some("/bin/sh"),
             ..unix
         };
         let c = r.resolve(Some(&path), &other);

@@ -55,8 +55,8 @@ pub struct ProcSnapshot {
     pub start_brk: u64,
     /// The image's `AT_RANDOM` bytes (see `exec_id`); zeros when unreadable.
     pub at_random: [u8; 16],
-    /// (major, minor, inode) of the executed file, through `/proc/<pid>/exe`.
-    pub file: Option<(u32, u32, u64)>,
+    /// The executed file (device, inode, size, ctime), through `/proc/<pid>/exe`.
+    pub file: Option<crate::filehash::FileVersion>,
     /// `/proc/<pid>/environ`, cut to the loader's variables.
     pub loader_env: Option<std::sync::Arc<crate::event::LoaderEnv>>,
     pub uid: u32,
@@ -146,10 +146,9 @@ fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
         .and_then(|f| f.metadata().map_err(ProcError::from))
         .map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m));
     let at_random = at_random(process, pid);
-    let file = std::fs::metadata(format!("/proc/{pid}/exe")).ok().map(|m| {
-        use std::os::unix::fs::MetadataExt as _;
-        (libc::major(m.dev()), libc::minor(m.dev()), m.ino())
-    });
+    let file = std::fs::metadata(format!("/proc/{pid}/exe"))
+        .ok()
+        .map(|m| crate::filehash::FileVersion::from_metadata(&m));
     let loader_env = read_bytes(process, pid, "environ")
         .ok()
         .and_then(|env| crate::proc::env::loader_env(&env));
