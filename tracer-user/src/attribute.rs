@@ -23,7 +23,7 @@ use crate::{
         Outcome, Policy, User, event_id, rfc3339_nanos,
     },
     exec_id::{ImageLayout, exec_id, ns_to_ticks},
-    filehash::{FileHasher, FileVersion, HashStatus, HostPaths},
+    filehash::{FileHasher, FileVersion, HashStatus, HostPaths, Job},
     identity::{
         cgroup::{CgroupResolver, V1Controller},
         resolve::{IdentityResolver, Resolved, UnixFacts},
@@ -363,9 +363,12 @@ impl Attributor {
             return (None, false);
         };
         let host_paths = &self.host_paths;
-        let state = self
-            .hashes
-            .state(&v, pid, || host_paths.host_path(&p.binary));
+        let state = self.hashes.state(&v, || Job {
+            version: v,
+            pid,
+            at_random: p.layout.at_random,
+            host_path: host_paths.host_path(&p.binary),
+        });
         let f = FileId::new(v, &state);
         let pending = f.hash == HashStatus::Pending;
         (Some(f), pending)

@@ -9,8 +9,13 @@
 //! executed, even in another mount namespace, even deleted), else, when the
 //! process is already gone, at its path under the host root; either way it is
 //! trusted only when an `fstat` of the opened file shows the kernel's device,
-//! inode, size and ctime, and again after the last byte was read. Anything else
-//! is `unreadable`, never a hash of some other file.
+//! inode, size and ctime, and the same again after the last byte was read.
+//! One exception keeps a binary deleted (or chmod'ed) right after its exec
+//! hashable: through `/proc/<pid>/exe`, a changed ctime is accepted when the
+//! process still runs the image that exec made (its `AT_RANDOM` bytes, as the
+//! probe read them): the kernel denies writes to a running image's file
+//! (`ETXTBSY`) from the exec on, so only its metadata can have changed.
+//! Anything else is `unreadable`, never a hash of some other content.
 //!
 //! Work is bounded: a byte budget per second (token bucket, `--hash-budget`),
 //! charged before a file is queued, and one worker thread with a bounded queue.
@@ -183,6 +188,8 @@ impl Budget {
 pub struct Job {
     pub version: FileVersion,
     pub pid: u32,
+    /// The image's `AT_RANDOM` bytes (zeros: unknown).
+    pub at_random: [u8; 16],
     /// The executed path under the host root, tried when `/proc/<pid>/exe`
     /// is gone or no longer this file.
     pub host_path: Option<PathBuf>,
@@ -405,21 +412,12 @@ impl FileHasher {
     }
 
     /// The hash of `v`, queueing it when unknown and the budget allows.
-    pub fn state(
-        &mut self,
-        v: &FileVersion,
-        pid: u32,
-        host_path: impl FnOnce() -> Option<PathBuf>,
-    ) -> HashState {
+    pub fn state(&mut self, v: &FileVersion, job: impl FnOnce() -> Job) -> HashState {
         self.drain();
         let (state, action) = self.cache.lookup(v, Instant::now());
         if action == Action::Hash {
             let sent = match &self.jobs {
-                Some(tx) => tx.try_send(Job {
-                    version: *v,
-                    pid,
-                    host_path: host_path(),
-                }),
+                Some(tx) => tx.try_send(job()),
                 None => return HashState::Disabled,
             };
             match sent {
@@ -444,24 +442,39 @@ impl FileHasher {
     }
 }
 
-/// Open `path` without blocking (a FIFO put where the binary was must not
-/// hang the worker), and keep it only if it is the version the kernel ran.
-fn open_version(path: &Path, v: &FileVersion) -> Option<File> {
+/// Open a regular file without blocking (a FIFO put where the binary was
+/// must not hang the worker); its version as `fstat` shows it.
+fn open_file(path: &Path) -> Option<(File, FileVersion)> {
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
         .open(path)
         .ok()?;
     let m = f.metadata().ok()?;
-    (m.is_file() && FileVersion::from_metadata(&m) == *v).then_some(f)
+    m.is_file().then(|| (f, FileVersion::from_metadata(&m)))
+}
+
+/// The file the process runs is the kernel's (device, inode, size) but its
+/// ctime moved: still the exec's content if the process still runs the image
+/// that exec made, as writes to it were denied since (see the module doc).
+fn same_content_since_exec(job: &Job, now: &FileVersion) -> bool {
+    let v = &job.version;
+    v.same_file(now)
+        && v.size == now.size
+        && job.at_random != [0; 16]
+        && crate::proc::scan::image_at_random(job.pid) == Some(job.at_random)
 }
 
 /// The SHA-256 of the file `job` names, lowercase hex; None unless the bytes
 /// read are provably those of the version the kernel executed.
 pub fn hash_job(job: &Job) -> Option<Arc<str>> {
     let v = &job.version;
-    let mut f = open_version(Path::new(&format!("/proc/{}/exe", job.pid)), v)
-        .or_else(|| open_version(job.host_path.as_deref()?, v))?;
+    let exe = open_file(Path::new(&format!("/proc/{}/exe", job.pid)))
+        .filter(|(_, m)| m == v || same_content_since_exec(job, m));
+    let (mut f, opened) = match exe {
+        Some(x) => x,
+        None => open_file(job.host_path.as_deref()?).filter(|(_, m)| m == v)?,
+    };
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
@@ -478,9 +491,9 @@ pub fn hash_job(job: &Job) -> Option<Arc<str>> {
         }
         h.update(&buf[..n]);
     }
-    // Unchanged while it was read: same size and ctime as at the exec.
+    // Unchanged while it was read: same size and ctime as when opened.
     let after = FileVersion::from_metadata(&f.metadata().ok()?);
-    if total != v.size || after != *v {
+    if total != v.size || after != opened {
         return None;
     }
     Some(hex(&h.finalize()).into())
@@ -682,6 +695,7 @@ mod tests {
             version,
             // No such process: the host path is used.
             pid: u32::MAX,
+            at_random: [0; 16],
             host_path: Some(host_path.to_owned()),
         };
         let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
@@ -696,10 +710,32 @@ mod tests {
         let me = Job {
             version: FileVersion::from_metadata(&exe),
             pid: std::process::id(),
+            at_random: [0; 16],
             host_path: None,
         };
         let expected = hex(&Sha256::digest(std::fs::read("/proc/self/exe").unwrap()));
         assert_eq!(hash_job(&me).as_deref(), Some(expected.as_str()));
+        // Its ctime moved since the exec (unlinked, chmod'ed): trusted only
+        // while the process runs the image that exec made (writes denied).
+        let moved = Job {
+            version: FileVersion {
+                ctime_nsec: (me.version.ctime_nsec + 1) % 1_000_000_000,
+                ..me.version
+            },
+            at_random: crate::proc::scan::image_at_random(std::process::id()).unwrap(),
+            ..me.clone()
+        };
+        assert_eq!(hash_job(&moved).as_deref(), Some(expected.as_str()));
+        let other_image = Job {
+            at_random: [7; 16],
+            ..moved.clone()
+        };
+        assert_eq!(hash_job(&other_image), None, "not the image exec'd");
+        let unknown_image = Job {
+            at_random: [0; 16],
+            ..moved
+        };
+        assert_eq!(hash_job(&unknown_image), None, "image unknown");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

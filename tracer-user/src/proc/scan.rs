@@ -187,6 +187,12 @@ fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
 /// The 16 `AT_RANDOM` bytes: their address from the kernel's copy of the
 /// auxiliary vector, the bytes from the process's memory. Zeros when either is
 /// unreadable (kernel threads, zombies, a ptrace policy that closes /proc/<pid>/mem).
+/// The `AT_RANDOM` bytes of the image `pid` runs now; None when unreadable.
+pub fn image_at_random(pid: u32) -> Option<[u8; 16]> {
+    let process = Process::new(i32::try_from(pid).ok()?).ok()?;
+    Some(at_random(&process, pid)).filter(|r| *r != [0; 16])
+}
+
 fn at_random(process: &Process, pid: u32) -> [u8; 16] {
     use std::os::unix::fs::FileExt as _;
     const AT_RANDOM: u64 = 25;
