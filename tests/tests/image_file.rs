@@ -9,7 +9,8 @@
 //!   get the SPIFFE ID a registration gives `unix:path:/usr/bin/true`, which a
 //!   real /usr/bin/true exec gets;
 //! - a budget too small for the file gives `over_budget` (never a wrong hash),
-//!   and a budget of 0 `disabled`.
+//!   and a budget of 0 `disabled`;
+//! - a binary rewritten in place (same inode) is hashed anew.
 use std::{
     os::unix::fs::MetadataExt as _,
     path::Path,
@@ -186,4 +187,44 @@ fn over_budget_is_said_never_a_wrong_hash() {
         .remove(0);
     assert_eq!(e["executor"]["file"]["hash"], "disabled", "{e}");
     assert_eq!(e["executor"]["file"].get("sha256"), None, "{e}");
+}
+
+/// The cache is keyed by the file's version: a binary rewritten in place
+/// (same inode, new content and ctime) is hashed anew, never served the old hash.
+#[test]
+fn a_binary_changed_in_place_is_hashed_anew() {
+    let tracer = Tracer::start(&[]);
+    let dir = scratch_dir();
+    let bin = dir.join("changing");
+    std::fs::copy("/usr/bin/sleep", &bin).expect("copy sleep");
+    let mut shas = Vec::new();
+    for round in 0..2 {
+        if round == 1 {
+            use std::io::Write as _;
+            // Not truncated: the same inode, trailing bytes the loader ignores.
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&bin)
+                .expect("open for append");
+            f.write_all(b"another version").expect("append");
+        }
+        let want = sha256sum(&bin);
+        let (dev, ino) = dev_ino(&bin);
+        let mut child = Command::new(&bin).arg("0.3").spawn().expect("spawn");
+        let pid = child.id();
+        let e = tracer
+            .wait_for(1, |e| exec_ok(e) && e["executor"]["pid"] == pid)
+            .remove(0);
+        let _ = child.wait();
+        let f = &e["executor"]["file"];
+        assert_eq!(
+            (f["dev"].as_str(), f["ino"].as_u64()),
+            (Some(dev.as_str()), Some(ino))
+        );
+        assert_eq!(f["hash"], "sha256", "{e}");
+        assert_eq!(f["sha256"], want.as_str(), "round {round}: {e}");
+        shas.push(want);
+    }
+    assert_ne!(shas[0], shas[1]);
+    let _ = std::fs::remove_dir_all(&dir);
 }
