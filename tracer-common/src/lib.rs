@@ -164,6 +164,14 @@ pub struct ExecRecord {
     /// auxiliary vector), read before the image runs: part of its exec id.
     /// Zero when the image has none (not ELF) or they could not be read.
     pub at_random: [u8; 16],
+    /// The executed file's size and change time (`i_size`, `i_ctime`) at the
+    /// exec: with `file_dev`/`file_ino` they name one version of its content,
+    /// the key user space caches the file's SHA-256 by. `file_ctime_nsec` has
+    /// the kernel's multigrain flag (bit 31) masked off.
+    pub file_size: u64,
+    pub file_ctime_sec: i64,
+    pub file_ctime_nsec: u32,
+    pub _pad_file: u32,
 }
 
 /// A new process (not a thread). `task` describes the child.
@@ -401,6 +409,12 @@ pub struct Offsets {
     pub fs_pwd_mnt: u32,
     pub dentry_inode: u32,
     pub inode_ino: u32,
+    /// `inode.i_size`, and the seconds and nanoseconds of its change time
+    /// (`i_ctime_sec`/`i_ctime_nsec` since 6.11, the `tv_sec`/`tv_nsec` of
+    /// `__i_ctime` or `i_ctime` before).
+    pub inode_size: u32,
+    pub inode_ctime_sec: u32,
+    pub inode_ctime_nsec: u32,
     /// For the file an exec through a descriptor ran: `bprm->file`, its
     /// `f_path`, and what a dentry walk up to the root needs.
     pub bprm_file: u32,

@@ -110,6 +110,9 @@ static OFFSETS: Offsets = Offsets {
     fs_pwd_mnt: 0,
     dentry_inode: 0,
     inode_ino: 0,
+    inode_size: 0,
+    inode_ctime_sec: 0,
+    inode_ctime_nsec: 0,
     bprm_file: 0,
     file_path_dentry: 0,
     file_path_mnt: 0,
@@ -477,6 +480,9 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
         rec.file_ino = kread::<u64>(inode, off!(inode_ino));
         let sb = kptr(inode, off!(inode_sb));
         rec.file_dev = kread::<u32>(sb, off!(super_block_dev));
+        rec.file_size = kread::<u64>(inode, off!(inode_size));
+        rec.file_ctime_sec = kread::<i64>(inode, off!(inode_ctime_sec));
+        rec.file_ctime_nsec = kread::<u32>(inode, off!(inode_ctime_nsec)) & CTIME_NSEC_MASK;
         at_random(mm, addr_of_mut!(rec.at_random));
         submit_exec(buf, path_len, argv_len + env_len);
     }
@@ -486,6 +492,9 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
 /// `AT_RANDOM`, and how many auxiliary vector entries are searched for it
 /// (x86-64 puts it about 17th; the vector holds at most 28 pairs).
 const AT_RANDOM: u64 = 25;
+/// Nanoseconds fit in 30 bits; the kernel keeps a flag in bit 31 of
+/// `i_ctime_nsec` (multigrain timestamps, 6.13+).
+const CTIME_NSEC_MASK: u32 = (1 << 30) - 1;
 const AUXV_PAIRS_MAX: usize = 32;
 
 /// Copy the image's 16 `AT_RANDOM` bytes: their address from the kernel's own
@@ -699,6 +708,9 @@ fn exec_failed<C: EbpfContext>(ctx: &C, ret: i64, pending: &PendingExec) {
         rec.env_len = 0;
         write_volatile(addr_of_mut!(rec.file_ino), 0);
         rec.file_dev = 0;
+        write_volatile(addr_of_mut!(rec.file_size), 0);
+        write_volatile(addr_of_mut!(rec.file_ctime_sec), 0);
+        rec.file_ctime_nsec = 0;
         let words = addr_of_mut!(rec.at_random).cast::<u64>();
         write_volatile(words, 0);
         write_volatile(words.add(1), 0);

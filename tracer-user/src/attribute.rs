@@ -23,6 +23,7 @@ use crate::{
         Outcome, Policy, User, event_id, rfc3339_nanos,
     },
     exec_id::{ImageLayout, exec_id, ns_to_ticks},
+    filehash::{FileHasher, FileVersion, HashStatus, HostPaths, Job},
     identity::{
         cgroup::{CgroupResolver, V1Controller},
         resolve::{IdentityResolver, Resolved, UnixFacts},
@@ -62,6 +63,10 @@ pub struct Attributor {
     intern: Interner,
     /// Processes looked up in /proc because the table did not know them.
     pub proc_lookups: u64,
+    /// SHA-256 of executed files (cache, budget, worker thread).
+    hashes: FileHasher,
+    /// Whether an image's file is the one at its path on the host (`unix:path`).
+    host_paths: HostPaths,
 }
 
 /// A v1 controller hierarchy: which, and its id -> path resolver.
@@ -79,7 +84,7 @@ struct ImageFacts {
     cwd: (Option<Arc<str>>, u64),
     at_random: [u8; 16],
     source: ImageSource,
-    file: Option<FileId>,
+    file: Option<FileVersion>,
     loader_env: Option<Arc<LoaderEnv>>,
 }
 
@@ -107,22 +112,33 @@ impl ImageFacts {
             cwd: (parent.cwd.clone(), parent.cwd_ino),
             at_random: parent.layout.at_random,
             source: parent.image_source,
-            file: parent.file.clone(),
+            file: parent.file,
             loader_env: parent.loader_env.clone(),
         }
     }
 }
 
-/// The kernel's `sb->s_dev` (MKDEV: major << 20 | minor) as `major:minor`.
-fn kernel_dev(dev: u32) -> String {
-    format!("{}:{}", dev >> 20, dev & 0xf_ffff)
+/// The image's path as a `unix:path` fact: only when the file at that path
+/// on the host is the very file the kernel executed (device and inode), so a
+/// file bind-mounted over the path in a private mount namespace, or a
+/// container's own `/usr/bin/x`, does not pass for the host's.
+fn host_path_fact<'a>(
+    host_paths: &mut HostPaths,
+    binary: &'a Arc<str>,
+    file: Option<&FileVersion>,
+) -> Option<&'a str> {
+    let f = file?;
+    host_paths
+        .is_at(binary, f, Instant::now())
+        .then_some(&**binary)
 }
 
-/// An event, and whether its pod's or container's metadata is still missing
-/// (worth a short wait).
+/// An event, and whether its pod's or container's metadata is still missing,
+/// or its executed file's hash is being computed (each worth a short wait).
 pub struct Attributed {
     pub event: Event,
     pub waiting_for_metadata: bool,
+    pub waiting_for_hash: bool,
 }
 
 const UNSET_ID: u32 = u32::MAX;
@@ -146,7 +162,26 @@ impl Attributor {
             cwds: CwdCache::default(),
             intern: Interner::default(),
             proc_lookups: 0,
+            hashes: FileHasher::new(0.0),
+            host_paths: HostPaths::new("/".into()),
         }
+    }
+
+    /// Hash executed files with `hashes`; host paths (`unix:path`) are
+    /// looked up under `host_root`.
+    pub fn with_files(mut self, hashes: FileHasher, host_root: std::path::PathBuf) -> Self {
+        self.hashes = hashes;
+        self.host_paths = HostPaths::new(host_root);
+        self
+    }
+
+    /// Signalled when a file's hash is ready (events may be waiting for it).
+    pub fn hash_answered(&self) -> Arc<tokio::sync::Notify> {
+        self.hashes.answered.clone()
+    }
+
+    pub fn hashes(&self) -> &FileHasher {
+        &self.hashes
     }
 
     /// Name workloads from a v1 controller hierarchy too, for tasks whose v2
@@ -189,10 +224,7 @@ impl Attributor {
             layout,
             exec_seq: None,
             image_source: ImageSource::Proc,
-            file: s.file.map(|(major, minor, ino)| FileId {
-                dev: format!("{major}:{minor}"),
-                ino,
-            }),
+            file: s.file,
             loader_env: s.loader_env.clone(),
             pid: s.pid,
             ppid: s.ppid,
@@ -324,7 +356,25 @@ impl Attributor {
         i128::from(boot_ns) + self.ctx.realtime_offset_ns
     }
 
-    fn executor(&mut self, task: &TaskInfo, p: &Process) -> (Executor, bool) {
+    /// The executed file with its hash as known now (queued for hashing when
+    /// new), and whether that hash is still being computed.
+    fn file_id(&mut self, pid: u32, p: &Process) -> (Option<FileId>, bool) {
+        let Some(v) = p.file else {
+            return (None, false);
+        };
+        let host_paths = &self.host_paths;
+        let state = self.hashes.state(&v, || Job {
+            version: v,
+            pid,
+            at_random: p.layout.at_random,
+            host_path: host_paths.host_path(&p.binary),
+        });
+        let f = FileId::new(v, &state);
+        let pending = f.hash == HashStatus::Pending;
+        (Some(f), pending)
+    }
+
+    fn executor(&mut self, task: &TaskInfo, p: &Process) -> (Executor, bool, bool) {
         let user = User {
             uid: task.uid,
             name: self.users.user_name(task.uid).map(str::to_owned),
@@ -354,9 +404,10 @@ impl Attributor {
                 uid: task.uid,
                 user: user.name.as_deref(),
                 gid: task.gid,
-                path: &p.binary,
+                path: host_path_fact(&mut self.host_paths, &p.binary, p.file.as_ref()),
             },
         );
+        let (file, waiting_for_hash) = self.file_id(task.tgid, p);
         let executor = Executor {
             exec_id: p.exec_id.clone(),
             pid: task.tgid,
@@ -365,7 +416,7 @@ impl Attributor {
             binary: p.binary.clone(),
             argv: p.argv.clone(),
             image_source: p.image_source,
-            file: p.file.clone(),
+            file,
             loader_env: p.loader_env.clone(),
             cwd: p.cwd.clone(),
             comm: escape(c_str(&task.comm)),
@@ -387,7 +438,7 @@ impl Attributor {
             workload,
             identity,
         };
-        (executor, waiting_for_metadata)
+        (executor, waiting_for_metadata, waiting_for_hash)
     }
 
     /// Ancestors, each with its own workload and identity where its cgroup differs
@@ -398,10 +449,10 @@ impl Attributor {
             .lineage(task.ptgid, start_ticks, self.ctx.lineage_depth);
         let own = self.cgroup_key(task.cgroup_id, task.cgroup_v1_id);
         for a in &mut lineage {
-            let Some((cgroup_id, v1_id, uid, gid)) = self
+            let Some((cgroup_id, v1_id, uid, gid, file)) = self
                 .table
                 .get(a.pid)
-                .map(|p| (p.cgroup_id, p.cgroup_v1_id, p.uid, p.gid))
+                .map(|p| (p.cgroup_id, p.cgroup_v1_id, p.uid, p.gid, p.file))
             else {
                 continue;
             };
@@ -416,7 +467,7 @@ impl Attributor {
                     uid,
                     user: user.as_deref(),
                     gid,
-                    path: &a.binary,
+                    path: host_path_fact(&mut self.host_paths, &a.binary, file.as_ref()),
                 },
             );
             a.workload = Some(r.workload);
@@ -434,7 +485,7 @@ impl Attributor {
         action: Action,
     ) -> Attributed {
         let unix = self.unix_ns(ts);
-        let (executor, waiting_for_metadata) = self.executor(task, p);
+        let (executor, waiting_for_metadata, waiting_for_hash) = self.executor(task, p);
         let lineage = self.lineage(task, p.start_ticks);
         Attributed {
             event: Event {
@@ -448,25 +499,35 @@ impl Attributor {
                 policy: self.ctx.policy.clone(),
             },
             waiting_for_metadata,
+            waiting_for_hash,
         }
     }
 
     /// Try again to resolve the identity of an event that waited for its pod
-    /// (or its containerd container). Returns true when nothing is awaited now.
+    /// (or its containerd container), and to find its file's hash. Returns
+    /// true when nothing is awaited now.
     pub fn reresolve(&mut self, ev: &mut Event) -> bool {
+        let mut hash_pending = false;
+        if let Some(f) = ev.executor.file.as_mut()
+            && f.hash == HashStatus::Pending
+        {
+            *f = FileId::new(f.version, &self.hashes.known(&f.version));
+            hash_pending = f.hash == HashStatus::Pending;
+        }
         let x = &ev.executor;
+        let version = x.file.as_ref().map(|f| f.version);
         let r = self.identity.resolve(
             x.cgroup.path.as_ref(),
             &UnixFacts {
                 uid: x.user.uid,
                 user: x.user.name.as_deref(),
                 gid: x.user.gid,
-                path: &x.binary,
+                path: host_path_fact(&mut self.host_paths, &x.binary, version.as_ref()),
             },
         );
         ev.executor.workload = r.workload;
         ev.executor.identity = r.identity;
-        !r.waiting_for_metadata
+        !r.waiting_for_metadata && !hash_pending
     }
 
     /// What a workload is named from, as ids: the v2 cgroup, and the v1 one
@@ -648,9 +709,14 @@ impl Attributor {
             cwd: (cwd, cwd_ino),
             at_random: e.rec.at_random,
             source: ImageSource::Exec,
-            file: (e.rec.file_ino != 0).then(|| FileId {
-                dev: kernel_dev(e.rec.file_dev),
-                ino: e.rec.file_ino,
+            file: (e.rec.file_ino != 0).then(|| {
+                FileVersion::from_kernel(
+                    e.rec.file_dev,
+                    e.rec.file_ino,
+                    e.rec.file_size,
+                    e.rec.file_ctime_sec,
+                    e.rec.file_ctime_nsec,
+                )
             }),
             loader_env: crate::proc::env::loader_env(&e.env),
         };

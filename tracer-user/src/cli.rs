@@ -135,6 +135,15 @@ pub struct RunArgs {
     /// 1 s), in milliseconds.
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub kube_wait: u64,
+    /// MiB per second of executed files read to compute their SHA-256
+    /// (`executor.file.sha256`), with a burst of four seconds' worth; a file
+    /// the budget cannot pay for is reported `over_budget`. 0 disables hashing.
+    #[arg(long, default_value_t = crate::config::DEFAULT_HASH_BUDGET_MIB, value_name = "MIB")]
+    pub hash_budget: f64,
+    /// Longest an event waits for its executed file's hash, in milliseconds;
+    /// then it goes out with `hash: "pending"`. 0: never wait.
+    #[arg(long, default_value_t = 250, value_name = "MS")]
+    pub hash_wait: u64,
     /// Longest a connect event waits for its result (the syscall's return, or
     /// the TCP handshake's end), in milliseconds; then it goes out as
     /// `in_progress` (TCP) or `unknown`. 0: never wait.
@@ -203,6 +212,8 @@ impl RunArgs {
             default_spiffe_id: !self.no_default_spiffe_id,
             registrations_digest: None,
             kube_wait_ms: self.kube_wait,
+            hash_budget_mib: self.hash_budget,
+            hash_wait_ms: self.hash_wait,
             connect_wait_ms: self.connect_wait,
             pod_grace_secs: self.pod_grace,
             kubepods_roots: self.kubepods_roots.clone(),

@@ -13,6 +13,10 @@ use sha2::{Digest, Sha256};
 /// command line makes each event of its children 32 KiB per level.
 pub const DEFAULT_LINEAGE_ARGV_MAX: usize = 512;
 
+/// Default `--hash-budget`: 64 MiB of executed files hashed per second, at
+/// most (a fraction of one core; a node's binaries are hashed once each).
+pub const DEFAULT_HASH_BUDGET_MIB: f64 = 64.0;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
     /// Ancestors listed in `lineage`, at most.
@@ -45,6 +49,10 @@ pub struct Config {
     pub registrations_digest: Option<String>,
     /// Longest an event waits for its pod's metadata, in milliseconds.
     pub kube_wait_ms: u64,
+    /// MiB a second of executed files hashed (SHA-256), at most; 0: none.
+    pub hash_budget_mib: f64,
+    /// Longest an event waits for its executed file's hash, in milliseconds.
+    pub hash_wait_ms: u64,
     /// Longest a connect event waits for its result, in milliseconds.
     pub connect_wait_ms: u64,
     /// Seconds a deleted pod stays resolvable.
@@ -97,6 +105,8 @@ impl Default for Config {
             default_spiffe_id: true,
             registrations_digest: None,
             kube_wait_ms: 2000,
+            hash_budget_mib: DEFAULT_HASH_BUDGET_MIB,
+            hash_wait_ms: 250,
             connect_wait_ms: 1000,
             pod_grace_secs: 300,
             kubepods_roots: Vec::new(),
@@ -121,6 +131,8 @@ pub enum ConfigError {
     Depth(usize),
     #[error("--{0}")]
     KubepodsRoot(String),
+    #[error("--hash-budget must be a number of MiB per second, at least 0, got {0}")]
+    HashBudget(f64),
 }
 
 impl Config {
@@ -134,6 +146,9 @@ impl Config {
         }
         crate::identity::workload::KubeRoots::new(&self.kubepods_roots)
             .map_err(ConfigError::KubepodsRoot)?;
+        if !self.hash_budget_mib.is_finite() || self.hash_budget_mib < 0.0 {
+            return Err(ConfigError::HashBudget(self.hash_budget_mib));
+        }
         Ok(())
     }
 

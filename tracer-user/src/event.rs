@@ -5,6 +5,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::filehash::{FileVersion, HashState, HashStatus};
+
 /// Shared by every event of a run.
 #[derive(Debug, Serialize)]
 pub struct Host {
@@ -77,7 +79,8 @@ pub struct Executor {
     /// 16-byte name is known).
     pub image_source: ImageSource,
     /// The executed file as the kernel opened it: its file system's device and
-    /// its inode, in the executor's mount namespace (`namespaces.mnt`).
+    /// its inode, in the executor's mount namespace (`namespaces.mnt`), and
+    /// the SHA-256 of its content (`hash` says whether `sha256` is there).
     pub file: Option<FileId>,
     /// Values of the dynamic loader's variables in the image's environment at
     /// exec (`LD_PRELOAD`, `LD_LIBRARY_PATH`, `LD_AUDIT`): code injected into
@@ -103,11 +106,30 @@ pub enum ImageSource {
     Comm,
 }
 
-/// A file by what the kernel knows it as: `dev` is `major:minor`.
+/// A file by what the kernel knows it as: `dev` is `major:minor`; its
+/// content's SHA-256 when `hash` is `sha256` (see `filehash`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileId {
     pub dev: String,
     pub ino: u64,
+    pub hash: HashStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<Arc<str>>,
+    /// The version hashed (size and ctime too): to look the hash up again.
+    #[serde(skip)]
+    pub version: FileVersion,
+}
+
+impl FileId {
+    pub fn new(version: FileVersion, state: &HashState) -> Self {
+        Self {
+            dev: version.dev(),
+            ino: version.ino,
+            hash: state.status(),
+            sha256: state.sha256(),
+            version,
+        }
+    }
 }
 
 /// Loader variable name -> value, in name order.
@@ -533,10 +555,19 @@ pub(crate) fn sample_executor() -> Executor {
         binary: "/bin/true".into(),
         argv: argv.clone(),
         image_source: ImageSource::Exec,
-        file: Some(FileId {
-            dev: "0:31".into(),
-            ino: 4242,
-        }),
+        file: Some(FileId::new(
+            crate::filehash::FileVersion {
+                major: 0,
+                minor: 31,
+                ino: 4242,
+                size: 3,
+                ctime_sec: 1,
+                ctime_nsec: 2,
+            },
+            &crate::filehash::HashState::Done(
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".into(),
+            ),
+        )),
         loader_env: None,
         cwd: Some("/".into()),
         comm: "true".into(),

@@ -17,6 +17,7 @@ pub mod errno;
 pub mod escape;
 pub mod event;
 pub mod exec_id;
+pub mod filehash;
 pub mod host;
 pub mod identity;
 pub mod kernel_check;

@@ -63,6 +63,10 @@ pub struct Metrics {
     pub containerd_lookups: Gauge,
     pub containerd_errors: Gauge,
     pub tail_clients: Gauge,
+    /// Executed files hashed, their bytes, and those found unreadable.
+    pub files_hashed: Gauge,
+    pub file_hash_bytes: Gauge,
+    pub files_unreadable: Gauge,
     /// Connect events waiting for their result; those that went out without
     /// one after the wait, and early because too many waited.
     pub connects_waiting: Gauge,
@@ -94,6 +98,9 @@ impl Metrics {
             containerd_lookups: Gauge::default(),
             containerd_errors: Gauge::default(),
             tail_clients: Gauge::default(),
+            files_hashed: Gauge::default(),
+            file_hash_bytes: Gauge::default(),
+            files_unreadable: Gauge::default(),
             connects_waiting: Gauge::default(),
             connect_results_late: Gauge::default(),
             connect_results_overflow: Gauge::default(),
@@ -168,6 +175,21 @@ impl Metrics {
             "containerd_lookup_errors",
             "containerd lookups that failed or timed out (each cause is logged once)",
             m.containerd_errors.clone(),
+        );
+        registry.register(
+            "files_hashed",
+            "Executed files hashed (SHA-256)",
+            m.files_hashed.clone(),
+        );
+        registry.register(
+            "file_hash_bytes",
+            "Bytes of executed files hashed",
+            m.file_hash_bytes.clone(),
+        );
+        registry.register(
+            "files_unreadable",
+            "Executed files that could not be read as the version the kernel executed",
+            m.files_unreadable.clone(),
         );
         registry.register(
             "tail_clients",

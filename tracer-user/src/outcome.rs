@@ -196,6 +196,7 @@ mod tests {
                 }),
             },
             waiting_for_metadata: false,
+            waiting_for_hash: false,
         }
     }
 

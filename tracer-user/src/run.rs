@@ -17,6 +17,7 @@ use crate::{
     config::Config,
     decode::Record,
     event::{Event, Host, LossRecord, Policy, event_id, now_unix_ns, rfc3339_nanos},
+    filehash::FileHasher,
     host::{self, HostInfo},
     identity::{
         cgroup::CgroupResolver,
@@ -155,7 +156,12 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         UserDb::new(&config.host_root),
         cgroups,
         identity,
+    )
+    .with_files(
+        FileHasher::new(config.hash_budget_mib),
+        config.host_root.clone(),
     );
+    let hash_answered = attributor.hash_answered();
     if let Some(v1) = cgroup_v1 {
         let resolver = CgroupResolver::with_mount(v1.mount.clone());
         attributor = attributor.with_cgroup_v1(v1, resolver, offsets.cgroup_v1_hierarchy);
@@ -173,7 +179,10 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
             Duration::from_millis(config.connect_wait_ms),
             CONNECTS_WAITING_MAX,
         ),
-        parked: Parked::new(Duration::from_millis(config.kube_wait_ms)),
+        parked: Parked::new(
+            Duration::from_millis(config.kube_wait_ms),
+            Duration::from_millis(config.hash_wait_ms),
+        ),
         ready: Vec::new(),
     };
     reader.drain_now(&mut batch);
@@ -208,6 +217,10 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
                 flow.parked.retry(&mut attributor, &mut sinks, &metrics, false);
                 sinks.flush();
             }
+            _ = hash_answered.notified(), if !flow.parked.is_empty() => {
+                flow.parked.retry(&mut attributor, &mut sinks, &metrics, false);
+                sinks.flush();
+            }
             _ = containerd_answered(containerd.as_ref()), if !flow.parked.is_empty() => {
                 flow.parked.retry(&mut attributor, &mut sinks, &metrics, false);
                 sinks.flush();
@@ -232,6 +245,10 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
                     Metrics::set(&metrics.containerd_errors, c.stats.errors.load(Ordering::Relaxed));
                 }
                 Metrics::set(&metrics.process_table, attributor.table.len() as u64);
+                let h = &attributor.hashes().stats;
+                Metrics::set(&metrics.files_hashed, h.hashed.load(Ordering::Relaxed));
+                Metrics::set(&metrics.file_hash_bytes, h.bytes.load(Ordering::Relaxed));
+                Metrics::set(&metrics.files_unreadable, h.unreadable.load(Ordering::Relaxed));
                 Metrics::set(&metrics.connects_waiting, flow.outcomes.len() as u64);
                 let c = flow.outcomes.counts;
                 Metrics::set(&metrics.connect_results_late, c.timed_out);
@@ -379,18 +396,21 @@ impl Flow {
 }
 
 /// Events whose pod metadata (or containerd's answer about their container) had
-/// not arrived yet. Each waits at most `wait`, then goes out with what the
-/// cgroup gave (`identity.status: "partial"` for a pod).
+/// not arrived yet, or whose executed file is being hashed. Each waits at most
+/// `wait` (`hash_wait` for the hash), then goes out with what the cgroup gave
+/// (`identity.status: "partial"` for a pod) and `hash: "pending"`.
 struct Parked {
     queue: std::collections::VecDeque<(Instant, Event)>,
     wait: Duration,
+    hash_wait: Duration,
 }
 
 impl Parked {
-    fn new(wait: Duration) -> Self {
+    fn new(wait: Duration, hash_wait: Duration) -> Self {
         Self {
             queue: std::collections::VecDeque::new(),
             wait,
+            hash_wait,
         }
     }
 
@@ -399,8 +419,14 @@ impl Parked {
     }
 
     fn emit_or_park(&mut self, a: Attributed, sinks: &mut Sinks, m: &Metrics) {
-        if a.waiting_for_metadata && !self.wait.is_zero() {
-            self.queue.push_back((Instant::now() + self.wait, a.event));
+        let wait = match (a.waiting_for_metadata, a.waiting_for_hash) {
+            (true, true) => self.wait.max(self.hash_wait),
+            (true, false) => self.wait,
+            (false, true) => self.hash_wait,
+            (false, false) => Duration::ZERO,
+        };
+        if !wait.is_zero() {
+            self.queue.push_back((Instant::now() + wait, a.event));
         } else {
             emit(sinks, m, &a.event);
         }

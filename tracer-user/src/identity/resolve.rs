@@ -28,7 +28,9 @@ pub struct UnixFacts<'a> {
     pub uid: u32,
     pub user: Option<&'a str>,
     pub gid: u32,
-    pub path: &'a str,
+    /// The executable's path, only when it is known to name the executed
+    /// file on the host (see `attribute::host_path_fact`).
+    pub path: Option<&'a str>,
 }
 
 #[derive(Clone)]
@@ -73,7 +75,7 @@ struct MemoKey {
     uid: u32,
     gid: u32,
     user: Option<Box<str>>,
-    binary: Box<str>,
+    binary: Option<Box<str>>,
     pod: usize,
     /// containerd's answer, by identity like `pod`.
     containerd: usize,
@@ -163,7 +165,7 @@ impl IdentityResolver {
                 uid: Some(unix.uid),
                 user: unix.user,
                 gid: Some(unix.gid),
-                path: Some(unix.path),
+                path: unix.path,
                 ..WorkloadFacts::default()
             };
             return self.finish(
@@ -196,7 +198,7 @@ impl IdentityResolver {
             uid: unix.uid,
             gid: unix.gid,
             user: unix.user.map(Box::from),
-            binary: Box::from(unix.path),
+            binary: unix.path.map(Box::from),
             pod: meta.as_ref().map_or(0, |m| Arc::as_ptr(m) as usize),
             containerd: ctrd.as_ref().map_or(0, |c| Arc::as_ptr(c) as usize),
         };
@@ -304,7 +306,7 @@ impl IdentityResolver {
             uid: Some(unix.uid),
             user: unix.user,
             gid: Some(unix.gid),
-            path: Some(unix.path),
+            path: unix.path,
             unit: w.unit.as_deref().filter(|_| parsed.system_unit),
             user_unit: parsed.user_unit.as_ref().map(|(uid, u)| (*uid, u.as_str())),
             cgroup_path: Some(path),
@@ -403,7 +405,7 @@ mod tests {
             uid: 0,
             user: Some("root"),
             gid: 0,
-            path: "/bin/true",
+            path: Some("/bin/true"),
         };
         let web: Arc<str> = "/shop/web-1".into();
         let first = r.resolve(Some(&web), &unix);
@@ -471,7 +473,7 @@ mod tests {
             uid: 1001,
             user: Some("deploy"),
             gid: 1001,
-            path: "/usr/bin/curl",
+            path: Some("/usr/bin/curl"),
         };
         // Not known yet: partial, and not remembered (the event waits for it).
         let first = r.resolve(Some(&path), &unix);
@@ -490,7 +492,7 @@ mod tests {
         assert_eq!(spiffe(&b), ["spiffe://cluster.local/ns/shop/sa/other-sa"]);
         // Another binary in the same pod is its own key (unix:path selector).
         let other = UnixFacts {
-            path: "/bin/sh",
+            path: Some("/bin/sh"),
             ..unix
         };
         let c = r.resolve(Some(&path), &other);
@@ -526,7 +528,7 @@ mod tests {
             uid: 1000,
             user: Some("mallory"),
             gid: 1000,
-            path: "/bin/true",
+            path: Some("/bin/true"),
         };
         let got = r.resolve(Some(&Arc::from(path)), &unix);
         Outcome {
@@ -692,7 +694,7 @@ mod tests {
             uid: 1000,
             user: Some("alice"),
             gid: 1000,
-            path: "/bin/true",
+            path: Some("/bin/true"),
         };
         let mut ids = |path: &str| {
             let got = r.resolve(Some(&Arc::from(path)), &unix);

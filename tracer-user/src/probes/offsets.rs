@@ -92,6 +92,17 @@ const MEMBERS: &[(&str, &[&str], Setter)] = &[
     ("fs_struct", &["pwd.mnt"], |o, v| o.fs_pwd_mnt = v),
     ("dentry", &["d_inode"], |o, v| o.dentry_inode = v),
     ("inode", &["i_ino"], |o, v| o.inode_ino = v),
+    ("inode", &["i_size"], |o, v| o.inode_size = v),
+    (
+        "inode",
+        &["i_ctime_sec", "__i_ctime.tv_sec", "i_ctime.tv_sec"],
+        |o, v| o.inode_ctime_sec = v,
+    ),
+    (
+        "inode",
+        &["i_ctime_nsec", "__i_ctime.tv_nsec", "i_ctime.tv_nsec"],
+        |o, v| o.inode_ctime_nsec = v,
+    ),
     ("linux_binprm", &["file"], |o, v| o.bprm_file = v),
     ("file", &["f_path.dentry"], |o, v| o.file_path_dentry = v),
     ("file", &["f_path.mnt"], |o, v| o.file_path_mnt = v),

@@ -55,8 +55,8 @@ pub struct ProcSnapshot {
     pub start_brk: u64,
     /// The image's `AT_RANDOM` bytes (see `exec_id`); zeros when unreadable.
     pub at_random: [u8; 16],
-    /// (major, minor, inode) of the executed file, through `/proc/<pid>/exe`.
-    pub file: Option<(u32, u32, u64)>,
+    /// The executed file (device, inode, size, ctime), through `/proc/<pid>/exe`.
+    pub file: Option<crate::filehash::FileVersion>,
     /// `/proc/<pid>/environ`, cut to the loader's variables.
     pub loader_env: Option<std::sync::Arc<crate::event::LoaderEnv>>,
     pub uid: u32,
@@ -146,10 +146,9 @@ fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
         .and_then(|f| f.metadata().map_err(ProcError::from))
         .map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m));
     let at_random = at_random(process, pid);
-    let file = std::fs::metadata(format!("/proc/{pid}/exe")).ok().map(|m| {
-        use std::os::unix::fs::MetadataExt as _;
-        (libc::major(m.dev()), libc::minor(m.dev()), m.ino())
-    });
+    let file = std::fs::metadata(format!("/proc/{pid}/exe"))
+        .ok()
+        .map(|m| crate::filehash::FileVersion::from_metadata(&m));
     let loader_env = read_bytes(process, pid, "environ")
         .ok()
         .and_then(|env| crate::proc::env::loader_env(&env));
@@ -188,6 +187,12 @@ fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
 /// The 16 `AT_RANDOM` bytes: their address from the kernel's copy of the
 /// auxiliary vector, the bytes from the process's memory. Zeros when either is
 /// unreadable (kernel threads, zombies, a ptrace policy that closes /proc/<pid>/mem).
+/// The `AT_RANDOM` bytes of the image `pid` runs now; None when unreadable.
+pub fn image_at_random(pid: u32) -> Option<[u8; 16]> {
+    let process = Process::new(i32::try_from(pid).ok()?).ok()?;
+    Some(at_random(&process, pid)).filter(|r| *r != [0; 16])
+}
+
 fn at_random(process: &Process, pid: u32) -> [u8; 16] {
     use std::os::unix::fs::FileExt as _;
     const AT_RANDOM: u64 = 25;

@@ -13,8 +13,9 @@ use std::{
 use serde_json::value::RawValue;
 
 use crate::{
-    event::{Ancestor, AncestorBase, FileId, ImageSource, LoaderEnv},
+    event::{Ancestor, AncestorBase, ImageSource, LoaderEnv},
     exec_id::ImageLayout,
+    filehash::FileVersion,
     proc::intern::Interner,
 };
 
@@ -27,7 +28,8 @@ pub struct Process {
     /// image; None while only /proc has described it (the first record sets it).
     pub exec_seq: Option<u64>,
     pub image_source: ImageSource,
-    pub file: Option<FileId>,
+    /// The executed file's version (device, inode, size, ctime).
+    pub file: Option<FileVersion>,
     pub loader_env: Option<Arc<LoaderEnv>>,
     pub pid: u32,
     pub ppid: u32,

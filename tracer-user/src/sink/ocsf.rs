@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::event::{
-    Action, Ancestor, ConnectAction, Endpoint, Event, ExecAction, Executor, ExitAction, ForkAction,
-    Host, Login, LossRecord, Outcome, Policy, User, Workload,
+    Action, Ancestor, ConnectAction, Endpoint, Event, ExecAction, Executor, ExitAction, FileId,
+    ForkAction, Host, Login, LossRecord, Outcome, Policy, User, Workload,
 };
 
 pub const OCSF_VERSION: &str = "1.8.0";
@@ -350,7 +350,9 @@ fn process(ev: &Event, binary: &str, argv: &[String], uid: Option<&str>) -> Map<
         m.insert("uid".into(), json!(uid));
     }
     m.insert("name".into(), json!(basename(binary)));
-    m.insert("file".into(), file(binary));
+    // The executor's own image (it has an exec_id): its file's hash applies.
+    let own = uid.and(x.file.as_ref());
+    m.insert("file".into(), file(binary, own));
     m.insert("cmd_line".into(), json!(argv.join(" ")));
     if let Some(cwd) = &x.cwd {
         m.insert("working_directory".into(), json!(cwd));
@@ -393,6 +395,7 @@ fn parent_process(ev: &Event) -> Option<Value> {
 /// The executor's image in short, for the actor or a parent.
 fn executor_process(x: &Executor) -> Value {
     let mut m = small_process(x.pid, &x.exec_id, &x.binary, &x.argv);
+    m.insert("file".into(), file(&x.binary, x.file.as_ref()));
     m.insert("ptid".into(), json!(x.tid));
     if let Some(t) = rfc3339_ms(&x.start_time) {
         m.insert("created_time".into(), json!(t));
@@ -405,7 +408,7 @@ fn small_process(pid: u32, uid: &str, binary: &str, argv: &[String]) -> Map<Stri
     m.insert("pid".into(), json!(pid));
     m.insert("uid".into(), json!(uid));
     m.insert("name".into(), json!(basename(binary)));
-    m.insert("file".into(), file(binary));
+    m.insert("file".into(), file(binary, None));
     m.insert("cmd_line".into(), json!(argv.join(" ")));
     m
 }
@@ -428,9 +431,18 @@ fn ancestor_entity(a: &Ancestor) -> Value {
     entity(a.pid, &a.exec_id, &a.binary, &a.argv, None)
 }
 
-fn file(path: &str) -> Value {
+/// OCSF Fingerprint `algorithm_id` of SHA-256.
+const SHA_256: (u8, &str) = (3, "SHA-256");
+
+/// The file at `path`; with its content's SHA-256 (`hashes`) when `id`, the
+/// executed file as the kernel named it, has one.
+fn file(path: &str, id: Option<&FileId>) -> Value {
     // What exec maps is a regular file; OCSF's "Executable File" is a Windows notion.
-    json!({"name": basename(path), "path": path, "type_id": 1, "type": "Regular File"})
+    let mut f = json!({"name": basename(path), "path": path, "type_id": 1, "type": "Regular File"});
+    if let Some(h) = id.and_then(|id| id.sha256.as_deref()) {
+        f["hashes"] = json!([{"algorithm_id": SHA_256.0, "algorithm": SHA_256.1, "value": h}]);
+    }
+    f
 }
 
 fn basename(path: &str) -> &str {
@@ -1044,6 +1056,46 @@ mod tests {
         assert_eq!(v["class_uid"], class_uid, "{v}");
         assert_eq!(v["activity_id"], activity_id, "{v}");
         assert_eq!(v["type_uid"], class_uid * 100 + activity_id, "{v}");
+    }
+
+    /// The executed file's SHA-256 goes to `process.file.hashes` (Fingerprint,
+    /// algorithm_id 3) of the image that has it, and nowhere when not hashed.
+    #[test]
+    fn executed_file_hash_is_a_fingerprint() {
+        use crate::filehash::{FileVersion, HashState};
+        let sha = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let v = FileVersion {
+            major: 8,
+            minor: 1,
+            ino: 42,
+            size: 3,
+            ctime_sec: 1,
+            ctime_nsec: 0,
+        };
+        let cases = [
+            (HashState::Done(sha.into()), Some(sha)),
+            (HashState::OverBudget, None),
+            (HashState::Pending, None),
+        ];
+        for (state, want) in cases {
+            let mut ev = exec_in_pod();
+            ev.executor.file = Some(FileId::new(v, &state));
+            let o = event_to_ocsf(&ev);
+            let hashes = &o["process"]["file"]["hashes"];
+            match want {
+                Some(h) => assert_eq!(
+                    *hashes,
+                    json!([{"algorithm_id": 3, "algorithm": "SHA-256", "value": h}]),
+                    "{state:?}"
+                ),
+                None => assert!(hashes.is_null(), "{state:?}: {o}"),
+            }
+            // The parent is another image: never its child's hash.
+            assert!(o["process"]["parent_process"]["file"]["hashes"].is_null());
+            let u = &o["unmapped"]["file"];
+            assert_eq!(u["ino"], 42);
+            assert_eq!(u["hash"], json!(state.status()));
+        }
     }
 
     #[test]
