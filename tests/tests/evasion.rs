@@ -216,7 +216,7 @@ fn compat_connect(fd: RawFd, ip: Ipv4Addr, port: u16) -> i64 {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn compat_syscall_failed_exec_is_seen() {
-    let tracer = Tracer::start(&[]);
+    let tracer = Tracer::start(&["--compat-exec-probes"]);
     let mark = tracer_tests::marker("compat-exec");
     let path = format!("/nonexistent/{mark}\0");
     let page = LowPage::new();

@@ -746,41 +746,10 @@ const PT_REGS_CX: usize = 88;
 const PT_REGS_DX: usize = 96;
 const PT_REGS_ORIG_AX: usize = 120;
 
-/// Runs for every syscall on the host: it returns after one compare unless the
-/// number is an i386 exec's (on x86-64, 11 is also the native `munmap`, so the
-/// task's compat bit decides).
-#[raw_tracepoint(tracepoint = "sys_enter")]
-pub fn compat_sys_enter(ctx: RawTracePointContext) -> i32 {
-    let id: i64 = ctx.arg(1);
-    if id != NR_IA32_EXECVE && id != NR_IA32_EXECVEAT {
-        return 0;
-    }
-    let status_off = off!(task_ti_status);
-    if status_off == 0 {
-        return 0;
-    }
-    let task = unsafe { bpf_get_current_task() } as usize;
-    if unsafe { kread::<u32>(task, status_off) } & TS_COMPAT == 0 {
-        return 0;
-    }
-    let regs: usize = ctx.arg(0);
-    let (bx, cx, dx) = unsafe {
-        (
-            kread::<u64>(regs, PT_REGS_BX) & 0xffff_ffff,
-            kread::<u64>(regs, PT_REGS_CX) & 0xffff_ffff,
-            kread::<u64>(regs, PT_REGS_DX) & 0xffff_ffff,
-        )
-    };
-    if id == NR_IA32_EXECVE {
-        exec_enter(bx, cx, FLAG_COMPAT);
-    } else {
-        exec_enter(cx, dx, FLAG_COMPAT | FLAG_EXECVEAT);
-    }
-    0
-}
-
-/// The failed i386 exec's report; every other syscall leaves at the first or
-/// second compare (a result >= 0, or another number).
+/// The failed i386 exec's report, from the syscall's exit alone (one program
+/// on the hot path, not two): the saved user registers still hold the
+/// arguments, and the caller's memory its path and argv. Every other syscall
+/// leaves at the first or second compare (a result >= 0, or another number).
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn compat_sys_exit(ctx: RawTracePointContext) -> i32 {
     let ret: i64 = ctx.arg(1);
@@ -792,24 +761,37 @@ pub fn compat_sys_exit(ctx: RawTracePointContext) -> i32 {
     if nr != NR_IA32_EXECVE && nr != NR_IA32_EXECVEAT {
         return 0;
     }
-    let key = unsafe { bpf_get_current_pid_tgid() };
-    let Some(pending) = (unsafe { PENDING_EXEC.get(&key) }).copied() else {
-        return 0;
-    };
-    // A native munmap (also 11) is not a compat syscall, whatever entry a
-    // successful compat exec left behind.
-    if pending.flags & FLAG_COMPAT == 0 {
-        return 0;
-    }
-    let task = unsafe { bpf_get_current_task() } as usize;
+    // On x86-64, 11 is also the native munmap: only a 32-bit syscall counts.
     let status_off = off!(task_ti_status);
+    let task = unsafe { bpf_get_current_task() } as usize;
     if status_off == 0 || unsafe { kread::<u32>(task, status_off) } & TS_COMPAT == 0 {
         return 0;
     }
-    let _ = PENDING_EXEC.remove(&key);
     if !offsets_ready(&ctx) {
         return 0;
     }
+    let (bx, cx, dx) = unsafe {
+        (
+            kread::<u64>(regs, PT_REGS_BX) & 0xffff_ffff,
+            kread::<u64>(regs, PT_REGS_CX) & 0xffff_ffff,
+            kread::<u64>(regs, PT_REGS_DX) & 0xffff_ffff,
+        )
+    };
+    let pending = if nr == NR_IA32_EXECVE {
+        PendingExec {
+            filename: bx,
+            argv: cx,
+            flags: FLAG_COMPAT,
+            _pad: 0,
+        }
+    } else {
+        PendingExec {
+            filename: cx,
+            argv: dx,
+            flags: FLAG_COMPAT | FLAG_EXECVEAT,
+            _pad: 0,
+        }
+    };
     exec_failed(&ctx, ret, &pending);
     0
 }

@@ -25,8 +25,8 @@ pub struct Config {
     pub lineage_argv_max: usize,
     /// Emit `fork` and `exit` events too.
     pub emit_lifecycle: bool,
-    /// Report failed execs through the 32-bit compat syscall table (probes on
-    /// every syscall's entry and exit).
+    /// Report failed execs through the 32-bit compat syscall table (a probe on
+    /// every syscall's exit).
     pub compat_exec_probes: bool,
     /// Seconds an exited process stays in the table (for its children's lineage).
     pub exit_grace_secs: u64,
@@ -94,7 +94,7 @@ impl Default for Config {
             lineage_depth: 32,
             lineage_argv_max: DEFAULT_LINEAGE_ARGV_MAX,
             emit_lifecycle: false,
-            compat_exec_probes: true,
+            compat_exec_probes: false,
             exit_grace_secs: 30,
             max_processes: 200_000,
             ring_buffer_bytes: 4 * 1024 * 1024,

@@ -67,8 +67,8 @@ impl Workload {
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Variant {
     Tracer,
-    /// Ours without the two compat-exec probes that run on every syscall.
-    TracerNoCompat,
+    /// Ours with the compat-exec probe, which runs on every syscall's exit.
+    TracerCompat,
     Auditd,
     Bpftrace,
 }
@@ -77,7 +77,7 @@ impl Variant {
     fn name(self) -> &'static str {
         match self {
             Variant::Tracer => "tracer",
-            Variant::TracerNoCompat => "tracer --no-compat-exec-probes",
+            Variant::TracerCompat => "tracer --compat-exec-probes",
             Variant::Auditd => "auditd",
             Variant::Bpftrace => "bpftrace",
         }
@@ -195,7 +195,7 @@ pub fn run(root: &Path, o: &Options) -> Result<()> {
         // off only there.
         let mut variants = variants.clone();
         if workload == Workload::Syscall {
-            variants.insert(1, Variant::TracerNoCompat);
+            variants.insert(1, Variant::TracerCompat);
         }
         let mut without = Vec::new();
         let mut with: Vec<Vec<Traced>> = variants.iter().map(|_| Vec::new()).collect();
@@ -656,14 +656,9 @@ fn run_variant(
 ) -> Result<Traced> {
     match v {
         Variant::Tracer => run_traced(tracer, tmp, workload, dur, round, &[]),
-        Variant::TracerNoCompat => run_traced(
-            tracer,
-            tmp,
-            workload,
-            dur,
-            round,
-            &["--no-compat-exec-probes"],
-        ),
+        Variant::TracerCompat => {
+            run_traced(tracer, tmp, workload, dur, round, &["--compat-exec-probes"])
+        }
         Variant::Auditd => run_auditd(tmp, workload, dur, round),
         Variant::Bpftrace => run_bpftrace(tmp, workload, dur, round),
     }
@@ -1138,11 +1133,10 @@ fn benchmarks_md(
          3 events per op (bash's exec, true's exec, bash's connect).\n\
          - **syscall_storm**: workers call `getppid` in a loop, 1,000 per op; no events. It measures \
          what every syscall on the host pays while the tracer is attached: with any syscall tracepoint \
-         in use, every syscall takes the kernel's slow path, and our raw `sys_enter`/`sys_exit` \
-         programs (failed execs through the 32-bit table) run once each. \
-         `tracer --no-compat-exec-probes` is ours without those two programs; the syscall \
-         tracepoints that stay attached are `sys_enter`/`sys_exit` of `execve`, `execveat` (failed \
-         execs) and `connect` (synchronous connect results).\n\
+         in use, every syscall takes the kernel's slow path. Attached by default: `sys_enter`/`sys_exit` \
+         of `execve`, `execveat` (failed execs) and `connect` (synchronous connect results); \
+         `tracer --compat-exec-probes` adds a raw `sys_exit` program (failed execs through the \
+         32-bit table) that runs on every syscall.\n\
          - ratio: median over rounds of (ops/s with) / (ops/s without); ops/s columns are medians.\n\
          - expected/emitted/lost/loss records: summed over rounds, for our tracer (peers' output is not counted).\n\
          - cpu: the tracer process's utime+stime from ready to the end of the workload (start-up, \

@@ -221,11 +221,6 @@ const PROGRAMS: &[(&str, Hook, Need)] = &[
         Need::Optional(CGROUP_NAMES),
     ),
     (
-        "compat_sys_enter",
-        Hook::RawTp("sys_enter"),
-        Need::Optional(FAILED_COMPAT_EXEC),
-    ),
-    (
         "compat_sys_exit",
         Hook::RawTp("sys_exit"),
         Need::Optional(FAILED_COMPAT_EXEC),
@@ -312,9 +307,9 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<(Probes, RingBuf<MapData>), ProbeE
     let mut stats = Vec::with_capacity(PROGRAMS.len());
     let mut degraded = Vec::new();
     for (name, hook, need) in PROGRAMS {
-        if let ("compat_sys_enter" | "compat_sys_exit", Need::Optional(lost)) = (*name, need) {
+        if let ("compat_sys_exit", Need::Optional(lost)) = (*name, need) {
             let why = if !opts.compat_exec {
-                Some("turned off (--no-compat-exec-probes)")
+                Some("off: --compat-exec-probes turns it on (it runs on every syscall's exit)")
             } else if opts.offsets.task_ti_status == 0 {
                 Some("the kernel has no thread_info.status (not x86)")
             } else {
