@@ -382,6 +382,11 @@ impl Flow {
                 self.parked.emit_or_park(a, sinks, m);
             }
         }
+        // What resolved meanwhile (a hash, a pod) goes out now, in order, with
+        // whatever queued behind it.
+        if !self.parked.is_empty() {
+            self.parked.retry(attributor, sinks, m, false);
+        }
     }
 
     /// Time-based progress: connects past their wait, parked events resolved
@@ -425,7 +430,9 @@ impl Parked {
             (false, true) => self.hash_wait,
             (false, false) => Duration::ZERO,
         };
-        if !wait.is_zero() {
+        // Behind anything already waiting, even when this one need not: events
+        // leave in the order they came (the queue is retried once per batch).
+        if !wait.is_zero() || !self.queue.is_empty() {
             self.queue.push_back((Instant::now() + wait, a.event));
         } else {
             emit(sinks, m, &a.event);
