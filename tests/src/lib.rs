@@ -231,8 +231,16 @@ impl Drop for Tracer {
 
 /// The argv of an event's action, as strings.
 pub fn argv(v: &Value) -> Vec<String> {
-    v["action"]["argv"]
-        .as_array()
+    strings(&v["action"]["argv"])
+}
+
+/// The executor's argv (what any event, not only an exec, carries).
+pub fn executor_argv(v: &Value) -> Vec<String> {
+    strings(&v["executor"]["argv"])
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
         .map(|a| {
             a.iter()
                 .map(|s| s.as_str().unwrap_or_default().to_owned())

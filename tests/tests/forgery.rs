@@ -19,7 +19,7 @@ use std::{
 
 use serde_json::Value;
 use tracer_tests::{
-    LoopbackListener, TestCgroup, TestUser, Tracer, argv, is_exec,
+    LoopbackListener, TestCgroup, TestUser, Tracer, argv, executor_argv, is_exec,
     kubeapi::{FakeApi, pod_json},
     marker, scratch_dir, test_container_id, test_uuid,
 };
@@ -100,11 +100,7 @@ impl Scene {
     fn events(&self, tracer: &Tracer, mark: &str) -> (Value, Value) {
         let got = tracer.wait_for(2, |e| {
             (is_exec(e) && argv(e) == ["/bin/true", mark])
-                || (e["kind"] == "connect"
-                    && e["executor"]["argv"].as_array().is_some_and(|a| {
-                        a.iter()
-                            .any(|s| s.as_str().is_some_and(|s| s.ends_with(mark)))
-                    }))
+                || (e["kind"] == "connect" && executor_argv(e).iter().any(|a| a.ends_with(mark)))
         });
         let exec = got.iter().find(|e| is_exec(e)).cloned().expect("exec");
         let connect = got
@@ -155,6 +151,11 @@ impl Scene {
         assert_eq!(claim["container_id"], self.victim.cid.as_str(), "{e:#}");
     }
 
+    /// Enter `cg` and run [`Self::script`] there.
+    fn run_in(&self, cg: &TestCgroup, mark: &str) {
+        run_sh(&format!("{}{}", cg.enter(), self.script(mark)));
+    }
+
     /// `/bin/true <mark>` then `curl http://127.0.0.1:<port>/<mark>` from `cgroup`.
     fn script(&self, mark: &str) -> String {
         format!(
@@ -162,6 +163,12 @@ impl Scene {
             self.listener.port
         )
     }
+}
+
+/// `sh -c script`, which must succeed.
+fn run_sh(script: &str) {
+    let st = Command::new("sh").args(["-c", script]).status().unwrap();
+    assert!(st.success(), "{script}");
 }
 
 impl Drop for Scene {
@@ -196,8 +203,7 @@ fn attack_as(user: &TestUser, outer: &TestCgroup, inner: &str, script: &str) {
         gid = user.gid,
         dir = inner_abs.display(),
     );
-    let st = Command::new("sh").args(["-c", &sh]).status().unwrap();
-    assert!(st.success(), "{sh}");
+    run_sh(&sh);
 }
 
 /// Root (of a container, say) makes `inner` below `outer`, moves there and runs `script`.
@@ -207,8 +213,7 @@ fn attack_as_root(outer: &TestCgroup, inner: &str, script: &str) {
         "mkdir -p {dir} && echo $$ > {dir}/cgroup.procs && {script}",
         dir = inner_abs.display()
     );
-    let st = Command::new("sh").args(["-c", &sh]).status().unwrap();
-    assert!(st.success(), "{sh}");
+    run_sh(&sh);
 }
 
 /// On drop (also when the test fails), every cgroup the attack made below a
@@ -259,14 +264,7 @@ fn control_real_kubepods_path_resolves_to_the_pod() {
     let tracer = s.tracer("", &[]);
     let cg = TestCgroup::new(&systemd_pod_path(&s.victim.uid, &s.victim.cid));
     let mark = marker("control");
-    let sh = format!("{}{}", cg.enter(), s.script(&mark));
-    assert!(
-        Command::new("sh")
-            .args(["-c", &sh])
-            .status()
-            .unwrap()
-            .success()
-    );
+    s.run_in(&cg, &mark);
     let (exec, connect) = s.events(&tracer, &mark);
     for e in [&exec, &connect] {
         let w = &e["executor"]["workload"];
@@ -408,14 +406,7 @@ fn right_container_id_with_wrong_pod_uid_does_not_resolve() {
     let cg_other = TestCgroup::new(&systemd_pod_path(&other_uid, &s.victim.cid));
     for (cg, pod_uid) in [(&cg_unknown, &unknown_uid), (&cg_other, &other_uid)] {
         let mark = marker("wronguid");
-        let sh = format!("{}{}", cg.enter(), s.script(&mark));
-        assert!(
-            Command::new("sh")
-                .args(["-c", &sh])
-                .status()
-                .unwrap()
-                .success()
-        );
+        s.run_in(cg, &mark);
         let (exec, connect) = s.events(&tracer, &mark);
         for e in [&exec, &connect] {
             s.assert_not_victim(e);
@@ -438,14 +429,7 @@ fn container_id_alone_does_not_resolve_a_pod() {
     let tracer = s.tracer("", &[]);
     let cg = TestCgroup::new(&format!("docker/{}", s.victim.cid));
     let mark = marker("bareid");
-    let sh = format!("{}{}", cg.enter(), s.script(&mark));
-    assert!(
-        Command::new("sh")
-            .args(["-c", &sh])
-            .status()
-            .unwrap()
-            .success()
-    );
+    s.run_in(&cg, &mark);
     let (exec, connect) = s.events(&tracer, &mark);
     for e in [&exec, &connect] {
         s.assert_not_victim(e);
@@ -483,14 +467,7 @@ fn user_manager_units_are_not_system_units() {
     );
     let system = TestCgroup::new(&format!("system.slice/{unit}"));
     let mark_sys = marker("sysunit");
-    let sh = format!("{}{}", system.enter(), s.script(&mark_sys));
-    assert!(
-        Command::new("sh")
-            .args(["-c", &sh])
-            .status()
-            .unwrap()
-            .success()
-    );
+    s.run_in(&system, &mark_sys);
 
     let (exec, connect) = s.events(&tracer, &mark_user);
     for e in [&exec, &connect] {
@@ -542,14 +519,7 @@ fn configured_kubepods_root_is_trusted_and_nothing_else() {
         s.victim.cid
     ));
     let mark = marker("kind");
-    let sh = format!("{}{}", cg.enter(), s.script(&mark));
-    assert!(
-        Command::new("sh")
-            .args(["-c", &sh])
-            .status()
-            .unwrap()
-            .success()
-    );
+    s.run_in(&cg, &mark);
     let (exec, connect) = s.events(&plain, &mark);
     for e in [&exec, &connect] {
         s.assert_not_victim(e);

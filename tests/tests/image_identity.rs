@@ -14,19 +14,7 @@ use std::{
 };
 
 use serde_json::Value;
-use tracer_tests::{LoopbackListener, Tracer, argv, is_exec, marker, scratch_dir};
-
-/// The executor's argv (what any event, not only an exec, carries).
-fn xargv(e: &Value) -> Vec<String> {
-    e["executor"]["argv"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|s| s.as_str().unwrap_or_default().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use tracer_tests::{LoopbackListener, Tracer, argv, executor_argv, is_exec, marker, scratch_dir};
 
 /// Whether `path` is on an overlay file system.
 fn on_overlayfs(path: &str) -> bool {
@@ -93,7 +81,7 @@ fn reexec_without_address_randomisation_is_a_new_image() {
     );
     assert_eq!(connect["executor"]["exec_id"], b["executor"]["exec_id"]);
     assert_eq!(
-        xargv(connect).get(2).map(String::as_str),
+        executor_argv(connect).get(2).map(String::as_str),
         Some("BBBB"),
         "{connect:#}"
     );
@@ -207,11 +195,15 @@ fn argv_from_proc_is_marked_as_such() {
     };
     let b = of(before.id());
     assert_eq!(b["executor"]["image_source"], "proc", "{b:#}");
-    assert_eq!(xargv(b), [format!("/usr/sbin/sshd -D {mark}")], "{b:#}");
+    assert_eq!(
+        executor_argv(b),
+        [format!("/usr/sbin/sshd -D {mark}")],
+        "{b:#}"
+    );
     let a = of(after.id());
     assert_eq!(a["executor"]["image_source"], "exec", "{a:#}");
     assert_eq!(
-        xargv(a).first().map(String::as_str),
+        executor_argv(a).first().map(String::as_str),
         Some("/usr/bin/perl"),
         "{a:#}"
     );
