@@ -405,7 +405,9 @@ impl Flow {
 /// `wait` (`hash_wait` for the hash), then goes out with what the cgroup gave
 /// (`identity.status: "partial"` for a pod) and `hash: "pending"`.
 struct Parked {
-    queue: std::collections::VecDeque<(Instant, Event)>,
+    /// (deadline, event, whether it waits for something itself rather than
+    /// only queueing behind one that does).
+    queue: std::collections::VecDeque<(Instant, Event, bool)>,
     wait: Duration,
     hash_wait: Duration,
 }
@@ -433,7 +435,8 @@ impl Parked {
         // Behind anything already waiting, even when this one need not: events
         // leave in the order they came (the queue is retried once per batch).
         if !wait.is_zero() || !self.queue.is_empty() {
-            self.queue.push_back((Instant::now() + wait, a.event));
+            self.queue
+                .push_back((Instant::now() + wait, a.event, !wait.is_zero()));
         } else {
             emit(sinks, m, &a.event);
         }
@@ -443,12 +446,13 @@ impl Parked {
     fn retry(&mut self, attributor: &mut Attributor, sinks: &mut Sinks, m: &Metrics, all: bool) {
         let now = Instant::now();
         let mut keep = std::collections::VecDeque::with_capacity(self.queue.len());
-        while let Some((deadline, mut ev)) = self.queue.pop_front() {
-            let done = attributor.reresolve(&mut ev);
+        while let Some((deadline, mut ev, waiting)) = self.queue.pop_front() {
+            // Only what waits for something is resolved again.
+            let done = !waiting || attributor.reresolve(&mut ev);
             if done || all || now >= deadline {
                 emit(sinks, m, &ev);
             } else {
-                keep.push_back((deadline, ev));
+                keep.push_back((deadline, ev, waiting));
             }
         }
         self.queue = keep;
