@@ -188,6 +188,25 @@ impl Tracer {
         }
     }
 
+    /// The tracer's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// The tracer's resident memory now and at its peak, in KiB (VmRSS, VmHWM).
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("tracer's /proc status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {status}"))
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
     /// Let events that are in flight land (for asserting that something did not happen twice).
     pub fn settle(&self) {
         std::thread::sleep(Duration::from_millis(500));

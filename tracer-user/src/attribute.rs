@@ -81,6 +81,7 @@ struct CgroupV1 {
 struct ImageFacts {
     binary: Arc<str>,
     argv: Arc<[String]>,
+    argv_truncated: bool,
     cwd: (Option<Arc<str>>, u64),
     at_random: [u8; 16],
     source: ImageSource,
@@ -95,6 +96,7 @@ impl ImageFacts {
         ImageFacts {
             binary,
             argv,
+            argv_truncated: false,
             cwd: (None, 0),
             at_random: [0; 16],
             source: ImageSource::Comm,
@@ -109,6 +111,7 @@ impl ImageFacts {
         ImageFacts {
             binary: parent.binary.clone(),
             argv: parent.argv.clone(),
+            argv_truncated: parent.argv_truncated,
             cwd: (parent.cwd.clone(), parent.cwd_ino),
             at_random: parent.layout.at_random,
             source: parent.image_source,
@@ -208,6 +211,7 @@ impl Attributor {
 
     fn process_from_snapshot(&self, s: &ProcSnapshot) -> Process {
         let argv: Arc<[String]> = s.argv.iter().map(|a| escape(a)).collect();
+        let argv_truncated = s.argv_truncated;
         let binary: Arc<str> = match (&s.exe, s.argv.first()) {
             (Some(exe), _) => escape(exe).into(),
             (None, Some(a0)) if !a0.is_empty() => escape(a0).into(),
@@ -231,6 +235,7 @@ impl Attributor {
             start_ticks: s.start_ticks,
             binary,
             argv,
+            argv_truncated,
             cwd: s.cwd.as_deref().map(|c| escape(c).into()),
             cwd_ino: s.cwd_ino,
             cgroup_id: s
@@ -258,6 +263,7 @@ impl Attributor {
         let ImageFacts {
             binary,
             argv,
+            argv_truncated,
             cwd: (cwd, cwd_ino),
             at_random,
             source,
@@ -283,6 +289,7 @@ impl Attributor {
             start_ticks,
             binary,
             argv,
+            argv_truncated,
             cwd,
             cwd_ino,
             cgroup_id: task.cgroup_id,
@@ -415,6 +422,7 @@ impl Attributor {
             ppid: task.ptgid,
             binary: p.binary.clone(),
             argv: p.argv.clone(),
+            argv_truncated: p.argv_truncated,
             image_source: p.image_source,
             file,
             loader_env: p.loader_env.clone(),
@@ -703,9 +711,11 @@ impl Attributor {
         }
         let binary: Arc<str> = binary.into();
         let cwd_ino = if cwd.is_some() { key.2 } else { 0 };
+        let argv_truncated = e.rec.flags & FLAG_ARGV_TRUNCATED != 0;
         let facts = ImageFacts {
             binary: binary.clone(),
             argv: argv.clone(),
+            argv_truncated,
             cwd: (cwd, cwd_ino),
             at_random: e.rec.at_random,
             source: ImageSource::Exec,

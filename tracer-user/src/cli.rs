@@ -91,9 +91,18 @@ pub struct RunArgs {
     /// Seconds an exited process stays known, for its children's lineage.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub exit_grace: u64,
-    /// Bound on the process table (exited entries are dropped first past it).
+    /// Bound on the process table's entries. Past it (or past the table's share
+    /// of --memory-limit) exited entries go first, then the running processes
+    /// added longest ago (read back from /proc when they act again); counted.
     #[arg(long, default_value_t = 200_000, value_name = "N")]
     pub max_processes: usize,
+    /// Memory the tracer's growing structures may use together (process table,
+    /// pod cache, tail queues, events waiting for metadata, caches), e.g.
+    /// 192MiB or 1G. Each gets a fixed share; what a share cannot hold is
+    /// dropped or cut, counted in loss records and metrics, and flagged on the
+    /// events it touches. The default fits the DaemonSet's 256 MiB limit.
+    #[arg(long, default_value = "192MiB", value_parser = memory_limit, value_name = "SIZE")]
+    pub memory_limit: u64,
     /// Kernel ring buffer size in bytes (a power of two). Its pages are mapped
     /// into the tracer (twice, for wrap-around) and count in its RSS.
     #[arg(long, default_value_t = 4 * 1024 * 1024, value_name = "BYTES")]
@@ -205,6 +214,7 @@ impl RunArgs {
             compat_exec_probes: self.compat_exec_probes,
             exit_grace_secs: self.exit_grace,
             max_processes: self.max_processes,
+            memory_limit: self.memory_limit,
             ring_buffer_bytes: self.ring_buffer_size,
             ring_poll_ms: self.ring_poll_interval.max(1),
             host_root: self.host_root.clone(),
@@ -362,6 +372,10 @@ pub fn config_text_args(text: &str, path: &std::path::Path) -> Result<Vec<OsStri
         }
     }
     Ok(out)
+}
+
+fn memory_limit(s: &str) -> Result<u64, crate::budget::BudgetError> {
+    crate::budget::parse_size(s)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -32,6 +32,11 @@ pub struct Config {
     pub exit_grace_secs: u64,
     /// Bound on table entries; exited ones go first past it.
     pub max_processes: usize,
+    /// Bytes the tracer's growing structures may hold together, split into
+    /// fixed shares ([`crate::budget`]). What a bound drops or cuts is flagged
+    /// on the event, so it stays out of the digest.
+    #[serde(skip)]
+    pub memory_limit: u64,
     /// Kernel ring buffer size in bytes (power of two, multiple of the page size).
     pub ring_buffer_bytes: u32,
     /// How often the ring is drained when the probes have not woken us.
@@ -97,6 +102,7 @@ impl Default for Config {
             compat_exec_probes: false,
             exit_grace_secs: 30,
             max_processes: 200_000,
+            memory_limit: crate::budget::DEFAULT_MEMORY_LIMIT,
             ring_buffer_bytes: 4 * 1024 * 1024,
             ring_poll_ms: 10,
             host_root: PathBuf::from("/"),
@@ -133,6 +139,8 @@ pub enum ConfigError {
     KubepodsRoot(String),
     #[error("--hash-budget must be a number of MiB per second, at least 0, got {0}")]
     HashBudget(f64),
+    #[error(transparent)]
+    Budget(#[from] crate::budget::BudgetError),
 }
 
 impl Config {
@@ -149,7 +157,13 @@ impl Config {
         if !self.hash_budget_mib.is_finite() || self.hash_budget_mib < 0.0 {
             return Err(ConfigError::HashBudget(self.hash_budget_mib));
         }
+        self.budget()?;
         Ok(())
+    }
+
+    /// The byte cap of each growing structure.
+    pub fn budget(&self) -> Result<crate::budget::Budget, crate::budget::BudgetError> {
+        crate::budget::Budget::split(self.memory_limit, u64::from(self.ring_buffer_bytes))
     }
 
     /// `sha256:<hex>` over the canonical JSON of the settings that shape events.

@@ -42,7 +42,41 @@ pub enum Kind {
     Exit,
 }
 
+fn argv_bytes(argv: &[String]) -> usize {
+    argv.iter().map(|a| a.len() + 40).sum()
+}
+
 impl Event {
+    /// Heap bytes this event holds, roughly and from above: what an event
+    /// waiting in a queue costs against the budget. Values shared with the
+    /// process table or the identity memo are counted as if owned.
+    pub fn approx_bytes(&self) -> usize {
+        const FIXED: usize = 2048;
+        let e = &self.executor;
+        let mut n =
+            FIXED + e.binary.len() + argv_bytes(&e.argv) + e.cwd.as_ref().map_or(0, |c| c.len());
+        n += e.loader_env.as_ref().map_or(0, |env| {
+            env.iter().map(|(k, v)| k.len() + v.len() + 80).sum()
+        });
+        n += e.cgroup.path.as_ref().map_or(0, |p| p.len());
+        if let Some(pod) = &e.workload.pod {
+            n += pod
+                .labels
+                .as_ref()
+                .map_or(0, |l| l.iter().map(|(k, v)| k.len() + v.len() + 80).sum());
+        }
+        for a in &self.lineage {
+            n += 256 + a.binary.len() + argv_bytes(&a.argv);
+            n += a.json.as_ref().map_or(0, |j| j.get().len());
+        }
+        if let Action::Exec(x) = &self.action
+            && !Arc::ptr_eq(&x.argv, &e.argv)
+        {
+            n += x.binary.len() + argv_bytes(&x.argv);
+        }
+        n
+    }
+
     /// When the action happened, Unix ns: the number the event id starts with.
     pub fn unix_ns(&self) -> i128 {
         self.event_id
@@ -72,6 +106,11 @@ pub struct Executor {
     pub ppid: u32,
     pub binary: Arc<str>,
     pub argv: Arc<[String]>,
+    /// `argv` is cut: the kernel's capture bound, the /proc read bound, or the
+    /// process table's bound on what it keeps for an image's later events (its
+    /// exec event has all the kernel captured).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub argv_truncated: bool,
     /// Where `binary`, `argv` and `loader_env` came from: `exec` (the kernel, at
     /// the exec), `proc` (read from /proc later: the image predates the tracer or
     /// its exec record was lost; a process can rewrite its own cmdline and
@@ -421,7 +460,49 @@ pub struct LossRecord {
     pub kind: &'static str,
     pub host: Arc<Host>,
     pub lost: LossCounts,
+    /// What was dropped or cut to stay within `--memory-limit` in the interval;
+    /// absent when nothing was.
+    #[serde(skip_serializing_if = "BudgetCounts::is_zero")]
+    pub budget: BudgetCounts,
     pub policy: Arc<Policy>,
+}
+
+/// Drops and cuts made to stay within the memory budget. No event is lost by
+/// them: each names what became less complete.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BudgetCounts {
+    /// Running processes dropped from the process table: their next event is
+    /// described from /proc (`image_source: "proc"`), or by name only.
+    pub processes_evicted: u64,
+    /// Exited processes dropped before their grace ended: a child's lineage
+    /// may stop short of them.
+    pub exited_evicted_early: u64,
+    /// Images whose argv the table keeps cut (`executor.argv_truncated`).
+    pub argv_cut: u64,
+    /// Events sent before their wait ended (for a pod, a hash or a connect
+    /// result) because too many bytes were waiting; each says what it lacks
+    /// (`identity.status`, `hash: "pending"`, outcome `in_progress`/`unknown`).
+    pub released_early: u64,
+}
+
+impl BudgetCounts {
+    pub fn is_zero(&self) -> bool {
+        *self == BudgetCounts::default()
+    }
+
+    /// What grew since `prev`.
+    pub fn since(&self, prev: &BudgetCounts) -> BudgetCounts {
+        BudgetCounts {
+            processes_evicted: self
+                .processes_evicted
+                .saturating_sub(prev.processes_evicted),
+            exited_evicted_early: self
+                .exited_evicted_early
+                .saturating_sub(prev.exited_evicted_early),
+            argv_cut: self.argv_cut.saturating_sub(prev.argv_cut),
+            released_early: self.released_early.saturating_sub(prev.released_early),
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -554,6 +635,7 @@ pub(crate) fn sample_executor() -> Executor {
         ppid: 1,
         binary: "/bin/true".into(),
         argv: argv.clone(),
+        argv_truncated: false,
         image_source: ImageSource::Exec,
         file: Some(FileId::new(
             crate::filehash::FileVersion {

@@ -9,6 +9,7 @@
 //! `cli` wires the stages together for `tracer run`; `main.rs` only calls it.
 pub mod attribute;
 pub mod btf;
+pub mod budget;
 pub mod chain;
 pub mod cli;
 pub mod config;

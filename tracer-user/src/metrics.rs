@@ -31,6 +31,12 @@ pub struct CauseLabel {
     pub cause: String,
 }
 
+/// A structure with a share of `--memory-limit`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StructureLabel {
+    pub structure: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabel {
     pub status: String,
@@ -72,6 +78,11 @@ pub struct Metrics {
     pub connects_waiting: Gauge,
     pub connect_results_late: Gauge,
     pub connect_results_overflow: Gauge,
+    /// Each structure's share of `--memory-limit`, and what it holds now.
+    pub memory_budget: Family<StructureLabel, Gauge>,
+    pub memory_used: Family<StructureLabel, Gauge>,
+    /// What was dropped or cut to stay within the budget, by cause.
+    pub budget_drops: Family<CauseLabel, Counter>,
     /// Seconds from the action (kernel timestamp) to its line being written.
     pub latency: Histogram,
     pub ready: AtomicBool,
@@ -104,6 +115,9 @@ impl Metrics {
             connects_waiting: Gauge::default(),
             connect_results_late: Gauge::default(),
             connect_results_overflow: Gauge::default(),
+            memory_budget: Family::default(),
+            memory_used: Family::default(),
+            budget_drops: Family::default(),
             latency: Histogram::new(LATENCY_BUCKETS.iter().copied()),
             ready: AtomicBool::new(false),
             degraded: std::sync::OnceLock::new(),
@@ -210,6 +224,21 @@ impl Metrics {
             "connect_results_overflow",
             "Connect events that went out before their result because too many were waiting",
             m.connect_results_overflow.clone(),
+        );
+        registry.register(
+            "memory_budget_bytes",
+            "Share of --memory-limit of each growing structure",
+            m.memory_budget.clone(),
+        );
+        registry.register(
+            "memory_used_bytes",
+            "Bytes each growing structure holds, as accounted against its share",
+            m.memory_used.clone(),
+        );
+        registry.register(
+            "memory_budget_drops",
+            "Entries dropped or cut to stay within --memory-limit, by cause",
+            m.budget_drops.clone(),
         );
         Arc::new(Metrics { registry, ..m })
     }

@@ -22,6 +22,8 @@ use crate::{
 struct Waiting {
     seq: u64,
     tcp: bool,
+    /// What it costs against `max_bytes` ([`crate::event::Event::approx_bytes`]).
+    bytes: usize,
     attributed: Attributed,
 }
 
@@ -30,7 +32,7 @@ struct Waiting {
 pub struct OutcomeCounts {
     /// Went out after the wait without a final result.
     pub timed_out: u64,
-    /// Went out early because too many were waiting.
+    /// Went out early because too many (or too many bytes) were waiting.
     pub overflowed: u64,
 }
 
@@ -41,17 +43,22 @@ pub struct Outcomes {
     deadlines: VecDeque<(Instant, u64, u64)>,
     wait: Duration,
     max: usize,
+    max_bytes: usize,
+    bytes: usize,
     seq: u64,
     pub counts: OutcomeCounts,
 }
 
 impl Outcomes {
-    pub fn new(wait: Duration, max: usize) -> Self {
+    /// At most `max` events and `max_bytes` wait at once.
+    pub fn new(wait: Duration, max: usize, max_bytes: usize) -> Self {
         Self {
             waiting: HashMap::new(),
             deadlines: VecDeque::new(),
             wait,
             max: max.max(1),
+            max_bytes,
+            bytes: 0,
             seq: 0,
             counts: OutcomeCounts::default(),
         }
@@ -63,6 +70,17 @@ impl Outcomes {
 
     pub fn len(&self) -> usize {
         self.waiting.len()
+    }
+
+    /// Bytes the waiting events hold, as accounted.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn take(&mut self, cookie: u64) -> Option<Waiting> {
+        let w = self.waiting.remove(&cookie)?;
+        self.bytes = self.bytes.saturating_sub(w.bytes);
+        Some(w)
     }
 
     /// Route an attributed event: a connect whose result may still come waits;
@@ -80,15 +98,18 @@ impl Outcomes {
         let cookie = c.socket_cookie;
         let tcp = c.protocol == "tcp";
         // A socket connected again (UDP may re-connect): the earlier one is done.
-        if let Some(old) = self.waiting.remove(&cookie) {
+        if let Some(old) = self.take(cookie) {
             out.push(finish(old));
         }
-        while self.waiting.len() >= self.max {
+        let bytes = a.event.approx_bytes();
+        while !self.waiting.is_empty()
+            && (self.waiting.len() >= self.max || self.bytes + bytes > self.max_bytes)
+        {
             let Some((_, cookie, seq)) = self.deadlines.pop_front() else {
                 break;
             };
             if self.waiting.get(&cookie).is_some_and(|w| w.seq == seq)
-                && let Some(w) = self.waiting.remove(&cookie)
+                && let Some(w) = self.take(cookie)
             {
                 self.counts.overflowed += 1;
                 out.push(finish(w));
@@ -102,19 +123,22 @@ impl Outcomes {
             Waiting {
                 seq: self.seq,
                 tcp,
+                bytes,
                 attributed: a,
             },
         );
+        self.bytes += bytes;
     }
 
     /// A result arrived: its connect goes out with it. Results of connects not
     /// waiting here (begun before the tracer attached, or already out) are dropped.
     pub fn result(&mut self, r: &ConnectResultRecord) -> Option<Attributed> {
-        let mut w = self.waiting.remove(&r.cookie)?;
+        let mut w = self.take(r.cookie)?;
         if let Action::Connect(c) = &mut w.attributed.event.action {
             apply_result(c, r);
             if c.outcome == Outcome::InProgress {
                 // Only a syscall says so; the socket's answer may still come.
+                self.bytes += w.bytes;
                 self.waiting.insert(r.cookie, w);
                 return None;
             }
@@ -130,7 +154,7 @@ impl Outcomes {
             }
             self.deadlines.pop_front();
             if self.waiting.get(&cookie).is_some_and(|w| w.seq == seq)
-                && let Some(w) = self.waiting.remove(&cookie)
+                && let Some(w) = self.take(cookie)
             {
                 self.counts.timed_out += 1;
                 out.push(finish(w));
@@ -220,7 +244,7 @@ mod tests {
     fn results_join_their_connect_and_the_rest_waits_bounded() {
         let t0 = Instant::now();
         let wait = Duration::from_millis(100);
-        let mut o = Outcomes::new(wait, 3);
+        let mut o = Outcomes::new(wait, 3, usize::MAX);
         let mut out = Vec::new();
 
         // Not a connect, or a send: straight through.
@@ -283,11 +307,28 @@ mod tests {
         o.expire(t0, true, &mut out);
         assert_eq!(out.len(), 3);
         assert!(o.is_empty());
+        assert_eq!(o.bytes(), 0);
+    }
+
+    #[test]
+    fn bounded_in_bytes_too() {
+        let one = connect(1, "tcp", "connect").event.approx_bytes();
+        let mut o = Outcomes::new(Duration::from_secs(5), 100, 2 * one + one / 2);
+        let mut out = Vec::new();
+        let t0 = Instant::now();
+        for cookie in 1..=3 {
+            o.admit(connect(cookie, "tcp", "connect"), t0, &mut out);
+        }
+        assert_eq!((o.len(), out.len(), o.counts.overflowed), (2, 1, 1));
+        assert!(o.bytes() <= 2 * one + one / 2);
+        // Answered: its bytes are given back.
+        assert!(o.result(&result(2, 0, RESULT_FROM_STATE)).is_some());
+        assert_eq!(o.bytes(), one);
     }
 
     #[test]
     fn no_wait_means_no_waiting() {
-        let mut o = Outcomes::new(Duration::ZERO, 8);
+        let mut o = Outcomes::new(Duration::ZERO, 8, usize::MAX);
         let mut out = Vec::new();
         o.admit(connect(1, "tcp", "connect"), Instant::now(), &mut out);
         assert_eq!(out.len(), 1);

@@ -16,7 +16,7 @@ use crate::{
     btf::Btf,
     config::Config,
     decode::Record,
-    event::{Event, Host, LossRecord, Policy, event_id, now_unix_ns, rfc3339_nanos},
+    event::{BudgetCounts, Event, Host, LossRecord, Policy, event_id, now_unix_ns, rfc3339_nanos},
     filehash::FileHasher,
     host::{self, HostInfo},
     identity::{
@@ -28,7 +28,7 @@ use crate::{
         users::UserDb,
     },
     loss::LossTracker,
-    metrics::{self, CauseLabel, KindLabel, Metrics, SinkLabel, StatusLabel},
+    metrics::{self, CauseLabel, KindLabel, Metrics, SinkLabel, StatusLabel, StructureLabel},
     outcome::Outcomes,
     probes::{self, LoadOptions, Probes, preflight},
     proc::{scan, table::ProcessTable},
@@ -52,6 +52,7 @@ fn emit(sinks: &mut Sinks, m: &Metrics, ev: &Event) {
 }
 
 pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result<()> {
+    let budget = config.budget()?;
     let caps = preflight::check_caps()?;
     preflight::check_btf(&config.btf_path)?;
     preflight::check_kernel()?;
@@ -120,23 +121,26 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         Duration::from_secs(config.exit_grace_secs),
         config.max_processes,
     )
-    .with_ancestor_argv_max(config.lineage_argv_max);
+    .with_ancestor_argv_max(config.lineage_argv_max)
+    .with_max_bytes(budget.process_table);
     let pods = match &config.node_name {
-        Some(node) => {
-            let index = PodIndex::new(Duration::from_secs(config.pod_grace_secs));
-            match kube::client().await {
-                Ok(client) => {
-                    tracing::info!(node = %node, "watching this node's pods for workload metadata");
-                    tokio::spawn(index.clone().run(client, node.clone()));
-                }
-                // No usable client configuration: events carry what the cgroup gives.
-                Err(e) => tracing::warn!(
+        Some(node) => match kube::client().await {
+            Ok(client) => {
+                let index = PodIndex::new(Duration::from_secs(config.pod_grace_secs));
+                tracing::info!(node = %node, "watching this node's pods for workload metadata");
+                tokio::spawn(index.clone().run(client, node.clone()));
+                Some(index)
+            }
+            // No usable client configuration: events carry what the cgroup
+            // gives, without waiting for metadata that cannot come.
+            Err(e) => {
+                tracing::warn!(
                     error = %e,
                     "no Kubernetes client configuration; pod metadata disabled"
-                ),
+                );
+                None
             }
-            Some(index)
-        }
+        },
         None => None,
     };
     let containerd = config.containerd_socket.as_deref().and_then(|socket| {
@@ -178,10 +182,12 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         outcomes: Outcomes::new(
             Duration::from_millis(config.connect_wait_ms),
             CONNECTS_WAITING_MAX,
+            budget.waiting_events / 2,
         ),
         parked: Parked::new(
             Duration::from_millis(config.kube_wait_ms),
             Duration::from_millis(config.hash_wait_ms),
+            budget.waiting_events / 2,
         ),
         ready: Vec::new(),
     };
@@ -204,7 +210,24 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         policy: policy_arc,
         metrics: metrics.clone(),
         tail_missed_seen: 0,
+        budget: BudgetCounts::default(),
+        budget_reported: BudgetCounts::default(),
     };
+    for (structure, bytes) in [
+        ("process_table", budget.process_table),
+        ("pod_cache", budget.pod_cache),
+        ("tail_queues", budget.tail_queues),
+        ("waiting_events", budget.waiting_events),
+        ("sink_retry", budget.sink_retry),
+        ("caches", budget.caches),
+    ] {
+        Metrics::set(
+            &metrics.memory_budget.get_or_create(&StructureLabel {
+                structure: structure.into(),
+            }),
+            bytes as u64,
+        );
+    }
 
     loop {
         tokio::select! {
@@ -230,6 +253,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
                 sinks.flush();
             }
             _ = tick.tick() => {
+                housekeeping.budget = flow.budget_counts(&attributor);
                 housekeeping.report(&probes, &reader, &mut sinks);
                 // A quiet host still gets its time-based checkpoints.
                 sinks.flush();
@@ -245,6 +269,15 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
                     Metrics::set(&metrics.containerd_errors, c.stats.errors.load(Ordering::Relaxed));
                 }
                 Metrics::set(&metrics.process_table, attributor.table.len() as u64);
+                for (structure, used) in [
+                    ("process_table", attributor.table.bytes()),
+                    ("waiting_events", flow.parked.bytes + flow.outcomes.bytes()),
+                ] {
+                    Metrics::set(
+                        &metrics.memory_used.get_or_create(&StructureLabel { structure: structure.into() }),
+                        used as u64,
+                    );
+                }
                 let h = &attributor.hashes().stats;
                 Metrics::set(&metrics.files_hashed, h.hashed.load(Ordering::Relaxed));
                 Metrics::set(&metrics.file_hash_bytes, h.bytes.load(Ordering::Relaxed));
@@ -263,6 +296,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
     reader.drain_now(&mut batch);
     flow.records(&mut batch, &mut attributor, &mut sinks, &metrics);
     flow.tick(&mut attributor, &mut sinks, &metrics, true);
+    housekeeping.budget = flow.budget_counts(&attributor);
     housekeeping.report(&probes, &reader, &mut sinks);
     sinks.close();
     tracing::info!("tracer stopped");
@@ -276,6 +310,9 @@ struct Housekeeping {
     policy: Arc<Policy>,
     metrics: Arc<Metrics>,
     tail_missed_seen: u64,
+    /// Budget drops so far, and as of the last loss record.
+    budget: BudgetCounts,
+    budget_reported: BudgetCounts,
 }
 
 impl Housekeeping {
@@ -294,10 +331,34 @@ impl Housekeeping {
             let c = self.metrics.sink_errors.get_or_create(&SinkLabel { sink });
             c.inc_by(errors.saturating_sub(c.get()));
         }
-        let Some(lost) = self.losses.delta(kernel, reader.malformed, 0) else {
+        let budget = self.budget.since(&self.budget_reported);
+        self.budget_reported = self.budget;
+        for (cause, n) in [
+            ("processes_evicted", budget.processes_evicted),
+            ("exited_evicted_early", budget.exited_evicted_early),
+            ("argv_cut", budget.argv_cut),
+            ("released_early", budget.released_early),
+        ] {
+            if n > 0 {
+                self.metrics
+                    .budget_drops
+                    .get_or_create(&CauseLabel {
+                        cause: cause.into(),
+                    })
+                    .inc_by(n);
+            }
+        }
+        let lost = self.losses.delta(kernel, reader.malformed, 0);
+        if lost.is_none() && budget.is_zero() {
             return;
-        };
-        tracing::warn!(total = lost.total(), ?lost, "events were lost");
+        }
+        let lost = lost.unwrap_or_default();
+        if lost.total() > 0 {
+            tracing::warn!(total = lost.total(), ?lost, "events were lost");
+        }
+        if budget.processes_evicted + budget.released_early > 0 {
+            tracing::warn!(?budget, "state dropped to stay within --memory-limit");
+        }
         for (cause, n) in [
             ("ring_full", lost.ring_full),
             ("read_fault", lost.read_fault),
@@ -323,6 +384,7 @@ impl Housekeeping {
             kind: "loss",
             host: self.host.clone(),
             lost,
+            budget,
             policy: self.policy.clone(),
         });
         sinks.flush();
@@ -357,6 +419,17 @@ struct Flow {
 }
 
 impl Flow {
+    /// Budget drops so far, the table's and the waiting queues'.
+    fn budget_counts(&self, attributor: &Attributor) -> BudgetCounts {
+        let t = attributor.table.drops();
+        BudgetCounts {
+            processes_evicted: t.live,
+            exited_evicted_early: t.exited_early,
+            argv_cut: t.argv_cut,
+            released_early: self.parked.released_early + self.outcomes.counts.overflowed,
+        }
+    }
+
     fn is_idle(&self) -> bool {
         self.outcomes.is_empty() && self.parked.is_empty()
     }
@@ -403,21 +476,29 @@ impl Flow {
 /// Events whose pod metadata (or containerd's answer about their container) had
 /// not arrived yet, or whose executed file is being hashed. Each waits at most
 /// `wait` (`hash_wait` for the hash), then goes out with what the cgroup gave
-/// (`identity.status: "partial"` for a pod) and `hash: "pending"`.
+/// (`identity.status: "partial"` for a pod) and `hash: "pending"`. At most
+/// `max_bytes` wait: past it the oldest goes out early, counted.
 struct Parked {
-    /// (deadline, event, whether it waits for something itself rather than
-    /// only queueing behind one that does).
-    queue: std::collections::VecDeque<(Instant, Event, bool)>,
+    /// (deadline, event, its bytes, whether it waits for something itself
+    /// rather than only queueing behind one that does).
+    queue: std::collections::VecDeque<(Instant, Event, usize, bool)>,
     wait: Duration,
     hash_wait: Duration,
+    max_bytes: usize,
+    bytes: usize,
+    /// Events that went out before their wait ended to stay within `max_bytes`.
+    released_early: u64,
 }
 
 impl Parked {
-    fn new(wait: Duration, hash_wait: Duration) -> Self {
+    fn new(wait: Duration, hash_wait: Duration, max_bytes: usize) -> Self {
         Self {
             queue: std::collections::VecDeque::new(),
             wait,
             hash_wait,
+            max_bytes,
+            bytes: 0,
+            released_early: 0,
         }
     }
 
@@ -434,25 +515,35 @@ impl Parked {
         };
         // Behind anything already waiting, even when this one need not: events
         // leave in the order they came (the queue is retried once per batch).
-        if !wait.is_zero() || !self.queue.is_empty() {
-            self.queue
-                .push_back((Instant::now() + wait, a.event, !wait.is_zero()));
-        } else {
+        if wait.is_zero() && self.queue.is_empty() {
             emit(sinks, m, &a.event);
+            return;
         }
+        let bytes = a.event.approx_bytes();
+        while !self.queue.is_empty() && self.bytes + bytes > self.max_bytes {
+            if let Some((_, ev, b, waiting)) = self.queue.pop_front() {
+                self.bytes = self.bytes.saturating_sub(b);
+                self.released_early += u64::from(waiting);
+                emit(sinks, m, &ev);
+            }
+        }
+        self.bytes += bytes;
+        self.queue
+            .push_back((Instant::now() + wait, a.event, bytes, !wait.is_zero()));
     }
 
     /// Emit what resolved meanwhile or waited long enough (everything when `all`).
     fn retry(&mut self, attributor: &mut Attributor, sinks: &mut Sinks, m: &Metrics, all: bool) {
         let now = Instant::now();
         let mut keep = std::collections::VecDeque::with_capacity(self.queue.len());
-        while let Some((deadline, mut ev, waiting)) = self.queue.pop_front() {
+        while let Some((deadline, mut ev, bytes, waiting)) = self.queue.pop_front() {
             // Only what waits for something is resolved again.
             let done = !waiting || attributor.reresolve(&mut ev);
             if done || all || now >= deadline {
+                self.bytes = self.bytes.saturating_sub(bytes);
                 emit(sinks, m, &ev);
             } else {
-                keep.push_back((deadline, ev, waiting));
+                keep.push_back((deadline, ev, bytes, waiting));
             }
         }
         self.queue = keep;

@@ -69,6 +69,8 @@ pub struct ProcSnapshot {
     pub sessionid: u32,
     /// `/proc/<pid>/cmdline` split at NUL, bytes as they are.
     pub argv: Vec<Vec<u8>>,
+    /// The command line was longer than the tracer reads of it.
+    pub argv_truncated: bool,
     /// readlink `/proc/<pid>/exe`; None if unreadable (kernel threads, zombies).
     pub exe: Option<Vec<u8>>,
     pub cwd: Option<Vec<u8>>,
@@ -130,7 +132,9 @@ fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
         parse_id_pair(&status, "Gid:").ok_or(ScanError::Status { pid, field: "Gid" })?;
     // Every process has a cmdline (empty for kernel threads), so failing to
     // read it means the process is gone, or something worth reporting.
-    let argv = split_cmdline(&read_bytes(process, pid, "cmdline")?);
+    let (cmdline, argv_truncated) =
+        read_bytes_max(process, pid, "cmdline", tracer_common::ARGV_MAX)?;
+    let argv = split_cmdline(&cmdline);
 
     let auid = process.loginuid().unwrap_or(UNSET);
     let sessionid = read_text(process, pid, "sessionid")
@@ -175,6 +179,7 @@ fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
         auid,
         sessionid,
         argv,
+        argv_truncated,
         exe,
         cwd,
         cwd_ino,
@@ -244,6 +249,34 @@ fn read_bytes(process: &Process, pid: u32, file: &'static str) -> Result<Vec<u8>
         }
     })?;
     Ok(buf)
+}
+
+/// At most `max` bytes of the file, and whether there was more: a process's
+/// command line can be megabytes, and the kernel's capture stops at the same bound.
+fn read_bytes_max(
+    process: &Process,
+    pid: u32,
+    file: &'static str,
+    max: usize,
+) -> Result<(Vec<u8>, bool), ScanError> {
+    let f = process
+        .open_relative(file)
+        .map_err(|e| proc_err(pid, file, e))?;
+    let mut buf = Vec::new();
+    f.take(max as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|source| {
+            if source.raw_os_error() == Some(libc::ESRCH)
+                || source.kind() == io::ErrorKind::NotFound
+            {
+                ScanError::Gone { pid }
+            } else {
+                ScanError::Io { pid, file, source }
+            }
+        })?;
+    let cut = buf.len() > max;
+    buf.truncate(max);
+    Ok((buf, cut))
 }
 
 fn read_text(process: &Process, pid: u32, file: &'static str) -> Result<String, ScanError> {

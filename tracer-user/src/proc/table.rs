@@ -37,6 +37,9 @@ pub struct Process {
     pub start_ticks: u64,
     pub binary: Arc<str>,
     pub argv: Arc<[String]>,
+    /// The table keeps `argv` cut to a bound (see [`ProcessTable::replace`]);
+    /// events of this image other than its exec then flag their argv as cut.
+    pub argv_truncated: bool,
     pub cwd: Option<Arc<str>>,
     /// Inode number of that directory, to tell whether a later exec ran in the
     /// same one; 0 unknown.
@@ -132,15 +135,81 @@ pub fn cap_argv(argv: &[String], max: usize) -> Option<Arc<[String]>> {
     Some(out.into())
 }
 
+/// Bytes of argv an entry keeps, and arguments: an image's exec event carries
+/// its argv whole; the table's copy serves its later events and its
+/// descendants' lineage, and must not let 2,000 sleeping processes with large
+/// command lines hold hundreds of MiB.
+pub const KEPT_ARGV_MAX: usize = 4096;
+pub const KEPT_ARGS_MAX: usize = 256;
+
+/// What one argument costs besides its bytes: its `String` and the allocator's
+/// chunk header and rounding.
+const ARG_OVERHEAD: usize = 24 + 16;
+
+/// What an entry costs besides its strings: the boxed `Process`, its map slot
+/// and queue positions, and its lineage entry's fixed part.
+const ENTRY_OVERHEAD: usize = std::mem::size_of::<Process>() + 16 + 32 + 96;
+
+/// Approximate heap bytes an entry holds (an upper bound: equal values shared
+/// by [`Interner`] are counted once per entry).
+fn entry_bytes(p: &Process, ancestor_argv_max: usize) -> usize {
+    let argv_bytes: usize = p.argv.iter().map(|a| a.len() + 1).sum();
+    let argv = argv_bytes + p.argv.len() * ARG_OVERHEAD;
+    // The lineage entry is built on first use: its argv is cut to the lineage
+    // bound, and it is kept both as strings and as JSON.
+    let lineage = match ancestor_argv_max {
+        0 => 2 * argv,
+        max => 2 * argv.min(max + p.argv.len().min(max) * ARG_OVERHEAD),
+    };
+    let env = p.loader_env.as_ref().map_or(0, |e| {
+        e.iter()
+            .map(|(k, v)| k.len() + v.len() + 2 * ARG_OVERHEAD)
+            .sum()
+    });
+    ENTRY_OVERHEAD
+        + 2 * p.exec_id.len()
+        + 2 * p.binary.len()
+        + argv
+        + lineage
+        + p.cwd.as_ref().map_or(0, |c| c.len())
+        + env
+}
+
+/// `argv` cut to what an entry keeps, or None when it fits.
+fn kept_argv(argv: &Arc<[String]>) -> Option<Arc<[String]>> {
+    let few = (argv.len() > KEPT_ARGS_MAX).then(|| &argv[..KEPT_ARGS_MAX]);
+    match cap_argv(few.unwrap_or(argv), KEPT_ARGV_MAX) {
+        Some(cut) => Some(cut),
+        None => few.map(Arc::from),
+    }
+}
+
+/// What the table dropped or cut to stay within its bounds.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TableDrops {
+    /// Exited entries dropped before their grace ended.
+    pub exited_early: u64,
+    /// Running processes dropped: their next event is described from /proc.
+    pub live: u64,
+    /// Entries whose argv was kept cut.
+    pub argv_cut: u64,
+}
+
 pub struct ProcessTable {
     /// Boxed: a `Process` is ~180 bytes, and the map keeps spare slots and moves
     /// every entry when it grows; with boxes both cost a pointer, not a process.
     procs: HashMap<u32, Box<Process>>,
     /// Exit order, for eviction: (pid, exec_id at exit).
     exited: VecDeque<(u32, Arc<str>, Instant)>,
+    /// Insertion order of entries, for evicting running processes when the
+    /// table is full of them (stale positions are skipped and compacted).
+    order: VecDeque<(u32, Arc<str>)>,
     grace: Duration,
     max_entries: usize,
-    evicted_early: u64,
+    /// Bound on [`entry_bytes`] over all entries.
+    max_bytes: usize,
+    bytes: usize,
+    drops: TableDrops,
     /// Bytes of an ancestor's argv in lineage entries (0: whole).
     ancestor_argv_max: usize,
     /// Images added since the last `share_long_lived`.
@@ -152,11 +221,55 @@ impl ProcessTable {
         Self {
             procs: HashMap::new(),
             exited: VecDeque::new(),
+            order: VecDeque::new(),
             grace,
             max_entries: max_entries.max(1),
-            evicted_early: 0,
+            max_bytes: usize::MAX,
+            bytes: 0,
+            drops: TableDrops::default(),
             ancestor_argv_max: 0,
             fresh: Vec::new(),
+        }
+    }
+
+    /// Bound the entries' bytes (see [`entry_bytes`]).
+    pub fn with_max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes.max(1);
+        self
+    }
+
+    /// Bytes the entries hold, as accounted against the bound.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn drops(&self) -> TableDrops {
+        self.drops
+    }
+
+    /// Put `p` in the table (replacing the pid's entry), its argv cut to what
+    /// an entry keeps.
+    fn insert(&mut self, mut p: Process) {
+        if let Some(cut) = kept_argv(&p.argv) {
+            p.argv = cut;
+            p.argv_truncated = true;
+            self.drops.argv_cut += 1;
+        }
+        self.bytes += entry_bytes(&p, self.ancestor_argv_max);
+        self.fresh.push(p.pid);
+        self.order.push_back((p.pid, p.exec_id.clone()));
+        if let Some(old) = self.procs.insert(p.pid, Box::new(p)) {
+            self.bytes = self
+                .bytes
+                .saturating_sub(entry_bytes(&old, self.ancestor_argv_max));
+        }
+    }
+
+    fn remove(&mut self, pid: u32) {
+        if let Some(old) = self.procs.remove(&pid) {
+            self.bytes = self
+                .bytes
+                .saturating_sub(entry_bytes(&old, self.ancestor_argv_max));
         }
     }
 
@@ -189,16 +302,14 @@ impl ProcessTable {
             old.ppid = p.ppid;
             return false;
         }
-        self.fresh.push(p.pid);
-        self.procs.insert(p.pid, Box::new(p));
+        self.insert(p);
         self.enforce_bound();
         true
     }
 
     /// An exec record: the new image replaces whatever the table held for the pid.
     pub fn replace(&mut self, p: Process) {
-        self.fresh.push(p.pid);
-        self.procs.insert(p.pid, Box::new(p));
+        self.insert(p);
         self.enforce_bound();
     }
 
@@ -215,8 +326,8 @@ impl ProcessTable {
         match self.procs.get(&p.pid) {
             Some(old) if old.start_ticks >= p.start_ticks => {}
             _ => {
-                self.fresh.push(p.pid);
-                self.procs.insert(p.pid, Box::new(p));
+                self.insert(p);
+                self.enforce_bound();
             }
         }
     }
@@ -249,25 +360,58 @@ impl ProcessTable {
             }
             // The pid may have been reused by a new process since: remove only the
             // image that exited.
-            if self.procs.get(pid).is_some_and(|p| p.exec_id == *exec_id) {
-                self.procs.remove(pid);
+            let pid = *pid;
+            if self.procs.get(&pid).is_some_and(|p| p.exec_id == *exec_id) {
+                self.remove(pid);
                 n += 1;
             }
             self.exited.pop_front();
         }
+        self.compact_order();
         n
     }
 
-    /// Past the bound, drop the oldest exited entries first, grace or not.
+    fn over_bound(&self) -> bool {
+        self.procs.len() > self.max_entries || self.bytes > self.max_bytes
+    }
+
+    /// Past a bound (entries or bytes), drop the oldest exited entries first,
+    /// grace or not; then the running processes added longest ago (a process
+    /// that acts again is read back from /proc, and counted as such).
     fn enforce_bound(&mut self) {
-        while self.procs.len() > self.max_entries {
+        while self.over_bound() {
             let Some((pid, exec_id, _)) = self.exited.pop_front() else {
                 break;
             };
             if self.procs.get(&pid).is_some_and(|p| p.exec_id == exec_id) {
-                self.procs.remove(&pid);
-                self.evicted_early += 1;
+                self.remove(pid);
+                self.drops.exited_early += 1;
             }
+        }
+        // Never the entry just added (the last in `order`): its event is being built.
+        while self.over_bound() && self.order.len() > 1 {
+            let Some((pid, exec_id)) = self.order.pop_front() else {
+                break;
+            };
+            if self
+                .procs
+                .get(&pid)
+                .is_some_and(|p| p.exec_id == exec_id && p.exited.is_none())
+            {
+                self.remove(pid);
+                self.drops.live += 1;
+            }
+        }
+        self.compact_order();
+    }
+
+    /// Forget positions of entries gone or replaced once they outnumber the
+    /// entries, so the queue stays proportional to the table.
+    fn compact_order(&mut self) {
+        if self.order.len() > 2 * self.procs.len() + 1024 {
+            let procs = &self.procs;
+            self.order
+                .retain(|(pid, id)| procs.get(pid).is_some_and(|p| p.exec_id == *id));
         }
     }
 
@@ -284,11 +428,6 @@ impl ProcessTable {
                 p.argv = intern.argv(&p.argv);
             }
         }
-    }
-
-    /// Exited entries dropped before their grace ended because the table was full.
-    pub fn evicted_early(&self) -> u64 {
-        self.evicted_early
     }
 
     /// Ancestors of a process whose parent is `ppid` and which started at
@@ -331,6 +470,7 @@ mod tests {
             start_ticks: start,
             binary: format!("/bin/{id}").into(),
             argv: vec![id.to_owned()].into(),
+            argv_truncated: false,
             cwd: None,
             cwd_ino: 0,
             cgroup_id: 0,
@@ -463,6 +603,72 @@ mod tests {
         t.upsert(proc(4, 0, 4, "4"));
         assert_eq!(t.len(), 3);
         assert!(t.get(1).is_none());
-        assert_eq!(t.evicted_early(), 1);
+        assert_eq!(t.drops().exited_early, 1);
+    }
+
+    #[test]
+    fn argv_kept_is_cut_and_flagged() {
+        let mut t = ProcessTable::new(Duration::from_secs(30), 100);
+        // Many tiny arguments cost more in `String`s than in bytes.
+        let mut p = proc(7, 1, 5, "many");
+        p.argv = (0..10_000).map(|n| (n % 10).to_string()).collect();
+        t.replace(p);
+        let kept = t.get(7).unwrap();
+        assert!(kept.argv_truncated);
+        assert_eq!(kept.argv.len(), KEPT_ARGS_MAX);
+        // Few long ones: cut at the byte bound.
+        let mut p = proc(8, 1, 5, "long");
+        p.argv = vec!["x".repeat(100_000)].into();
+        t.replace(p);
+        let kept = t.get(8).unwrap();
+        assert!(kept.argv_truncated);
+        assert_eq!(kept.argv[0].len(), KEPT_ARGV_MAX);
+        assert_eq!(t.drops().argv_cut, 2);
+        t.replace(proc(9, 1, 5, "short"));
+        assert!(!t.get(9).unwrap().argv_truncated);
+        assert_eq!(t.drops().argv_cut, 2);
+    }
+
+    #[test]
+    fn bytes_are_bounded_exited_first_then_oldest_running() {
+        let one = entry_bytes(&proc(1, 0, 1, "a"), 0);
+        let mut t =
+            ProcessTable::new(Duration::from_secs(3600), 1000).with_max_bytes(3 * one + one / 2);
+        let now = Instant::now();
+        for pid in 1..=3 {
+            t.upsert(proc(pid, 0, u64::from(pid), "a"));
+        }
+        t.mark_exited(2, now);
+        assert_eq!(t.len(), 3);
+        // Over the byte bound: the exited one goes first...
+        t.upsert(proc(4, 0, 4, "a"));
+        assert!(t.get(2).is_none());
+        assert_eq!(
+            t.drops(),
+            TableDrops {
+                exited_early: 1,
+                ..Default::default()
+            }
+        );
+        // ...then the running one added longest ago.
+        t.upsert(proc(5, 0, 5, "a"));
+        assert!(t.get(1).is_none());
+        assert!(t.get(5).is_some());
+        assert_eq!(t.drops().live, 1);
+        assert!(t.bytes() <= 3 * one + one / 2);
+        // The count bound evicts running processes too.
+        let mut t = ProcessTable::new(Duration::from_secs(3600), 2);
+        for pid in 1..=3 {
+            t.upsert(proc(pid, 0, u64::from(pid), "b"));
+        }
+        assert_eq!(t.len(), 2);
+        assert!(t.get(1).is_none());
+        assert_eq!(t.drops().live, 1);
+        // Accounting returns to zero when all are gone.
+        for pid in 2..=3 {
+            t.mark_exited(pid, now);
+        }
+        t.evict(now + Duration::from_secs(7200));
+        assert_eq!((t.len(), t.bytes()), (0, 0));
     }
 }

@@ -90,14 +90,20 @@ pub fn loss_to_ocsf(l: &LossRecord) -> Value {
     put_pair(&mut m, "status", FAILURE);
     let total = l.lost.total();
     let noun = if total == 1 { "event" } else { "events" };
-    m.insert("message".into(), json!(format!("{total} {noun} lost")));
-    m.insert(
-        "unmapped".into(),
-        drop_nulls(json!({
-            "lost": ours(&l.lost),
-            "policy": policy(&l.policy),
-        })),
-    );
+    let message = if l.budget.is_zero() {
+        format!("{total} {noun} lost")
+    } else {
+        format!("{total} {noun} lost; state dropped or cut to stay within the memory budget")
+    };
+    m.insert("message".into(), json!(message));
+    let mut unmapped = json!({
+        "lost": ours(&l.lost),
+        "policy": policy(&l.policy),
+    });
+    if !l.budget.is_zero() {
+        unmapped["budget"] = ours(&l.budget);
+    }
+    m.insert("unmapped".into(), drop_nulls(unmapped));
     Value::Object(m)
 }
 
@@ -768,6 +774,7 @@ mod tests {
             ppid: 4000,
             binary: binary.into(),
             argv: argv(args),
+            argv_truncated: false,
             image_source: crate::event::ImageSource::Exec,
             file: None,
             loader_env: None,
@@ -1045,6 +1052,7 @@ mod tests {
                 queue_full: 3,
                 ..Default::default()
             },
+            budget: Default::default(),
             policy: Arc::new(Policy {
                 tracer_version: "0.1.0",
                 config_digest: "sha256:00ff".into(),
