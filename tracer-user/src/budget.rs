@@ -65,12 +65,12 @@ impl Budget {
         let part = |percent: u64| usize::try_from(shared / 100 * percent).unwrap_or(usize::MAX);
         Ok(Budget {
             limit,
-            process_table: part(45),
+            process_table: part(50),
             pod_cache: part(15),
             tail_queues: part(15),
             waiting_events: part(10),
             sink_retry: part(5),
-            caches: part(10),
+            caches: part(5),
         })
     }
 }

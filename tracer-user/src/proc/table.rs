@@ -146,32 +146,46 @@ pub const KEPT_ARGS_MAX: usize = 256;
 /// chunk header and rounding.
 const ARG_OVERHEAD: usize = 24 + 16;
 
-/// What an entry costs besides its strings: the boxed `Process`, its map slot
-/// and queue positions, and its lineage entry's fixed part.
-const ENTRY_OVERHEAD: usize = std::mem::size_of::<Process>() + 16 + 32 + 96;
+/// What an entry costs besides its strings: the boxed `Process` and its
+/// allocator header, its map slot (with the map's spare room), its place in
+/// the insertion-order queue.
+const ENTRY_OVERHEAD: usize = std::mem::size_of::<Process>() + 16 + 32 + 48;
 
-/// Approximate heap bytes an entry holds (an upper bound: equal values shared
-/// by [`Interner`] are counted once per entry).
+/// An `Arc<str>`'s header.
+const ARC: usize = 16;
+
+/// Approximate heap bytes an entry holds, from above: equal binaries and argv
+/// shared by [`Interner`] are counted once per entry, and the lineage entry
+/// as if every process became an ancestor.
 fn entry_bytes(p: &Process, ancestor_argv_max: usize) -> usize {
     let argv_bytes: usize = p.argv.iter().map(|a| a.len() + 1).sum();
-    let argv = argv_bytes + p.argv.len() * ARG_OVERHEAD;
-    // The lineage entry is built on first use: its argv is cut to the lineage
-    // bound, and it is kept both as strings and as JSON.
-    let lineage = match ancestor_argv_max {
-        0 => 2 * argv,
-        max => 2 * argv.min(max + p.argv.len().min(max) * ARG_OVERHEAD),
+    let argv = ARC + argv_bytes + p.argv.len() * ARG_OVERHEAD;
+    // The lineage entry (built on first use) is JSON of the argv cut to the
+    // lineage bound, plus that cut argv as strings when it is cut.
+    let lineage_argv = match ancestor_argv_max {
+        0 => argv_bytes,
+        max => argv_bytes.min(max),
     };
+    let cut_copy = if lineage_argv < argv_bytes {
+        lineage_argv + p.argv.len().min(lineage_argv) * ARG_OVERHEAD
+    } else {
+        0
+    };
+    let lineage =
+        96 + p.exec_id.len() + p.binary.len() + lineage_argv + 3 * p.argv.len() + cut_copy;
     let env = p.loader_env.as_ref().map_or(0, |e| {
         e.iter()
             .map(|(k, v)| k.len() + v.len() + 2 * ARG_OVERHEAD)
             .sum()
     });
     ENTRY_OVERHEAD
-        + 2 * p.exec_id.len()
-        + 2 * p.binary.len()
+        + ARC
+        + p.exec_id.len()
+        + ARC
+        + p.binary.len()
         + argv
         + lineage
-        + p.cwd.as_ref().map_or(0, |c| c.len())
+        + p.cwd.as_ref().map_or(0, |c| ARC + c.len())
         + env
 }
 
