@@ -201,6 +201,11 @@ impl Tracer {
         child.wait().expect("wait tracer")
     }
 
+    /// The tracer's pid (a wrapper that execs keeps it).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     pub fn stderr_log(&self) -> String {
         fs::read_to_string(&self.stderr).unwrap_or_default()
     }

@@ -59,9 +59,13 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
 
     let metrics = Metrics::new();
     sinks.observe_latency(metrics.latency.clone());
+    let nofile = host::nofile_limit().map_or(1024, |(soft, _)| soft);
+    Metrics::set(&metrics.open_files_limit, nofile);
     if let Some(addr) = config.metrics_addr {
-        metrics::serve(addr, metrics.clone()).await?;
-        tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+        // Its own thread and runtime: HTTP clients cannot delay the event loop.
+        let cap = metrics::connection_cap(nofile);
+        let addr = metrics::serve(addr, metrics.clone(), cap)?;
+        tracing::info!(%addr, max_connections = cap, "serving /metrics, /healthz, /readyz");
     }
     if let Some(path) = &config.socket {
         sinks.bind_socket(path, config.tail_queue)?;
