@@ -12,7 +12,10 @@ use std::{
 
 use serde::Deserialize as _;
 use serde_norway::Value;
-use tracer_tests::{Tracer, argv, exec_storm, is_exec, marker, scratch_dir, tracer_bin};
+use tracer_tests::{
+    Containerd, RUNTIME_CMD, Tracer, argv, exec_storm, is_exec, marker, run_ok, scratch_dir,
+    tracer_bin,
+};
 
 /// Where the ConfigMap is mounted in the DaemonSet, and where the systemd unit
 /// expects its config file.
@@ -215,6 +218,150 @@ fn daemonset_capabilities_suffice_to_trace() {
         .expect("CapEff");
     assert_eq!(eff & (1 << 21), 0, "CapEff {eff:x}");
     assert_eq!(eff.count_ones() as usize, caps.len(), "CapEff {eff:x}");
+}
+
+/// Capability bits (linux/capability.h) of the names the DaemonSet may add.
+fn cap_bit(name: &str) -> u32 {
+    match name.trim_start_matches("CAP_") {
+        "DAC_READ_SEARCH" => 2,
+        "NET_ADMIN" => 12,
+        "SYS_PTRACE" => 19,
+        "SYS_ADMIN" => 21,
+        "PERFMON" => 38,
+        "BPF" => 39,
+        other => panic!("no bit known for {other}: add it here"),
+    }
+}
+
+/// containerd's default capability set (oci.WithDefaultSpec); `ctr` 1.6 takes
+/// no `--cap-drop ALL`, so the DaemonSet's `drop: [ALL]` drops these by name.
+const CONTAINERD_DEFAULT_CAPS: [&str; 14] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A root file system holding only the tracer (at the path the harness runs
+/// it from) and the shared libraries it loads.
+fn tracer_rootfs() -> Scratch {
+    let dir = Scratch(scratch_dir());
+    let root = dir.0.clone();
+    let bin = tracer_bin();
+    let copy = |from: &Path| {
+        let to = root.join(from.strip_prefix("/").expect("absolute path"));
+        fs::create_dir_all(to.parent().expect("has a parent")).expect("mkdir in rootfs");
+        fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    };
+    copy(&bin);
+    let ldd = run_ok(Command::new("ldd").arg(&bin), RUNTIME_CMD);
+    for lib in ldd
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+        .map(Path::new)
+    {
+        copy(lib);
+    }
+    for d in ["proc", "sys", "dev", "tmp", "etc", "run/tracer"] {
+        fs::create_dir_all(root.join(d)).expect("mkdir in rootfs");
+    }
+    dir
+}
+
+/// The DaemonSet's container security, enforced by a real runtime: containerd's
+/// default seccomp profile (what RuntimeDefault means on containerd), no_new_privs,
+/// exactly the added capabilities, the node's tracefs, BTF and cgroups mounted
+/// read-only. The tracer must start and report a marked exec: this is the
+/// claim that bpf(2) and perf_event_open(2) pass RuntimeDefault with CAP_BPF
+/// and CAP_PERFMON and no CAP_SYS_ADMIN.
+#[test]
+fn daemonset_security_context_runs_under_containerd_default_seccomp() {
+    let docs = manifests();
+    let sc = &container(one(&docs, "DaemonSet"))["securityContext"];
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    let caps = strings(&sc["capabilities"]["add"], "add");
+    let mut daemon = Containerd::start();
+    let (ns, id) = (marker("ns"), marker("tracer"));
+    daemon.track(&ns, &id);
+    let rootfs = tracer_rootfs();
+    let address = daemon.address.to_str().expect("utf-8 path").to_owned();
+    let mut wrapper: Vec<String> = ["ctr", "--address", &address, "-n", &ns, "run", "--rm"]
+        .map(String::from)
+        .to_vec();
+    // --seccomp: containerd's default profile, as the CRI plugin applies for RuntimeDefault.
+    wrapper.extend(["--rootfs", "--seccomp"].map(String::from));
+    for c in CONTAINERD_DEFAULT_CAPS {
+        wrapper.extend(["--cap-drop".to_owned(), format!("CAP_{c}")]);
+    }
+    for c in &caps {
+        wrapper.extend(["--cap-add".to_owned(), format!("CAP_{c}")]);
+    }
+    let tmp = std::env::temp_dir();
+    let tmp = tmp.to_str().expect("utf-8 temp dir");
+    for (src, dst, mode) in [
+        ("/sys/kernel/tracing", "/sys/kernel/tracing", "ro"),
+        ("/sys/kernel/btf", "/sys/kernel/btf", "ro"),
+        ("/sys/fs/cgroup", "/sys/fs/cgroup", "ro"),
+        // The harness's output file and the test's scratch files.
+        (tmp, tmp, "rw"),
+    ] {
+        wrapper.extend([
+            "--mount".to_owned(),
+            format!("type=bind,src={src},dst={dst},options=rbind:{mode}"),
+        ]);
+    }
+    wrapper.extend([
+        rootfs.0.to_str().expect("utf-8 path").to_owned(),
+        id.clone(),
+    ]);
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let tracer = Tracer::start_wrapped(&wrapper, &[], &[]);
+
+    let mark = marker("ctr-seccomp");
+    exec_storm(3, &mark);
+    tracer.wait_for(3, |e| is_exec(e) && argv(e) == ["/bin/true", mark.as_str()]);
+
+    // It ran filtered, without new privileges, with exactly those capabilities.
+    let tasks = run_ok(daemon.ctr(&ns).args(["task", "ls"]), RUNTIME_CMD);
+    let pid = tasks
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(id.as_str()))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_else(|| panic!("no task {id}: {tasks}"));
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("task status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+            .to_owned()
+    };
+    assert_eq!(field("Seccomp:"), "2", "seccomp filter mode");
+    assert_eq!(field("NoNewPrivs:"), "1");
+    let want = caps.iter().fold(0u64, |m, c| m | 1 << cap_bit(c));
+    let eff = u64::from_str_radix(&field("CapEff:"), 16).expect("CapEff");
+    assert_eq!(eff, want, "CapEff {eff:x}, manifest {want:x}");
+    assert_eq!(eff & (1 << cap_bit("SYS_ADMIN")), 0);
 }
 
 #[test]
