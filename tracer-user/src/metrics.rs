@@ -1,6 +1,6 @@
 //! Operator-facing counters (`/metrics`, Prometheus text) and health endpoints
-//! (`/healthz`: the process serves; `/readyz`: probes attached and the start-up
-//! /proc scan done).
+//! (`/healthz`: the event loop goes round; `/readyz`: probes attached and the
+//! start-up /proc scan done).
 //!
 //! The main loop updates plain atomics through [`Metrics`]; the HTTP server (hyper)
 //! only reads them, so scraping never touches the data path.
@@ -16,7 +16,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -99,8 +99,16 @@ pub struct Metrics {
     pub http_accept_errors: Counter,
     /// RLIMIT_NOFILE soft limit after start-up raised it.
     pub open_files_limit: Gauge,
+    /// When the event loop last went round (ms since `started`; 0: not yet).
+    /// The HTTP server runs on its own thread, so `/healthz` asks this rather
+    /// than answering merely because the server itself is alive.
+    heartbeat_ms: AtomicU64,
+    started: Instant,
     registry: Registry,
 }
+
+/// `/healthz` fails once the event loop has not gone round for this long.
+pub const STALL_AFTER: Duration = Duration::from_secs(30);
 
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
@@ -133,6 +141,8 @@ impl Metrics {
             http_connections_open: Gauge::default(),
             http_accept_errors: Counter::default(),
             open_files_limit: Gauge::default(),
+            heartbeat_ms: AtomicU64::new(0),
+            started: Instant::now(),
             registry: Registry::default(),
         };
         registry.register("events", "Events emitted, by kind", m.events.clone());
@@ -257,6 +267,25 @@ impl Metrics {
             m.open_files_limit.clone(),
         );
         Arc::new(Metrics { registry, ..m })
+    }
+
+    /// The event loop is alive (call at least every few seconds from it).
+    pub fn beat(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.heartbeat_ms.store(ms.max(1), Ordering::Relaxed);
+    }
+
+    /// How long the event loop has not gone round, once it has started.
+    fn stalled_for(&self) -> Option<Duration> {
+        let beat = self.heartbeat_ms.load(Ordering::Relaxed);
+        if beat == 0 {
+            return None;
+        }
+        let age = self
+            .started
+            .elapsed()
+            .saturating_sub(Duration::from_millis(beat));
+        (age >= STALL_AFTER).then_some(age)
     }
 
     pub fn set(g: &Gauge, v: u64) {
@@ -455,7 +484,14 @@ fn respond<B>(req: &Request<B>, metrics: &Metrics) -> Response<Full<Bytes>> {
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             metrics.render(),
         ),
-        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        "/healthz" => match metrics.stalled_for() {
+            None => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+            Some(age) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("event loop stalled for {} s\n", age.as_secs()),
+            ),
+        },
         "/readyz" if metrics.ready.load(Ordering::Relaxed) => {
             let mut body = "ready\n".to_owned();
             for d in metrics.degraded.get().into_iter().flatten() {
@@ -512,6 +548,23 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("tracer_process_table_entries 42"), "{text}");
+    }
+
+    #[test]
+    fn healthz_fails_when_the_event_loop_stalls() {
+        let m = Metrics::new();
+        let req = Request::get("/healthz").body(()).unwrap();
+        // Before the loop starts (probes loading, /proc scan): alive.
+        assert_eq!(respond(&req, &m).status(), StatusCode::OK);
+        m.beat();
+        assert_eq!(respond(&req, &m).status(), StatusCode::OK);
+        // A last beat longer ago than STALL_AFTER.
+        m.heartbeat_ms.store(1, Ordering::Relaxed);
+        let m = Metrics {
+            started: Instant::now() - STALL_AFTER - Duration::from_secs(1),
+            ..Arc::into_inner(m).unwrap()
+        };
+        assert_eq!(respond(&req, &m).status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]

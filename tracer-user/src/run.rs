@@ -202,6 +202,8 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut tick = tokio::time::interval(Duration::from_millis(config.loss_report_interval_ms));
     let mut park_tick = tokio::time::interval(Duration::from_millis(50));
+    // Proof of life for /healthz, which is served from another thread.
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
     let mut housekeeping = Housekeeping {
         losses: LossTracker::default(),
         host: host_arc,
@@ -258,6 +260,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
                 Metrics::set(&metrics.connect_results_late, c.timed_out);
                 Metrics::set(&metrics.connect_results_overflow, c.overflowed);
             }
+            _ = heartbeat.tick() => metrics.beat(),
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }
