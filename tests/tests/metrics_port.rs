@@ -88,12 +88,32 @@ fn metrics_until(addr: SocketAddr, within: Duration, ok: impl Fn(&str) -> bool) 
 }
 
 /// utime + stime of a process (all threads), in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+fn cpu_ticks(stat_path: &str) -> u64 {
+    let stat = std::fs::read_to_string(stat_path).expect("read stat");
     // Fields after "(comm)": state is field 3, utime 14, stime 15.
     let rest = &stat[stat.rfind(')').expect("comm") + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime")
+}
+
+/// The stat file of the tracer's thread named `name`.
+fn thread_stat(pid: u32, name: &str) -> String {
+    let dir = format!("/proc/{pid}/task");
+    for t in std::fs::read_dir(&dir).expect("read task dir").flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            return t.path().join("stat").to_string_lossy().into_owned();
+        }
+    }
+    panic!("no thread {name} in {dir}");
+}
+
+/// Share of one core used over `window`, from two reads of a stat file.
+fn cpu_share(stat_path: &str, window: Duration) -> f64 {
+    let hz = 100.0; // USER_HZ on x86 Linux
+    let (t0, c0) = (Instant::now(), cpu_ticks(stat_path));
+    std::thread::sleep(window);
+    (cpu_ticks(stat_path) - c0) as f64 / hz / t0.elapsed().as_secs_f64()
 }
 
 /// This test holds more sockets than a default 1,024 soft limit may allow.
@@ -149,12 +169,19 @@ fn idle_connection_flood_neither_starves_nor_silences_the_tracer() {
     assert_eq!(code, 200);
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 
-    // Off the CPU: a spinning accept loop would show as ~100% of a core.
-    let hz = 100.0; // USER_HZ on x86 Linux
-    let (t0, c0) = (Instant::now(), cpu_ticks(tracer.pid()));
-    std::thread::sleep(Duration::from_secs(2));
-    let used = (cpu_ticks(tracer.pid()) - c0) as f64 / hz / t0.elapsed().as_secs_f64();
-    assert!(used < 0.3, "tracer used {:.0}% of a core", used * 100.0);
+    // Off the CPU: a spinning accept loop would show as ~100% of a core. The
+    // HTTP thread is measured on its own, strictly (the whole process also
+    // handles every exec on this shared host, so it gets a looser bound).
+    let http = thread_stat(tracer.pid(), "metrics-http");
+    let used = cpu_share(&http, Duration::from_secs(2));
+    assert!(
+        used < 0.1,
+        "metrics-http used {:.0}% of a core",
+        used * 100.0
+    );
+    let process = format!("/proc/{}/stat", tracer.pid());
+    let used = cpu_share(&process, Duration::from_secs(2));
+    assert!(used < 0.5, "tracer used {:.0}% of a core", used * 100.0);
 
     // Tracing goes on, into the output file.
     let mark = marker("ports");
