@@ -568,6 +568,18 @@ mod tests {
     }
 
     #[test]
+    fn warnings_are_rate_limited_and_count_what_they_held_back() {
+        let mut r = RateLimit::default();
+        assert_eq!(r.allow(), Some(0));
+        assert_eq!(r.allow(), None);
+        assert_eq!(r.allow(), None);
+        // As if WARN_EVERY had passed since the last warning.
+        r.last = Instant::now().checked_sub(WARN_EVERY);
+        assert_eq!(r.allow(), Some(2));
+        assert_eq!(r.allow(), None);
+    }
+
+    #[test]
     fn cap_leaves_most_descriptors_to_the_event_path() {
         assert_eq!(connection_cap(1024), 64);
         assert_eq!(connection_cap(1 << 20), 64);
