@@ -598,15 +598,7 @@ fn daemonset_runs_everywhere_with_probes_and_resources() {
     let secret = &named(volumes, &key_mount.1, "volumes")["secret"];
     assert_eq!(secret["defaultMode"].as_u64(), Some(0o400), "{secret:?}");
     assert_eq!(secret["optional"].as_bool(), Some(true), "{secret:?}");
-    let text = fs::read_to_string(kube_dir().join("daemonset.yaml")).expect("daemonset.yaml");
-    let lines: Vec<&str> = text.lines().map(str::trim).collect();
-    let at = lines
-        .iter()
-        .position(|l| *l == "# - --signing-key")
-        .expect("a commented --signing-key in the args");
-    let key_path = lines[at + 1]
-        .strip_prefix("# - ")
-        .expect("its path on the next line");
+    let key_path = commented_signing_key();
     assert!(
         key_path.starts_with(&format!("{}/", key_mount.0)),
         "{key_path} is not in the Secret's mount {}",
@@ -620,6 +612,20 @@ fn daemonset_runs_everywhere_with_probes_and_resources() {
         named(volumes, config_volume, "volumes")["configMap"]["name"],
         cm["metadata"]["name"]
     );
+}
+
+/// The path the DaemonSet's commented-out `--signing-key` names.
+fn commented_signing_key() -> String {
+    let text = fs::read_to_string(kube_dir().join("daemonset.yaml")).expect("daemonset.yaml");
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == "# - --signing-key")
+        .expect("a commented --signing-key in the args");
+    lines[at + 1]
+        .strip_prefix("# - ")
+        .expect("its path on the next line")
+        .to_owned()
 }
 
 /// The value of `--flag VALUE` or `--flag=VALUE`.
@@ -825,6 +831,30 @@ fn daemonset_flags_pass_check_config() {
         "the DaemonSet passes its config file"
     );
     let dir = ConfigDir::new(&data);
+    let run = dir.check_config(&args);
+    assert!(run.out.status.success(), "{run}");
+}
+
+/// Uncommented, the signing-key flag works with a key as the manifest says to
+/// make one, and (as its comment warns) stops the tracer without the file.
+#[test]
+fn daemonset_signing_key_flag_needs_the_secret() {
+    let (mut args, data) = daemonset_run();
+    let dir = ConfigDir::new(&data);
+    let key = dir.0.join(
+        Path::new(&commented_signing_key())
+            .file_name()
+            .expect("a file name"),
+    );
+    args.extend(["--signing-key".to_owned(), key.display().to_string()]);
+    let run = dir.check_config(&args);
+    assert!(!run.out.status.success(), "no key file, yet: {run}");
+    let st = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&key)
+        .status()
+        .expect("run openssl");
+    assert!(st.success(), "openssl genpkey");
     let run = dir.check_config(&args);
     assert!(run.out.status.success(), "{run}");
 }
