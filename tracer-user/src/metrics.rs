@@ -419,6 +419,10 @@ async fn accept_loop(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, c
             let Some(oldest) = open.pop_front() else {
                 break;
             };
+            if oldest.is_finished() {
+                // Ended on its own since the sweep above: not evicted.
+                continue;
+            }
             oldest.abort();
             // Its socket is closed once the aborted task is dropped.
             let _ = oldest.await;
