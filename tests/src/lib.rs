@@ -188,11 +188,6 @@ impl Tracer {
         }
     }
 
-    /// The tracer's pid.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, |c| c.id())
-    }
-
     /// The tracer's resident memory now and at its peak, in KiB (VmRSS, VmHWM).
     pub fn memory_kib(&self) -> (u64, u64) {
         let status = fs::read_to_string(format!("/proc/{}/status", self.pid()))
@@ -218,6 +213,11 @@ impl Tracer {
         // SAFETY: sending a signal to our own child.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         child.wait().expect("wait tracer")
+    }
+
+    /// The tracer's pid (a wrapper that execs keeps it).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     pub fn stderr_log(&self) -> String {

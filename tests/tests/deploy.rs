@@ -12,14 +12,28 @@ use std::{
 
 use serde::Deserialize as _;
 use serde_norway::Value;
-use tracer_tests::{scratch_dir, tracer_bin};
+use tracer_tests::{
+    Containerd, RUNTIME_CMD, Tracer, argv, exec_storm, is_exec, marker, run_ok, scratch_dir,
+    tracer_bin,
+};
 
 /// Where the ConfigMap is mounted in the DaemonSet, and where the systemd unit
 /// expects its config file.
 const CONFIG_DIR: &str = "/etc/tracer/";
 
-/// The capabilities both deployments grant, without the `CAP_` prefix.
-const CAPS: [&str; 6] = [
+/// The capabilities the DaemonSet grants, without the `CAP_` prefix. No
+/// SYS_ADMIN: the node's tracefs and cgroup2 are mounted in, not by the tracer.
+const CAPS: [&str; 5] = [
+    "BPF",
+    "PERFMON",
+    "NET_ADMIN",
+    "SYS_PTRACE",
+    "DAC_READ_SEARCH",
+];
+
+/// The systemd unit's: the DaemonSet's, plus SYS_ADMIN so that the tracer can
+/// mount tracefs on a host that has not.
+const UNIT_CAPS: [&str; 6] = [
     "BPF",
     "PERFMON",
     "NET_ADMIN",
@@ -131,6 +145,7 @@ fn manifests_parse_and_have_the_expected_kinds() {
             "DaemonSet",
             "Kustomization",
             "Namespace",
+            "NetworkPolicy",
             "ServiceAccount",
         ]
     );
@@ -164,6 +179,230 @@ fn manifests_parse_and_have_the_expected_kinds() {
         .collect();
     files.dedup();
     assert_eq!(listed, files);
+}
+
+/// The DaemonSet's claim that its capabilities suffice, on this kernel: a
+/// tracer holding exactly those (bounding set, no_new_privs as
+/// allowPrivilegeEscalation: false gives) starts, with tracefs mounted for it
+/// as the node's volume would be, and reports a marked exec.
+#[test]
+fn daemonset_capabilities_suffice_to_trace() {
+    let docs = manifests();
+    let caps = strings(
+        &container(one(&docs, "DaemonSet"))["securityContext"]["capabilities"]["add"],
+        "add",
+    );
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    if !mountinfo.contains(" /sys/kernel/tracing ") {
+        let st = Command::new("mount")
+            .args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"])
+            .status()
+            .expect("run mount");
+        assert!(st.success(), "mounting tracefs for the test");
+    }
+    let bounding = std::iter::once("-all".to_owned())
+        .chain(caps.iter().map(|c| format!("+{}", c.to_lowercase())))
+        .collect::<Vec<_>>()
+        .join(",");
+    let bounding = format!("--bounding-set={bounding}");
+    let tracer = Tracer::start_wrapped(&["setpriv", &bounding, "--no-new-privs", "--"], &[], &[]);
+    let mark = marker("deploy-caps");
+    exec_storm(3, &mark);
+    tracer.wait_for(3, |e| is_exec(e) && argv(e) == ["/bin/true", mark.as_str()]);
+    // It really ran with only those: no CAP_SYS_ADMIN (bit 21) in its set.
+    let status = fs::read_to_string(format!("/proc/{}/status", tracer.pid())).expect("status");
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .expect("CapEff");
+    assert_eq!(eff & (1 << 21), 0, "CapEff {eff:x}");
+    assert_eq!(eff.count_ones() as usize, caps.len(), "CapEff {eff:x}");
+}
+
+/// Capability bits (linux/capability.h) of the names the DaemonSet may add.
+fn cap_bit(name: &str) -> u32 {
+    match name.trim_start_matches("CAP_") {
+        "DAC_READ_SEARCH" => 2,
+        "NET_ADMIN" => 12,
+        "SYS_PTRACE" => 19,
+        "SYS_ADMIN" => 21,
+        "PERFMON" => 38,
+        "BPF" => 39,
+        other => panic!("no bit known for {other}: add it here"),
+    }
+}
+
+/// containerd's default capability set (oci.WithDefaultSpec); `ctr` 1.6 takes
+/// no `--cap-drop ALL`, so the DaemonSet's `drop: [ALL]` drops these by name.
+const CONTAINERD_DEFAULT_CAPS: [&str; 14] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A root file system holding only the tracer (at the path the harness runs
+/// it from) and the shared libraries it loads.
+fn tracer_rootfs() -> Scratch {
+    let dir = Scratch(scratch_dir());
+    let root = dir.0.clone();
+    let bin = tracer_bin();
+    let copy = |from: &Path| {
+        let to = root.join(from.strip_prefix("/").expect("absolute path"));
+        fs::create_dir_all(to.parent().expect("has a parent")).expect("mkdir in rootfs");
+        fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    };
+    copy(&bin);
+    let ldd = run_ok(Command::new("ldd").arg(&bin), RUNTIME_CMD);
+    for lib in ldd
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+        .map(Path::new)
+    {
+        copy(lib);
+    }
+    for d in ["proc", "sys", "dev", "tmp", "etc", "run/tracer"] {
+        fs::create_dir_all(root.join(d)).expect("mkdir in rootfs");
+    }
+    dir
+}
+
+/// The DaemonSet's container security, enforced by a real runtime: containerd's
+/// default seccomp profile (what RuntimeDefault means on containerd), no_new_privs,
+/// exactly the added capabilities, the node's tracefs, BTF and cgroups mounted
+/// read-only. The tracer must start and report a marked exec: this is the
+/// claim that bpf(2) and perf_event_open(2) pass RuntimeDefault with CAP_BPF
+/// and CAP_PERFMON and no CAP_SYS_ADMIN.
+#[test]
+fn daemonset_security_context_runs_under_containerd_default_seccomp() {
+    let docs = manifests();
+    let sc = &container(one(&docs, "DaemonSet"))["securityContext"];
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    let caps = strings(&sc["capabilities"]["add"], "add");
+    let mut daemon = Containerd::start();
+    let (ns, id) = (marker("ns"), marker("tracer"));
+    daemon.track(&ns, &id);
+    let rootfs = tracer_rootfs();
+    let address = daemon.address.to_str().expect("utf-8 path").to_owned();
+    let mut wrapper: Vec<String> = ["ctr", "--address", &address, "-n", &ns, "run", "--rm"]
+        .map(String::from)
+        .to_vec();
+    // --seccomp: containerd's default profile, as the CRI plugin applies for RuntimeDefault.
+    wrapper.extend(["--rootfs", "--seccomp"].map(String::from));
+    for c in CONTAINERD_DEFAULT_CAPS {
+        wrapper.extend(["--cap-drop".to_owned(), format!("CAP_{c}")]);
+    }
+    for c in &caps {
+        wrapper.extend(["--cap-add".to_owned(), format!("CAP_{c}")]);
+    }
+    let tmp = std::env::temp_dir();
+    let tmp = tmp.to_str().expect("utf-8 temp dir");
+    for (src, dst, mode) in [
+        ("/sys/kernel/tracing", "/sys/kernel/tracing", "ro"),
+        ("/sys/kernel/btf", "/sys/kernel/btf", "ro"),
+        ("/sys/fs/cgroup", "/sys/fs/cgroup", "ro"),
+        // The harness's output file and the test's scratch files.
+        (tmp, tmp, "rw"),
+    ] {
+        wrapper.extend([
+            "--mount".to_owned(),
+            format!("type=bind,src={src},dst={dst},options=rbind:{mode}"),
+        ]);
+    }
+    wrapper.extend([
+        rootfs.0.to_str().expect("utf-8 path").to_owned(),
+        id.clone(),
+    ]);
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let tracer = Tracer::start_wrapped(&wrapper, &[], &[]);
+
+    let mark = marker("ctr-seccomp");
+    exec_storm(3, &mark);
+    tracer.wait_for(3, |e| is_exec(e) && argv(e) == ["/bin/true", mark.as_str()]);
+
+    // It ran filtered, without new privileges, with exactly those capabilities.
+    let tasks = run_ok(daemon.ctr(&ns).args(["task", "ls"]), RUNTIME_CMD);
+    let pid = tasks
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(id.as_str()))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_else(|| panic!("no task {id}: {tasks}"));
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("task status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+            .to_owned()
+    };
+    assert_eq!(field("Seccomp:"), "2", "seccomp filter mode");
+    assert_eq!(field("NoNewPrivs:"), "1");
+    let want = caps.iter().fold(0u64, |m, c| m | 1 << cap_bit(c));
+    let eff = u64::from_str_radix(&field("CapEff:"), 16).expect("CapEff");
+    assert_eq!(eff, want, "CapEff {eff:x}, manifest {want:x}");
+    assert_eq!(eff & (1 << cap_bit("SYS_ADMIN")), 0);
+}
+
+#[test]
+fn network_policy_admits_only_the_metrics_port() {
+    let docs = manifests();
+    let ds = one(&docs, "DaemonSet");
+    let np = one(&docs, "NetworkPolicy");
+    let selector = np["spec"]["podSelector"]["matchLabels"]
+        .as_mapping()
+        .expect("podSelector.matchLabels");
+    assert!(!selector.is_empty());
+    for (k, v) in selector {
+        assert_eq!(
+            &ds["spec"]["template"]["metadata"]["labels"][str_of(k, "label")],
+            v,
+            "the policy selects the tracer's pods"
+        );
+    }
+    assert_eq!(
+        strings(&np["spec"]["policyTypes"], "policyTypes"),
+        ["Ingress"]
+    );
+    let args = strings(&container(ds)["args"], "args");
+    let addr = flag_value(&args, "--metrics-addr").expect("--metrics-addr in args");
+    let port: u64 = addr.rsplit(':').next().unwrap().parse().expect("port");
+    let rules = np["spec"]["ingress"].as_sequence().expect("ingress rules");
+    assert!(!rules.is_empty());
+    for rule in rules {
+        let ports = rule["ports"]
+            .as_sequence()
+            .expect("every rule names its ports");
+        for p in ports {
+            assert_eq!(p["port"].as_u64(), Some(port), "{p:?}");
+            assert_eq!(p["protocol"], "TCP");
+        }
+        // Some source is named: an empty `from` would admit everyone.
+        assert!(
+            rule["from"].as_sequence().is_some_and(|f| !f.is_empty()),
+            "{rule:?}"
+        );
+    }
 }
 
 #[test]
@@ -217,15 +456,30 @@ fn daemonset_is_narrowly_privileged() {
     assert_eq!(sc["runAsUser"].as_u64(), Some(0));
     assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true));
     assert_eq!(strings(&sc["capabilities"]["drop"], "drop"), ["ALL"]);
+    let added = strings(&sc["capabilities"]["add"], "add");
+    assert!(
+        !added
+            .iter()
+            .any(|c| c.trim_start_matches("CAP_") == "SYS_ADMIN"),
+        "SYS_ADMIN is not needed with the node's tracefs mounted in"
+    );
+    assert_eq!(sorted(added), sorted(CAPS.map(String::from).to_vec()));
+    // Possible (and required) without SYS_ADMIN: no_new_privs and a syscall filter.
     assert_eq!(
-        sorted(strings(&sc["capabilities"]["add"], "add")),
-        sorted(CAPS.map(String::from).to_vec())
+        sc["allowPrivilegeEscalation"].as_bool(),
+        Some(false),
+        "allowPrivilegeEscalation"
     );
     let seccomp = str_of(&sc["seccompProfile"]["type"], "seccompProfile");
-    assert!(
-        seccomp == "Unconfined" || seccomp == "RuntimeDefault",
-        "{seccomp}"
+    assert_eq!(seccomp, "RuntimeDefault");
+    assert_ne!(
+        pod["securityContext"]["seccompProfile"]["type"], "Unconfined",
+        "pod-level seccomp"
     );
+    // Metrics on the pod IP only: no port of the node's.
+    for port in c["ports"].as_sequence().expect("ports") {
+        assert!(port["hostPort"].is_null(), "hostPort: {port:?}");
+    }
     assert_eq!(sc["appArmorProfile"]["type"], "Unconfined");
     let annotation = &ds["spec"]["template"]["metadata"]["annotations"][format!(
         "container.apparmor.security.beta.kubernetes.io/{}",
@@ -279,6 +533,7 @@ fn daemonset_runs_everywhere_with_probes_and_resources() {
     assert_eq!(res["requests"]["cpu"], "50m");
     assert_eq!(res["requests"]["memory"], "64Mi");
     assert_eq!(res["limits"]["cpu"], "1");
+    // The tracer's --memory-limit default is sized to fit this.
     assert_eq!(res["limits"]["memory"], "256Mi");
 
     // Every mount has its volume; host paths are read-only unless written to.
@@ -308,7 +563,10 @@ fn daemonset_runs_everywhere_with_probes_and_resources() {
     assert_eq!(host_path("/sys/kernel/btf").0, "/sys/kernel/btf");
     assert!(host_path("/sys/kernel/btf").2, "btf read-only");
     assert_eq!(host_path("/sys/kernel/tracing").0, "/sys/kernel/tracing");
-    assert!(!host_path("/sys/kernel/tracing").2, "tracefs writable");
+    assert!(
+        host_path("/sys/kernel/tracing").2,
+        "tracefs read-only: without SYS_ADMIN the tracer mounts nothing there"
+    );
     assert_eq!(host_path("/sys/fs/cgroup").0, "/sys/fs/cgroup");
     assert!(host_path("/sys/fs/cgroup").2, "cgroup read-only");
     assert_eq!(host_path("/host/etc").0, "/etc");
@@ -329,6 +587,24 @@ fn daemonset_runs_everywhere_with_probes_and_resources() {
         "{socket_dir} is not mounted"
     );
 
+    // The optional signing key: a Secret, read-only, root-readable only, and
+    // the (commented) --signing-key names a file in it.
+    let key_mount = mounts
+        .iter()
+        .find(|(_, (name, _))| !named(volumes, name, "volumes")["secret"].is_null())
+        .map(|(path, (name, ro))| (path.clone(), name.clone(), *ro))
+        .expect("a Secret volume for the signing key");
+    assert!(key_mount.2, "signing key mounted read-only");
+    let secret = &named(volumes, &key_mount.1, "volumes")["secret"];
+    assert_eq!(secret["defaultMode"].as_u64(), Some(0o400), "{secret:?}");
+    assert_eq!(secret["optional"].as_bool(), Some(true), "{secret:?}");
+    let key_path = commented_signing_key();
+    assert!(
+        key_path.starts_with(&format!("{}/", key_mount.0)),
+        "{key_path} is not in the Secret's mount {}",
+        key_mount.0
+    );
+
     // The ConfigMap is what is mounted at /etc/tracer.
     let (config_volume, _) = &mounts[CONFIG_DIR.trim_end_matches('/')];
     let cm = one(&docs, "ConfigMap");
@@ -336,6 +612,20 @@ fn daemonset_runs_everywhere_with_probes_and_resources() {
         named(volumes, config_volume, "volumes")["configMap"]["name"],
         cm["metadata"]["name"]
     );
+}
+
+/// The path the DaemonSet's commented-out `--signing-key` names.
+fn commented_signing_key() -> String {
+    let text = fs::read_to_string(kube_dir().join("daemonset.yaml")).expect("daemonset.yaml");
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == "# - --signing-key")
+        .expect("a commented --signing-key in the args");
+    lines[at + 1]
+        .strip_prefix("# - ")
+        .expect("its path on the next line")
+        .to_owned()
 }
 
 /// The value of `--flag VALUE` or `--flag=VALUE`.
@@ -415,7 +705,7 @@ fn systemd_unit_runs_the_tracer_hardened() {
     );
     let unit = unit_service();
     assert_eq!(unit_value(&unit, "Restart"), "on-failure");
-    let caps = sorted(CAPS.iter().map(|c| format!("CAP_{c}")).collect());
+    let caps = sorted(UNIT_CAPS.iter().map(|c| format!("CAP_{c}")).collect());
     for key in ["CapabilityBoundingSet", "AmbientCapabilities"] {
         let got = unit_value(&unit, key)
             .split_whitespace()
@@ -436,6 +726,13 @@ fn systemd_unit_runs_the_tracer_hardened() {
     for path in ["/var/log/tracer", "/run/tracer", "/sys/kernel/tracing"] {
         assert!(rw.iter().any(|p| p == path), "ReadWritePaths lacks {path}");
     }
+    // Descriptors well above systemd's 1,024 default soft limit (the tracer
+    // raises its soft limit to this), and memory the --memory-limit budget fits.
+    let nofile: u64 = unit_value(&unit, "LimitNOFILE")
+        .parse()
+        .expect("LimitNOFILE a number");
+    assert!(nofile >= 65536, "LimitNOFILE={nofile}");
+    assert_eq!(unit_value(&unit, "MemoryMax"), "256M");
 }
 
 /// A scratch directory that stands in for /etc/tracer, removed on drop.
@@ -534,6 +831,30 @@ fn daemonset_flags_pass_check_config() {
         "the DaemonSet passes its config file"
     );
     let dir = ConfigDir::new(&data);
+    let run = dir.check_config(&args);
+    assert!(run.out.status.success(), "{run}");
+}
+
+/// Uncommented, the signing-key flag works with a key as the manifest says to
+/// make one, and (as its comment warns) stops the tracer without the file.
+#[test]
+fn daemonset_signing_key_flag_needs_the_secret() {
+    let (mut args, data) = daemonset_run();
+    let dir = ConfigDir::new(&data);
+    let key = dir.0.join(
+        Path::new(&commented_signing_key())
+            .file_name()
+            .expect("a file name"),
+    );
+    args.extend(["--signing-key".to_owned(), key.display().to_string()]);
+    let run = dir.check_config(&args);
+    assert!(!run.out.status.success(), "no key file, yet: {run}");
+    let st = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&key)
+        .status()
+        .expect("run openssl");
+    assert!(st.success(), "openssl genpkey");
     let run = dir.check_config(&args);
     assert!(run.out.status.success(), "{run}");
 }

@@ -409,6 +409,11 @@ fn prepare(args: &RunArgs) -> Result<(Config, Registry)> {
 
 fn run(args: RunArgs) -> Result<()> {
     let (config, registry) = prepare(&args)?;
+    // Before anything opens files: sinks, probes and the metrics port all take descriptors.
+    match crate::host::raise_nofile_limit() {
+        Ok((before, after)) => tracing::info!(before, after, "open-file limit (RLIMIT_NOFILE)"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
     // Files first: a wrong path fails before anything touches the kernel.
     let sinks = Sinks::open(&args.sink_options()?)?;
     runtime()?.block_on(crate::run::run(config, sinks, registry))

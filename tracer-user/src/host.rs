@@ -115,6 +115,37 @@ pub fn clock_ticks_per_second() -> u64 {
     u64::try_from(hz).ok().filter(|&hz| hz > 0).unwrap_or(100)
 }
 
+/// RLIMIT_NOFILE as (soft, hard).
+pub fn nofile_limit() -> std::io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((lim.rlim_cur, lim.rlim_max))
+}
+
+/// Raise the soft open-file limit to the hard one (1,024 by default on most
+/// systems, too few once a host is busy), returning (before, after).
+pub fn raise_nofile_limit() -> std::io::Result<(u64, u64)> {
+    let (soft, hard) = nofile_limit()?;
+    if soft >= hard {
+        return Ok((soft, soft));
+    }
+    let lim = libc::rlimit {
+        rlim_cur: hard,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit only reads the struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((soft, hard))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +195,15 @@ mod tests {
         // The offset is the boot time, which is after 2001 and not in the future.
         assert!(offset > 1_000_000_000 * 1_000_000_000);
         assert!(offset <= real);
+    }
+
+    #[test]
+    fn nofile_raised_to_hard() {
+        let (before, after) = raise_nofile_limit().unwrap();
+        let (soft, hard) = nofile_limit().unwrap();
+        assert!(after >= before);
+        assert_eq!(soft, hard);
+        assert_eq!(after, soft);
     }
 
     #[test]

@@ -60,9 +60,13 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
 
     let metrics = Metrics::new();
     sinks.observe_latency(metrics.latency.clone());
+    let nofile = host::nofile_limit().map_or(1024, |(soft, _)| soft);
+    Metrics::set(&metrics.open_files_limit, nofile);
     if let Some(addr) = config.metrics_addr {
-        metrics::serve(addr, metrics.clone()).await?;
-        tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
+        // Its own thread and runtime: HTTP clients cannot delay the event loop.
+        let cap = metrics::connection_cap(nofile);
+        let addr = metrics::serve(addr, metrics.clone(), cap)?;
+        tracing::info!(%addr, max_connections = cap, "serving /metrics, /healthz, /readyz");
     }
     if let Some(path) = &config.socket {
         sinks.bind_socket(path, config.tail_queue)?;
@@ -204,6 +208,8 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut tick = tokio::time::interval(Duration::from_millis(config.loss_report_interval_ms));
     let mut park_tick = tokio::time::interval(Duration::from_millis(50));
+    // Proof of life for /healthz, which is served from another thread.
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
     let mut housekeeping = Housekeeping {
         losses: LossTracker::default(),
         host: host_arc,
@@ -287,6 +293,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
                 Metrics::set(&metrics.connect_results_late, c.timed_out);
                 Metrics::set(&metrics.connect_results_overflow, c.overflowed);
             }
+            _ = heartbeat.tick() => metrics.beat(),
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }
