@@ -201,6 +201,20 @@ impl Tracer {
         child.wait().expect("wait tracer")
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// The tracer's resident set (VmRSS), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS for the tracer:\n{status}"))
+    }
+
     pub fn stderr_log(&self) -> String {
         fs::read_to_string(&self.stderr).unwrap_or_default()
     }

@@ -53,6 +53,9 @@ pub struct Metrics {
     pub identity: Family<StatusLabel, Counter>,
     pub sink_errors: Family<SinkLabel, Counter>,
     pub tail_missed: Counter,
+    pub tail_missed_bytes: Counter,
+    pub tail_clients_refused: Counter,
+    pub tail_queued_bytes: Gauge,
     pub process_table: Gauge,
     pub ring_buffer_bytes: Gauge,
     pub ring_records_submitted: Gauge,
@@ -90,6 +93,9 @@ impl Metrics {
             identity: Family::default(),
             sink_errors: Family::default(),
             tail_missed: Counter::default(),
+            tail_missed_bytes: Counter::default(),
+            tail_clients_refused: Counter::default(),
+            tail_queued_bytes: Gauge::default(),
             process_table: Gauge::default(),
             ring_buffer_bytes: Gauge::default(),
             ring_records_submitted: Gauge::default(),
@@ -140,6 +146,21 @@ impl Metrics {
             "tail_missed",
             "Events slow tail readers missed",
             m.tail_missed.clone(),
+        );
+        registry.register(
+            "tail_missed_bytes",
+            "Bytes of the events slow tail readers missed (their queues were full)",
+            m.tail_missed_bytes.clone(),
+        );
+        registry.register(
+            "tail_clients_refused",
+            "Tail readers turned away because --tail-clients were connected",
+            m.tail_clients_refused.clone(),
+        );
+        registry.register(
+            "tail_queued_bytes",
+            "Bytes of lines queued for tail readers (each reader's share counted in full)",
+            m.tail_queued_bytes.clone(),
         );
         registry.register(
             "process_table_entries",

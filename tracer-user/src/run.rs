@@ -64,7 +64,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
     }
     if let Some(path) = &config.socket {
-        sinks.bind_socket(path, config.tail_queue)?;
+        sinks.bind_socket(path, config.tail_limits())?;
         tracing::info!(path = %path.display(), "serving events to `tracer tail`");
     }
 
@@ -203,7 +203,6 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         host: host_arc,
         policy: policy_arc,
         metrics: metrics.clone(),
-        tail_missed_seen: 0,
     };
 
     loop {
@@ -275,7 +274,6 @@ struct Housekeeping {
     host: Arc<Host>,
     policy: Arc<Policy>,
     metrics: Arc<Metrics>,
-    tail_missed_seen: u64,
 }
 
 impl Housekeeping {
@@ -284,11 +282,26 @@ impl Housekeeping {
         Metrics::set(&self.metrics.ring_records_submitted, kernel.submitted);
         if let Some(socket) = sinks.socket() {
             Metrics::set(&self.metrics.tail_clients, socket.clients() as u64);
-            let missed = socket.missed_total.load(Ordering::Relaxed);
-            self.metrics
-                .tail_missed
-                .inc_by(missed.saturating_sub(self.tail_missed_seen));
-            self.tail_missed_seen = missed;
+            let stats = &socket.stats;
+            let total = |c: &prometheus_client::metrics::counter::Counter, now: u64| {
+                c.inc_by(now.saturating_sub(c.get()));
+            };
+            total(
+                &self.metrics.tail_missed,
+                stats.missed.load(Ordering::Relaxed),
+            );
+            total(
+                &self.metrics.tail_missed_bytes,
+                stats.missed_bytes.load(Ordering::Relaxed),
+            );
+            total(
+                &self.metrics.tail_clients_refused,
+                stats.refused.load(Ordering::Relaxed),
+            );
+            Metrics::set(
+                &self.metrics.tail_queued_bytes,
+                stats.queued_bytes.load(Ordering::Relaxed) as u64,
+            );
         }
         for (sink, errors) in sinks.errors() {
             let c = self.metrics.sink_errors.get_or_create(&SinkLabel { sink });
