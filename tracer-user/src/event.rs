@@ -177,7 +177,11 @@ pub struct Pod {
     pub name: Option<String>,
     pub namespace: Option<String>,
     pub service_account: Option<String>,
-    pub labels: Option<std::collections::BTreeMap<String, String>>,
+    /// Shared with the pod cache: an event does not copy them.
+    pub labels: Option<Arc<crate::identity::kube::Labels>>,
+    /// Labels were left out to stay within the per-pod cap; absent when none were.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub labels_truncated: bool,
     pub owner: Option<PodOwner>,
 }
 

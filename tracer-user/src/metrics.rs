@@ -66,6 +66,14 @@ pub struct Metrics {
     pub containerd_lookups: Gauge,
     pub containerd_errors: Gauge,
     pub tail_clients: Gauge,
+    /// Pod metadata cached, pods dropped to stay within its byte bound, pod
+    /// versions whose labels were cut.
+    pub pod_cache_bytes: Gauge,
+    pub pod_cache_evictions: Counter,
+    pub pod_labels_truncated: Counter,
+    /// The identity memo's bytes, and entries dropped to stay within them.
+    pub identity_memo_bytes: Gauge,
+    pub identity_memo_evictions: Counter,
     /// Executed files hashed, their bytes, and those found unreadable.
     pub files_hashed: Gauge,
     pub file_hash_bytes: Gauge,
@@ -104,6 +112,11 @@ impl Metrics {
             containerd_lookups: Gauge::default(),
             containerd_errors: Gauge::default(),
             tail_clients: Gauge::default(),
+            pod_cache_bytes: Gauge::default(),
+            pod_cache_evictions: Counter::default(),
+            pod_labels_truncated: Counter::default(),
+            identity_memo_bytes: Gauge::default(),
+            identity_memo_evictions: Counter::default(),
             files_hashed: Gauge::default(),
             file_hash_bytes: Gauge::default(),
             files_unreadable: Gauge::default(),
@@ -216,6 +229,31 @@ impl Metrics {
             "tail_clients",
             "Readers connected to the tail socket",
             m.tail_clients.clone(),
+        );
+        registry.register(
+            "pod_cache_bytes",
+            "Bytes of pod metadata cached (approximate)",
+            m.pod_cache_bytes.clone(),
+        );
+        registry.register(
+            "pod_cache_evictions",
+            "Pods dropped from the cache to stay within its byte bound",
+            m.pod_cache_evictions.clone(),
+        );
+        registry.register(
+            "pod_labels_truncated",
+            "Pod updates whose labels were cut to the per-pod cap",
+            m.pod_labels_truncated.clone(),
+        );
+        registry.register(
+            "identity_memo_bytes",
+            "Bytes of remembered identities (approximate)",
+            m.identity_memo_bytes.clone(),
+        );
+        registry.register(
+            "identity_memo_evictions",
+            "Remembered identities dropped to stay within the memo's bounds",
+            m.identity_memo_evictions.clone(),
         );
         registry.register(
             "connects_waiting",

@@ -150,6 +150,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
     let identity = IdentityResolver::new(pods.clone(), registry)
         .with_containerd(containerd.clone())
         .with_kubepods_roots(kubepods_roots);
+    let memo_stats = identity.memo_stats.clone();
     let mut attributor = Attributor::new(
         ctx,
         table,
@@ -234,11 +235,20 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
                 sinks.flush();
                 let now = Instant::now();
                 attributor.evict(now);
+                let total = |c: &prometheus_client::metrics::counter::Counter, now: u64| {
+                    c.inc_by(now.saturating_sub(c.get()));
+                };
                 if let Some(p) = &pods {
                     p.evict(now);
-                    Metrics::set(&metrics.kube_watch_state, p.state.state() as u64);
-                    Metrics::set(&metrics.kube_watch_errors, p.state.errors.load(Ordering::Relaxed));
+                    let s = &p.state;
+                    Metrics::set(&metrics.kube_watch_state, s.state() as u64);
+                    Metrics::set(&metrics.kube_watch_errors, s.errors.load(Ordering::Relaxed));
+                    Metrics::set(&metrics.pod_cache_bytes, s.cache_bytes.load(Ordering::Relaxed));
+                    total(&metrics.pod_cache_evictions, s.evicted.load(Ordering::Relaxed));
+                    total(&metrics.pod_labels_truncated, s.labels_truncated.load(Ordering::Relaxed));
                 }
+                Metrics::set(&metrics.identity_memo_bytes, memo_stats.bytes.load(Ordering::Relaxed));
+                total(&metrics.identity_memo_evictions, memo_stats.evicted.load(Ordering::Relaxed));
                 if let Some(c) = &containerd {
                     Metrics::set(&metrics.containerd_lookups, c.stats.lookups.load(Ordering::Relaxed));
                     Metrics::set(&metrics.containerd_errors, c.stats.errors.load(Ordering::Relaxed));

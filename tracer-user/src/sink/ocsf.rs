@@ -724,7 +724,11 @@ mod tests {
                 name: Some("web-7d9f8c-x2kq4".into()),
                 namespace: Some("shop".into()),
                 service_account: Some("web".into()),
-                labels: Some(BTreeMap::from([("app".to_owned(), "web".to_owned())])),
+                labels: Some(Arc::new(BTreeMap::from([(
+                    "app".to_owned(),
+                    "web".to_owned(),
+                )]))),
+                labels_truncated: false,
                 owner: Some(PodOwner {
                     kind: "ReplicaSet".into(),
                     name: "web-7d9f8c".into(),
