@@ -35,6 +35,8 @@ pub const POD_LABELS_MAX_BYTES: usize = 16 * 1024;
 pub const POD_CACHE_MAX_BYTES: usize = 8 * 1024 * 1024;
 /// What a label costs beyond its key and value (map node, two strings).
 const LABEL_OVERHEAD: usize = 64;
+/// What a label's selector costs beyond a copy of the label (its prefix).
+const SELECTOR_OVERHEAD: usize = 14;
 /// What a pod entry costs beyond its strings (maps, Arc, entry).
 const POD_OVERHEAD: usize = 512;
 
@@ -105,12 +107,22 @@ pub struct PodMeta {
     pub labels: Arc<Labels>,
     /// Some labels were left out to stay within the cap.
     pub labels_truncated: bool,
+    /// `labels` as selectors, built on first use and shared by every
+    /// identity of this pod version (and the next, when labels are unchanged).
+    pub label_selectors: std::sync::OnceLock<Arc<[String]>>,
     pub owner: Option<Owner>,
     pub containers: Vec<ContainerMeta>,
 }
 
 impl PodMeta {
-    /// Approximate heap bytes, for the cache's bound.
+    pub fn label_selectors(&self) -> Arc<[String]> {
+        self.label_selectors
+            .get_or_init(|| crate::identity::spiffe::label_selectors(&self.labels).into())
+            .clone()
+    }
+
+    /// Approximate heap bytes, for the cache's bound (label selectors counted
+    /// whether built yet or not).
     pub fn cost(&self) -> usize {
         let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
         POD_OVERHEAD
@@ -121,7 +133,7 @@ impl PodMeta {
             + self
                 .labels
                 .iter()
-                .map(|(k, v)| label_cost(k, v))
+                .map(|(k, v)| 2 * label_cost(k, v) + SELECTOR_OVERHEAD)
                 .sum::<usize>()
             + self
                 .owner
@@ -229,6 +241,7 @@ pub fn pod_meta(pod: &Pod, labels_max: usize) -> Option<PodMeta> {
         service_account: spec.and_then(|s| s.service_account_name.clone()),
         labels: Arc::new(labels),
         labels_truncated,
+        label_selectors: Default::default(),
         owner: owner_of(pod),
         containers,
     })
@@ -281,6 +294,7 @@ impl PodCache {
             && old.meta.labels == meta.labels
         {
             meta.labels = old.meta.labels.clone();
+            meta.label_selectors = old.meta.label_selectors.clone();
         }
         let cost = meta.cost();
         let uid = meta.uid.clone();
@@ -640,7 +654,7 @@ mod tests {
             meta.labels.keys().next().map(String::as_str),
             Some("k00000")
         );
-        assert!(meta.cost() < POD_LABELS_MAX_BYTES + 4096);
+        assert!(meta.cost() < 2 * POD_LABELS_MAX_BYTES + 4096);
     }
 
     /// Past the byte bound, deleted pods go first, then the largest live one;
@@ -668,8 +682,8 @@ mod tests {
         assert!(cache.by_uid("u1").is_none(), "the deleted one went first");
         assert_eq!(cache.evicted, 1);
         // A larger one makes room by dropping the largest other (ties by uid).
-        cache.upsert(meta("big", 1050));
-        assert!(cache.by_uid("big").is_some());
+        cache.upsert(meta("ub", 1050));
+        assert!(cache.by_uid("ub").is_some());
         assert!(cache.by_uid("u0").is_none());
         assert!(cache.bytes() <= limits.cache_bytes);
         assert_eq!(cache.evicted, 2);
@@ -680,7 +694,7 @@ mod tests {
             &before.labels,
             &cache.by_uid("u2").unwrap().labels
         ));
-        let sum: usize = ["u2", "u3", "big"]
+        let sum: usize = ["u2", "u3", "ub"]
             .iter()
             .filter_map(|u| cache.by_uid(u))
             .map(|m| m.cost())

@@ -19,7 +19,7 @@ use std::{
 };
 
 use crate::{
-    event::{Claim, Container, Identity, IdentityStatus, Pod, PodOwner, Workload},
+    event::{Claim, Container, Identity, IdentityStatus, Pod, PodOwner, Selectors, Workload},
     identity::{
         containerd::{self, Containerd, ContainerdContainer, Lookup},
         kube::{PodIndex, PodMeta},
@@ -104,7 +104,7 @@ fn memo_cost(key: &MemoKey, r: &Resolved) -> usize {
         + key.user.as_ref().map_or(0, |u| u.len())
         + key.binary.as_ref().map_or(0, |b| b.len())
         + strs(&id.spiffe_ids)
-        + strs(&id.selectors)
+        + id.selectors.own_bytes()
         + strs(&id.source)
 }
 
@@ -256,6 +256,7 @@ impl IdentityResolver {
                     claim: None,
                 },
                 facts,
+                None,
                 IdentityStatus::Unresolved,
                 false,
             );
@@ -424,24 +425,34 @@ impl IdentityResolver {
         };
         let waiting = missing_meta && self.pods.is_some();
         // Borrow juggling: facts borrow `meta`, which lives until here.
-        let resolved = self.finish(workload, facts, status, waiting);
+        let labels = meta.as_ref().map(|m| m.label_selectors());
+        let resolved = self.finish(workload, facts, labels, status, waiting);
         drop(meta);
         resolved
     }
 
+    /// `labels`: the pod's label selectors, shared rather than rebuilt.
     fn finish(
         &self,
         workload: Workload,
         facts: WorkloadFacts<'_>,
+        labels: Option<Arc<[String]>>,
         status: IdentityStatus,
         waiting_for_metadata: bool,
     ) -> Resolved {
         let r = self.registry.resolve(&facts);
+        let own = selectors(&WorkloadFacts {
+            pod_labels: None,
+            ..facts
+        });
         Resolved {
             workload: Arc::new(workload),
             identity: Arc::new(Identity {
                 spiffe_ids: r.spiffe_ids,
-                selectors: selectors(&facts),
+                selectors: Selectors {
+                    labels: labels.unwrap_or_else(|| Arc::from(Vec::new())),
+                    own,
+                },
                 source: r.sources,
                 status,
             }),
@@ -468,6 +479,7 @@ mod tests {
             service_account: Some(sa.into()),
             labels: Default::default(),
             labels_truncated: false,
+            label_selectors: Default::default(),
             owner: None,
             containers: vec![ContainerMeta {
                 id: "a".repeat(64),
@@ -631,7 +643,7 @@ mod tests {
             claim_pod_uid: got.workload.claim.as_ref().and_then(|c| c.pod_uid.clone()),
             status: got.identity.status,
             spiffe: spiffe(&got),
-            selectors: got.identity.selectors.clone(),
+            selectors: got.identity.selectors.to_vec(),
             waiting: got.waiting_for_metadata,
         }
     }
@@ -791,7 +803,7 @@ mod tests {
         };
         let mut ids = |path: &str| {
             let got = r.resolve(Some(&Arc::from(path)), &unix);
-            (spiffe(&got), got.identity.selectors.clone())
+            (spiffe(&got), got.identity.selectors.to_vec())
         };
         let (sys, sel) = ids("/system.slice/backup.service");
         assert_eq!(sys, ["spiffe://cluster.local/sys"]);
@@ -850,6 +862,8 @@ mod tests {
         )
         .into();
         let labels = pods.by_uid(UID).unwrap().labels.clone();
+        let label_selectors = pods.by_uid(UID).unwrap().label_selectors();
+        assert_eq!(label_selectors.len(), 50);
         for i in 0..200 {
             let bin = format!("/usr/bin/tool{i}");
             let unix = UnixFacts {
@@ -861,6 +875,10 @@ mod tests {
             let got = r.resolve(Some(&path), &unix);
             let pod = got.workload.pod.as_ref().unwrap();
             assert!(Arc::ptr_eq(pod.labels.as_ref().unwrap(), &labels), "shared");
+            let sel = &got.identity.selectors;
+            assert!(Arc::ptr_eq(&sel.labels, &label_selectors), "shared");
+            assert!(sel.contains(&format!("unix:path:{bin}")));
+            assert!(sel.contains(&format!("k8s:pod-label:k7:{}", "v".repeat(100))));
             assert!(r.memo_bytes <= cap);
             assert_eq!(
                 r.memo_stats.bytes.load(Ordering::Relaxed),
@@ -868,7 +886,7 @@ mod tests {
             );
         }
         let evicted = r.memo_stats.evicted.load(Ordering::Relaxed);
-        assert!(evicted > 0, "200 identities of ~6 KiB do not fit in 64 KiB");
+        assert!(evicted > 0, "200 identities of ~1 KiB do not fit in 64 KiB");
         // A new version of the pod: the old one's entries go on the next miss.
         let before = r.memo.len();
         assert!(before > 0);

@@ -742,7 +742,7 @@ mod tests {
     fn pod_identity() -> Arc<Identity> {
         Arc::new(Identity {
             spiffe_ids: vec!["spiffe://example.org/ns/shop/sa/web".into()],
-            selectors: vec!["k8s:ns:shop".into(), "k8s:sa:web".into()],
+            selectors: vec!["k8s:ns:shop".to_owned(), "k8s:sa:web".to_owned()].into(),
             source: vec!["default".into()],
             status: IdentityStatus::Resolved,
         })
@@ -852,7 +852,7 @@ mod tests {
                 workload: Some(host_workload("containerd.service", WorkloadKind::Service)),
                 identity: Some(Arc::new(Identity {
                     spiffe_ids: vec!["spiffe://example.org/node/containerd".into()],
-                    selectors: vec!["systemd:id:containerd.service".into()],
+                    selectors: vec!["systemd:id:containerd.service".to_owned()].into(),
                     source: vec!["entry:2".into()],
                     status: IdentityStatus::Resolved,
                 })),
@@ -887,7 +887,7 @@ mod tests {
             host_workload("session-3.scope", WorkloadKind::Session),
             Arc::new(Identity {
                 spiffe_ids: vec![],
-                selectors: vec!["systemd:id:session-3.scope".into()],
+                selectors: vec!["systemd:id:session-3.scope".to_owned()].into(),
                 source: vec![],
                 status: IdentityStatus::Resolved,
             }),
