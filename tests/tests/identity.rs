@@ -6,9 +6,9 @@ use std::{process::Command, time::Duration};
 
 use serde_json::Value;
 use tracer_tests::{
-    TestCgroup, TestUser, Tracer, argv, exec_storm, is_exec,
+    TestCgroup, TestUser, Tracer, argv, exec_storm, http_get, is_exec,
     kubeapi::{FakeApi, pod_json},
-    marker, scratch_dir, test_container_id, test_uuid,
+    marker, metric, scratch_dir, test_container_id, test_uuid,
 };
 
 /// Run `/bin/true <mark>` inside `cg`, as `user` when given.
@@ -377,8 +377,13 @@ fn huge_pod_labels_are_capped_flagged_and_cost_bounded_memory() {
     assert!(pod_bytes > 1_000_000, "{pod_bytes}");
     api.add_pod(pod.clone());
     let kubeconfig = api.kubeconfig(&dir);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
     let tracer = Tracer::start_with_env(
-        &["--node-name", &node],
+        &["--node-name", &node, "--metrics-addr", &addr],
         &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
     );
     let cg = TestCgroup::new(&systemd_pod_cgroup(Some("besteffort"), &uid, &cid));
@@ -457,6 +462,16 @@ fn huge_pod_labels_are_capped_flagged_and_cost_bounded_memory() {
     run(&bins[..1], &last);
     exec_storm(5, &last);
     tracer.wait_for(6, ours(&last));
+    // Counted for the operator (metrics are refreshed once a second).
+    std::thread::sleep(Duration::from_millis(1200));
+    let (_, text) = http_get(port, "/metrics");
+    assert!(
+        metric(&text, "tracer_pod_labels_truncated_total") >= 6,
+        "{text}"
+    );
+    let cache = metric(&text, "tracer_pod_cache_bytes");
+    assert!(cache > 16 * 1024 && cache < 64 * 1024, "{cache}");
+    assert!(metric(&text, "tracer_identity_memo_bytes") > 0, "{text}");
     drop(cg);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -701,4 +701,31 @@ mod tests {
             .sum();
         assert_eq!(sum, cache.bytes());
     }
+
+    /// A restarted container's old id goes with the pod update that names the
+    /// new one: only the ids the status lists now are kept.
+    #[test]
+    fn restart_drops_the_old_container_id() {
+        let uid = "1b2c3d4e-5f60-4718-9a2b-3c4d5e6f7081";
+        let mut cache = PodCache::new(Duration::from_secs(300));
+        let mut p = sample();
+        cache.upsert(pod_meta(&p, POD_LABELS_MAX_BYTES).unwrap());
+        let cost = cache.bytes();
+        let (old, new) = ("a".repeat(64), "d".repeat(64));
+        assert!(cache.by_uid(uid).unwrap().container(&old).is_some());
+        if let Some(cs) = p
+            .status
+            .as_mut()
+            .and_then(|s| s.container_statuses.as_mut())
+        {
+            cs[0].container_id = Some(format!("containerd://{new}"));
+            cs[0].restart_count = 1;
+        }
+        cache.upsert(pod_meta(&p, POD_LABELS_MAX_BYTES).unwrap());
+        let pod = cache.by_uid(uid).unwrap();
+        assert!(pod.container(&old).is_none());
+        assert_eq!(pod.container(&new).unwrap().name, "app");
+        assert_eq!(pod.containers.len(), 3);
+        assert_eq!(cache.bytes(), cost, "replaced, not added");
+    }
 }
