@@ -154,6 +154,13 @@ impl SocketSink {
                                     "tail socket: too many readers, turning one away"
                                 );
                             }
+                            // Say why before closing; a new socket's buffer
+                            // takes it without waiting.
+                            let note = format!(
+                                "{{\"kind\":\"refused\",\"error\":\"too many tail readers (--tail-clients {})\"}}\n",
+                                limits.max_clients
+                            );
+                            let _ = stream.try_write(note.as_bytes());
                             drop(stream);
                             continue;
                         }
@@ -357,15 +364,16 @@ mod tests {
         wait_clients(&sink, 2).await;
         // A third reader is turned away.
         let mut c = UnixStream::connect(&path).await.unwrap();
-        let mut buf = [0u8; 1];
-        let n = tokio::time::timeout(
+        let mut buf = Vec::new();
+        tokio::time::timeout(
             std::time::Duration::from_secs(5),
-            tokio::io::AsyncReadExt::read(&mut c, &mut buf),
+            tokio::io::AsyncReadExt::read_to_end(&mut c, &mut buf),
         )
         .await
         .expect("closed in time")
-        .unwrap_or(0);
-        assert_eq!(n, 0, "refused reader sees end of stream");
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["kind"], "refused", "told why, then closed");
         assert_eq!(sink.stats.refused.load(Ordering::Relaxed), 1);
         let line: Arc<[u8]> = vec![b'x'; 100 * 1024].into();
         for _ in 0..200 {
