@@ -247,12 +247,12 @@ impl Metrics {
         );
         registry.register(
             "identity_memo_bytes",
-            "Bytes of remembered identities (approximate)",
+            "Bytes of remembered identities and parsed cgroup paths (approximate)",
             m.identity_memo_bytes.clone(),
         );
         registry.register(
             "identity_memo_evictions",
-            "Remembered identities dropped to stay within the memo's bounds",
+            "Remembered identities and parsed cgroup paths dropped to stay within their bounds",
             m.identity_memo_evictions.clone(),
         );
         registry.register(

@@ -66,6 +66,8 @@ pub struct IdentityResolver {
     podman: PodmanStore,
     /// containerd's own word on `/<namespace>/<id>` cgroups, when its socket is there.
     containerd: Option<Containerd>,
+    /// Bytes `parsed` holds ([`parsed_cost`]); bounded by the memo's bound too.
+    parsed_bytes: usize,
     /// Bytes the memo holds ([`memo_cost`]) and may hold.
     memo_bytes: usize,
     memo_max_bytes: usize,
@@ -75,8 +77,9 @@ pub struct IdentityResolver {
     pub memo_stats: Arc<MemoStats>,
 }
 
-/// Bytes the identity memo may hold (default). Labels are shared with the pod
-/// cache; each identity's selectors copy them (a pod's at most 16 KiB).
+/// Bytes the identity memo may hold (default), and half as much again for
+/// parsed cgroup paths. Pod labels and their selectors are the pod cache's,
+/// shared, not counted here.
 pub const MEMO_MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// For metrics.
@@ -93,6 +96,12 @@ struct Memo {
     _containerd: Option<Arc<ContainerdContainer>>,
     resolved: Resolved,
     cost: usize,
+}
+
+/// Approximate heap bytes of a parsed path: the parts it names are pieces of
+/// the path (which the key may share with the cgroup cache, counted anyway).
+fn parsed_cost(path: &str) -> usize {
+    256 + 2 * path.len()
 }
 
 /// Approximate heap bytes of a memo entry: its key, its identity's strings
@@ -141,6 +150,7 @@ impl IdentityResolver {
             memo: HashMap::new(),
             podman: PodmanStore::system(),
             containerd: None,
+            parsed_bytes: 0,
             memo_bytes: 0,
             memo_max_bytes: MEMO_MAX_BYTES,
             pod_versions: HashMap::new(),
@@ -164,7 +174,14 @@ impl IdentityResolver {
         self.memo.clear();
         self.pod_versions.clear();
         self.memo_bytes = 0;
-        self.memo_stats.bytes.store(0, Ordering::Relaxed);
+        self.publish_bytes();
+    }
+
+    fn publish_bytes(&self) {
+        self.memo_stats.bytes.store(
+            (self.memo_bytes + self.parsed_bytes) as u64,
+            Ordering::Relaxed,
+        );
     }
 
     /// A new version of a pod: forget what was remembered for the old one.
@@ -196,6 +213,7 @@ impl IdentityResolver {
     pub fn with_kubepods_roots(mut self, roots: KubeRoots) -> Self {
         self.kubepods_roots = roots;
         self.parsed.clear();
+        self.parsed_bytes = 0;
         self.clear_memo(false);
         self
     }
@@ -215,9 +233,19 @@ impl IdentityResolver {
         if let Some(p) = self.parsed.get(path) {
             return p.clone();
         }
-        if self.parsed.len() >= PARSED_CACHE_MAX {
+        let cost = parsed_cost(path);
+        // Paths may be 4 KiB each: a count bound alone let 65,536 long ones in.
+        if self.parsed.len() >= PARSED_CACHE_MAX
+            || self.parsed_bytes + cost > self.memo_max_bytes / 2
+        {
+            self.memo_stats
+                .evicted
+                .fetch_add(self.parsed.len() as u64, Ordering::Relaxed);
             self.parsed.clear();
+            self.parsed_bytes = 0;
         }
+        self.parsed_bytes += cost;
+        self.publish_bytes();
         let p = Arc::new(workload::parse_path(path, &self.kubepods_roots));
         self.parsed.insert(path.clone(), p.clone());
         p
@@ -327,9 +355,7 @@ impl IdentityResolver {
                 );
                 self.memo_bytes -= old.map_or(0, |o| o.cost);
             }
-            self.memo_stats
-                .bytes
-                .store(self.memo_bytes as u64, Ordering::Relaxed);
+            self.publish_bytes();
         }
         r
     }
@@ -882,7 +908,7 @@ mod tests {
             assert!(r.memo_bytes <= cap);
             assert_eq!(
                 r.memo_stats.bytes.load(Ordering::Relaxed),
-                r.memo_bytes as u64
+                (r.memo_bytes + r.parsed_bytes) as u64
             );
         }
         let evicted = r.memo_stats.evicted.load(Ordering::Relaxed);
@@ -901,5 +927,31 @@ mod tests {
         assert_eq!(r.memo.len(), 1, "only the new version's entry");
         assert_eq!(r.memo_stats.evicted.load(Ordering::Relaxed), evicted);
         assert_eq!(r.memo_bytes, r.memo.values().map(|m| m.cost).sum::<usize>());
+    }
+
+    /// Long cgroup paths (up to 4 KiB each) are remembered within half the
+    /// memo's bound, not 65,536 of them whatever their size.
+    #[test]
+    fn parsed_paths_are_bounded_in_bytes() {
+        let registry = Registry::new("cluster.local", true).unwrap();
+        let cap = 256 * 1024;
+        let mut r = IdentityResolver::new(None, registry).with_memo_bytes(cap);
+        let unix = UnixFacts {
+            uid: 1000,
+            user: None,
+            gid: 1000,
+            path: None,
+        };
+        let long = "d".repeat(250);
+        for i in 0..200 {
+            let path: Arc<str> = format!(
+                "/user.slice/user-1000.slice/user@1000.service/app.slice/{i}/{long}/{long}/{long}/{long}/{long}/{long}/{long}/{long}/{long}/{long}/{long}/{long}"
+            )
+            .into();
+            r.resolve(Some(&path), &unix);
+            assert!(r.parsed_bytes <= cap / 2, "{}", r.parsed_bytes);
+            assert!(r.memo_bytes <= cap);
+        }
+        assert!(r.memo_stats.evicted.load(Ordering::Relaxed) > 0);
     }
 }
