@@ -188,6 +188,10 @@ impl IdentityResolver {
     fn note_pod_version(&mut self, meta: &Arc<PodMeta>) {
         let ptr = Arc::as_ptr(meta) as usize;
         let old = self.pod_versions.insert(meta.uid.clone(), ptr);
+        if old.is_none() {
+            // Counted with the memo, so pod churn cannot grow it between clears.
+            self.memo_bytes += 64 + meta.uid.len();
+        }
         if let Some(old) = old.filter(|o| *o != ptr) {
             let mut freed = 0;
             self.memo.retain(|k, m| {
@@ -926,7 +930,11 @@ mod tests {
         r.resolve(Some(&path), &unix);
         assert_eq!(r.memo.len(), 1, "only the new version's entry");
         assert_eq!(r.memo_stats.evicted.load(Ordering::Relaxed), evicted);
-        assert_eq!(r.memo_bytes, r.memo.values().map(|m| m.cost).sum::<usize>());
+        let versions: usize = r.pod_versions.keys().map(|u| 64 + u.len()).sum();
+        assert_eq!(
+            r.memo_bytes,
+            r.memo.values().map(|m| m.cost).sum::<usize>() + versions
+        );
     }
 
     /// Long cgroup paths (up to 4 KiB each) are remembered within half the
