@@ -220,6 +220,11 @@ impl Tracer {
         self.child.as_ref().map_or(0, Child::id)
     }
 
+    /// The tracer's resident set (VmRSS), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.memory_kib().0
+    }
+
     pub fn stderr_log(&self) -> String {
         fs::read_to_string(&self.stderr).unwrap_or_default()
     }
@@ -919,4 +924,32 @@ pub fn cgroup_mounts() -> Vec<PathBuf> {
                 .flatten()
         })
         .collect()
+}
+
+/// `GET path` on 127.0.0.1:port: (status, whole response).
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::Write as _;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let code = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, resp)
+}
+
+/// A metric's value in Prometheus text (0 when absent).
+pub fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
 }

@@ -467,7 +467,9 @@ fn losses_are_reported_not_silent() {
             .unwrap()
             .success()
     );
-    let loss = tracer.wait_for(1, |e| e["kind"] == "loss").remove(0);
-    assert!(loss["lost"]["ring_full"].as_u64().unwrap() > 0, "{loss:#}");
+    // (A loss record may also report budget cuts made for other processes.)
+    tracer.wait_for(1, |e| {
+        e["kind"] == "loss" && e["lost"]["ring_full"].as_u64().unwrap_or(0) > 0
+    });
     assert!(tracer.stderr_log().contains("events were lost"));
 }

@@ -6,9 +6,9 @@ use std::{process::Command, time::Duration};
 
 use serde_json::Value;
 use tracer_tests::{
-    TestCgroup, TestUser, Tracer, argv, is_exec,
+    TestCgroup, TestUser, Tracer, argv, exec_storm, http_get, is_exec,
     kubeapi::{FakeApi, pod_json},
-    marker, scratch_dir, test_container_id, test_uuid,
+    marker, metric, scratch_dir, test_container_id, test_uuid,
 };
 
 /// Run `/bin/true <mark>` inside `cg`, as `user` when given.
@@ -354,4 +354,124 @@ fn lineage_entries_carry_their_own_workload() {
     assert_ne!(lineage[1]["workload"]["kind"], "pod", "{:#}", lineage[1]);
     assert!(lineage[1]["identity"]["status"].is_string());
     drop(cg);
+}
+
+/// Issue 10: a pod with ~1 MB of labels. Its exec events carry the labels cut
+/// to the per-pod cap (16 KiB, first in key order) and say so
+/// (`labels_truncated`); 60 distinct binaries and a few updates of the pod
+/// (identities remembered per binary and per pod version) cost the tracer a
+/// bounded amount of memory; events keep flowing.
+#[test]
+fn huge_pod_labels_are_capped_flagged_and_cost_bounded_memory() {
+    let api = FakeApi::start();
+    let node = marker("node");
+    let dir = scratch_dir();
+    let (uid, cid) = (test_uuid(), test_container_id());
+    let name = marker("fat");
+    let mut pod = pod_json(&node, "shop", &name, &uid, "web", &cid, "web:1");
+    let labels = &mut pod["metadata"]["labels"];
+    for i in 0..2000 {
+        labels[format!("k{i:05}")] = Value::from("v".repeat(500));
+    }
+    let pod_bytes = pod.to_string().len();
+    assert!(pod_bytes > 1_000_000, "{pod_bytes}");
+    api.add_pod(pod.clone());
+    let kubeconfig = api.kubeconfig(&dir);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let tracer = Tracer::start_with_env(
+        &["--node-name", &node, "--metrics-addr", &addr],
+        &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+    );
+    let cg = TestCgroup::new(&systemd_pod_cgroup(Some("besteffort"), &uid, &cid));
+    // 60 distinct binaries: each is its own remembered identity.
+    let bins: Vec<String> = (0..60)
+        .map(|i| {
+            let p = dir.join(format!("tool{i}"));
+            std::fs::copy("/bin/true", &p).unwrap();
+            p.display().to_string()
+        })
+        .collect();
+    let run = |bins: &[String], mark: &str| {
+        let script = format!(
+            "{}for b in {}; do $b {mark}; done",
+            cg.enter(),
+            bins.join(" ")
+        );
+        let st = Command::new("sh").args(["-c", &script]).status().unwrap();
+        assert!(st.success());
+    };
+    let ours = |mark: &str| {
+        let mark = mark.to_owned();
+        move |e: &Value| is_exec(e) && argv(e).get(1) == Some(&mark)
+    };
+    // Warm up: the pod is listed and its identity resolved once.
+    let warm = marker("warm");
+    run(&bins[..1], &warm);
+    tracer.wait_for(1, ours(&warm));
+    let before = tracer.rss_kib();
+    let mut found = Vec::new();
+    for round in 0..5 {
+        // A new version of the pod (same labels, as a status update would be).
+        pod["metadata"]["resourceVersion"] = Value::from(format!("{}", round + 2));
+        api.add_pod(pod.clone());
+        std::thread::sleep(Duration::from_millis(200));
+        let mark = marker("fat-run");
+        run(&bins, &mark);
+        found.extend(tracer.wait_for(bins.len(), ours(&mark)));
+    }
+    let after = tracer.rss_kib();
+    let growth = after.saturating_sub(before);
+    let line = found.iter().map(|e| e.to_string().len()).max().unwrap_or(0);
+    eprintln!(
+        "fat pod: RSS {before} -> {after} KiB (+{growth}); {} execs, longest line {line} B",
+        found.len()
+    );
+    // Uncapped, each remembered identity held its own ~1 MB copy (two, with
+    // the selectors): hundreds of MiB. Capped and shared: a few MiB.
+    assert!(growth < 32 * 1024, "RSS grew {growth} KiB");
+    assert!(line < 100_000, "exec lines stay small: {line}");
+    for e in &found {
+        let p = &e["executor"]["workload"]["pod"];
+        assert_eq!(p["uid"], uid.as_str(), "{p}");
+        assert_eq!(p["labels_truncated"], true, "{}", p["name"]);
+        let l = p["labels"].as_object().expect("labels");
+        let bytes: usize = l
+            .iter()
+            .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+            .sum();
+        assert!(
+            bytes <= 16 * 1024 && l.len() > 10,
+            "{bytes} B in {}",
+            l.len()
+        );
+        // First in key order: `app` and the lowest `k…` keys.
+        assert_eq!(l.get("app").and_then(Value::as_str), Some(name.as_str()));
+        assert!(
+            l.contains_key("k00000"),
+            "{:?}",
+            l.keys().take(3).collect::<Vec<_>>()
+        );
+        assert_eq!(e["executor"]["identity"]["status"], "resolved");
+    }
+    // Events keep flowing, inside the pod and out.
+    let last = marker("after");
+    run(&bins[..1], &last);
+    exec_storm(5, &last);
+    tracer.wait_for(6, ours(&last));
+    // Counted for the operator (metrics are refreshed once a second).
+    std::thread::sleep(Duration::from_millis(1200));
+    let (_, text) = http_get(port, "/metrics");
+    assert!(
+        metric(&text, "tracer_pod_labels_truncated_total") >= 6,
+        "{text}"
+    );
+    let cache = metric(&text, "tracer_pod_cache_bytes");
+    assert!(cache > 16 * 1024 && cache < 64 * 1024, "{cache}");
+    assert!(metric(&text, "tracer_identity_memo_bytes") > 0, "{text}");
+    drop(cg);
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -36,7 +36,7 @@ pub struct Budget {
     pub waiting_events: usize,
     /// Sealed records an output could not write yet, per output.
     pub sink_retry: usize,
-    /// Identity memo, cgroup paths, file hashes and other caches.
+    /// Identity memo and parsed cgroup paths (other caches are bounded in entries).
     pub caches: usize,
 }
 
@@ -65,12 +65,12 @@ impl Budget {
         let part = |percent: u64| usize::try_from(shared / 100 * percent).unwrap_or(usize::MAX);
         Ok(Budget {
             limit,
-            process_table: part(50),
-            pod_cache: part(15),
+            process_table: part(45),
+            pod_cache: part(10),
             tail_queues: part(15),
             waiting_events: part(10),
             sink_retry: part(5),
-            caches: part(5),
+            caches: part(15),
         })
     }
 }

@@ -67,8 +67,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// Lines a tail reader may fall behind before it misses events (it is told how many).
-    #[arg(long, default_value_t = 16_384, value_name = "LINES")]
+    #[arg(long, default_value_t = crate::sink::socket::CLIENT_QUEUE, value_name = "LINES")]
     pub tail_queue: usize,
+    /// Bytes a tail reader may fall behind by before it misses events; all
+    /// readers together hold at most four times this.
+    #[arg(long, default_value_t = crate::sink::socket::CLIENT_QUEUE_BYTES, value_name = "BYTES")]
+    pub tail_queue_bytes: usize,
+    /// Tail readers served at once; more are turned away.
+    #[arg(long, default_value_t = crate::sink::socket::MAX_CLIENTS, value_name = "N")]
+    pub tail_clients: usize,
     /// Serve Prometheus /metrics, /healthz and /readyz on this address.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -235,6 +242,11 @@ impl RunArgs {
             metrics_addr: self.metrics_addr,
             socket: self.socket.clone(),
             tail_queue: self.tail_queue,
+            tail_queue_bytes: self.tail_queue_bytes,
+            tail_total_bytes: self.tail_queue_bytes.saturating_mul(
+                crate::sink::socket::TOTAL_QUEUE_BYTES / crate::sink::socket::CLIENT_QUEUE_BYTES,
+            ),
+            tail_clients: self.tail_clients,
             cgroup_mount: self.cgroup_mount.clone(),
             output: self.output.clone(),
             btf_path: self.btf.clone(),

@@ -78,6 +78,15 @@ pub struct Config {
     /// Lines a tail reader may fall behind before it misses events.
     #[serde(skip)]
     pub tail_queue: usize,
+    /// Bytes a tail reader may fall behind by before it misses events.
+    #[serde(skip)]
+    pub tail_queue_bytes: usize,
+    /// Bytes queued for all tail readers together.
+    #[serde(skip)]
+    pub tail_total_bytes: usize,
+    /// Tail readers served at once.
+    #[serde(skip)]
+    pub tail_clients: usize,
     /// The host's cgroup v2 mount, when not the one /proc/self/mountinfo names.
     #[serde(skip)]
     pub cgroup_mount: Option<PathBuf>,
@@ -119,7 +128,10 @@ impl Default for Config {
             registrations: None,
             metrics_addr: None,
             socket: None,
-            tail_queue: 16_384,
+            tail_queue: crate::sink::socket::CLIENT_QUEUE,
+            tail_queue_bytes: crate::sink::socket::CLIENT_QUEUE_BYTES,
+            tail_total_bytes: crate::sink::socket::TOTAL_QUEUE_BYTES,
+            tail_clients: crate::sink::socket::MAX_CLIENTS,
             cgroup_mount: None,
             node_name: None,
             containerd_socket: Some(PathBuf::from(crate::identity::containerd::DEFAULT_SOCKET)),
@@ -144,6 +156,16 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The tail socket's bounds.
+    pub fn tail_limits(&self) -> crate::sink::socket::SocketLimits {
+        crate::sink::socket::SocketLimits {
+            client_lines: self.tail_queue,
+            client_bytes: self.tail_queue_bytes,
+            total_bytes: self.tail_total_bytes,
+            max_clients: self.tail_clients,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let r = u64::from(self.ring_buffer_bytes);
         if r < 4096 || !r.is_power_of_two() {

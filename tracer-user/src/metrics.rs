@@ -73,6 +73,9 @@ pub struct Metrics {
     pub identity: Family<StatusLabel, Counter>,
     pub sink_errors: Family<SinkLabel, Counter>,
     pub tail_missed: Counter,
+    pub tail_missed_bytes: Counter,
+    pub tail_clients_refused: Counter,
+    pub tail_queued_bytes: Gauge,
     pub process_table: Gauge,
     pub ring_buffer_bytes: Gauge,
     pub ring_records_submitted: Gauge,
@@ -83,6 +86,14 @@ pub struct Metrics {
     pub containerd_lookups: Gauge,
     pub containerd_errors: Gauge,
     pub tail_clients: Gauge,
+    /// Pod metadata cached, pods dropped to stay within its byte bound, pod
+    /// versions whose labels were cut.
+    pub pod_cache_bytes: Gauge,
+    pub pod_cache_evictions: Counter,
+    pub pod_labels_truncated: Counter,
+    /// The identity memo's bytes, and entries dropped to stay within them.
+    pub identity_memo_bytes: Gauge,
+    pub identity_memo_evictions: Counter,
     /// Executed files hashed, their bytes, and those found unreadable.
     pub files_hashed: Gauge,
     pub file_hash_bytes: Gauge,
@@ -130,6 +141,9 @@ impl Metrics {
             identity: Family::default(),
             sink_errors: Family::default(),
             tail_missed: Counter::default(),
+            tail_missed_bytes: Counter::default(),
+            tail_clients_refused: Counter::default(),
+            tail_queued_bytes: Gauge::default(),
             process_table: Gauge::default(),
             ring_buffer_bytes: Gauge::default(),
             ring_records_submitted: Gauge::default(),
@@ -138,6 +152,11 @@ impl Metrics {
             containerd_lookups: Gauge::default(),
             containerd_errors: Gauge::default(),
             tail_clients: Gauge::default(),
+            pod_cache_bytes: Gauge::default(),
+            pod_cache_evictions: Counter::default(),
+            pod_labels_truncated: Counter::default(),
+            identity_memo_bytes: Gauge::default(),
+            identity_memo_evictions: Counter::default(),
             files_hashed: Gauge::default(),
             file_hash_bytes: Gauge::default(),
             files_unreadable: Gauge::default(),
@@ -189,6 +208,21 @@ impl Metrics {
             "tail_missed",
             "Events slow tail readers missed",
             m.tail_missed.clone(),
+        );
+        registry.register(
+            "tail_missed_bytes",
+            "Bytes of the events slow tail readers missed (their queues were full)",
+            m.tail_missed_bytes.clone(),
+        );
+        registry.register(
+            "tail_clients_refused",
+            "Tail readers turned away because --tail-clients were connected",
+            m.tail_clients_refused.clone(),
+        );
+        registry.register(
+            "tail_queued_bytes",
+            "Bytes of lines queued for tail readers (each reader's share counted in full)",
+            m.tail_queued_bytes.clone(),
         );
         registry.register(
             "process_table_entries",
@@ -244,6 +278,31 @@ impl Metrics {
             "tail_clients",
             "Readers connected to the tail socket",
             m.tail_clients.clone(),
+        );
+        registry.register(
+            "pod_cache_bytes",
+            "Bytes of pod metadata cached (approximate)",
+            m.pod_cache_bytes.clone(),
+        );
+        registry.register(
+            "pod_cache_evictions",
+            "Pods dropped from the cache to stay within its byte bound",
+            m.pod_cache_evictions.clone(),
+        );
+        registry.register(
+            "pod_labels_truncated",
+            "Pod updates whose labels were cut to the per-pod cap",
+            m.pod_labels_truncated.clone(),
+        );
+        registry.register(
+            "identity_memo_bytes",
+            "Bytes of remembered identities and parsed cgroup paths (approximate)",
+            m.identity_memo_bytes.clone(),
+        );
+        registry.register(
+            "identity_memo_evictions",
+            "Remembered identities and parsed cgroup paths dropped to stay within their bounds",
+            m.identity_memo_evictions.clone(),
         );
         registry.register(
             "connects_waiting",

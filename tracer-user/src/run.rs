@@ -22,7 +22,7 @@ use crate::{
     identity::{
         cgroup::CgroupResolver,
         containerd::Containerd,
-        kube::{self, PodIndex},
+        kube::{self, PodIndex, PodLimits},
         resolve::IdentityResolver,
         spiffe::Registry,
         users::UserDb,
@@ -69,7 +69,11 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         tracing::info!(%addr, max_connections = cap, "serving /metrics, /healthz, /readyz");
     }
     if let Some(path) = &config.socket {
-        sinks.bind_socket(path, config.tail_queue)?;
+        // All readers' queues together get the tail share of the budget.
+        let mut limits = config.tail_limits();
+        limits.total_bytes = budget.tail_queues;
+        limits.client_bytes = limits.client_bytes.min(budget.tail_queues);
+        sinks.bind_socket(path, limits)?;
         tracing::info!(path = %path.display(), "serving events to `tracer tail`");
     }
 
@@ -130,7 +134,13 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
     let pods = match &config.node_name {
         Some(node) => match kube::client().await {
             Ok(client) => {
-                let index = PodIndex::new(Duration::from_secs(config.pod_grace_secs));
+                let index = PodIndex::with_limits(
+                    Duration::from_secs(config.pod_grace_secs),
+                    PodLimits {
+                        cache_bytes: budget.pod_cache,
+                        ..PodLimits::default()
+                    },
+                );
                 tracing::info!(node = %node, "watching this node's pods for workload metadata");
                 tokio::spawn(index.clone().run(client, node.clone()));
                 Some(index)
@@ -155,9 +165,12 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
     });
     let kubepods_roots = crate::identity::workload::KubeRoots::new(&config.kubepods_roots)
         .map_err(|e| anyhow::anyhow!("--{e}"))?;
+    // The memo's bound, plus half of it for parsed cgroup paths: the caches' share.
     let identity = IdentityResolver::new(pods.clone(), registry)
+        .with_memo_bytes(budget.caches / 3 * 2)
         .with_containerd(containerd.clone())
         .with_kubepods_roots(kubepods_roots);
+    let memo_stats = identity.memo_stats.clone();
     let mut attributor = Attributor::new(
         ctx,
         table,
@@ -215,7 +228,6 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         host: host_arc,
         policy: policy_arc,
         metrics: metrics.clone(),
-        tail_missed_seen: 0,
         budget: BudgetCounts::default(),
         budget_reported: BudgetCounts::default(),
     };
@@ -265,11 +277,20 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
                 sinks.flush();
                 let now = Instant::now();
                 attributor.evict(now);
+                let total = |c: &prometheus_client::metrics::counter::Counter, now: u64| {
+                    c.inc_by(now.saturating_sub(c.get()));
+                };
                 if let Some(p) = &pods {
                     p.evict(now);
-                    Metrics::set(&metrics.kube_watch_state, p.state.state() as u64);
-                    Metrics::set(&metrics.kube_watch_errors, p.state.errors.load(Ordering::Relaxed));
+                    let s = &p.state;
+                    Metrics::set(&metrics.kube_watch_state, s.state() as u64);
+                    Metrics::set(&metrics.kube_watch_errors, s.errors.load(Ordering::Relaxed));
+                    Metrics::set(&metrics.pod_cache_bytes, s.cache_bytes.load(Ordering::Relaxed));
+                    total(&metrics.pod_cache_evictions, s.evicted.load(Ordering::Relaxed));
+                    total(&metrics.pod_labels_truncated, s.labels_truncated.load(Ordering::Relaxed));
                 }
+                Metrics::set(&metrics.identity_memo_bytes, memo_stats.bytes.load(Ordering::Relaxed));
+                total(&metrics.identity_memo_evictions, memo_stats.evicted.load(Ordering::Relaxed));
                 if let Some(c) = &containerd {
                     Metrics::set(&metrics.containerd_lookups, c.stats.lookups.load(Ordering::Relaxed));
                     Metrics::set(&metrics.containerd_errors, c.stats.errors.load(Ordering::Relaxed));
@@ -316,7 +337,6 @@ struct Housekeeping {
     host: Arc<Host>,
     policy: Arc<Policy>,
     metrics: Arc<Metrics>,
-    tail_missed_seen: u64,
     /// Budget drops so far, and as of the last loss record.
     budget: BudgetCounts,
     budget_reported: BudgetCounts,
@@ -328,11 +348,26 @@ impl Housekeeping {
         Metrics::set(&self.metrics.ring_records_submitted, kernel.submitted);
         if let Some(socket) = sinks.socket() {
             Metrics::set(&self.metrics.tail_clients, socket.clients() as u64);
-            let missed = socket.missed_total.load(Ordering::Relaxed);
-            self.metrics
-                .tail_missed
-                .inc_by(missed.saturating_sub(self.tail_missed_seen));
-            self.tail_missed_seen = missed;
+            let stats = &socket.stats;
+            let total = |c: &prometheus_client::metrics::counter::Counter, now: u64| {
+                c.inc_by(now.saturating_sub(c.get()));
+            };
+            total(
+                &self.metrics.tail_missed,
+                stats.missed.load(Ordering::Relaxed),
+            );
+            total(
+                &self.metrics.tail_missed_bytes,
+                stats.missed_bytes.load(Ordering::Relaxed),
+            );
+            total(
+                &self.metrics.tail_clients_refused,
+                stats.refused.load(Ordering::Relaxed),
+            );
+            Metrics::set(
+                &self.metrics.tail_queued_bytes,
+                stats.queued_bytes.load(Ordering::Relaxed) as u64,
+            );
         }
         for (sink, errors) in sinks.errors() {
             let c = self.metrics.sink_errors.get_or_create(&SinkLabel { sink });

@@ -940,6 +940,16 @@ async fn read_socket(path: &Path, printer: &mut Printer) -> anyhow::Result<()> {
             return Ok(());
         }
         let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(&line));
+        if text.starts_with("{\"kind\":\"refused\"") {
+            let v: Value = serde_json::from_str(&text).unwrap_or_default();
+            bail!(
+                "{}: {}",
+                path.display(),
+                v["error"]
+                    .as_str()
+                    .unwrap_or("the tracer turned this reader away")
+            );
+        }
         let done = printer.line(&text);
         // Write when nothing more is waiting: one write per burst, not per line.
         if done || reader.buffer().is_empty() {
@@ -1445,6 +1455,29 @@ mod tests {
             ..TailArgs::default()
         };
         run(args).await.unwrap();
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_refused_reader_says_why() {
+        let dir = TempDir::new("refused");
+        let path = dir.0.join("t.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let server = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt as _;
+            let (mut s, _) = listener.accept().await.unwrap();
+            s.write_all(
+                b"{\"kind\":\"refused\",\"error\":\"too many tail readers (--tail-clients 1)\"}\n",
+            )
+            .await
+            .unwrap();
+        });
+        let args = TailArgs {
+            socket: Some(path),
+            ..TailArgs::default()
+        };
+        let err = format!("{:#}", run(args).await.err().unwrap());
+        assert!(err.contains("too many tail readers"), "{err}");
         server.await.unwrap();
     }
 }

@@ -27,6 +27,61 @@ use kube::{
 };
 use tokio::sync::Notify;
 
+/// Bytes of labels kept per pod (default). One pod with ~1 MB of labels made
+/// each of its exec lines 2.4 MB and cost hundreds of MiB in copies.
+pub const POD_LABELS_MAX_BYTES: usize = 16 * 1024;
+/// Bytes of pod metadata kept for all pods together (default): ~500 pods at
+/// the label cap, far more of ordinary ones.
+pub const POD_CACHE_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// What a label costs beyond its key and value (map node, two strings).
+const LABEL_OVERHEAD: usize = 64;
+/// What a label's selector costs beyond a copy of the label (its prefix).
+const SELECTOR_OVERHEAD: usize = 14;
+/// What a pod entry costs beyond its strings (maps, Arc, entry).
+const POD_OVERHEAD: usize = 512;
+
+/// Pod labels, shared by the cache, the identity memo and every event.
+pub type Labels = BTreeMap<String, String>;
+
+/// Bounds of the pod cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodLimits {
+    /// Bytes of one pod's labels (key + value + [`LABEL_OVERHEAD`] each).
+    pub labels_bytes: usize,
+    /// Bytes of all pods' metadata ([`PodMeta::cost`]).
+    pub cache_bytes: usize,
+}
+
+impl Default for PodLimits {
+    fn default() -> Self {
+        Self {
+            labels_bytes: POD_LABELS_MAX_BYTES,
+            cache_bytes: POD_CACHE_MAX_BYTES,
+        }
+    }
+}
+
+fn label_cost(k: &str, v: &str) -> usize {
+    k.len() + v.len() + LABEL_OVERHEAD
+}
+
+/// The labels that fit in `max` bytes, in key order; a label too large for
+/// what is left is skipped, so later small ones still fit. Deterministic for
+/// a given set of labels. The flag says whether any was left out.
+pub fn cap_labels(labels: &Labels, max: usize) -> (Labels, bool) {
+    let mut left = max;
+    let mut kept = Labels::new();
+    for (k, v) in labels {
+        let cost = label_cost(k, v);
+        if cost <= left {
+            left -= cost;
+            kept.insert(k.clone(), v.clone());
+        }
+    }
+    let cut = kept.len() < labels.len();
+    (kept, cut)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
     pub kind: String,
@@ -48,12 +103,49 @@ pub struct PodMeta {
     pub name: String,
     pub namespace: String,
     pub service_account: Option<String>,
-    pub labels: BTreeMap<String, String>,
+    /// At most [`PodLimits::labels_bytes`] of them (see [`cap_labels`]).
+    pub labels: Arc<Labels>,
+    /// Some labels were left out to stay within the cap.
+    pub labels_truncated: bool,
+    /// `labels` as selectors, built on first use and shared by every
+    /// identity of this pod version (and the next, when labels are unchanged).
+    pub label_selectors: std::sync::OnceLock<Arc<[String]>>,
     pub owner: Option<Owner>,
     pub containers: Vec<ContainerMeta>,
 }
 
 impl PodMeta {
+    pub fn label_selectors(&self) -> Arc<[String]> {
+        self.label_selectors
+            .get_or_init(|| crate::identity::spiffe::label_selectors(&self.labels).into())
+            .clone()
+    }
+
+    /// Approximate heap bytes, for the cache's bound (label selectors counted
+    /// whether built yet or not).
+    pub fn cost(&self) -> usize {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        POD_OVERHEAD
+            + self.uid.len()
+            + self.name.len()
+            + self.namespace.len()
+            + opt(&self.service_account)
+            + self
+                .labels
+                .iter()
+                .map(|(k, v)| 2 * label_cost(k, v) + SELECTOR_OVERHEAD)
+                .sum::<usize>()
+            + self
+                .owner
+                .as_ref()
+                .map_or(0, |o| o.kind.len() + o.name.len())
+            + self
+                .containers
+                .iter()
+                .map(|c| 96 + c.id.len() + c.name.len() + opt(&c.runtime) + opt(&c.image))
+                .sum::<usize>()
+    }
+
     pub fn container(&self, id: &str) -> Option<&ContainerMeta> {
         self.containers.iter().find(|c| c.id == id)
     }
@@ -95,8 +187,10 @@ fn owner_of(pod: &Pod) -> Option<Owner> {
     })
 }
 
-/// The metadata we keep from a Pod object; None when it lacks a UID or name.
-pub fn pod_meta(pod: &Pod) -> Option<PodMeta> {
+/// The metadata we keep from a Pod object, its labels cut to `labels_max`
+/// bytes; None when it lacks a UID or name. Only the containers the status
+/// lists now are kept: a restarted container's old id goes with the update.
+pub fn pod_meta(pod: &Pod, labels_max: usize) -> Option<PodMeta> {
     let uid = pod.metadata.uid.clone()?;
     let name = pod.metadata.name.clone()?;
     let spec = pod.spec.as_ref();
@@ -109,6 +203,10 @@ pub fn pod_meta(pod: &Pod) -> Option<PodMeta> {
                 .map(|c| (c.name.as_str(), c.image.as_deref().unwrap_or_default()))
         })
         .collect();
+    let (labels, labels_truncated) = match &pod.metadata.labels {
+        Some(l) => cap_labels(l, labels_max),
+        None => (Labels::new(), false),
+    };
     let status = pod.status.as_ref();
     let statuses: Vec<&ContainerStatus> = status
         .into_iter()
@@ -141,7 +239,9 @@ pub fn pod_meta(pod: &Pod) -> Option<PodMeta> {
         name,
         namespace: pod.metadata.namespace.clone().unwrap_or_default(),
         service_account: spec.and_then(|s| s.service_account_name.clone()),
-        labels: pod.metadata.labels.clone().unwrap_or_default(),
+        labels: Arc::new(labels),
+        labels_truncated,
+        label_selectors: Default::default(),
         owner: owner_of(pod),
         containers,
     })
@@ -150,30 +250,92 @@ pub fn pod_meta(pod: &Pod) -> Option<PodMeta> {
 struct Entry {
     meta: Arc<PodMeta>,
     deleted_at: Option<Instant>,
+    cost: usize,
 }
 
-/// Pods by UID.
+/// Pods by UID, within [`PodLimits::cache_bytes`].
 pub struct PodCache {
     pods: HashMap<String, Entry>,
     grace: Duration,
+    limits: PodLimits,
+    bytes: usize,
+    /// Pods dropped to stay within the byte bound (not those whose grace ended).
+    pub evicted: u64,
 }
 
 impl PodCache {
     pub fn new(grace: Duration) -> Self {
+        Self::with_limits(grace, PodLimits::default())
+    }
+
+    pub fn with_limits(grace: Duration, limits: PodLimits) -> Self {
         Self {
             pods: HashMap::new(),
             grace,
+            limits,
+            bytes: 0,
+            evicted: 0,
         }
     }
 
-    pub fn upsert(&mut self, meta: PodMeta) {
-        self.pods.insert(
-            meta.uid.clone(),
+    pub fn limits(&self) -> PodLimits {
+        self.limits
+    }
+
+    /// Bytes of metadata held ([`PodMeta::cost`] summed).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn upsert(&mut self, mut meta: PodMeta) {
+        // Status updates rarely change labels: share the old ones, so the
+        // identities remembered for the pod's previous version cost nothing more.
+        if let Some(old) = self.pods.get(&meta.uid)
+            && old.meta.labels == meta.labels
+        {
+            meta.labels = old.meta.labels.clone();
+            meta.label_selectors = old.meta.label_selectors.clone();
+        }
+        let cost = meta.cost();
+        let uid = meta.uid.clone();
+        if let Some(old) = self.pods.insert(
+            uid.clone(),
             Entry {
                 meta: Arc::new(meta),
                 deleted_at: None,
+                cost,
             },
-        );
+        ) {
+            self.bytes -= old.cost;
+        }
+        self.bytes += cost;
+        self.shrink(&uid);
+    }
+
+    /// Over the byte bound: drop deleted pods (longest gone first), then the
+    /// largest live ones, never `keep` (just written) unless it alone is over.
+    fn shrink(&mut self, keep: &str) {
+        while self.bytes > self.limits.cache_bytes {
+            let victim = self
+                .pods
+                .iter()
+                .filter(|(uid, _)| *uid != keep)
+                .min_by(|(ua, a), (ub, b)| match (a.deleted_at, b.deleted_at) {
+                    (Some(x), Some(y)) => x.cmp(&y).then_with(|| ua.cmp(ub)),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => b.cost.cmp(&a.cost).then_with(|| ua.cmp(ub)),
+                })
+                .map(|(uid, _)| uid.clone())
+                .or_else(|| self.pods.contains_key(keep).then(|| keep.to_owned()));
+            let Some(uid) = victim else {
+                return;
+            };
+            if let Some(e) = self.pods.remove(&uid) {
+                self.bytes -= e.cost;
+                self.evicted += 1;
+            }
+        }
     }
 
     /// Keep the pod for the grace period; it may still have actions in flight.
@@ -205,7 +367,9 @@ impl PodCache {
             .map(|(uid, _)| uid.clone())
             .collect();
         for uid in gone {
-            self.pods.remove(&uid);
+            if let Some(e) = self.pods.remove(&uid) {
+                self.bytes -= e.cost;
+            }
         }
     }
 
@@ -238,6 +402,11 @@ pub struct KubeState {
     state: AtomicU8,
     pub errors: AtomicU64,
     pub events: AtomicU64,
+    /// Bytes of pod metadata cached, pods dropped to stay within the bound,
+    /// and pod versions whose labels were cut.
+    pub cache_bytes: AtomicU64,
+    pub evicted: AtomicU64,
+    pub labels_truncated: AtomicU64,
 }
 
 impl KubeState {
@@ -266,8 +435,12 @@ pub struct PodIndex {
 
 impl PodIndex {
     pub fn new(grace: Duration) -> Self {
+        Self::with_limits(grace, PodLimits::default())
+    }
+
+    pub fn with_limits(grace: Duration, limits: PodLimits) -> Self {
         Self {
-            cache: Arc::new(RwLock::new(PodCache::new(grace))),
+            cache: Arc::new(RwLock::new(PodCache::with_limits(grace, limits))),
             state: Arc::new(KubeState::default()),
             changed: Arc::new(Notify::new()),
         }
@@ -280,7 +453,15 @@ impl PodIndex {
     pub fn evict(&self, now: Instant) {
         if let Ok(mut c) = self.cache.write() {
             c.evict(now);
+            self.publish(&c);
         }
+    }
+
+    fn publish(&self, c: &PodCache) {
+        self.state
+            .cache_bytes
+            .store(c.bytes() as u64, Ordering::Relaxed);
+        self.state.evicted.store(c.evicted, Ordering::Relaxed);
     }
 
     fn apply(&self, ev: watcher::Event<Pod>, listing: &mut HashSet<String>) {
@@ -290,7 +471,10 @@ impl PodIndex {
         };
         match ev {
             watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
-                if let Some(meta) = pod_meta(&pod) {
+                if let Some(meta) = pod_meta(&pod, cache.limits().labels_bytes) {
+                    if meta.labels_truncated {
+                        self.state.labels_truncated.fetch_add(1, Ordering::Relaxed);
+                    }
                     listing.insert(meta.uid.clone());
                     cache.upsert(meta);
                 }
@@ -306,6 +490,7 @@ impl PodIndex {
                 self.state.set(WatchState::Synced);
             }
         }
+        self.publish(&cache);
     }
 
     /// Watch the pods of `node` until the process ends. Errors are logged and
@@ -381,7 +566,7 @@ mod tests {
 
     #[test]
     fn pod_metadata_and_indexes() {
-        let meta = pod_meta(&sample()).unwrap();
+        let meta = pod_meta(&sample(), POD_LABELS_MAX_BYTES).unwrap();
         assert_eq!(meta.namespace, "shop");
         assert_eq!(meta.service_account.as_deref(), Some("web-sa"));
         assert_eq!(
@@ -411,7 +596,7 @@ mod tests {
     #[test]
     fn deleted_pods_stay_for_the_grace_period() {
         let mut cache = PodCache::new(Duration::from_millis(50));
-        cache.upsert(pod_meta(&sample()).unwrap());
+        cache.upsert(pod_meta(&sample(), POD_LABELS_MAX_BYTES).unwrap());
         let uid = "1b2c3d4e-5f60-4718-9a2b-3c4d5e6f7081";
         let now = Instant::now();
         cache.mark_deleted(uid, now);
@@ -427,11 +612,120 @@ mod tests {
         if let Some(l) = p.metadata.labels.as_mut() {
             l.remove("pod-template-hash");
         }
-        assert_eq!(pod_meta(&p).unwrap().owner.unwrap().kind, "ReplicaSet");
+        assert_eq!(
+            pod_meta(&p, POD_LABELS_MAX_BYTES)
+                .unwrap()
+                .owner
+                .unwrap()
+                .kind,
+            "ReplicaSet"
+        );
         p.metadata.owner_references = None;
-        assert_eq!(pod_meta(&p).unwrap().owner, None);
+        assert_eq!(pod_meta(&p, POD_LABELS_MAX_BYTES).unwrap().owner, None);
         // Garbage-ish: no uid -> not kept
         p.metadata.uid = None;
-        assert!(pod_meta(&p).is_none());
+        assert!(pod_meta(&p, POD_LABELS_MAX_BYTES).is_none());
+    }
+
+    /// Labels are cut to the cap in key order, skipping one too large for
+    /// what is left; the same labels always give the same cut.
+    #[test]
+    fn labels_are_capped_deterministically() {
+        let mut labels = Labels::new();
+        labels.insert("a".into(), "1".into());
+        labels.insert("b-huge".into(), "x".repeat(10_000));
+        labels.insert("c".into(), "3".into());
+        let (kept, cut) = cap_labels(&labels, 2 * (2 + LABEL_OVERHEAD));
+        assert!(cut);
+        assert_eq!(kept.keys().collect::<Vec<_>>(), ["a", "c"]);
+        let (all, cut) = cap_labels(&labels, 1 << 20);
+        assert!(!cut);
+        assert_eq!(all, labels);
+        let mut p = sample();
+        let big: BTreeMap<String, String> = (0..2000)
+            .map(|i| (format!("k{i:05}"), "v".repeat(500)))
+            .collect();
+        p.metadata.labels = Some(big);
+        let meta = pod_meta(&p, POD_LABELS_MAX_BYTES).unwrap();
+        assert!(meta.labels_truncated);
+        let bytes: usize = meta.labels.iter().map(|(k, v)| label_cost(k, v)).sum();
+        assert!(bytes <= POD_LABELS_MAX_BYTES, "{bytes}");
+        assert_eq!(
+            meta.labels.keys().next().map(String::as_str),
+            Some("k00000")
+        );
+        assert!(meta.cost() < 2 * POD_LABELS_MAX_BYTES + 4096);
+    }
+
+    /// Past the byte bound, deleted pods go first, then the largest live one;
+    /// every drop is counted and the byte count follows.
+    #[test]
+    fn cache_stays_within_its_byte_bound() {
+        let meta = |uid: &str, label_bytes: usize| {
+            let mut m = pod_meta(&sample(), POD_LABELS_MAX_BYTES).unwrap();
+            m.uid = uid.into();
+            m.labels = Arc::new(Labels::from([("l".into(), "x".repeat(label_bytes))]));
+            m
+        };
+        let one = meta("u0", 1000).cost();
+        let limits = PodLimits {
+            labels_bytes: POD_LABELS_MAX_BYTES,
+            cache_bytes: 3 * one + 100,
+        };
+        let mut cache = PodCache::with_limits(Duration::from_secs(300), limits);
+        cache.upsert(meta("u0", 1000));
+        cache.upsert(meta("u1", 1000));
+        cache.upsert(meta("u2", 1000));
+        assert_eq!((cache.len(), cache.evicted), (3, 0));
+        cache.mark_deleted("u1", Instant::now());
+        cache.upsert(meta("u3", 1000));
+        assert!(cache.by_uid("u1").is_none(), "the deleted one went first");
+        assert_eq!(cache.evicted, 1);
+        // A larger one makes room by dropping the largest other (ties by uid).
+        cache.upsert(meta("ub", 1050));
+        assert!(cache.by_uid("ub").is_some());
+        assert!(cache.by_uid("u0").is_none());
+        assert!(cache.bytes() <= limits.cache_bytes);
+        assert_eq!(cache.evicted, 2);
+        // Same labels in a new version: shared, not copied.
+        let before = cache.by_uid("u2").unwrap();
+        cache.upsert(meta("u2", 1000));
+        assert!(Arc::ptr_eq(
+            &before.labels,
+            &cache.by_uid("u2").unwrap().labels
+        ));
+        let sum: usize = ["u2", "u3", "ub"]
+            .iter()
+            .filter_map(|u| cache.by_uid(u))
+            .map(|m| m.cost())
+            .sum();
+        assert_eq!(sum, cache.bytes());
+    }
+
+    /// A restarted container's old id goes with the pod update that names the
+    /// new one: only the ids the status lists now are kept.
+    #[test]
+    fn restart_drops_the_old_container_id() {
+        let uid = "1b2c3d4e-5f60-4718-9a2b-3c4d5e6f7081";
+        let mut cache = PodCache::new(Duration::from_secs(300));
+        let mut p = sample();
+        cache.upsert(pod_meta(&p, POD_LABELS_MAX_BYTES).unwrap());
+        let cost = cache.bytes();
+        let (old, new) = ("a".repeat(64), "d".repeat(64));
+        assert!(cache.by_uid(uid).unwrap().container(&old).is_some());
+        if let Some(cs) = p
+            .status
+            .as_mut()
+            .and_then(|s| s.container_statuses.as_mut())
+        {
+            cs[0].container_id = Some(format!("containerd://{new}"));
+            cs[0].restart_count = 1;
+        }
+        cache.upsert(pod_meta(&p, POD_LABELS_MAX_BYTES).unwrap());
+        let pod = cache.by_uid(uid).unwrap();
+        assert!(pod.container(&old).is_none());
+        assert_eq!(pod.container(&new).unwrap().name, "app");
+        assert_eq!(pod.containers.len(), 3);
+        assert_eq!(cache.bytes(), cost, "replaced, not added");
     }
 }

@@ -10,10 +10,16 @@
 //! is shown as `workload.claim` and never looked up. A pod is taken from the
 //! API only by the UID the kubelet's cgroup names, and only when the API lists
 //! the cgroup's container among that pod's: never by a container id alone.
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use crate::{
-    event::{Claim, Container, Identity, IdentityStatus, Pod, PodOwner, Workload},
+    event::{Claim, Container, Identity, IdentityStatus, Pod, PodOwner, Selectors, Workload},
     identity::{
         containerd::{self, Containerd, ContainerdContainer, Lookup},
         kube::{PodIndex, PodMeta},
@@ -60,6 +66,28 @@ pub struct IdentityResolver {
     podman: PodmanStore,
     /// containerd's own word on `/<namespace>/<id>` cgroups, when its socket is there.
     containerd: Option<Containerd>,
+    /// Bytes `parsed` holds ([`parsed_cost`]); bounded by the memo's bound too.
+    parsed_bytes: usize,
+    /// Bytes the memo holds ([`memo_cost`]) and may hold.
+    memo_bytes: usize,
+    memo_max_bytes: usize,
+    /// The version of each pod the memo last saw: entries for older versions
+    /// are never hit again and go as soon as a new version shows up.
+    pod_versions: HashMap<String, usize>,
+    pub memo_stats: Arc<MemoStats>,
+}
+
+/// Bytes the identity memo may hold (default), and half as much again for
+/// parsed cgroup paths. Pod labels and their selectors are the pod cache's,
+/// shared, not counted here.
+pub const MEMO_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// For metrics.
+#[derive(Debug, Default)]
+pub struct MemoStats {
+    pub bytes: AtomicU64,
+    /// Entries dropped to stay within the bounds (not stale ones).
+    pub evicted: AtomicU64,
 }
 
 /// A remembered identity, with what its key names by identity kept alive.
@@ -67,6 +95,26 @@ struct Memo {
     _pod: Option<Arc<PodMeta>>,
     _containerd: Option<Arc<ContainerdContainer>>,
     resolved: Resolved,
+    cost: usize,
+}
+
+/// Approximate heap bytes of a parsed path: the parts it names are pieces of
+/// the path (which the key may share with the cgroup cache, counted anyway).
+fn parsed_cost(path: &str) -> usize {
+    256 + 2 * path.len()
+}
+
+/// Approximate heap bytes of a memo entry: its key, its identity's strings
+/// and its workload (whose labels are the pod cache's, not counted here).
+fn memo_cost(key: &MemoKey, r: &Resolved) -> usize {
+    let strs = |v: &[String]| v.iter().map(|s| s.len() + 32).sum::<usize>();
+    let id = &r.identity;
+    512 + key.cgroup_path.len()
+        + key.user.as_ref().map_or(0, |u| u.len())
+        + key.binary.as_ref().map_or(0, |b| b.len())
+        + strs(&id.spiffe_ids)
+        + id.selectors.own_bytes()
+        + strs(&id.source)
 }
 
 #[derive(PartialEq, Eq, Hash)]
@@ -102,6 +150,58 @@ impl IdentityResolver {
             memo: HashMap::new(),
             podman: PodmanStore::system(),
             containerd: None,
+            parsed_bytes: 0,
+            memo_bytes: 0,
+            memo_max_bytes: MEMO_MAX_BYTES,
+            pod_versions: HashMap::new(),
+            memo_stats: Arc::new(MemoStats::default()),
+        }
+    }
+
+    /// Bound the identity memo to `bytes` (default [`MEMO_MAX_BYTES`]).
+    #[must_use]
+    pub fn with_memo_bytes(mut self, bytes: usize) -> Self {
+        self.memo_max_bytes = bytes;
+        self
+    }
+
+    fn clear_memo(&mut self, counted: bool) {
+        if counted {
+            self.memo_stats
+                .evicted
+                .fetch_add(self.memo.len() as u64, Ordering::Relaxed);
+        }
+        self.memo.clear();
+        self.pod_versions.clear();
+        self.memo_bytes = 0;
+        self.publish_bytes();
+    }
+
+    fn publish_bytes(&self) {
+        self.memo_stats.bytes.store(
+            (self.memo_bytes + self.parsed_bytes) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// A new version of a pod: forget what was remembered for the old one.
+    fn note_pod_version(&mut self, meta: &Arc<PodMeta>) {
+        let ptr = Arc::as_ptr(meta) as usize;
+        let old = self.pod_versions.insert(meta.uid.clone(), ptr);
+        if old.is_none() {
+            // Counted with the memo, so pod churn cannot grow it between clears.
+            self.memo_bytes += 64 + meta.uid.len();
+        }
+        if let Some(old) = old.filter(|o| *o != ptr) {
+            let mut freed = 0;
+            self.memo.retain(|k, m| {
+                let stale = k.pod == old;
+                if stale {
+                    freed += m.cost;
+                }
+                !stale
+            });
+            self.memo_bytes -= freed;
         }
     }
 
@@ -117,7 +217,8 @@ impl IdentityResolver {
     pub fn with_kubepods_roots(mut self, roots: KubeRoots) -> Self {
         self.kubepods_roots = roots;
         self.parsed.clear();
-        self.memo.clear();
+        self.parsed_bytes = 0;
+        self.clear_memo(false);
         self
     }
 
@@ -136,9 +237,19 @@ impl IdentityResolver {
         if let Some(p) = self.parsed.get(path) {
             return p.clone();
         }
-        if self.parsed.len() >= PARSED_CACHE_MAX {
+        let cost = parsed_cost(path);
+        // Paths may be 4 KiB each: a count bound alone let 65,536 long ones in.
+        if self.parsed.len() >= PARSED_CACHE_MAX
+            || self.parsed_bytes + cost > self.memo_max_bytes / 2
+        {
+            self.memo_stats
+                .evicted
+                .fetch_add(self.parsed.len() as u64, Ordering::Relaxed);
             self.parsed.clear();
+            self.parsed_bytes = 0;
         }
+        self.parsed_bytes += cost;
+        self.publish_bytes();
         let p = Arc::new(workload::parse_path(path, &self.kubepods_roots));
         self.parsed.insert(path.clone(), p.clone());
         p
@@ -177,6 +288,7 @@ impl IdentityResolver {
                     claim: None,
                 },
                 facts,
+                None,
                 IdentityStatus::Unresolved,
                 false,
             );
@@ -205,6 +317,9 @@ impl IdentityResolver {
         if !ctrd_pending && let Some(m) = self.memo.get(&key) {
             return m.resolved.clone();
         }
+        if let Some(m) = &meta {
+            self.note_pod_version(m);
+        }
         // containerd knows this container: the path's claim (or a bare
         // `/<namespace>/<id>`) is confirmed by the runtime.
         let confirmed = ctrd.as_ref().map(|c| containerd::confirmed(w, c));
@@ -227,17 +342,24 @@ impl IdentityResolver {
         r.waiting_for_metadata |= ctrd_pending;
         // One waiting is retried later and must see the pod (or container) then.
         if !r.waiting_for_metadata {
-            if self.memo.len() >= MEMO_MAX {
-                self.memo.clear();
+            let cost = memo_cost(&key, &r);
+            if self.memo.len() >= MEMO_MAX || self.memo_bytes + cost > self.memo_max_bytes {
+                self.clear_memo(true);
             }
-            self.memo.insert(
-                key,
-                Memo {
-                    _pod: meta,
-                    _containerd: ctrd,
-                    resolved: r.clone(),
-                },
-            );
+            if cost <= self.memo_max_bytes {
+                self.memo_bytes += cost;
+                let old = self.memo.insert(
+                    key,
+                    Memo {
+                        _pod: meta,
+                        _containerd: ctrd,
+                        resolved: r.clone(),
+                        cost,
+                    },
+                );
+                self.memo_bytes -= old.map_or(0, |o| o.cost);
+            }
+            self.publish_bytes();
         }
         r
     }
@@ -283,6 +405,7 @@ impl IdentityResolver {
             namespace: meta.as_ref().map(|m| m.namespace.clone()),
             service_account: meta.as_ref().and_then(|m| m.service_account.clone()),
             labels: meta.as_ref().map(|m| m.labels.clone()),
+            labels_truncated: meta.as_ref().is_some_and(|m| m.labels_truncated),
             owner: meta.as_ref().and_then(|m| {
                 m.owner.as_ref().map(|o| PodOwner {
                     kind: o.kind.clone(),
@@ -300,7 +423,7 @@ impl IdentityResolver {
             service_account: meta.as_deref().and_then(|m| m.service_account.as_deref()),
             pod_name: meta.as_deref().map(|m| m.name.as_str()),
             pod_uid: pod_uid_ref.as_deref(),
-            pod_labels: meta.as_deref().map(|m| &m.labels),
+            pod_labels: meta.as_deref().map(|m| &*m.labels),
             container_name: container_meta.map(|c| c.name.as_str()),
             container_image: container_meta.and_then(|c| c.image.as_deref()),
             uid: Some(unix.uid),
@@ -332,24 +455,34 @@ impl IdentityResolver {
         };
         let waiting = missing_meta && self.pods.is_some();
         // Borrow juggling: facts borrow `meta`, which lives until here.
-        let resolved = self.finish(workload, facts, status, waiting);
+        let labels = meta.as_ref().map(|m| m.label_selectors());
+        let resolved = self.finish(workload, facts, labels, status, waiting);
         drop(meta);
         resolved
     }
 
+    /// `labels`: the pod's label selectors, shared rather than rebuilt.
     fn finish(
         &self,
         workload: Workload,
         facts: WorkloadFacts<'_>,
+        labels: Option<Arc<[String]>>,
         status: IdentityStatus,
         waiting_for_metadata: bool,
     ) -> Resolved {
         let r = self.registry.resolve(&facts);
+        let own = selectors(&WorkloadFacts {
+            pod_labels: None,
+            ..facts
+        });
         Resolved {
             workload: Arc::new(workload),
             identity: Arc::new(Identity {
                 spiffe_ids: r.spiffe_ids,
-                selectors: selectors(&facts),
+                selectors: Selectors {
+                    labels: labels.unwrap_or_else(|| Arc::from(Vec::new())),
+                    own,
+                },
                 source: r.sources,
                 status,
             }),
@@ -375,6 +508,8 @@ mod tests {
             namespace: "shop".into(),
             service_account: Some(sa.into()),
             labels: Default::default(),
+            labels_truncated: false,
+            label_selectors: Default::default(),
             owner: None,
             containers: vec![ContainerMeta {
                 id: "a".repeat(64),
@@ -538,7 +673,7 @@ mod tests {
             claim_pod_uid: got.workload.claim.as_ref().and_then(|c| c.pod_uid.clone()),
             status: got.identity.status,
             spiffe: spiffe(&got),
-            selectors: got.identity.selectors.clone(),
+            selectors: got.identity.selectors.to_vec(),
             waiting: got.waiting_for_metadata,
         }
     }
@@ -698,7 +833,7 @@ mod tests {
         };
         let mut ids = |path: &str| {
             let got = r.resolve(Some(&Arc::from(path)), &unix);
-            (spiffe(&got), got.identity.selectors.clone())
+            (spiffe(&got), got.identity.selectors.to_vec())
         };
         let (sys, sel) = ids("/system.slice/backup.service");
         assert_eq!(sys, ["spiffe://cluster.local/sys"]);
@@ -733,5 +868,98 @@ mod tests {
                 .any(|s| s.starts_with("systemd:") && s.contains("backup.service")),
             "{sel:?}"
         );
+    }
+
+    /// The memo stays within its byte bound (drops counted), forgets a pod's
+    /// old version once a new one is seen, and events share the pod's labels.
+    #[test]
+    fn memo_is_bounded_in_bytes_and_shares_labels() {
+        let pods = PodIndex::new(Duration::from_secs(300));
+        let mut m = meta("web-sa");
+        m.labels = Arc::new(
+            (0..50)
+                .map(|i| (format!("k{i}"), "v".repeat(100)))
+                .collect(),
+        );
+        pods.cache.write().unwrap().upsert(m.clone());
+        let registry = Registry::new("cluster.local", true).unwrap();
+        let cap = 64 * 1024;
+        let mut r = IdentityResolver::new(Some(pods.clone()), registry).with_memo_bytes(cap);
+        let path: Arc<str> = format!(
+            "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice/cri-containerd-{}.scope",
+            UID.replace('-', "_"),
+            "a".repeat(64)
+        )
+        .into();
+        let labels = pods.by_uid(UID).unwrap().labels.clone();
+        let label_selectors = pods.by_uid(UID).unwrap().label_selectors();
+        assert_eq!(label_selectors.len(), 50);
+        for i in 0..200 {
+            let bin = format!("/usr/bin/tool{i}");
+            let unix = UnixFacts {
+                uid: 0,
+                user: Some("root"),
+                gid: 0,
+                path: Some(&bin),
+            };
+            let got = r.resolve(Some(&path), &unix);
+            let pod = got.workload.pod.as_ref().unwrap();
+            assert!(Arc::ptr_eq(pod.labels.as_ref().unwrap(), &labels), "shared");
+            let sel = &got.identity.selectors;
+            assert!(Arc::ptr_eq(&sel.labels, &label_selectors), "shared");
+            assert!(sel.contains(&format!("unix:path:{bin}")));
+            assert!(sel.contains(&format!("k8s:pod-label:k7:{}", "v".repeat(100))));
+            assert!(r.memo_bytes <= cap);
+            assert_eq!(
+                r.memo_stats.bytes.load(Ordering::Relaxed),
+                (r.memo_bytes + r.parsed_bytes) as u64
+            );
+        }
+        let evicted = r.memo_stats.evicted.load(Ordering::Relaxed);
+        assert!(evicted > 0, "200 identities of ~1 KiB do not fit in 64 KiB");
+        // A new version of the pod: the old one's entries go on the next miss.
+        let before = r.memo.len();
+        assert!(before > 0);
+        pods.cache.write().unwrap().upsert(meta("other-sa"));
+        let unix = UnixFacts {
+            uid: 0,
+            user: Some("root"),
+            gid: 0,
+            path: Some("/bin/sh"),
+        };
+        r.resolve(Some(&path), &unix);
+        assert_eq!(r.memo.len(), 1, "only the new version's entry");
+        assert_eq!(r.memo_stats.evicted.load(Ordering::Relaxed), evicted);
+        let versions: usize = r.pod_versions.keys().map(|u| 64 + u.len()).sum();
+        assert_eq!(
+            r.memo_bytes,
+            r.memo.values().map(|m| m.cost).sum::<usize>() + versions
+        );
+    }
+
+    /// Long cgroup paths (up to 4 KiB each) are remembered within half the
+    /// memo's bound, not 65,536 of them whatever their size.
+    #[test]
+    fn parsed_paths_are_bounded_in_bytes() {
+        let registry = Registry::new("cluster.local", true).unwrap();
+        let cap = 256 * 1024;
+        let mut r = IdentityResolver::new(None, registry).with_memo_bytes(cap);
+        let unix = UnixFacts {
+            uid: 1000,
+            user: None,
+            gid: 1000,
+            path: None,
+        };
+        let long = "d".repeat(250);
+        for i in 0..200 {
+            let path: Arc<str> = format!(
+                "/user.slice/user-1000.slice/user@1000.service/app.slice/{i}/{long}/{long}/{long}/{long}/{long}/{long}/{long}/{long}/{long}/{long}/{long}/{long}"
+            )
+            .into();
+            r.resolve(Some(&path), &unix);
+            assert!(r.parsed_bytes <= cap / 2, "{}", r.parsed_bytes);
+            assert!(r.memo_bytes <= cap);
+        }
+        assert!(r.memo_stats.evicted.load(Ordering::Relaxed) > 0);
     }
 }

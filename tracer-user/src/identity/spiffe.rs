@@ -58,6 +58,15 @@ pub struct WorkloadFacts<'a> {
     pub cgroup_path: Option<&'a str>,
 }
 
+/// A pod's label selectors (`k8s:pod-label:<key>:<value>`), sorted.
+pub fn label_selectors(labels: &BTreeMap<String, String>) -> Vec<String> {
+    // Keys are unique and sorted, and the prefix is the same: already in order.
+    labels
+        .iter()
+        .map(|(k, v)| format!("k8s:pod-label:{k}:{v}"))
+        .collect()
+}
+
 /// The workload's selectors as strings ("k8s:ns:ci", ...), sorted, for the
 /// event. Globs have no place here: the concrete "cgroup:path:<path>" is
 /// included instead.
@@ -72,9 +81,7 @@ pub fn selectors(f: &WorkloadFacts<'_>) -> Vec<String> {
     add(&mut out, "k8s:sa:", f.service_account);
     add(&mut out, "k8s:pod-name:", f.pod_name);
     add(&mut out, "k8s:pod-uid:", f.pod_uid);
-    for (key, value) in f.pod_labels.into_iter().flatten() {
-        out.push(format!("k8s:pod-label:{key}:{value}"));
-    }
+    out.extend(f.pod_labels.map(label_selectors).unwrap_or_default());
     add(&mut out, "k8s:container-name:", f.container_name);
     add(&mut out, "k8s:container-image:", f.container_image);
     add(&mut out, "unix:uid:", f.uid);

@@ -231,8 +231,12 @@ impl Sinks {
         })
     }
 
-    pub fn bind_socket(&mut self, path: &Path, queue: usize) -> Result<(), SinkError> {
-        self.socket = Some(socket::SocketSink::bind(path, queue)?);
+    pub fn bind_socket(
+        &mut self,
+        path: &Path,
+        limits: socket::SocketLimits,
+    ) -> Result<(), SinkError> {
+        self.socket = Some(socket::SocketSink::bind(path, limits)?);
         Ok(())
     }
 

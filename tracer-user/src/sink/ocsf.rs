@@ -730,7 +730,11 @@ mod tests {
                 name: Some("web-7d9f8c-x2kq4".into()),
                 namespace: Some("shop".into()),
                 service_account: Some("web".into()),
-                labels: Some(BTreeMap::from([("app".to_owned(), "web".to_owned())])),
+                labels: Some(Arc::new(BTreeMap::from([(
+                    "app".to_owned(),
+                    "web".to_owned(),
+                )]))),
+                labels_truncated: false,
                 owner: Some(PodOwner {
                     kind: "ReplicaSet".into(),
                     name: "web-7d9f8c".into(),
@@ -744,7 +748,7 @@ mod tests {
     fn pod_identity() -> Arc<Identity> {
         Arc::new(Identity {
             spiffe_ids: vec!["spiffe://example.org/ns/shop/sa/web".into()],
-            selectors: vec!["k8s:ns:shop".into(), "k8s:sa:web".into()],
+            selectors: vec!["k8s:ns:shop".to_owned(), "k8s:sa:web".to_owned()].into(),
             source: vec!["default".into()],
             status: IdentityStatus::Resolved,
         })
@@ -855,7 +859,7 @@ mod tests {
                 workload: Some(host_workload("containerd.service", WorkloadKind::Service)),
                 identity: Some(Arc::new(Identity {
                     spiffe_ids: vec!["spiffe://example.org/node/containerd".into()],
-                    selectors: vec!["systemd:id:containerd.service".into()],
+                    selectors: vec!["systemd:id:containerd.service".to_owned()].into(),
                     source: vec!["entry:2".into()],
                     status: IdentityStatus::Resolved,
                 })),
@@ -890,7 +894,7 @@ mod tests {
             host_workload("session-3.scope", WorkloadKind::Session),
             Arc::new(Identity {
                 spiffe_ids: vec![],
-                selectors: vec!["systemd:id:session-3.scope".into()],
+                selectors: vec!["systemd:id:session-3.scope".to_owned()].into(),
                 source: vec![],
                 status: IdentityStatus::Resolved,
             }),

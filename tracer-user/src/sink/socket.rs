@@ -1,26 +1,57 @@
 //! The live feed for `tracer tail`: a Unix socket (mode 0600, root only) that
 //! streams our JSON lines to any number of readers.
 //!
-//! Publishing never waits on a reader: each reader has a bounded queue; when it is
-//! full the line is dropped for that reader only and counted, and the reader is told
-//! with a `{"kind":"missed","missed":N}` line as soon as it catches up.
+//! Publishing never waits on a reader: each reader has a queue bounded in lines
+//! and in bytes, and all readers' queues together are bounded in bytes; a line
+//! that does not fit is dropped for that reader only and counted, and the
+//! reader is told with a `{"kind":"missed","missed":N}` line as soon as it
+//! catches up. Readers past [`SocketLimits::max_clients`] are turned away.
 use std::{
+    collections::VecDeque,
     os::unix::fs::{FileTypeExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
 };
 
 use tokio::{
     io::AsyncWriteExt as _,
     net::{UnixListener, UnixStream},
-    sync::mpsc,
+    sync::Notify,
 };
 
 /// Lines a reader may fall behind before it starts missing events (default).
 pub const CLIENT_QUEUE: usize = 16_384;
+/// Bytes of lines a reader may fall behind by (default).
+pub const CLIENT_QUEUE_BYTES: usize = 8 * 1024 * 1024;
+/// Bytes queued for all readers together (default).
+pub const TOTAL_QUEUE_BYTES: usize = 32 * 1024 * 1024;
+/// Readers served at once (default).
+pub const MAX_CLIENTS: usize = 16;
+
+/// What the readers may hold. A queued line is charged its full size to its
+/// reader and to the total even though readers share it: a line only a
+/// stalled reader still holds costs all of it, so the bound never undercounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketLimits {
+    pub client_lines: usize,
+    pub client_bytes: usize,
+    pub total_bytes: usize,
+    pub max_clients: usize,
+}
+
+impl Default for SocketLimits {
+    fn default() -> Self {
+        Self {
+            client_lines: CLIENT_QUEUE,
+            client_bytes: CLIENT_QUEUE_BYTES,
+            total_bytes: TOTAL_QUEUE_BYTES,
+            max_clients: MAX_CLIENTS,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
@@ -35,23 +66,52 @@ pub enum SocketError {
     NotASocket(PathBuf),
 }
 
+/// Counters over all readers, for metrics.
+#[derive(Default)]
+pub struct SocketStats {
+    /// Lines dropped for slow readers.
+    pub missed: AtomicU64,
+    /// Bytes of those lines.
+    pub missed_bytes: AtomicU64,
+    /// Readers turned away because [`SocketLimits::max_clients`] were connected.
+    pub refused: AtomicU64,
+    /// Bytes queued (and being written) for all readers now.
+    pub queued_bytes: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Queue {
+    lines: VecDeque<Arc<[u8]>>,
+    /// Bytes in `lines` plus the line being written.
+    bytes: usize,
+    /// Lines this reader missed since it was last told.
+    missed: u64,
+    /// The reader went away: nothing more is queued.
+    closed: bool,
+}
+
 struct Client {
-    tx: mpsc::Sender<Arc<[u8]>>,
-    missed: Arc<AtomicU64>,
+    queue: Mutex<Queue>,
+    ready: Notify,
 }
 
 pub struct SocketSink {
-    clients: Arc<Mutex<Vec<Client>>>,
-    /// Lines dropped for slow readers, over all readers.
-    pub missed_total: Arc<AtomicU64>,
+    clients: Arc<Mutex<Vec<Arc<Client>>>>,
+    pub stats: Arc<SocketStats>,
+    limits: SocketLimits,
     path: PathBuf,
+    /// Set on drop, so readers find the socket closing.
+    gone: Arc<AtomicBool>,
 }
 
 impl SocketSink {
     /// Bind `path` (replacing a stale socket left by a previous run) and accept
     /// readers in the background.
-    pub fn bind(path: &Path, queue: usize) -> Result<SocketSink, SocketError> {
-        let queue = queue.max(1);
+    pub fn bind(path: &Path, limits: SocketLimits) -> Result<SocketSink, SocketError> {
+        let limits = SocketLimits {
+            client_lines: limits.client_lines.max(1),
+            ..limits
+        };
         let io = |what: &'static str| {
             let path = path.to_owned();
             move |source| SocketError::Io { path, what, source }
@@ -69,19 +129,47 @@ impl SocketSink {
         // Events name users and commands: readable by root only.
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(io("setting mode 0600"))?;
-        let clients: Arc<Mutex<Vec<Client>>> = Arc::new(Mutex::new(Vec::new()));
-        let missed_total = Arc::new(AtomicU64::new(0));
-        let accept_clients = clients.clone();
+        let clients: Arc<Mutex<Vec<Arc<Client>>>> = Arc::new(Mutex::new(Vec::new()));
+        let stats = Arc::new(SocketStats::default());
+        let gone = Arc::new(AtomicBool::new(false));
+        let (accept_clients, accept_stats, accept_gone) =
+            (clients.clone(), stats.clone(), gone.clone());
         tokio::spawn(async move {
             loop {
                 match listener.accept().await {
                     Ok((stream, _)) => {
-                        let (tx, rx) = mpsc::channel(queue);
-                        let missed = Arc::new(AtomicU64::new(0));
-                        tokio::spawn(feed(stream, rx, missed.clone()));
-                        if let Ok(mut c) = accept_clients.lock() {
-                            c.push(Client { tx, missed });
+                        if accept_gone.load(Ordering::Relaxed) {
+                            return;
                         }
+                        let Ok(mut c) = accept_clients.lock() else {
+                            return;
+                        };
+                        // Readers that went away leave room.
+                        c.retain(|c| c.queue.lock().is_ok_and(|q| !q.closed));
+                        if c.len() >= limits.max_clients {
+                            let n = accept_stats.refused.fetch_add(1, Ordering::Relaxed);
+                            if n.is_multiple_of(100) {
+                                tracing::warn!(
+                                    max = limits.max_clients,
+                                    "tail socket: too many readers, turning one away"
+                                );
+                            }
+                            // Say why before closing; a new socket's buffer
+                            // takes it without waiting.
+                            let note = format!(
+                                "{{\"kind\":\"refused\",\"error\":\"too many tail readers (--tail-clients {})\"}}\n",
+                                limits.max_clients
+                            );
+                            let _ = stream.try_write(note.as_bytes());
+                            drop(stream);
+                            continue;
+                        }
+                        let client = Arc::new(Client {
+                            queue: Mutex::new(Queue::default()),
+                            ready: Notify::new(),
+                        });
+                        tokio::spawn(feed(stream, client.clone(), accept_stats.clone()));
+                        c.push(client);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "tail socket accept failed");
@@ -92,8 +180,10 @@ impl SocketSink {
         });
         Ok(SocketSink {
             clients,
-            missed_total,
+            stats,
+            limits,
             path: path.to_owned(),
+            gone,
         })
     }
 
@@ -102,14 +192,31 @@ impl SocketSink {
         let Ok(mut clients) = self.clients.lock() else {
             return;
         };
-        clients.retain(|c| match c.tx.try_send(line.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                c.missed.fetch_add(1, Ordering::Relaxed);
-                self.missed_total.fetch_add(1, Ordering::Relaxed);
-                true
+        let len = line.len();
+        let stats = &self.stats;
+        clients.retain(|c| {
+            let Ok(mut q) = c.queue.lock() else {
+                return false;
+            };
+            if q.closed {
+                return false;
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            let total = stats.queued_bytes.load(Ordering::Relaxed);
+            let fits = q.lines.len() < self.limits.client_lines
+                && q.bytes.saturating_add(len) <= self.limits.client_bytes
+                && total.saturating_add(len) <= self.limits.total_bytes;
+            if fits {
+                q.lines.push_back(line.clone());
+                q.bytes += len;
+                stats.queued_bytes.fetch_add(len, Ordering::Relaxed);
+                drop(q);
+                c.ready.notify_one();
+            } else {
+                q.missed += 1;
+                stats.missed.fetch_add(1, Ordering::Relaxed);
+                stats.missed_bytes.fetch_add(len as u64, Ordering::Relaxed);
+            }
+            true
         });
     }
 
@@ -120,23 +227,55 @@ impl SocketSink {
 
 impl Drop for SocketSink {
     fn drop(&mut self) {
+        self.gone.store(true, Ordering::Relaxed);
+        if let Ok(mut clients) = self.clients.lock() {
+            for c in clients.drain(..) {
+                if let Ok(mut q) = c.queue.lock() {
+                    q.closed = true;
+                }
+                c.ready.notify_one();
+            }
+        }
         let _ = std::fs::remove_file(&self.path);
     }
 }
 
 /// Write queued lines to one reader; before a line, report what it missed.
-async fn feed(mut stream: UnixStream, mut rx: mpsc::Receiver<Arc<[u8]>>, missed: Arc<AtomicU64>) {
-    while let Some(line) = rx.recv().await {
-        let n = missed.swap(0, Ordering::Relaxed);
-        if n > 0 {
-            let note = format!("{{\"kind\":\"missed\",\"missed\":{n}}}\n");
-            if stream.write_all(note.as_bytes()).await.is_err() {
-                return;
-            }
+/// A line stays charged to the queue until it is written: a reader stuck in
+/// the middle of one still holds it.
+async fn feed(mut stream: UnixStream, client: Arc<Client>, stats: Arc<SocketStats>) {
+    loop {
+        let next = match client.queue.lock() {
+            Ok(mut q) if !q.closed => q
+                .lines
+                .pop_front()
+                .map(|line| (line, std::mem::take(&mut q.missed))),
+            _ => break,
+        };
+        let Some((line, missed)) = next else {
+            client.ready.notified().await;
+            continue;
+        };
+        let mut ok = true;
+        if missed > 0 {
+            let note = format!("{{\"kind\":\"missed\",\"missed\":{missed}}}\n");
+            ok = stream.write_all(note.as_bytes()).await.is_ok();
         }
-        if stream.write_all(&line).await.is_err() {
-            return;
+        ok = ok && stream.write_all(&line).await.is_ok();
+        if let Ok(mut q) = client.queue.lock() {
+            q.bytes = q.bytes.saturating_sub(line.len());
         }
+        stats.queued_bytes.fetch_sub(line.len(), Ordering::Relaxed);
+        if !ok {
+            break;
+        }
+    }
+    // Gone: release what is still queued.
+    if let Ok(mut q) = client.queue.lock() {
+        q.closed = true;
+        let left: usize = q.lines.drain(..).map(|l| l.len()).sum();
+        q.bytes = 0;
+        stats.queued_bytes.fetch_sub(left, Ordering::Relaxed);
     }
 }
 
@@ -145,18 +284,26 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncBufReadExt as _, BufReader};
 
+    fn sock_path(name: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("tracer-sock-{}-{name}", std::process::id()));
+        (dir.join("t.sock"), dir)
+    }
+
+    async fn wait_clients(sink: &SocketSink, n: usize) {
+        while sink.clients() < n {
+            tokio::task::yield_now().await;
+        }
+    }
+
     #[tokio::test]
     async fn readers_get_lines_and_slow_ones_are_told_what_they_missed() {
-        let dir = std::env::temp_dir().join(format!("tracer-sock-{}", std::process::id()));
-        let path = dir.join("t.sock");
-        let sink = SocketSink::bind(&path, CLIENT_QUEUE).unwrap();
+        let (path, dir) = sock_path("lines");
+        let sink = SocketSink::bind(&path, SocketLimits::default()).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let fast = UnixStream::connect(&path).await.unwrap();
         let slow = UnixStream::connect(&path).await.unwrap();
-        while sink.clients() < 2 {
-            tokio::task::yield_now().await;
-        }
+        wait_clients(&sink, 2).await;
         // More than a queue's worth while nobody reads: both fall behind (the
         // socket buffer plus the queue fill up), publishing never blocks.
         let total = CLIENT_QUEUE * 4;
@@ -164,7 +311,7 @@ mod tests {
             let line: Arc<[u8]> = format!("{{\"n\":{i}}}\n").into_bytes().into();
             sink.publish(&line);
         }
-        assert!(sink.missed_total.load(Ordering::Relaxed) > 0);
+        assert!(sink.stats.missed.load(Ordering::Relaxed) > 0);
         drop(slow);
         let mut lines = BufReader::new(fast).lines();
         let mut seen = 0usize;
@@ -196,6 +343,63 @@ mod tests {
         assert_eq!(seen + missed, total, "every line accounted for");
         drop(sink);
         assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Large lines to a reader that never reads: what is queued stays within
+    /// the byte caps (per reader and in total), the rest is counted as missed,
+    /// and a reader that goes away releases its share.
+    #[tokio::test]
+    async fn queues_are_bounded_in_bytes() {
+        let (path, dir) = sock_path("bytes");
+        let limits = SocketLimits {
+            client_lines: 1_000_000,
+            client_bytes: 1024 * 1024,
+            total_bytes: 1536 * 1024,
+            max_clients: 2,
+        };
+        let sink = SocketSink::bind(&path, limits).unwrap();
+        let a = UnixStream::connect(&path).await.unwrap();
+        let b = UnixStream::connect(&path).await.unwrap();
+        wait_clients(&sink, 2).await;
+        // A third reader is turned away.
+        let mut c = UnixStream::connect(&path).await.unwrap();
+        let mut buf = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            tokio::io::AsyncReadExt::read_to_end(&mut c, &mut buf),
+        )
+        .await
+        .expect("closed in time")
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["kind"], "refused", "told why, then closed");
+        assert_eq!(sink.stats.refused.load(Ordering::Relaxed), 1);
+        let line: Arc<[u8]> = vec![b'x'; 100 * 1024].into();
+        for _ in 0..200 {
+            sink.publish(&line);
+            let queued = sink.stats.queued_bytes.load(Ordering::Relaxed);
+            assert!(queued <= limits.total_bytes, "{queued}");
+            tokio::task::yield_now().await;
+        }
+        let missed = sink.stats.missed.load(Ordering::Relaxed);
+        // Two readers, 200 lines each; together at most ~1.5 MiB queued plus
+        // what the kernel buffers took.
+        assert!(missed >= 300, "missed {missed}");
+        assert_eq!(
+            sink.stats.missed_bytes.load(Ordering::Relaxed),
+            missed * line.len() as u64
+        );
+        drop(a);
+        drop(b);
+        // Both writers find their reader gone on the next line and let go.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while sink.stats.queued_bytes.load(Ordering::Relaxed) > 0 {
+            sink.publish(&Arc::from(b"{}\n".to_vec()));
+            assert!(std::time::Instant::now() < deadline, "queues not released");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        drop(sink);
         let _ = std::fs::remove_dir_all(dir);
     }
 }
