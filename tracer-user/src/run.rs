@@ -20,6 +20,7 @@ use crate::{
     filehash::FileHasher,
     host::{self, HostInfo},
     identity::{
+        Changed,
         cgroup::CgroupResolver,
         containerd::Containerd,
         kube::{self, PodIndex, PodLimits},
@@ -205,6 +206,10 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
             Duration::from_millis(config.kube_wait_ms),
             Duration::from_millis(config.hash_wait_ms),
             budget.waiting_events / 2,
+            pods.iter()
+                .map(|p| p.changed.clone())
+                .chain(containerd.iter().map(|c| c.changed.clone()))
+                .collect(),
         ),
         ready: Vec::new(),
     };
@@ -259,6 +264,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
                 sinks.flush();
             }
             _ = hash_answered.notified(), if !flow.parked.is_empty() => {
+                flow.parked.hash_answered();
                 flow.parked.retry(&mut attributor, &mut sinks, &metrics, false);
                 sinks.flush();
             }
@@ -518,22 +524,41 @@ impl Flow {
 /// Events whose pod metadata (or containerd's answer about their container) had
 /// not arrived yet, or whose executed file is being hashed. Each waits at most
 /// `wait` (`hash_wait` for the hash), then goes out with what the cgroup gave
-/// (`identity.status: "partial"` for a pod) and `hash: "pending"`. At most
-/// `max_bytes` wait: past it the oldest goes out early, counted.
+/// (`identity.status: "partial"` for a pod) and `hash: "pending"`. Events
+/// leave in the order they came: one that need not wait queues behind those
+/// that do. At most `max_bytes` wait: past it the oldest goes out early, counted.
 struct Parked {
-    /// (deadline, event, its bytes, whether it waits for something itself
-    /// rather than only queueing behind one that does).
-    queue: std::collections::VecDeque<(Instant, Event, usize, bool)>,
+    queue: std::collections::VecDeque<ParkedEvent>,
     wait: Duration,
     hash_wait: Duration,
     max_bytes: usize,
     bytes: usize,
     /// Events that went out before their wait ended to stay within `max_bytes`.
     released_early: u64,
+    /// What waiting events wait for (the pod watch, containerd): an event is
+    /// resolved again only when one of them, or a file hash, has news since
+    /// it last was.
+    sources: Vec<Arc<Changed>>,
+    hashes_answered: u64,
+}
+
+struct ParkedEvent {
+    deadline: Instant,
+    event: Event,
+    bytes: usize,
+    /// It waits for something itself, rather than only queueing behind.
+    waiting: bool,
+    /// [`Parked::epoch`] when it was last resolved; None: not since parked.
+    resolved_at: Option<u64>,
 }
 
 impl Parked {
-    fn new(wait: Duration, hash_wait: Duration, max_bytes: usize) -> Self {
+    fn new(
+        wait: Duration,
+        hash_wait: Duration,
+        max_bytes: usize,
+        sources: Vec<Arc<Changed>>,
+    ) -> Self {
         Self {
             queue: std::collections::VecDeque::new(),
             wait,
@@ -541,11 +566,24 @@ impl Parked {
             max_bytes,
             bytes: 0,
             released_early: 0,
+            sources,
+            hashes_answered: 0,
         }
     }
 
     fn is_empty(&self) -> bool {
         self.queue.is_empty()
+    }
+
+    fn hash_answered(&mut self) {
+        self.hashes_answered += 1;
+    }
+
+    /// Changes of everything an event may wait for, so far.
+    fn epoch(&self) -> u64 {
+        self.sources
+            .iter()
+            .fold(self.hashes_answered, |n, s| n.wrapping_add(s.generation()))
     }
 
     fn emit_or_park(&mut self, a: Attributed, sinks: &mut Sinks, m: &Metrics) {
@@ -555,39 +593,47 @@ impl Parked {
             (false, true) => self.hash_wait,
             (false, false) => Duration::ZERO,
         };
-        // Behind anything already waiting, even when this one need not: events
-        // leave in the order they came (the queue is retried once per batch).
         if wait.is_zero() && self.queue.is_empty() {
             emit(sinks, m, &a.event);
             return;
         }
         let bytes = a.event.approx_bytes();
         while !self.queue.is_empty() && self.bytes + bytes > self.max_bytes {
-            if let Some((_, ev, b, waiting)) = self.queue.pop_front() {
-                self.bytes = self.bytes.saturating_sub(b);
-                self.released_early += u64::from(waiting);
-                emit(sinks, m, &ev);
+            if let Some(p) = self.queue.pop_front() {
+                self.bytes = self.bytes.saturating_sub(p.bytes);
+                self.released_early += u64::from(p.waiting);
+                emit(sinks, m, &p.event);
             }
         }
         self.bytes += bytes;
-        self.queue
-            .push_back((Instant::now() + wait, a.event, bytes, !wait.is_zero()));
+        self.queue.push_back(ParkedEvent {
+            deadline: Instant::now() + wait,
+            event: a.event,
+            bytes,
+            waiting: !wait.is_zero(),
+            resolved_at: None,
+        });
     }
 
-    /// Emit what resolved meanwhile or waited long enough (everything when `all`).
+    /// Send, from the front, what resolved meanwhile or waited long enough
+    /// (everything when `all`), up to the first event that still waits.
     fn retry(&mut self, attributor: &mut Attributor, sinks: &mut Sinks, m: &Metrics, all: bool) {
         let now = Instant::now();
-        let mut keep = std::collections::VecDeque::with_capacity(self.queue.len());
-        while let Some((deadline, mut ev, bytes, waiting)) = self.queue.pop_front() {
-            // Only what waits for something is resolved again.
-            let done = !waiting || attributor.reresolve(&mut ev);
-            if done || all || now >= deadline {
-                self.bytes = self.bytes.saturating_sub(bytes);
-                emit(sinks, m, &ev);
-            } else {
-                keep.push_back((deadline, ev, bytes, waiting));
+        // Read before resolving: a change that lands meanwhile is seen next time.
+        let epoch = self.epoch();
+        while let Some(p) = self.queue.front_mut() {
+            let done = !p.waiting
+                || (p.resolved_at != Some(epoch) && {
+                    p.resolved_at = Some(epoch);
+                    attributor.reresolve(&mut p.event)
+                });
+            if !(done || all || now >= p.deadline) {
+                break;
+            }
+            if let Some(p) = self.queue.pop_front() {
+                self.bytes = self.bytes.saturating_sub(p.bytes);
+                emit(sinks, m, &p.event);
             }
         }
-        self.queue = keep;
     }
 }

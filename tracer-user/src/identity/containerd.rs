@@ -31,7 +31,7 @@ use containerd_client::{
     services::v1::{GetContainerRequest, containers_client::ContainersClient},
     tonic::{self, Code, Request, transport::Channel},
 };
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc};
 
 use super::workload::{CgroupWorkload, WorkloadKind};
 
@@ -267,7 +267,7 @@ pub struct Containerd {
     cache: Arc<Mutex<Cache>>,
     requests: mpsc::Sender<Key>,
     /// Signalled when an answer arrived, so waiting events are retried.
-    pub changed: Arc<Notify>,
+    pub changed: Arc<super::Changed>,
     pub stats: Arc<Stats>,
 }
 
@@ -295,7 +295,7 @@ impl Containerd {
         let c = Self {
             cache: Arc::new(Mutex::new(Cache::new(MAX_ENTRIES))),
             requests: tx,
-            changed: Arc::new(Notify::new()),
+            changed: Arc::new(super::Changed::default()),
             stats: Arc::new(Stats::default()),
         };
         tokio::spawn(serve(socket.to_owned(), timeout, rx, c.clone()));
@@ -335,7 +335,7 @@ impl Containerd {
         let c = Self {
             cache: Arc::new(Mutex::new(Cache::new(MAX_ENTRIES))),
             requests: tx,
-            changed: Arc::new(Notify::new()),
+            changed: Arc::new(super::Changed::default()),
             stats: Arc::new(Stats::default()),
         };
         (c, rx)
@@ -345,7 +345,7 @@ impl Containerd {
         if let Ok(mut cache) = self.cache.lock() {
             cache.answer(ns, id, found, Instant::now());
         }
-        self.changed.notify_waiters();
+        self.changed.signal();
     }
 }
 

@@ -25,7 +25,6 @@ use kube::{
     Api, Client,
     runtime::{WatchStreamExt as _, watcher},
 };
-use tokio::sync::Notify;
 
 /// Bytes of labels kept per pod (default). One pod with ~1 MB of labels made
 /// each of its exec lines 2.4 MB and cost hundreds of MiB in copies.
@@ -430,7 +429,7 @@ pub struct PodIndex {
     pub cache: Arc<RwLock<PodCache>>,
     pub state: Arc<KubeState>,
     /// Signalled whenever the cache changed, so parked events can be retried.
-    pub changed: Arc<Notify>,
+    pub changed: Arc<super::Changed>,
 }
 
 impl PodIndex {
@@ -442,7 +441,7 @@ impl PodIndex {
         Self {
             cache: Arc::new(RwLock::new(PodCache::with_limits(grace, limits))),
             state: Arc::new(KubeState::default()),
-            changed: Arc::new(Notify::new()),
+            changed: Arc::new(super::Changed::default()),
         }
     }
 
@@ -506,7 +505,7 @@ impl PodIndex {
                 Ok(ev) => {
                     self.state.events.fetch_add(1, Ordering::Relaxed);
                     self.apply(ev, &mut listing);
-                    self.changed.notify_waiters();
+                    self.changed.signal();
                 }
                 Err(e) => {
                     let n = self.state.errors.fetch_add(1, Ordering::Relaxed);

@@ -453,7 +453,13 @@ impl IdentityResolver {
                 unit: c.unit.clone(),
             }),
         };
-        let waiting = missing_meta && self.pods.is_some();
+        // Worth a wait only while the watch works: with the API away, the
+        // metadata cannot come, and waiting would only delay every event.
+        let waiting = missing_meta
+            && self
+                .pods
+                .as_ref()
+                .is_some_and(|p| p.state.state() != super::kube::WatchState::Failing);
         // Borrow juggling: facts borrow `meta`, which lives until here.
         let labels = meta.as_ref().map(|m| m.label_selectors());
         let resolved = self.finish(workload, facts, labels, status, waiting);
