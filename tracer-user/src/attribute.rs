@@ -576,7 +576,7 @@ impl Attributor {
         let v1 = self.cgroups_v1.as_mut()?;
         let controller = v1.controller.name;
         v1.resolver.path_verified(id, || {
-            let text = std::fs::read_to_string(format!("/proc/{}/cgroup", pid?)).ok()?;
+            let text = std::fs::read(format!("/proc/{}/cgroup", pid?)).ok()?;
             scan::parse_cgroup_v1_line(&text, controller).map(|(_, rel)| rel)
         })
     }
@@ -585,7 +585,7 @@ impl Attributor {
     /// read only on a cache miss.
     fn cgroup_path(&mut self, id: u64, pid: u32) -> Option<Arc<str>> {
         self.cgroups.path_verified(id, || {
-            let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+            let text = std::fs::read(format!("/proc/{pid}/cgroup")).ok()?;
             scan::parse_cgroup_v2_line(&text)
         })
     }
@@ -634,7 +634,7 @@ impl Attributor {
                 if let Some(r) = resolver {
                     match op {
                         tracer_common::CGROUP_RMDIR => r.remove(id),
-                        _ => r.insert(id, &escape(&path)),
+                        _ => r.learn(id, &path),
                     }
                 }
                 None

@@ -13,15 +13,17 @@
 //! walks that mount the same way.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
+
+use crate::escape::escape;
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
 const DEFAULT_RESCAN_INTERVAL: Duration = Duration::from_millis(200);
@@ -155,7 +157,7 @@ pub fn discover_v1() -> Result<Option<(V1Controller, u32)>, CgroupError> {
     let Some(v1) = choose_v1_controller(&parse_mountinfo_cgroups(&text)) else {
         return Ok(None);
     };
-    let hierarchy_id = std::fs::read_to_string("/proc/self/cgroup")
+    let hierarchy_id = std::fs::read("/proc/self/cgroup")
         .ok()
         .and_then(|t| crate::proc::scan::parse_cgroup_v1_line(&t, v1.name).map(|(id, _)| id))
         .unwrap_or(0);
@@ -191,6 +193,11 @@ fn octal_byte(digits: &[u8]) -> Option<u8> {
 }
 
 /// Cached cgroup id -> path (relative to the v2 root, with a leading '/').
+///
+/// Paths are in the reversible spelling of [`escape`] (bytes that are not
+/// UTF-8 as `\xNN`, `\` doubled), whichever way they were learned: the walk,
+/// the kernel's `cgroup:*` records ([`CgroupResolver::learn`]) or a process's
+/// `/proc/<pid>/cgroup` ([`crate::proc::scan::parse_cgroup_v2_line`]).
 #[derive(Debug)]
 pub struct CgroupResolver {
     mount: PathBuf,
@@ -291,9 +298,11 @@ impl CgroupResolver {
             .cloned()
     }
 
-    /// Path -> id, by stat() of the directory (inode number).
+    /// Path (in the [`escape`] spelling) -> id, by stat() of the directory
+    /// (inode number).
     pub fn id_of(&self, rel_path: &str) -> Option<u64> {
-        let rel = Path::new(rel_path.trim_start_matches('/'));
+        let raw = crate::escape::unescape(rel_path.trim_start_matches('/')).ok()?;
+        let rel = Path::new(OsStr::from_bytes(&raw));
         // Only plain names: ".." or a second root would leave the hierarchy.
         if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
             return None;
@@ -302,7 +311,13 @@ impl CgroupResolver {
         meta.is_dir().then(|| meta.ino())
     }
 
-    /// Records a cgroup learned elsewhere (e.g. from a mkdir event).
+    /// Records a cgroup the kernel named (a `cgroup_mkdir` or `cgroup_rename`
+    /// record): `raw` is the path's bytes, relative to the hierarchy's root.
+    pub fn learn(&mut self, id: u64, raw: &[u8]) {
+        self.insert(id, &escape(raw));
+    }
+
+    /// Records a cgroup learned elsewhere, its path in the [`escape`] spelling.
     pub fn insert(&mut self, id: u64, path: &str) {
         self.unknown.remove(&id);
         self.missing.remove(&id);
@@ -378,8 +393,10 @@ fn walk(mount: &Path) -> io::Result<HashMap<u64, Arc<str>>> {
             if !meta.is_dir() {
                 continue;
             }
+            // Names are bytes: the same reversible spelling as the kernel's
+            // records and /proc/<pid>/cgroup get, never a lossy one.
             let name = entry.file_name();
-            let child_rel = format!("{rel}/{}", name.to_string_lossy());
+            let child_rel = format!("{rel}/{}", escape(name.as_bytes()));
             paths.insert(meta.ino(), Arc::from(child_rel.as_str()));
             if depth + 1 < MAX_DEPTH {
                 stack.push((entry.path(), child_rel, depth + 1));
@@ -683,6 +700,74 @@ mod tests {
         let max_depth = cg.paths.values().map(|p| p.matches('/').count()).max();
         assert_eq!(max_depth, Some(MAX_DEPTH));
         drop(guard);
+    }
+
+    /// One cgroup, one spelling: the walk, the kernel's record and the
+    /// process's /proc claim give the same text for the same raw bytes, and
+    /// that text leads back to the directory.
+    #[test]
+    fn a_name_has_one_spelling_however_it_is_learned() {
+        let top = std::env::temp_dir().join(unique("tracer-cgroup-spelling"));
+        let _guard = DirGuard {
+            dirs: vec![top.clone()],
+            remove_all: true,
+        };
+        let names: &[(&[u8], &str)] = &[
+            (b"\xff\xfe", "\\xff\\xfe"),
+            (b"bad\xc3(", "bad\\xc3("),
+            (b"back\\slash", "back\\\\slash"),
+            (b"\\xff", "\\\\xff"),
+            (b"caf\xc3\xa9", "caf\u{e9}"),
+            (b"lf\nin name", "lf\nin name"),
+        ];
+        for (raw, spelled) in names {
+            let mut rel = b"/outer/".to_vec();
+            rel.extend_from_slice(raw);
+            let dir = top.join(OsStr::from_bytes(&rel[1..]));
+            std::fs::create_dir_all(&dir).unwrap();
+            let want = format!("/outer/{spelled}");
+            let id = std::fs::symlink_metadata(&dir).unwrap().ino();
+
+            let mut walked =
+                CgroupResolver::with_mount(top.clone()).with_rescan_interval(Duration::ZERO);
+            assert_eq!(
+                walked.path(id).as_deref(),
+                Some(want.as_str()),
+                "walk {raw:?}"
+            );
+
+            let mut told = CgroupResolver::with_mount(top.clone());
+            told.learn(id, &rel);
+            assert_eq!(
+                told.path_cached(id).as_deref(),
+                Some(want.as_str()),
+                "record {raw:?}"
+            );
+
+            // /proc/<pid>/cgroup holds the raw bytes too (a newline in a name
+            // splits its line: that claim is simply not the cgroup).
+            let mut proc_line = b"0::".to_vec();
+            proc_line.extend_from_slice(&rel);
+            proc_line.push(b'\n');
+            let claimed = crate::proc::scan::parse_cgroup_v2_line(&proc_line);
+            if !raw.contains(&b'\n') {
+                assert_eq!(claimed.as_deref(), Some(want.as_str()), "claim {raw:?}");
+            }
+            let mut verified = CgroupResolver::with_mount(top.clone());
+            assert_eq!(
+                verified.path_verified(id, || claimed).as_deref(),
+                Some(want.as_str()),
+                "verified claim {raw:?}"
+            );
+            assert_eq!(
+                walked.id_of(&want),
+                Some(id),
+                "back to the directory {raw:?}"
+            );
+        }
+        // A spelling that is no escape names nothing.
+        let cg = CgroupResolver::with_mount(top.clone());
+        assert_eq!(cg.id_of("/outer/\\q"), None);
     }
 
     #[test]

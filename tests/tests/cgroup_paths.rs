@@ -1,0 +1,118 @@
+//! cgroup paths on events, as the kernel and the file system give them: names
+//! that are not UTF-8 have one spelling however the tracer learned them, and
+//! paths longer than the kernel's record carries are completed by cgroup id
+//! (issue 10).
+use std::{
+    io::Write as _,
+    process::{Child, Command, Stdio},
+};
+
+use tracer_tests::{TestCgroup, Tracer, argv, is_exec, marker};
+
+/// `sh` waiting for a line on stdin, then exec'ing `/bin/true <tag>`: it can
+/// be moved into a cgroup (and the tracer started) before it runs anything.
+struct Held {
+    child: Child,
+    tag: String,
+}
+
+impl Held {
+    fn new(tag: String) -> Held {
+        let child = Command::new("sh")
+            .args(["-c", "read _ && exec /bin/true \"$0\"", &tag])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("spawn sh");
+        Held { child, tag }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn release(mut self) {
+        let mut stdin = self.child.stdin.take().expect("stdin");
+        stdin.write_all(b"go\n").expect("release");
+        drop(stdin);
+        assert!(self.child.wait().expect("wait").success());
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The tracer's spelling of raw name bytes (README, "Bytes that are not
+/// UTF-8"): valid UTF-8 as is, `\` doubled, other bytes as `\xNN`.
+fn spelled(raw: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in raw.utf8_chunks() {
+        out.push_str(&chunk.valid().replace('\\', "\\\\"));
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// A cgroup named with bytes that are not UTF-8 (and a backslash): a process
+/// that was in one before the tracer started (its cgroup learned from
+/// /proc/<pid>/cgroup) and one moved into another made after (learned from the
+/// kernel's cgroup_mkdir record) carry the same reversible spelling, the one a
+/// walk of the hierarchy gives, and never U+FFFD.
+#[test]
+fn a_non_utf8_cgroup_name_has_one_spelling() {
+    let mark = marker("nonutf8");
+    let name = |which: &str| {
+        [
+            b"/".as_slice(),
+            mark.as_bytes(),
+            b"-",
+            which.as_bytes(),
+            b"-\xff\xfe\\x",
+        ]
+        .concat()
+    };
+    let early_raw = name("early");
+    let early = TestCgroup::from_bytes(&early_raw);
+    let before = Held::new(format!("{mark}-before"));
+    early.add(before.pid());
+
+    let tracer = Tracer::start(&[]);
+    let late_raw = name("late");
+    let late = TestCgroup::from_bytes(&late_raw);
+    let after = Held::new(format!("{mark}-after"));
+    late.add(after.pid());
+
+    let cases = [
+        (&early, spelled(&early_raw), "started before the tracer"),
+        (
+            &late,
+            spelled(&late_raw),
+            "in a cgroup made after the tracer started",
+        ),
+    ];
+    let tags = [before.tag.clone(), after.tag.clone()];
+    let (before_id, after_id) = (before.pid(), after.pid());
+    before.release();
+    after.release();
+    let found = tracer.wait_for(2, |e| {
+        is_exec(e) && tags.iter().any(|t| argv(e) == ["/bin/true", t.as_str()])
+    });
+    assert_eq!(found.len(), 2);
+    for ((cg, want, what), (tag, pid)) in cases.iter().zip(tags.iter().zip([before_id, after_id])) {
+        let e = found
+            .iter()
+            .find(|e| argv(e)[1] == *tag)
+            .unwrap_or_else(|| panic!("no exec of {tag}"));
+        assert_eq!(e["executor"]["pid"], pid, "{what}");
+        let c = &e["executor"]["cgroup"];
+        assert_eq!(c["id"], cg.id(), "{what}");
+        assert_eq!(c["path"], want.as_str(), "{what}: {c}");
+        assert!(!want.contains('\u{fffd}'));
+        assert!(c.get("path_truncated").is_none(), "{what}: {c}");
+    }
+}
