@@ -116,3 +116,34 @@ fn a_non_utf8_cgroup_name_has_one_spelling() {
         assert!(c.get("path_truncated").is_none(), "{what}: {c}");
     }
 }
+
+/// Nested cgroups whose path is longer than the 1023 bytes the kernel's
+/// cgroup_mkdir record carries (cut there mid-character): the event names the
+/// whole path, found by the cgroup id the kernel gave, and is not flagged cut.
+#[test]
+fn a_cgroup_path_longer_than_the_kernel_record_is_whole_on_events() {
+    let tracer = Tracer::start(&[]);
+    let mark = marker("long");
+    let mut rel = format!("/{mark}");
+    for c in ['a', 'b', 'c', 'd'] {
+        rel.push('/');
+        rel.push_str(&c.to_string().repeat(200));
+    }
+    // The last name puts an 'é' (two bytes) at 1022: the record keeps one.
+    let pad = 1022 - rel.len() - 1;
+    rel.push('/');
+    rel.push_str(&"f".repeat(pad));
+    rel.push_str("\u{e9}tail");
+    assert!(rel.len() > 1023 && rel.as_bytes()[1022] == 0xc3);
+    // Made after the tracer started: their cgroup_mkdir records are read.
+    let cg = TestCgroup::new(&rel);
+    let held = Held::new(format!("{mark}-in"));
+    cg.add(held.pid());
+    let tag = held.tag.clone();
+    held.release();
+    let found = tracer.wait_for(1, |e| is_exec(e) && argv(e) == ["/bin/true", tag.as_str()]);
+    let c = &found[0]["executor"]["cgroup"];
+    assert_eq!(c["id"], cg.id(), "{c}");
+    assert_eq!(c["path"], rel.as_str());
+    assert!(c.get("path_truncated").is_none(), "{c}");
+}
