@@ -364,27 +364,41 @@ impl CgroupResolver {
     }
 
     /// The whole path of cgroup `id`, searched for below the deepest directory
-    /// `cut` (a path the kernel cut short) names whole.
+    /// `cut` (a path the kernel cut short) names whole, and there only in the
+    /// entries whose name starts with the part of a name after it: the cut name
+    /// is the cgroup's own or an ancestor's. So a subtree's owner cannot make
+    /// each such search walk all its other cgroups.
     fn find_below(&self, id: u64, cut: &[u8]) -> Option<String> {
-        let parent = &cut[..cut.iter().rposition(|&b| b == b'/')?];
+        let slash = cut.iter().rposition(|&b| b == b'/')?;
+        let (parent, partial) = (&cut[..slash], &cut[slash + 1..]);
         let rel = Path::new(OsStr::from_bytes(
             parent.strip_prefix(b"/").unwrap_or(parent),
         ));
         if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
             return None;
         }
-        let depth = rel.components().count();
-        let mut found = None;
-        let start = self.mount.join(rel);
-        let rel = escape(parent);
-        visit(&start, &rel, depth, &mut |ino, path| {
-            if ino == id {
-                found = Some(path.to_owned());
+        let depth = rel.components().count() + 1;
+        let parent_rel = escape(parent);
+        for entry in std::fs::read_dir(self.mount.join(rel)).ok()? {
+            let Ok(entry) = entry else { continue };
+            let name = entry.file_name();
+            if !name.as_bytes().starts_with(partial) {
+                continue;
             }
-            found.is_some()
-        })
-        .ok()?;
-        found
+            let child_rel = format!("{parent_rel}/{}", escape(name.as_bytes()));
+            let mut found = None;
+            // visit() takes no symlink and no file: only directories count.
+            let _ = visit(&entry.path(), &child_rel, depth, &mut |ino, path| {
+                if ino == id {
+                    found = Some(path.to_owned());
+                }
+                found.is_some()
+            });
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
     }
 
     /// Records a cgroup learned elsewhere, its path in the [`escape`] spelling.
@@ -977,6 +991,18 @@ mod tests {
         cg.insert(gone, "/old/name");
         cg.learn(gone, recorded);
         assert!(cg.is_cut(gone));
+        // The search goes only into names that start as the cut one does.
+        std::fs::create_dir_all(top.join("prune/other/target")).unwrap();
+        let target = cg.id_of("/prune/other/target").unwrap();
+        assert_eq!(
+            cg.find_below(target, b"/prune/oth").as_deref(),
+            Some("/prune/other/target")
+        );
+        assert_eq!(cg.find_below(target, b"/prune/tar"), None);
+        assert_eq!(
+            cg.find_below(target, b"/prune/other/tar").as_deref(),
+            Some("/prune/other/target")
+        );
         // A path shorter than the bound is taken as it is.
         cg.learn(gone, b"/short");
         assert!(!cg.is_cut(gone));
