@@ -381,10 +381,11 @@ fn tail_json(path: &Path, filter: &[&str], count: usize) -> Vec<u8> {
     out
 }
 
-/// argv with an escape sequence, a C1 CSI, DEL and a right-to-left override:
-/// every output (file, OCSF file, `tail --json` of our file and of a file some
-/// other writer left them raw in) carries them only as `\u` escapes, and each
-/// still parses to the argv that ran. The chain verifies over the escaped bytes.
+/// argv with an escape sequence, a C1 CSI, DEL and a right-to-left override
+/// (of a parent: in its exec event and in its child's lineage): every output
+/// (file, OCSF file, `tail --json` of our file and of a file some other writer
+/// left them raw in) carries them only as `\u` escapes, and each still parses
+/// to the argv that ran. The chain verifies over the escaped bytes.
 #[test]
 fn hostile_argv_reaches_no_terminal_raw_and_keeps_its_value() {
     let dir = scratch_dir();
@@ -409,30 +410,54 @@ fn hostile_argv_reaches_no_terminal_raw_and_keeps_its_value() {
         "evil\u{202e}fdp.exe".to_owned(),
         "iso\u{2066}mark\u{200f}\u{61c}".to_owned(),
     ];
-    let st = Command::new(&bin)
+    // sh with the hostile argv runs our binary as a child (not exec: `; true`),
+    // so the hostile argv is in the child's lineage as well as in its own exec.
+    let script = format!("{bin_s} child; true");
+    let st = Command::new("sh")
         .arg0(&hostile[0])
+        .arg("-c")
+        .arg(&script)
         .args(&hostile[1..])
         .status()
         .unwrap();
     assert!(st.success());
-    let want: Vec<Value> = hostile.iter().map(|s| Value::from(s.as_str())).collect();
+    let sh_argv: Vec<Value> = [&hostile[0], "-c", &script]
+        .into_iter()
+        .chain(hostile[1..].iter().map(String::as_str))
+        .map(Value::from)
+        .collect();
     let ours = |e: &Value| is_exec(e) && e["action"]["binary"] == bin_s.as_str();
+    // (Failed execs of the PATH search carry the same argv: the one that ran.)
+    let its_parent = |e: &Value| {
+        is_exec(e)
+            && e["action"]["outcome"] == "success"
+            && e["action"]["argv"] == Value::from(sh_argv.clone())
+    };
     // Our own --output (the harness's goes away with the tracer): read it here.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let found = loop {
-        let hits: Vec<Value> = lines_of(&json)
+    let (found, parent) = loop {
+        let events: Vec<Value> = lines_of(&json)
             .iter()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|e| ours(e))
             .collect();
-        if !hits.is_empty() {
-            break hits;
+        let hits: Vec<Value> = events.iter().filter(|e| ours(e)).cloned().collect();
+        let parents: Vec<Value> = events.iter().filter(|e| its_parent(e)).cloned().collect();
+        if !hits.is_empty() && !parents.is_empty() {
+            break (hits, parents);
         }
-        assert!(Instant::now() < deadline, "our exec event did not come");
+        assert!(Instant::now() < deadline, "our exec events did not come");
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(found.len(), 1);
-    assert_eq!(found[0]["action"]["argv"], Value::from(want.clone()));
+    assert_eq!((found.len(), parent.len()), (1, 1), "{found:?}\n{parent:?}");
+    assert_eq!(
+        found[0]["action"]["argv"],
+        serde_json::json!([bin_s, "child"])
+    );
+    assert_eq!(
+        found[0]["lineage"][0]["argv"],
+        Value::from(sh_argv.clone()),
+        "the parent in the child's lineage"
+    );
     assert!(tracer.stop().success());
 
     // Every byte the tracer wrote, in both formats, and not only our event.
@@ -469,7 +494,11 @@ fn hostile_argv_reaches_no_terminal_raw_and_keeps_its_value() {
             .collect();
         assert_eq!(lines.len(), 1, "{what}: {}", String::from_utf8_lossy(out));
         let v: Value = serde_json::from_slice(lines[0]).unwrap();
-        assert_eq!(v["action"]["argv"], Value::from(want.clone()), "{what}");
+        assert_eq!(
+            v["lineage"][0]["argv"],
+            Value::from(sh_argv.clone()),
+            "{what}"
+        );
         assert!(
             String::from_utf8_lossy(lines[0]).contains(r"csi\u009b31mred"),
             "{what}: escaped as \\u: {}",

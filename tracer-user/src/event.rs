@@ -325,9 +325,11 @@ pub struct AncestorBase<'a> {
 }
 
 impl Ancestor {
-    /// Serialize the unchanging fields once.
+    /// Serialize the unchanging fields once, as every line is
+    /// ([`crate::escape::to_writer`]): this text goes into lines verbatim.
     pub fn base_json(base: &AncestorBase) -> Option<Arc<RawValue>> {
-        serde_json::value::to_raw_value(base).ok().map(Arc::from)
+        let text = String::from_utf8(crate::escape::to_vec(base).ok()?).ok()?;
+        RawValue::from_string(text).ok().map(Arc::from)
     }
 }
 
@@ -730,6 +732,30 @@ mod tests {
                 config_digest: "sha256:00".into(),
             }),
         }
+    }
+
+    /// An ancestor's fields are serialized once and pasted into lines as they
+    /// are: they too carry no character a terminal would act on.
+    #[test]
+    fn an_ancestors_pasted_json_is_escaped_like_the_line() {
+        let argv = vec!["sh".to_owned(), "a\u{9b}2J\u{7f}\u{202e}b\u{1b}".to_owned()];
+        let raw = Ancestor::base_json(&AncestorBase {
+            exec_id: "x",
+            pid: 1,
+            binary: "/bin/\u{2066}sh",
+            argv: &argv,
+            argv_truncated: false,
+            image_source: None,
+        })
+        .unwrap();
+        let text = raw.get();
+        assert!(
+            !text.chars().any(crate::escape::terminal_unsafe),
+            "{text:?}"
+        );
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v["argv"], serde_json::json!(argv));
+        assert_eq!(v["binary"], "/bin/\u{2066}sh");
     }
 
     #[test]
