@@ -201,6 +201,12 @@ impl Tracer {
         child.wait().expect("wait tracer")
     }
 
+    /// The tracer's pid (to stop and continue it: SIGSTOP holds records in
+    /// the ring buffer, in order, until SIGCONT).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn stderr_log(&self) -> String {
         fs::read_to_string(&self.stderr).unwrap_or_default()
     }

@@ -147,3 +147,52 @@ fn a_cgroup_path_longer_than_the_kernel_record_is_whole_on_events() {
     assert_eq!(c["path"], rel.as_str());
     assert!(c.get("path_truncated").is_none(), "{c}");
 }
+
+/// The same long path, but the cgroup is gone before the tracer reads its
+/// record (the tracer is stopped meanwhile; the kernel keeps the records in
+/// order): nothing can complete the path, so the event carries the 1023 bytes
+/// the kernel gave, flagged `path_truncated`, and the identity is named from
+/// the deepest cgroup that cut path names whole, not from half a name.
+#[test]
+fn a_cut_cgroup_path_that_cannot_be_completed_is_flagged() {
+    let tracer = Tracer::start(&[]);
+    let mark = marker("cut");
+    let ancestor = format!(
+        "/{mark}/{}/{}/{}/{}",
+        "a".repeat(200),
+        "b".repeat(200),
+        "c".repeat(200),
+        "d".repeat(200)
+    );
+    // The last name is cut to end in `x.service`.
+    let pad = 1023 - ancestor.len() - 1 - "x.service".len();
+    let rel = format!("{ancestor}/{}x.service-not", "p".repeat(pad));
+    let cut = &rel[..1023];
+    assert!(cut.ends_with("px.service"), "{cut}");
+    let held = Held::new(format!("{mark}-in"));
+    let tag = held.tag.clone();
+    // SAFETY: signals to the tracer we started.
+    unsafe { libc::kill(tracer.pid() as i32, libc::SIGSTOP) };
+    let id = {
+        let cg = TestCgroup::new(&rel);
+        cg.add(held.pid());
+        held.release();
+        cg.id()
+        // Dropped: removed, now that its process is gone.
+    };
+    // SAFETY: as above.
+    unsafe { libc::kill(tracer.pid() as i32, libc::SIGCONT) };
+    let found = tracer.wait_for(1, |e| is_exec(e) && argv(e) == ["/bin/true", tag.as_str()]);
+    let c = &found[0]["executor"]["cgroup"];
+    assert_eq!(c["id"], id, "{c}");
+    assert_eq!(c["path"], cut, "{c}");
+    assert_eq!(c["path_truncated"], true, "{c}");
+    let selectors = &found[0]["executor"]["identity"]["selectors"];
+    let paths: Vec<&str> = selectors
+        .as_array()
+        .expect("selectors")
+        .iter()
+        .filter_map(|s| s.as_str()?.strip_prefix("cgroup:path:"))
+        .collect();
+    assert_eq!(paths, [ancestor.as_str()], "{selectors}");
+}
