@@ -21,11 +21,11 @@ fuzz_target!(|data: &[u8]| {
     assert!(kept <= data.len());
     assert_eq!(kept + data.iter().filter(|&&b| b == 0).count(), data.len());
     let text = String::from_utf8_lossy(data);
-    let _ = parse_cgroup_v2_line(&text);
+    let _ = parse_cgroup_v2_line(data);
     let _ = parse_mountinfo_cgroup2(&text);
     let _ = choose_v1_controller(&parse_mountinfo_cgroups(&text));
-    let _ = parse_cgroup_v1_line(&text, "memory");
-    let _ = parse_cgroup_v1_lines(&text);
+    let _ = parse_cgroup_v1_line(data, "memory");
+    let _ = parse_cgroup_v1_lines(data);
     for (_, name) in parse_passwd(&text).into_iter().chain(parse_group(&text)) {
         assert!(!name.is_empty() && !name.contains(':') && !name.contains('\n'));
     }

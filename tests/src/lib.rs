@@ -393,12 +393,20 @@ pub struct TestCgroup {
 
 impl TestCgroup {
     pub fn new(rel: &str) -> TestCgroup {
+        TestCgroup::from_bytes(rel.as_bytes())
+    }
+
+    /// A cgroup whose names are any bytes (not UTF-8, say); `rel` is then a
+    /// lossy rendering, for messages only.
+    pub fn from_bytes(rel: &[u8]) -> TestCgroup {
+        use std::os::unix::ffi::OsStrExt as _;
         let root = cgroup2_mount();
-        let rel = rel.trim_start_matches('/');
+        let start = rel.iter().position(|&b| b != b'/').unwrap_or(rel.len());
+        let rel = &rel[start..];
         let mut created = Vec::new();
         let mut dir = root.clone();
-        for part in rel.split('/').filter(|p| !p.is_empty()) {
-            dir = dir.join(part);
+        for part in rel.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
+            dir = dir.join(std::ffi::OsStr::from_bytes(part));
             // Parallel tests share parents (kubepods.slice): whoever creates one owns it.
             match fs::create_dir(&dir) {
                 Ok(()) => created.push(dir.clone()),
@@ -408,13 +416,24 @@ impl TestCgroup {
         }
         TestCgroup {
             path: dir,
-            rel: format!("/{rel}"),
+            rel: format!("/{}", String::from_utf8_lossy(rel)),
             created,
         }
     }
 
     pub fn procs_file(&self) -> PathBuf {
         self.path.join("cgroup.procs")
+    }
+
+    /// Move process `pid` into this cgroup.
+    pub fn add(&self, pid: u32) {
+        fs::write(self.procs_file(), pid.to_string())
+            .unwrap_or_else(|e| panic!("moving {pid} into {}: {e}", self.rel));
+    }
+
+    /// The cgroup's id: the inode number of its directory.
+    pub fn id(&self) -> u64 {
+        fs::metadata(&self.path).expect("cgroup directory").ino()
     }
 
     /// `sh -c` script prefix that moves the shell into this cgroup.

@@ -4,6 +4,7 @@ use std::{
     io::Read,
     net::TcpStream,
     os::unix::net::UnixStream,
+    os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -427,5 +428,183 @@ fn a_stalled_tail_reader_costs_at_most_its_byte_cap() {
         "{text}"
     );
     drop(stuck);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The first character a terminal would act on in `bytes` (escape sequences,
+/// DEL, C1 controls, bidi controls), if any. Tab and newline are fine.
+fn hostile_char(bytes: &[u8]) -> Option<(usize, char)> {
+    String::from_utf8_lossy(bytes).char_indices().find(|&(_, c)| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    })
+}
+
+/// `tracer tail --file <path> --from-start --json` with `filter`, until `count` match.
+fn tail_json(path: &Path, filter: &[&str], count: usize) -> Vec<u8> {
+    let mut child = Command::new(tracer_bin())
+        .args(["tail", "--file"])
+        .arg(path)
+        .args(["--from-start", "--json", "--count", &count.to_string()])
+        .args(filter)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "tail did not find {count} matching events in {}",
+                path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    out
+}
+
+/// argv with an escape sequence, a C1 CSI, DEL and a right-to-left override
+/// (of a parent: in its exec event and in its child's lineage): every output
+/// (file, OCSF file, `tail --json` of our file and of a file some other writer
+/// left them raw in) carries them only as `\u` escapes, and each still parses
+/// to the argv that ran. The chain verifies over the escaped bytes.
+#[test]
+fn hostile_argv_reaches_no_terminal_raw_and_keeps_its_value() {
+    let dir = scratch_dir();
+    let ocsf = dir.join("events.ocsf.jsonl");
+    let json = dir.join("events.jsonl");
+    let tracer = Tracer::start(&[
+        "--output",
+        json.to_str().unwrap(),
+        "--ocsf-output",
+        ocsf.to_str().unwrap(),
+    ]);
+    let mark = marker("hostile-out");
+    // A binary of our own, so `tail --binary` picks out exactly our event.
+    let bin = dir.join(format!("{mark}-bin"));
+    std::fs::copy("/bin/true", &bin).unwrap();
+    let bin_s = bin.to_str().unwrap().to_owned();
+    let hostile = [
+        mark.clone(),
+        "clear\u{1b}[2J\u{1b}]0;pwned\u{7}".to_owned(),
+        "csi\u{9b}31mred".to_owned(),
+        "del\u{7f}x".to_owned(),
+        "evil\u{202e}fdp.exe".to_owned(),
+        "iso\u{2066}mark\u{200f}\u{61c}".to_owned(),
+    ];
+    // sh with the hostile argv runs our binary as a child (not exec: `; true`),
+    // so the hostile argv is in the child's lineage as well as in its own exec.
+    let script = format!("{bin_s} child; true");
+    let st = Command::new("sh")
+        .arg0(&hostile[0])
+        .arg("-c")
+        .arg(&script)
+        .args(&hostile[1..])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let sh_argv: Vec<Value> = [&hostile[0], "-c", &script]
+        .into_iter()
+        .chain(hostile[1..].iter().map(String::as_str))
+        .map(Value::from)
+        .collect();
+    let ours = |e: &Value| is_exec(e) && e["action"]["binary"] == bin_s.as_str();
+    // (Failed execs of the PATH search carry the same argv: the one that ran.)
+    let its_parent = |e: &Value| {
+        is_exec(e)
+            && e["action"]["outcome"] == "success"
+            && e["action"]["argv"] == Value::from(sh_argv.clone())
+    };
+    // Our own --output (the harness's goes away with the tracer): read it here.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (found, parent) = loop {
+        let events: Vec<Value> = lines_of(&json)
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .collect();
+        let hits: Vec<Value> = events.iter().filter(|e| ours(e)).cloned().collect();
+        let parents: Vec<Value> = events.iter().filter(|e| its_parent(e)).cloned().collect();
+        if !hits.is_empty() && !parents.is_empty() {
+            break (hits, parents);
+        }
+        assert!(Instant::now() < deadline, "our exec events did not come");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!((found.len(), parent.len()), (1, 1), "{found:?}\n{parent:?}");
+    assert_eq!(
+        found[0]["action"]["argv"],
+        serde_json::json!([bin_s, "child"])
+    );
+    assert_eq!(
+        found[0]["lineage"][0]["argv"],
+        Value::from(sh_argv.clone()),
+        "the parent in the child's lineage"
+    );
+    assert!(tracer.stop().success());
+
+    // Every byte the tracer wrote, in both formats, and not only our event.
+    let json_bytes = std::fs::read(&json).unwrap();
+    assert_eq!(hostile_char(&json_bytes), None, "raw in the JSON output");
+    let ocsf_bytes = std::fs::read(&ocsf).unwrap();
+    assert_eq!(hostile_char(&ocsf_bytes), None, "raw in the OCSF output");
+    assert!(
+        ocsf_bytes.windows(mark.len()).any(|w| w == mark.as_bytes()),
+        "our event is in the OCSF file too"
+    );
+    // The hash chains cover the escaped bytes as written.
+    for f in [&json, &ocsf] {
+        let v = Command::new(tracer_bin())
+            .arg("verify")
+            .arg(f)
+            .output()
+            .unwrap();
+        assert!(
+            v.status.success(),
+            "{}: {}{}",
+            f.display(),
+            String::from_utf8_lossy(&v.stdout),
+            String::from_utf8_lossy(&v.stderr)
+        );
+    }
+
+    let filter = ["--kind", "exec", "--binary", bin_s.as_str()];
+    let check = |what: &str, out: &[u8]| {
+        assert_eq!(hostile_char(out), None, "{what}: raw in tail --json output");
+        let lines: Vec<&[u8]> = out
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(lines.len(), 1, "{what}: {}", String::from_utf8_lossy(out));
+        let v: Value = serde_json::from_slice(lines[0]).unwrap();
+        assert_eq!(
+            v["lineage"][0]["argv"],
+            Value::from(sh_argv.clone()),
+            "{what}"
+        );
+        assert!(
+            String::from_utf8_lossy(lines[0]).contains(r"csi\u009b31mred"),
+            "{what}: escaped as \\u: {}",
+            String::from_utf8_lossy(lines[0])
+        );
+        v
+    };
+    let from_file = check("our file", &tail_json(&json, &filter, 1));
+    assert_eq!(from_file, found[0]);
+
+    // A file whose writer left the characters raw (serde_json's own output,
+    // as an older tracer wrote): tail escapes them itself.
+    let raw_line = serde_json::to_string(&found[0]).unwrap();
+    assert!(
+        hostile_char(raw_line.as_bytes()).is_some(),
+        "the raw form has them"
+    );
+    let legacy = dir.join("legacy.jsonl");
+    std::fs::write(&legacy, format!("{raw_line}\n")).unwrap();
+    let from_legacy = check("a raw file", &tail_json(&legacy, &filter, 1));
+    assert_eq!(from_legacy, found[0]);
     let _ = std::fs::remove_dir_all(dir);
 }

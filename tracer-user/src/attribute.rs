@@ -20,7 +20,7 @@ use crate::{
     event::{
         Action, Ancestor, Cgroup, ConnectAction, Endpoint, Event, ExecAction, Executor, ExitAction,
         FileId, ForkAction, HIERARCHY_V2, Host, ImageSource, Kind, LoaderEnv, Login, Namespaces,
-        Outcome, Policy, User, event_id, rfc3339_nanos,
+        Outcome, Policy, User, event_id, naming_path, rfc3339_nanos,
     },
     exec_id::{ImageLayout, exec_id, ns_to_ticks},
     filehash::{FileHasher, FileVersion, HashStatus, HostPaths, Job},
@@ -399,14 +399,14 @@ impl Attributor {
                 tty: (!tty.is_empty()).then(|| escape(tty)),
             }
         });
-        let (cgroup_path, hierarchy) =
+        let (cgroup_path, hierarchy, path_truncated) =
             self.workload_cgroup(task.cgroup_id, task.cgroup_v1_id, Some(task.tgid));
         let Resolved {
             workload,
             identity,
             waiting_for_metadata,
         } = self.identity.resolve(
-            cgroup_path.as_ref(),
+            naming_path(cgroup_path.as_ref(), path_truncated).as_ref(),
             &UnixFacts {
                 uid: task.uid,
                 user: user.name.as_deref(),
@@ -437,6 +437,7 @@ impl Attributor {
                 hierarchy,
                 v1_id: (self.cgroups_v1.is_some() && task.cgroup_v1_id != 0)
                     .then_some(task.cgroup_v1_id),
+                path_truncated,
             },
             namespaces: Namespaces {
                 pid: task.pid_ns,
@@ -467,10 +468,10 @@ impl Attributor {
             if cgroup_id == 0 || self.cgroup_key(cgroup_id, v1_id) == own {
                 continue;
             }
-            let (path, _) = self.workload_cgroup(cgroup_id, v1_id, None);
+            let (path, _, cut) = self.workload_cgroup(cgroup_id, v1_id, None);
             let user = self.users.user_name(uid).map(str::to_owned);
             let r = self.identity.resolve(
-                path.as_ref(),
+                naming_path(path.as_ref(), cut).as_ref(),
                 &UnixFacts {
                     uid,
                     user: user.as_deref(),
@@ -525,7 +526,7 @@ impl Attributor {
         let x = &ev.executor;
         let version = x.file.as_ref().map(|f| f.version);
         let r = self.identity.resolve(
-            x.cgroup.path.as_ref(),
+            x.cgroup.naming_path().as_ref(),
             &UnixFacts {
                 uid: x.user.uid,
                 user: x.user.name.as_deref(),
@@ -557,13 +558,14 @@ impl Attributor {
     /// v1 hierarchy the probes read (a cgroup v1 host, where containers and
     /// services exist only in v1 hierarchies), the v1 path. Both are written by
     /// whoever may write that hierarchy, and parsed alike. `pid`: the process
-    /// whose /proc may name the cgroup on a miss.
+    /// whose /proc may name the cgroup on a miss. The flag: the path is one
+    /// the kernel's record cut short and that could not be found whole.
     fn workload_cgroup(
         &mut self,
         v2_id: u64,
         v1_id: u64,
         pid: Option<u32>,
-    ) -> (Option<Arc<str>>, &'static str) {
+    ) -> (Option<Arc<str>>, &'static str, bool) {
         let v2 = match pid {
             Some(pid) => self.cgroup_path(v2_id, pid),
             None => self.cgroups.path(v2_id),
@@ -574,9 +576,11 @@ impl Attributor {
             && let Some(v1) = self.cgroup_v1_path(v1_id, pid).filter(|p| &**p != "/")
             && let Some(c) = &self.cgroups_v1
         {
-            return (Some(v1), c.controller.hierarchy);
+            let cut = c.resolver.is_cut(v1_id);
+            return (Some(v1), c.controller.hierarchy, cut);
         }
-        (v2, HIERARCHY_V2)
+        let cut = v2.is_some() && self.cgroups.is_cut(v2_id);
+        (v2, HIERARCHY_V2, cut)
     }
 
     /// [`Self::cgroup_path`] in the v1 hierarchy.
@@ -584,7 +588,7 @@ impl Attributor {
         let v1 = self.cgroups_v1.as_mut()?;
         let controller = v1.controller.name;
         v1.resolver.path_verified(id, || {
-            let text = std::fs::read_to_string(format!("/proc/{}/cgroup", pid?)).ok()?;
+            let text = std::fs::read(format!("/proc/{}/cgroup", pid?)).ok()?;
             scan::parse_cgroup_v1_line(&text, controller).map(|(_, rel)| rel)
         })
     }
@@ -593,7 +597,7 @@ impl Attributor {
     /// read only on a cache miss.
     fn cgroup_path(&mut self, id: u64, pid: u32) -> Option<Arc<str>> {
         self.cgroups.path_verified(id, || {
-            let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+            let text = std::fs::read(format!("/proc/{pid}/cgroup")).ok()?;
             scan::parse_cgroup_v2_line(&text)
         })
     }
@@ -642,7 +646,7 @@ impl Attributor {
                 if let Some(r) = resolver {
                     match op {
                         tracer_common::CGROUP_RMDIR => r.remove(id),
-                        _ => r.insert(id, &escape(&path)),
+                        _ => r.learn(id, &path),
                     }
                 }
                 None
@@ -1037,6 +1041,70 @@ mod tests {
         assert_eq!(ev.executor.cgroup.hierarchy, "v2");
         assert_eq!(ev.executor.cgroup.v1_id, None);
         assert_eq!(ev.executor.workload.kind, WorkloadKind::Host);
+    }
+
+    /// A cgroup whose path the kernel's record cut (longer than 1023 bytes)
+    /// and that is gone from disk: the event carries the cut path, flagged,
+    /// and the workload is named from the deepest cgroup the cut path names
+    /// whole, never from a name cut short (`x.service-not` cut to `x.service`).
+    #[test]
+    fn a_cut_cgroup_path_is_flagged_and_names_no_workload_by_half_a_name() {
+        let top = TempTree(std::env::temp_dir().join(format!(
+            "tracer-attr-cut-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        )));
+        let v2 = top.0.join("v2");
+        std::fs::create_dir_all(&v2).unwrap();
+        let mut a = attributor(&v2);
+        let ancestor = format!(
+            "/system.slice/deep.service/{}/{}/{}/{}",
+            "a".repeat(200),
+            "b".repeat(200),
+            "c".repeat(200),
+            "d".repeat(200)
+        );
+        let unit = "x.service";
+        let pad = 1023 - ancestor.len() - 1 - unit.len();
+        let cut = format!("{ancestor}/{}{unit}", "p".repeat(pad));
+        assert_eq!(cut.len(), 1023);
+        let (id, ours) = (5151, u32::MAX - 200);
+        let mkdir = Record::Cgroup {
+            ts_boot_ns: 0,
+            op: tracer_common::CGROUP_MKDIR,
+            root: 0,
+            id,
+            path: cut.clone().into_bytes(),
+        };
+        assert!(a.handle(mkdir).is_none());
+        let ev = exec_in(&mut a, ours, id, 0);
+        let c = &ev.executor.cgroup;
+        assert_eq!(c.path.as_deref(), Some(cut.as_str()));
+        assert!(c.path_truncated);
+        assert_eq!(c.naming_path().as_deref(), Some(ancestor.as_str()));
+        let json = serde_json::to_value(c).unwrap();
+        assert_eq!(json["path_truncated"], true);
+        assert_eq!(ev.executor.workload.unit.as_deref(), Some("deep.service"));
+        // `cgroup:path:` selectors (what registrations glob on) see the whole
+        // ancestor, so `**/x.service` cannot match half a name.
+        let sel = &ev.executor.identity.selectors;
+        assert!(sel.contains(&format!("cgroup:path:{ancestor}")), "{sel:?}");
+        assert!(!sel.iter().any(|s| s.ends_with("x.service")), "{sel:?}");
+
+        // A path shorter than the bound: as it is, and no flag on the wire.
+        let short = Record::Cgroup {
+            ts_boot_ns: 0,
+            op: tracer_common::CGROUP_MKDIR,
+            root: 0,
+            id: id + 1,
+            path: b"/system.slice/x.service".to_vec(),
+        };
+        assert!(a.handle(short).is_none());
+        let ev = exec_in(&mut a, ours - 1, id + 1, 0);
+        assert!(!ev.executor.cgroup.path_truncated);
+        let json = serde_json::to_value(&ev.executor.cgroup).unwrap();
+        assert!(json.get("path_truncated").is_none(), "{json}");
+        assert_eq!(ev.executor.workload.unit.as_deref(), Some("x.service"));
     }
 
     #[test]

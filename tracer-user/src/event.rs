@@ -357,6 +357,33 @@ pub struct Cgroup {
     /// The cgroup id in the v1 controller hierarchy the tracer reads; null
     /// where it reads none (no v1 hierarchy mounted).
     pub v1_id: Option<u64>,
+    /// `path` is only the start of the cgroup's path: the kernel's record cut
+    /// it (longer than 1023 bytes) and the cgroup could not be found whole by
+    /// its id. Written only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub path_truncated: bool,
+}
+
+impl Cgroup {
+    /// The path the workload and identity are named from: `path`, or where that
+    /// was cut, the deepest cgroup it names whole (an ancestor, which holds the
+    /// process too), never a name cut short (a cut `ssh.service-x` would read
+    /// `ssh.service`).
+    pub fn naming_path(&self) -> Option<Arc<str>> {
+        naming_path(self.path.as_ref(), self.path_truncated)
+    }
+}
+
+/// See [`Cgroup::naming_path`].
+pub fn naming_path(path: Option<&Arc<str>>, truncated: bool) -> Option<Arc<str>> {
+    let path = path?;
+    if !truncated {
+        return Some(path.clone());
+    }
+    match path.rfind('/') {
+        Some(0) | None => Some(Arc::from("/")),
+        Some(i) => Some(Arc::from(&path[..i])),
+    }
 }
 
 /// [`Cgroup::hierarchy`] of a v2 path.
@@ -404,9 +431,11 @@ pub struct AncestorBase<'a> {
 }
 
 impl Ancestor {
-    /// Serialize the unchanging fields once.
+    /// Serialize the unchanging fields once, as every line is
+    /// ([`crate::escape::to_writer`]): this text goes into lines verbatim.
     pub fn base_json(base: &AncestorBase) -> Option<Arc<RawValue>> {
-        serde_json::value::to_raw_value(base).ok().map(Arc::from)
+        let text = String::from_utf8(crate::escape::to_vec(base).ok()?).ok()?;
+        RawValue::from_string(text).ok().map(Arc::from)
     }
 }
 
@@ -735,6 +764,7 @@ pub(crate) fn sample_executor() -> Executor {
             path: Some("/system.slice/x.service".into()),
             hierarchy: HIERARCHY_V2,
             v1_id: None,
+            path_truncated: false,
         },
         namespaces: Namespaces {
             pid: 1,
@@ -850,6 +880,51 @@ mod tests {
                 tracer_version: "0.1.0",
                 config_digest: "sha256:00".into(),
             }),
+        }
+    }
+
+    /// An ancestor's fields are serialized once and pasted into lines as they
+    /// are: they too carry no character a terminal would act on.
+    #[test]
+    fn an_ancestors_pasted_json_is_escaped_like_the_line() {
+        let argv = vec!["sh".to_owned(), "a\u{9b}2J\u{7f}\u{202e}b\u{1b}".to_owned()];
+        let raw = Ancestor::base_json(&AncestorBase {
+            exec_id: "x",
+            pid: 1,
+            binary: "/bin/\u{2066}sh",
+            argv: &argv,
+            argv_truncated: false,
+            image_source: None,
+        })
+        .unwrap();
+        let text = raw.get();
+        assert!(
+            !text.chars().any(crate::escape::terminal_unsafe),
+            "{text:?}"
+        );
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v["argv"], serde_json::json!(argv));
+        assert_eq!(v["binary"], "/bin/\u{2066}sh");
+    }
+
+    #[test]
+    fn a_cut_path_names_its_deepest_whole_cgroup() {
+        let cases: &[(Option<&str>, bool, Option<&str>)] = &[
+            (None, false, None),
+            (None, true, None),
+            (Some("/a/b"), false, Some("/a/b")),
+            (Some("/a/b"), true, Some("/a")),
+            (Some("/a/b/"), true, Some("/a/b")),
+            (Some("/abc"), true, Some("/")),
+            (Some("abc"), true, Some("/")),
+        ];
+        for (path, cut, want) in cases {
+            let path: Option<Arc<str>> = path.map(Arc::from);
+            assert_eq!(
+                naming_path(path.as_ref(), *cut).as_deref(),
+                *want,
+                "{path:?} {cut}"
+            );
         }
     }
 

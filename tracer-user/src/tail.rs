@@ -26,7 +26,8 @@ pub struct TailArgs {
     /// Follow this event file instead, across rotations
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
-    /// Print raw JSON objects instead of compact lines
+    /// Print the JSON objects instead of compact lines (as written, but with
+    /// controls, DEL, C1 and bidi controls as `\uXXXX` escapes: the same value)
     #[arg(long)]
     pub json: bool,
     /// Start from the beginning of the file (default: only new events)
@@ -394,10 +395,9 @@ fn paint(color: bool, code: &str, s: &str) -> String {
 }
 
 /// Characters that must not reach a terminal raw: controls (escape sequences)
-/// and bidi overrides (text that reads differently from what it is).
+/// and bidi controls (text that reads differently from what it is).
 fn unsafe_char(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    crate::escape::terminal_unsafe(c)
 }
 
 fn escape_char(c: char, out: &mut String) {
@@ -856,7 +856,10 @@ impl Printer {
             return false;
         }
         if self.json {
-            self.buf.extend_from_slice(line.as_bytes());
+            // The tracer writes these escaped already; a file written by
+            // something else (or an older version) may not have.
+            self.buf
+                .extend_from_slice(crate::escape::json_line_safe(line).as_bytes());
         } else {
             self.buf
                 .extend_from_slice(compact_line(&ev, self.color).as_bytes());

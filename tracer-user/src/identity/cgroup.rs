@@ -13,15 +13,17 @@
 //! walks that mount the same way.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
+
+use crate::escape::escape;
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
 const DEFAULT_RESCAN_INTERVAL: Duration = Duration::from_millis(200);
@@ -36,6 +38,12 @@ const MAX_UNKNOWN: usize = 4096;
 const MISSING_TTL: Duration = Duration::from_secs(60);
 /// Bound on such entries, should a host create and remove cgroups very fast.
 const MAX_MISSING: usize = 65_536;
+/// The longest path a kernel cgroup record carries whole. The `cgroup:*`
+/// tracepoints format the path into a buffer of `TRACE_CGROUP_PATH_LEN` (1024)
+/// bytes, and the probe copies as many ([`tracer_common::CGROUP_PATH_MAX`]): a
+/// longer path arrives cut to 1023 bytes, maybe mid-name, maybe mid-character.
+/// A path of this length may therefore be cut.
+const RECORD_PATH_MAX: usize = tracer_common::CGROUP_PATH_MAX - 1;
 
 #[derive(Debug, Error)]
 pub enum CgroupError {
@@ -155,7 +163,7 @@ pub fn discover_v1() -> Result<Option<(V1Controller, u32)>, CgroupError> {
     let Some(v1) = choose_v1_controller(&parse_mountinfo_cgroups(&text)) else {
         return Ok(None);
     };
-    let hierarchy_id = std::fs::read_to_string("/proc/self/cgroup")
+    let hierarchy_id = std::fs::read("/proc/self/cgroup")
         .ok()
         .and_then(|t| crate::proc::scan::parse_cgroup_v1_line(&t, v1.name).map(|(id, _)| id))
         .unwrap_or(0);
@@ -191,12 +199,21 @@ fn octal_byte(digits: &[u8]) -> Option<u8> {
 }
 
 /// Cached cgroup id -> path (relative to the v2 root, with a leading '/').
+///
+/// Paths are in the reversible spelling of [`escape`] (bytes that are not
+/// UTF-8 as `\xNN`, `\` doubled), whichever way they were learned: the walk,
+/// the kernel's `cgroup:*` records ([`CgroupResolver::learn`]) or a process's
+/// `/proc/<pid>/cgroup` ([`crate::proc::scan::parse_cgroup_v2_line`]).
 #[derive(Debug)]
 pub struct CgroupResolver {
     mount: PathBuf,
     paths: HashMap<u64, Arc<str>>,
     /// Known cgroups the latest walk did not find, with when it missed them.
     missing: HashMap<u64, (Arc<str>, Instant)>,
+    /// Cgroups known only by a path the kernel's record cut short (see
+    /// [`RECORD_PATH_MAX`]) and not yet found whole: the cut path, for want of
+    /// better, which [`CgroupResolver::is_cut`] says it is.
+    cut: HashMap<u64, Arc<str>>,
     /// Ids still absent after a walk that started after they were asked for;
     /// they do not trigger walks again until some other miss causes one.
     unknown: HashSet<u64>,
@@ -219,6 +236,7 @@ impl CgroupResolver {
             mount,
             paths: HashMap::new(),
             missing: HashMap::new(),
+            cut: HashMap::new(),
             unknown: HashSet::new(),
             last_scan: None,
             rescan_interval: DEFAULT_RESCAN_INTERVAL,
@@ -238,29 +256,33 @@ impl CgroupResolver {
 
     /// Path relative to the v2 root, with a leading '/' ("/" for the root,
     /// "/system.slice/ssh.service"), or None if unknown.
+    ///
+    /// A cgroup known only by a cut path (see [`RECORD_PATH_MAX`]) counts as a
+    /// miss: a walk may find it whole. When none does, the cut path is
+    /// returned, and [`Self::is_cut`] says so.
     pub fn path(&mut self, id: u64) -> Option<Arc<str>> {
-        if let Some(path) = self.path_cached(id) {
+        if let Some(path) = self.whole_cached(id) {
             return Some(path);
         }
         if self.unknown.contains(&id) {
-            return None;
+            return self.cut.get(&id).cloned();
         }
         let due = self
             .last_scan
             .is_none_or(|at| at.elapsed() >= self.rescan_interval);
         if !due {
             // Not remembered as unknown: the walk it missed may still find it.
-            return None;
+            return self.cut.get(&id).cloned();
         }
         self.rescan();
-        let found = self.path_cached(id);
-        if found.is_none() {
-            if self.unknown.len() >= MAX_UNKNOWN {
-                self.unknown.clear();
-            }
-            self.unknown.insert(id);
+        if let Some(found) = self.whole_cached(id) {
+            return Some(found);
         }
-        found
+        if self.unknown.len() >= MAX_UNKNOWN {
+            self.unknown.clear();
+        }
+        self.unknown.insert(id);
+        self.cut.get(&id).cloned()
     }
 
     /// The cached path only: never touches the filesystem.
@@ -272,7 +294,7 @@ impl CgroupResolver {
         id: u64,
         claimed: impl FnOnce() -> Option<String>,
     ) -> Option<Arc<str>> {
-        if let Some(p) = self.path_cached(id) {
+        if let Some(p) = self.whole_cached(id) {
             return Some(p);
         }
         match claimed().filter(|rel| self.id_of(rel) == Some(id)) {
@@ -284,16 +306,29 @@ impl CgroupResolver {
         }
     }
 
+    /// The cached path, a cut one included ([`Self::is_cut`]).
     pub fn path_cached(&self, id: u64) -> Option<Arc<str>> {
+        self.whole_cached(id).or_else(|| self.cut.get(&id).cloned())
+    }
+
+    fn whole_cached(&self, id: u64) -> Option<Arc<str>> {
         self.paths
             .get(&id)
             .or_else(|| self.missing.get(&id).map(|(path, _)| path))
             .cloned()
     }
 
-    /// Path -> id, by stat() of the directory (inode number).
+    /// Whether the path known for `id` is one the kernel's record cut short
+    /// and nothing has found whole since.
+    pub fn is_cut(&self, id: u64) -> bool {
+        self.cut.contains_key(&id) && self.whole_cached(id).is_none()
+    }
+
+    /// Path (in the [`escape`] spelling) -> id, by stat() of the directory
+    /// (inode number).
     pub fn id_of(&self, rel_path: &str) -> Option<u64> {
-        let rel = Path::new(rel_path.trim_start_matches('/'));
+        let raw = crate::escape::unescape(rel_path.trim_start_matches('/')).ok()?;
+        let rel = Path::new(OsStr::from_bytes(&raw));
         // Only plain names: ".." or a second root would leave the hierarchy.
         if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
             return None;
@@ -302,10 +337,75 @@ impl CgroupResolver {
         meta.is_dir().then(|| meta.ino())
     }
 
-    /// Records a cgroup learned elsewhere (e.g. from a mkdir event).
+    /// Records a cgroup the kernel named (a `cgroup_mkdir` or `cgroup_rename`
+    /// record): `raw` is the path's bytes, relative to the hierarchy's root.
+    ///
+    /// A path of [`RECORD_PATH_MAX`] bytes may have been cut: the cgroup is
+    /// then looked for by its id (which the kernel gave, and nobody can forge)
+    /// below the last whole directory of the cut path. Found: its whole path.
+    /// Not found (already removed, or moved): the cut path, marked cut, until a
+    /// walk or a process's /proc claim finds it whole.
+    pub fn learn(&mut self, id: u64, raw: &[u8]) {
+        if raw.len() < RECORD_PATH_MAX {
+            self.insert(id, &escape(raw));
+            return;
+        }
+        match self.find_below(id, raw) {
+            Some(whole) => self.insert(id, &whole),
+            None => {
+                self.paths.remove(&id);
+                self.missing.remove(&id);
+                if self.cut.len() >= MAX_MISSING {
+                    self.cut.clear();
+                }
+                self.cut.insert(id, Arc::from(escape(raw)));
+            }
+        }
+    }
+
+    /// The whole path of cgroup `id`, searched for below the deepest directory
+    /// `cut` (a path the kernel cut short) names whole, and there only in the
+    /// entries whose name starts with the part of a name after it: the cut name
+    /// is the cgroup's own or an ancestor's. So a subtree's owner cannot make
+    /// each such search walk all its other cgroups.
+    fn find_below(&self, id: u64, cut: &[u8]) -> Option<String> {
+        let slash = cut.iter().rposition(|&b| b == b'/')?;
+        let (parent, partial) = (&cut[..slash], &cut[slash + 1..]);
+        let rel = Path::new(OsStr::from_bytes(
+            parent.strip_prefix(b"/").unwrap_or(parent),
+        ));
+        if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+            return None;
+        }
+        let depth = rel.components().count() + 1;
+        let parent_rel = escape(parent);
+        for entry in std::fs::read_dir(self.mount.join(rel)).ok()? {
+            let Ok(entry) = entry else { continue };
+            let name = entry.file_name();
+            if !name.as_bytes().starts_with(partial) {
+                continue;
+            }
+            let child_rel = format!("{parent_rel}/{}", escape(name.as_bytes()));
+            let mut found = None;
+            // visit() takes no symlink and no file: only directories count.
+            let _ = visit(&entry.path(), &child_rel, depth, &mut |ino, path| {
+                if ino == id {
+                    found = Some(path.to_owned());
+                }
+                found.is_some()
+            });
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
+    /// Records a cgroup learned elsewhere, its path in the [`escape`] spelling.
     pub fn insert(&mut self, id: u64, path: &str) {
         self.unknown.remove(&id);
         self.missing.remove(&id);
+        self.cut.remove(&id);
         self.paths.insert(id, Arc::from(path));
     }
 
@@ -313,6 +413,7 @@ impl CgroupResolver {
     pub fn remove(&mut self, id: u64) {
         self.paths.remove(&id);
         self.missing.remove(&id);
+        self.cut.remove(&id);
     }
 
     /// Rebuilds the map from the file system. What the walk no longer finds is
@@ -335,6 +436,7 @@ impl CgroupResolver {
                 if self.missing.len() > MAX_MISSING {
                     self.missing.clear();
                 }
+                self.cut.retain(|id, _| !fresh.contains_key(id));
                 self.paths = fresh;
                 self.unknown.clear();
             }
@@ -348,17 +450,42 @@ impl CgroupResolver {
 
 /// id -> path for every directory under `mount`, without following symlinks.
 fn walk(mount: &Path) -> io::Result<HashMap<u64, Arc<str>>> {
-    let root = std::fs::symlink_metadata(mount)?;
     let mut paths = HashMap::new();
-    paths.insert(root.ino(), Arc::from("/"));
+    visit(mount, "", 0, &mut |ino, path| {
+        paths.insert(ino, Arc::from(if path.is_empty() { "/" } else { path }));
+        false
+    })?;
+    Ok(paths)
+}
+
+/// Calls `f(inode, path)` for `start` (whose path relative to the hierarchy's
+/// root is `rel`, "" for the root, at `depth`) and every directory below it,
+/// down to [`MAX_DEPTH`], without following symlinks, until `f` returns true.
+fn visit(
+    start: &Path,
+    rel: &str,
+    depth: usize,
+    f: &mut dyn FnMut(u64, &str) -> bool,
+) -> io::Result<()> {
+    let meta = std::fs::symlink_metadata(start)?;
+    if !meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "not a directory",
+        ));
+    }
+    if f(meta.ino(), rel) {
+        return Ok(());
+    }
     // (directory on disk, its path relative to the root, depth)
-    let mut stack = vec![(mount.to_path_buf(), String::new(), 0usize)];
+    let mut stack = vec![(start.to_path_buf(), rel.to_owned(), depth)];
+    let first = depth;
     while let Some((dir, rel, depth)) = stack.pop() {
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             // Removed since we listed its parent.
             Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-            Err(err) if depth == 0 => return Err(err),
+            Err(err) if depth == first => return Err(err),
             Err(err) => {
                 tracing::debug!(dir = %dir.display(), %err, "skipping cgroup directory");
                 continue;
@@ -378,15 +505,19 @@ fn walk(mount: &Path) -> io::Result<HashMap<u64, Arc<str>>> {
             if !meta.is_dir() {
                 continue;
             }
+            // Names are bytes: the same reversible spelling as the kernel's
+            // records and /proc/<pid>/cgroup get, never a lossy one.
             let name = entry.file_name();
-            let child_rel = format!("{rel}/{}", name.to_string_lossy());
-            paths.insert(meta.ino(), Arc::from(child_rel.as_str()));
+            let child_rel = format!("{rel}/{}", escape(name.as_bytes()));
+            if f(meta.ino(), &child_rel) {
+                return Ok(());
+            }
             if depth + 1 < MAX_DEPTH {
                 stack.push((entry.path(), child_rel, depth + 1));
             }
         }
     }
-    Ok(paths)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -683,6 +814,199 @@ mod tests {
         let max_depth = cg.paths.values().map(|p| p.matches('/').count()).max();
         assert_eq!(max_depth, Some(MAX_DEPTH));
         drop(guard);
+    }
+
+    /// One cgroup, one spelling: the walk, the kernel's record and the
+    /// process's /proc claim give the same text for the same raw bytes, and
+    /// that text leads back to the directory.
+    #[test]
+    fn a_name_has_one_spelling_however_it_is_learned() {
+        let top = std::env::temp_dir().join(unique("tracer-cgroup-spelling"));
+        let _guard = DirGuard {
+            dirs: vec![top.clone()],
+            remove_all: true,
+        };
+        let names: &[(&[u8], &str)] = &[
+            (b"\xff\xfe", "\\xff\\xfe"),
+            (b"bad\xc3(", "bad\\xc3("),
+            (b"back\\slash", "back\\\\slash"),
+            (b"\\xff", "\\\\xff"),
+            (b"caf\xc3\xa9", "caf\u{e9}"),
+            (b"lf\nin name", "lf\nin name"),
+        ];
+        for (raw, spelled) in names {
+            let mut rel = b"/outer/".to_vec();
+            rel.extend_from_slice(raw);
+            let dir = top.join(OsStr::from_bytes(&rel[1..]));
+            std::fs::create_dir_all(&dir).unwrap();
+            let want = format!("/outer/{spelled}");
+            let id = std::fs::symlink_metadata(&dir).unwrap().ino();
+
+            let mut walked =
+                CgroupResolver::with_mount(top.clone()).with_rescan_interval(Duration::ZERO);
+            assert_eq!(
+                walked.path(id).as_deref(),
+                Some(want.as_str()),
+                "walk {raw:?}"
+            );
+
+            let mut told = CgroupResolver::with_mount(top.clone());
+            told.learn(id, &rel);
+            assert_eq!(
+                told.path_cached(id).as_deref(),
+                Some(want.as_str()),
+                "record {raw:?}"
+            );
+
+            // /proc/<pid>/cgroup holds the raw bytes too (a newline in a name
+            // splits its line: that claim is simply not the cgroup).
+            let mut proc_line = b"0::".to_vec();
+            proc_line.extend_from_slice(&rel);
+            proc_line.push(b'\n');
+            let claimed = crate::proc::scan::parse_cgroup_v2_line(&proc_line);
+            if !raw.contains(&b'\n') {
+                assert_eq!(claimed.as_deref(), Some(want.as_str()), "claim {raw:?}");
+            }
+            let mut verified = CgroupResolver::with_mount(top.clone());
+            assert_eq!(
+                verified.path_verified(id, || claimed).as_deref(),
+                Some(want.as_str()),
+                "verified claim {raw:?}"
+            );
+            assert_eq!(
+                walked.id_of(&want),
+                Some(id),
+                "back to the directory {raw:?}"
+            );
+        }
+        // A spelling that is no escape names nothing.
+        let cg = CgroupResolver::with_mount(top.clone());
+        assert_eq!(cg.id_of("/outer/\\q"), None);
+    }
+
+    /// Bytes of `path` as a kernel record carries them: at most 1023.
+    fn as_recorded(path: &[u8]) -> &[u8] {
+        &path[..path.len().min(RECORD_PATH_MAX)]
+    }
+
+    /// A path the kernel's record cut short is completed by the cgroup's id
+    /// (below the last directory the cut path names whole), whatever byte the
+    /// cut falls on; what cannot be completed stays marked cut until a walk or
+    /// a verified claim finds it whole.
+    #[test]
+    fn a_path_the_kernel_cut_is_completed_by_id_or_marked_cut() {
+        let top = std::env::temp_dir().join(unique("tracer-cgroup-long"));
+        let _guard = DirGuard {
+            dirs: vec![top.clone()],
+            remove_all: true,
+        };
+        let level = |c: char| c.to_string().repeat(200);
+        // Five levels of 201 bytes: the fifth name starts at byte 805; the
+        // cut (1023) lands in its middle, or (padded) mid-character.
+        let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+        let base: Vec<u8> = ['a', 'b', 'c', 'd']
+            .iter()
+            .flat_map(|&c| format!("/{}", level(c)).into_bytes())
+            .collect();
+        let mid_name = [base.clone(), format!("/{}", "e".repeat(250)).into_bytes()].concat();
+        cases.push(("cut mid-name", mid_name));
+        // 'é' is two bytes at 1022..1024: the cut keeps only its first.
+        let pad = 1022 - base.len() - 1;
+        let mid_char = [
+            base.clone(),
+            format!("/{}\u{e9}tail", "f".repeat(pad)).into_bytes(),
+        ]
+        .concat();
+        cases.push(("cut mid-character", mid_char));
+        // Not UTF-8 and a backslash across the cut.
+        let raw_bytes = [
+            base.clone(),
+            b"/".to_vec(),
+            vec![b'g'; 1022 - base.len() - 1],
+            b"\xff\\\xfe".to_vec(),
+        ]
+        .concat();
+        cases.push(("raw bytes", raw_bytes));
+        // A name shorter than the cut, below a directory the cut falls in.
+        let deeper = [base.clone(), format!("/{}/h", "g".repeat(240)).into_bytes()].concat();
+        cases.push(("cut in an ancestor's name", deeper));
+
+        for (what, full) in &cases {
+            assert!(full.len() > RECORD_PATH_MAX, "{what}");
+            let dir = top.join(OsStr::from_bytes(&full[1..]));
+            std::fs::create_dir_all(&dir).unwrap();
+            let id = std::fs::symlink_metadata(&dir).unwrap().ino();
+            let whole = escape(full);
+
+            let mut cg = CgroupResolver::with_mount(top.clone());
+            cg.learn(id, as_recorded(full));
+            assert_eq!(
+                cg.path_cached(id).as_deref(),
+                Some(whole.as_str()),
+                "{what}"
+            );
+            assert!(!cg.is_cut(id), "{what}");
+            assert_eq!(cg.scans, 0, "{what}: found without a full walk");
+        }
+
+        // Not on disk (removed before its record was read): the cut path,
+        // marked cut, and no walk finds more.
+        let (_, full) = &cases[0];
+        let recorded = as_recorded(full);
+        let gone = u64::MAX - 7;
+        let mut cg = CgroupResolver::with_mount(top.clone()).with_rescan_interval(Duration::ZERO);
+        cg.learn(gone, recorded);
+        assert!(cg.is_cut(gone));
+        assert_eq!(cg.path(gone).as_deref(), Some(escape(recorded).as_str()));
+        assert!(cg.is_cut(gone));
+        assert_eq!(
+            cg.path_verified(gone, || None).as_deref(),
+            Some(escape(recorded).as_str())
+        );
+        cg.remove(gone);
+        assert_eq!(cg.path(gone), None);
+        assert!(!cg.is_cut(gone));
+
+        // Searched below the wrong directory (moved since): a walk finds it whole.
+        let dir = top.join(OsStr::from_bytes(&full[1..]));
+        let id = std::fs::symlink_metadata(&dir).unwrap().ino();
+        let elsewhere = [b"/elsewhere".as_slice(), &recorded[10..]].concat();
+        let mut cg = CgroupResolver::with_mount(top.clone()).with_rescan_interval(Duration::ZERO);
+        cg.learn(id, &elsewhere);
+        assert!(cg.is_cut(id));
+        assert_eq!(cg.path(id).as_deref(), Some(escape(full).as_str()));
+        assert!(!cg.is_cut(id));
+        // ... or a process's claim, checked by inode.
+        let mut cg = CgroupResolver::with_mount(top.clone());
+        cg.learn(id, &elsewhere);
+        assert_eq!(
+            cg.path_verified(id, || Some(escape(full))).as_deref(),
+            Some(escape(full).as_str())
+        );
+        assert!(!cg.is_cut(id));
+
+        // A rename the kernel cut and that cannot be completed replaces the
+        // old whole path: the old one is no longer true.
+        let mut cg = CgroupResolver::with_mount(top.clone());
+        cg.insert(gone, "/old/name");
+        cg.learn(gone, recorded);
+        assert!(cg.is_cut(gone));
+        // The search goes only into names that start as the cut one does.
+        std::fs::create_dir_all(top.join("prune/other/target")).unwrap();
+        let target = cg.id_of("/prune/other/target").unwrap();
+        assert_eq!(
+            cg.find_below(target, b"/prune/oth").as_deref(),
+            Some("/prune/other/target")
+        );
+        assert_eq!(cg.find_below(target, b"/prune/tar"), None);
+        assert_eq!(
+            cg.find_below(target, b"/prune/other/tar").as_deref(),
+            Some("/prune/other/target")
+        );
+        // A path shorter than the bound is taken as it is.
+        cg.learn(gone, b"/short");
+        assert!(!cg.is_cut(gone));
+        assert_eq!(cg.path_cached(gone).as_deref(), Some("/short"));
     }
 
     #[test]

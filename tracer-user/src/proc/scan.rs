@@ -9,6 +9,7 @@ use std::io::{self, Read};
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
+use crate::escape::escape;
 use procfs::ProcError;
 use procfs::process::Process;
 use thiserror::Error;
@@ -156,7 +157,7 @@ fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
     let loader_env = read_bytes(process, pid, "environ")
         .ok()
         .and_then(|env| crate::proc::env::loader_env(&env));
-    let cgroups = read_text(process, pid, "cgroup").unwrap_or_default();
+    let cgroups = read_bytes(process, pid, "cgroup").unwrap_or_default();
     let cgroup_v2 = parse_cgroup_v2_line(&cgroups);
     let cgroup_v1 = parse_cgroup_v1_lines(&cgroups);
 
@@ -351,36 +352,47 @@ pub fn split_cmdline(bytes: &[u8]) -> Vec<Vec<u8>> {
     body.split(|&b| b == 0).map(<[u8]>::to_vec).collect()
 }
 
-/// The path of the v2 ("0::") entry of `/proc/<pid>/cgroup` text.
-pub fn parse_cgroup_v2_line(text: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .map(str::to_owned)
+/// The path of the v2 ("0::") entry of `/proc/<pid>/cgroup`.
+///
+/// The file is bytes: the kernel writes cgroup names as they are. Paths are
+/// returned in the reversible spelling of [`crate::escape::escape`], the one the
+/// cgroup walk and the kernel's `cgroup_mkdir` records are written in, so one
+/// cgroup has one spelling however it was learned.
+pub fn parse_cgroup_v2_line(text: &[u8]) -> Option<String> {
+    text.split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(b"0::"))
+        .map(escape)
+}
+
+/// `hierarchy-id:controllers:path` (the path may hold colons).
+fn split_v1_line(l: &[u8]) -> Option<(u32, &str, &[u8])> {
+    let mut parts = l.splitn(3, |&b| b == b':');
+    let id = std::str::from_utf8(parts.next()?)
+        .ok()?
+        .parse::<u32>()
+        .ok()?;
+    let controllers = std::str::from_utf8(parts.next()?).ok()?;
+    Some((id, controllers, parts.next()?))
 }
 
 /// The v1 entries (`hierarchy-id:controllers:path`, id not 0) of
-/// `/proc/<pid>/cgroup` text, as (controllers, path).
-pub fn parse_cgroup_v1_lines(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .filter_map(|l| {
-            let (id, rest) = l.split_once(':')?;
-            let (controllers, path) = rest.split_once(':')?;
-            (id.parse::<u32>().ok()? != 0).then(|| (controllers.to_owned(), path.to_owned()))
-        })
+/// `/proc/<pid>/cgroup`, as (controllers, path), paths spelled as in
+/// [`parse_cgroup_v2_line`].
+pub fn parse_cgroup_v1_lines(text: &[u8]) -> Vec<(String, String)> {
+    text.split(|&b| b == b'\n')
+        .filter_map(split_v1_line)
+        .filter(|&(id, _, _)| id != 0)
+        .map(|(_, controllers, path)| (controllers.to_owned(), escape(path)))
         .collect()
 }
 
 /// The hierarchy id and path of the v1 entry for `controller` in
-/// `/proc/<pid>/cgroup` text (`4:memory:/docker/<id>`, `3:cpu,cpuacct:/`).
-pub fn parse_cgroup_v1_line(text: &str, controller: &str) -> Option<(u32, String)> {
-    text.lines().find_map(|l| {
-        let (id, rest) = l.split_once(':')?;
-        let (controllers, path) = rest.split_once(':')?;
-        let id = id.parse::<u32>().ok().filter(|&id| id != 0)?;
-        controllers
-            .split(',')
-            .any(|c| c == controller)
-            .then(|| (id, path.to_owned()))
+/// `/proc/<pid>/cgroup` (`4:memory:/docker/<id>`, `3:cpu,cpuacct:/`), the path
+/// spelled as in [`parse_cgroup_v2_line`].
+pub fn parse_cgroup_v1_line(text: &[u8], controller: &str) -> Option<(u32, String)> {
+    text.split(|&b| b == b'\n').find_map(|l| {
+        let (id, controllers, path) = split_v1_line(l)?;
+        (id != 0 && controllers.split(',').any(|c| c == controller)).then(|| (id, escape(path)))
     })
 }
 
@@ -597,7 +609,27 @@ mod tests {
             ("", None),
         ];
         for (text, want) in cases {
-            assert_eq!(parse_cgroup_v2_line(text).as_deref(), *want, "{text:?}");
+            assert_eq!(
+                parse_cgroup_v2_line(text.as_bytes()).as_deref(),
+                *want,
+                "{text:?}"
+            );
+        }
+        // Names are bytes: they come out in the escape spelling, as the walk
+        // and the kernel's records give them.
+        let raw: &[(&[u8], &str)] = &[
+            (b"0::/a/\xff\xfe-x\n", "/a/\\xff\\xfe-x"),
+            (b"0::/back\\slash\n", "/back\\\\slash"),
+            (b"0::/caf\xc3\xa9\n", "/caf\u{e9}"),
+        ];
+        for (text, want) in raw {
+            assert_eq!(parse_cgroup_v2_line(text).as_deref(), Some(*want));
+            let v1 = [b"4:memory:".as_slice(), &text[3..]].concat();
+            assert_eq!(
+                parse_cgroup_v1_line(&v1, "memory"),
+                Some((4, want.to_string()))
+            );
+            assert_eq!(parse_cgroup_v1_lines(&v1)[0].1, *want);
         }
     }
 
@@ -632,18 +664,18 @@ mod tests {
             ("", "memory", None),
         ];
         for (text, controller, want) in cases {
-            let got = parse_cgroup_v1_line(text, controller);
+            let got = parse_cgroup_v1_line(text.as_bytes(), controller);
             let got = got.as_ref().map(|(id, p)| (*id, p.as_str()));
             assert_eq!(got, *want, "{controller} in {text:?}");
-            let lines = parse_cgroup_v1_lines(text);
+            let lines = parse_cgroup_v1_lines(text.as_bytes());
             assert_eq!(
                 cgroup_v1_path(&lines, controller),
                 want.map(|(_, p)| p),
                 "{controller} in {text:?}"
             );
         }
-        assert_eq!(parse_cgroup_v1_lines(al2).len(), 5);
-        assert_eq!(parse_cgroup_v1_lines(hybrid).len(), 4);
+        assert_eq!(parse_cgroup_v1_lines(al2.as_bytes()).len(), 5);
+        assert_eq!(parse_cgroup_v1_lines(hybrid.as_bytes()).len(), 4);
     }
 
     #[test]

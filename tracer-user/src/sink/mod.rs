@@ -3,8 +3,9 @@
 //!
 //! Several sinks run at once: the main output (stdout or a rotated file, in our
 //! format or OCSF), an optional extra OCSF file, and the tail socket (our format).
-//! An event is serialized once per format. A sink that fails to write is counted
-//! and logged; the others go on.
+//! An event is serialized once per format ([`crate::escape::to_writer`]: no
+//! character a terminal would act on is written raw). A sink that fails to
+//! write is counted and logged; the others go on.
 //!
 //! Each output (file or stdout) seals its records into its own hash chain
 //! ([`crate::chain`]), carried across rotations and restarts, and with a signing
@@ -118,7 +119,7 @@ impl Output {
             kind: "checkpoint",
             checkpoint: &signed,
         };
-        if let Ok(text) = serde_json::to_vec(&rec) {
+        if let Ok(text) = crate::escape::to_vec(&rec) {
             let at = text.len().saturating_sub(1);
             let link = self.push(&text, at);
             if let Some(cp) = &mut self.checkpoints {
@@ -257,7 +258,7 @@ impl Sinks {
             self.socket.is_some() || self.outputs.iter().any(|o| o.format == Format::Json);
         if needs_json {
             self.line.clear();
-            if serde_json::to_writer(&mut self.line, ours).is_ok() {
+            if crate::escape::to_writer(&mut self.line, ours).is_ok() {
                 if let Some(s) = &self.socket {
                     self.line.push(b'\n');
                     let shared: Arc<[u8]> = Arc::from(self.line.as_slice());
@@ -329,7 +330,7 @@ impl Sinks {
 fn ocsf_with_unmapped_last(mut v: serde_json::Value, out: &mut Vec<u8>) -> usize {
     out.clear();
     let unmapped = v.as_object_mut().and_then(|m| m.remove("unmapped"));
-    let _ = serde_json::to_writer(&mut *out, &v);
+    let _ = crate::escape::to_writer(&mut *out, &v);
     match unmapped {
         Some(u) if u.as_object().is_some_and(|m| !m.is_empty()) && out.ends_with(b"}") => {
             out.pop();
@@ -337,7 +338,7 @@ fn ocsf_with_unmapped_last(mut v: serde_json::Value, out: &mut Vec<u8>) -> usize
                 out.push(b',');
             }
             out.extend_from_slice(b"\"unmapped\":");
-            let _ = serde_json::to_writer(&mut *out, &u);
+            let _ = crate::escape::to_writer(&mut *out, &u);
             out.push(b'}');
             out.len() - 2
         }

@@ -805,6 +805,7 @@ mod tests {
                 ),
                 hierarchy: crate::event::HIERARCHY_V2,
                 v1_id: None,
+                path_truncated: false,
             },
             namespaces: Namespaces {
                 pid: 4_026_532_999,
@@ -1194,6 +1195,7 @@ mod tests {
             path: Some(format!("/docker/{CONTAINER_ID}").into()),
             hierarchy: "v1:memory",
             v1_id: Some(9157),
+            path_truncated: false,
         };
         let v = event_to_ocsf(&ev);
         assert_eq!(
