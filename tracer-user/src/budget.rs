@@ -43,12 +43,13 @@ pub struct Budget {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BudgetError {
     #[error(
-        "--memory-limit {limit} bytes is too small: the tracer needs {BASELINE} bytes to \
-         run, the ring buffer maps {ring} more, and at least {MIN_SHARED} are left for \
-         the process table and caches (use at least {min} bytes, e.g. 96MiB)"
+        "--memory-limit {} MiB is too small: the tracer needs {} MiB to run, the ring \
+         buffer maps {} MiB more (twice --ring-buffer-size), and at least {} MiB must be \
+         left for the process table and caches: use at least {} MiB",
+        limit / MIB, BASELINE / MIB, ring / MIB, MIN_SHARED / MIB, min.div_ceil(MIB)
     )]
     TooSmall { limit: u64, ring: u64, min: u64 },
-    #[error("--memory-limit {0:?}: expected a size such as 192MiB, 1G or 200000000")]
+    #[error("{0:?} is not a size: expected e.g. 192MiB, 1G or 200000000 (bytes)")]
     Syntax(String),
 }
 
