@@ -175,6 +175,11 @@ pub struct RunArgs {
     /// ...or this many seconds, whichever comes first.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub checkpoint_interval: u64,
+    /// Sealed records each output file keeps while its writes fail (disk
+    /// full, I/O error), retried at each flush; past it records are dropped
+    /// and declared (a `sink_error` loss record) once writing works again.
+    #[arg(long, default_value_t = crate::sink::RETRY_BUFFER_BYTES, value_name = "BYTES")]
+    pub output_buffer_size: usize,
 }
 
 impl RunArgs {
@@ -194,6 +199,7 @@ impl RunArgs {
             signing_key,
             checkpoint_records: self.checkpoint_records.max(1),
             checkpoint_every: std::time::Duration::from_secs(self.checkpoint_interval.max(1)),
+            retry_buffer_bytes: self.output_buffer_size,
         })
     }
 
@@ -254,8 +260,8 @@ pub fn main() -> ExitCode {
         Command::CheckKernel(args) => crate::kernel_check::run(args),
         Command::Tail(args) => runtime().and_then(|rt| rt.block_on(crate::tail::run(args))),
         Command::Verify(args) => match crate::verify::run(args) {
-            Ok(true) => Ok(()),
-            Ok(false) => return ExitCode::FAILURE,
+            Ok(crate::verify::Verdict::Intact) => Ok(()),
+            Ok(v) => return ExitCode::from(v as u8),
             Err(e) => Err(e),
         },
     };

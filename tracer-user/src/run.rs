@@ -116,6 +116,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         emit_lifecycle: config.emit_lifecycle,
     };
     let (host_arc, policy_arc) = (ctx.host.clone(), ctx.policy.clone());
+    sinks.set_origin(host_arc.clone(), policy_arc.clone());
     let table = ProcessTable::new(
         Duration::from_secs(config.exit_grace_secs),
         config.max_processes,
@@ -204,6 +205,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         policy: policy_arc,
         metrics: metrics.clone(),
         tail_missed_seen: 0,
+        sink_dropped_seen: 0,
     };
 
     loop {
@@ -276,6 +278,7 @@ struct Housekeeping {
     policy: Arc<Policy>,
     metrics: Arc<Metrics>,
     tail_missed_seen: u64,
+    sink_dropped_seen: u64,
 }
 
 impl Housekeeping {
@@ -294,7 +297,19 @@ impl Housekeeping {
             let c = self.metrics.sink_errors.get_or_create(&SinkLabel { sink });
             c.inc_by(errors.saturating_sub(c.get()));
         }
-        let Some(lost) = self.losses.delta(kernel, reader.malformed, 0) else {
+        // Each output declares its own dropped records in its chain; the metric
+        // sums them.
+        let dropped: u64 = sinks.dropped().iter().map(|(_, n)| n).sum();
+        if dropped > self.sink_dropped_seen {
+            self.metrics
+                .lost
+                .get_or_create(&CauseLabel {
+                    cause: "sink_error".into(),
+                })
+                .inc_by(dropped - self.sink_dropped_seen);
+            self.sink_dropped_seen = dropped;
+        }
+        let Some(lost) = self.losses.delta(kernel, reader.malformed) else {
             return;
         };
         tracing::warn!(total = lost.total(), ?lost, "events were lost");
@@ -304,7 +319,6 @@ impl Housekeeping {
             ("pending_full", lost.pending_full),
             ("scratch", lost.scratch),
             ("malformed", lost.malformed),
-            ("queue_full", lost.queue_full),
             ("sends_unreported", lost.sends_unreported),
         ] {
             if n > 0 {
@@ -323,6 +337,7 @@ impl Housekeeping {
             kind: "loss",
             host: self.host.clone(),
             lost,
+            gap: None,
             policy: self.policy.clone(),
         });
         sinks.flush();

@@ -95,6 +95,7 @@ pub fn loss_to_ocsf(l: &LossRecord) -> Value {
         "unmapped".into(),
         drop_nulls(json!({
             "lost": ours(&l.lost),
+            "gap": l.gap.as_ref().map(ours),
             "policy": policy(&l.policy),
         })),
     );
@@ -1042,9 +1043,14 @@ mod tests {
             }),
             lost: LossCounts {
                 ring_full: 120,
-                queue_full: 3,
+                sink_error: 3,
                 ..Default::default()
             },
+            gap: Some(crate::event::SinkGap {
+                records: 3,
+                after_seq: Some(41),
+                after_hash: Some("ab".repeat(32)),
+            }),
             policy: Arc::new(Policy {
                 tracer_version: "0.1.0",
                 config_digest: "sha256:00ff".into(),
@@ -1412,7 +1418,8 @@ mod tests {
         assert_eq!(v["status_id"], 2);
         assert_eq!(v["message"], "123 events lost");
         assert_eq!(v["unmapped"]["lost"]["ring_full"], 120);
-        assert_eq!(v["unmapped"]["lost"]["queue_full"], 3);
+        assert_eq!(v["unmapped"]["lost"]["sink_error"], 3);
+        assert_eq!(v["unmapped"]["gap"]["after_seq"], 41);
         assert_eq!(v["metadata"]["event_code"], "loss");
         assert_eq!(v["time"], 1_795_465_307_123_i64);
     }
