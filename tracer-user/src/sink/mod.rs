@@ -348,7 +348,7 @@ impl Output {
         if !self.make_room(text.len()) {
             return;
         }
-        tracing::warn!(sink = %self.name, records = self.dropped, "writing works again; records dropped meanwhile are declared in a loss record (sink_error)");
+        tracing::warn!(sink = %self.name, records = self.dropped, "records dropped while writes failed (retry buffer full) are declared in a loss record (sink_error)");
         self.dropped = 0;
         let _ = self.seal(&text, at);
     }
