@@ -1,7 +1,7 @@
 //! What operators and SIEMs rely on, against a live tracer: `tracer tail`, OCSF and
 //! JSON Schema validity of real output, /metrics, and rotation under load.
 use std::{
-    io::{Read, Write},
+    io::Read,
     net::TcpStream,
     os::unix::net::UnixStream,
     path::{Path, PathBuf},
@@ -11,8 +11,8 @@ use std::{
 
 use serde_json::Value;
 use tracer_tests::{
-    TestUser, Tracer, argv, complete_lines, exec_storm, is_exec, marker, output_files, scratch_dir,
-    tracer_bin,
+    TestUser, Tracer, argv, complete_lines, exec_storm, http_get, is_exec, marker, metric,
+    output_files, scratch_dir, tracer_bin,
 };
 
 fn repo() -> PathBuf {
@@ -206,31 +206,6 @@ fn real_output_validates_as_ocsf_and_against_our_schema() {
         &[Path::new("--version"), Path::new("1.8.0"), &ocsf],
     );
     let _ = std::fs::remove_dir_all(dir);
-}
-
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let code = resp
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, resp)
-}
-
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
 }
 
 #[test]
