@@ -1019,3 +1019,23 @@ impl Drop for Tmpfs {
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Every line of `file` validates against docs/event.schema.json.
+pub fn check_schema(file: &Path) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root");
+    let out = Command::new("python3")
+        .arg(repo.join("tests/schema_check.py"))
+        .arg(repo.join("docs/event.schema.json"))
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 schema_check.py: {e} (run `cargo xtask setup`)"));
+    assert!(
+        out.status.success(),
+        "{} does not validate against docs/event.schema.json:\n{}{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

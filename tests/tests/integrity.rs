@@ -11,8 +11,8 @@ use std::{
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tracer_tests::{
-    Tmpfs, Tracer, complete_lines, exec_storm, free_port, http_get, key_pair, marker, metric,
-    output_files, scratch_dir, tracer_bin, verify,
+    Tmpfs, Tracer, check_schema, complete_lines, exec_storm, free_port, http_get, key_pair, marker,
+    metric, output_files, scratch_dir, tracer_bin, verify,
 };
 
 fn count_marked(files: &[PathBuf], mark: &str) -> usize {
@@ -320,6 +320,14 @@ fn a_line_forged_while_the_tracer_was_stopped_is_disowned_by_a_new_segment() {
     assert_eq!(after[i + 1]["kind"], "checkpoint");
     assert_eq!(after[i + 1]["checkpoint"]["seq"], seq(&after[i]));
 
+    // The tracer's own lines (the forged one is not of our schema).
+    let own = dir.join("own.jsonl");
+    let lines: Vec<String> = complete_lines(&out)
+        .into_iter()
+        .filter(|l| l != &forged)
+        .collect();
+    fs::write(&own, lines.join("\n") + "\n").unwrap();
+    check_schema(&own);
     let (code, text) = verify(&files, Some(&public), &[]);
     assert_eq!(code, 3, "declared, not tampered, not clean:\n{text}");
     assert!(!text.contains("TAMPERED"), "{text}");
@@ -611,6 +619,9 @@ fn records_a_full_disk_cannot_hold_are_declared_as_a_gap_that_verifies() {
         "kept {kept}, declared {dropped}"
     );
     assert_eq!(runs_of(&files, &first), 3);
+    for f in &files {
+        check_schema(f);
+    }
     let (code, text) = verify(&files, Some(&public), &[]);
     assert_eq!(code, 3, "a declared gap, not tampering:\n{text}");
     assert!(

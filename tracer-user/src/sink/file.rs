@@ -242,6 +242,12 @@ impl RotatingFile {
     pub fn rotations(&self) -> u64 {
         self.rotations
     }
+
+    /// Swap the open file (tests: `/dev/full` makes every write fail).
+    #[cfg(test)]
+    pub(crate) fn replace_file(&mut self, f: File) -> File {
+        std::mem::replace(&mut self.file, f)
+    }
 }
 
 /// Open for append with mode 0600; return the file and its size after trimming a

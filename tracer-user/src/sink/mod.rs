@@ -625,3 +625,203 @@ fn ocsf_with_unmapped_last(mut v: serde_json::Value, out: &mut Vec<u8>) -> usize
         _ => out.len().saturating_sub(1),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::{DeclaredKind, verify_files};
+
+    struct Tmp(PathBuf);
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn output(name: &str, max: usize) -> (Tmp, PathBuf, Output) {
+        let d = std::env::temp_dir().join(format!("tracer-sink-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let path = d.join("events.jsonl");
+        let f = file::RotatingFile::open(&path, 0, 1).unwrap();
+        let mut o = Output::new(name.into(), Format::Json, Target::File(f), Chain::genesis());
+        o.pending_max = max;
+        o.origin = Some((
+            Arc::new(Host {
+                name: "node".into(),
+                boot_id: "2605d5f8-57d8-408d-b1f2-343252d21f8e".into(),
+            }),
+            Arc::new(Policy {
+                tracer_version: "0.1.0",
+                config_digest: "sha256:x".into(),
+            }),
+        ));
+        (Tmp(d), path, o)
+    }
+
+    fn push(o: &mut Output, i: usize) {
+        let rec = format!(r#"{{"kind":"exec","i":{i},"pad":"{}"}}"#, "x".repeat(100));
+        o.push(rec.as_bytes(), rec.len() - 1);
+    }
+
+    fn exec_count(path: &Path) -> usize {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(r#""kind":"exec""#))
+            .count()
+    }
+
+    fn set_failing(o: &mut Output, failing: bool) -> Option<std::fs::File> {
+        let Target::File(f) = &mut o.target else {
+            unreachable!()
+        };
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        failing.then(|| f.replace_file(full))
+    }
+
+    #[test]
+    fn failed_writes_are_retried_whole_and_once() {
+        let (_d, path, mut o) = output("retry", RETRY_BUFFER_BYTES);
+        for i in 0..3 {
+            push(&mut o, i);
+        }
+        o.flush();
+        let real = set_failing(&mut o, true).unwrap();
+        for i in 3..40 {
+            push(&mut o, i);
+            if i % 7 == 0 {
+                o.flush();
+            }
+        }
+        o.flush();
+        assert!(o.errors > 0);
+        assert_eq!(exec_count(&path), 3);
+        let Target::File(f) = &mut o.target else {
+            unreachable!()
+        };
+        f.replace_file(real);
+        o.flush();
+        assert!(o.pending.is_empty());
+        assert_eq!((o.dropped, o.dropped_total), (0, 0));
+        assert_eq!(exec_count(&path), 40);
+        let r = verify_files(std::slice::from_ref(&path), None).unwrap();
+        assert!(r.intact() && r.declared.is_empty(), "{r:?}");
+    }
+
+    #[test]
+    fn overflow_is_dropped_unsealed_and_declared_once_writing_works() {
+        let max = 2000;
+        let (_d, path, mut o) = output("overflow", max);
+        push(&mut o, 0);
+        o.flush();
+        let real = set_failing(&mut o, true).unwrap();
+        for i in 1..60 {
+            push(&mut o, i);
+            assert!(o.pending.len() <= max, "bounded: {}", o.pending.len());
+            if i % 10 == 0 {
+                o.flush();
+            }
+        }
+        o.flush();
+        let dropped = o.dropped_total;
+        assert!(dropped > 30, "dropped {dropped}");
+        let Target::File(f) = &mut o.target else {
+            unreachable!()
+        };
+        f.replace_file(real);
+        o.flush();
+        push(&mut o, 60);
+        o.flush();
+        let kept = exec_count(&path);
+        assert_eq!(kept as u64 + dropped, 61);
+        let r = verify_files(std::slice::from_ref(&path), None).unwrap();
+        assert!(r.intact(), "{r:?}");
+        let declared: u64 = r
+            .declared
+            .iter()
+            .map(|d| match d.what {
+                DeclaredKind::SinkGap { records } => records,
+                DeclaredKind::Unvouched { .. } => panic!("{d:?}"),
+            })
+            .sum();
+        assert_eq!(declared, dropped);
+        // The last record is the one pushed after recovery, not lost behind a gap.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.lines().last().unwrap().contains(r#""i":60"#));
+    }
+
+    #[test]
+    fn a_tail_no_checkpoint_of_this_key_covers_is_disowned() {
+        let key = SigningKey::from_bytes(&[5u8; 32]);
+        let other = SigningKey::from_bytes(&[6u8; 32]);
+        let append = |p: &Path, text: &[u8]| {
+            let mut f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
+            f.write_all(text).unwrap();
+        };
+        // A line linked onto the file's last, as anyone can compute it.
+        let forge = |p: &Path| {
+            let text = std::fs::read(p).unwrap();
+            let last = text[..text.len() - 1]
+                .rsplit(|&b| b == b'\n')
+                .next()
+                .unwrap();
+            let mut c = Chain::after(Some(last));
+            let mut out = Vec::new();
+            c.seal(br#"{"kind":"exec","forged":1}"#, 25, &mut out);
+            append(p, &out);
+        };
+        // (name, signing key of the earlier run, records, then what happens to
+        // the file) -> reason (None: nothing to disown), first and last seq.
+        type Edit<'a> = &'a dyn Fn(&Path);
+        type Want = Option<(&'static str, u64, u64)>;
+        let cases: [(&str, Option<&SigningKey>, Edit, Want); 5] = [
+            ("ends with a checkpoint", Some(&key), &|_| {}, None),
+            (
+                "forged line after it",
+                Some(&key),
+                &forge,
+                Some(("unsigned_tail", 4, 4)),
+            ),
+            (
+                "no key before",
+                None,
+                &|_| {},
+                Some(("no_checkpoint", 0, 2)),
+            ),
+            (
+                "another key",
+                Some(&other),
+                &|_| {},
+                Some(("chain_broken", 0, 3)),
+            ),
+            // No link on the last line: the chain starts over at 0 and verify
+            // reports the tampering itself; there is nothing to disown.
+            (
+                "garbage appended",
+                Some(&key),
+                &|p| append(p, b"{\"kind\":\"exec\"}\n"),
+                None,
+            ),
+        ];
+        for (name, signed_by, edit, want) in cases {
+            let (_d, path, mut o) = output(&format!("tail-{}", name.replace(' ', "-")), 1 << 20);
+            o.checkpoints =
+                signed_by.map(|k| Checkpointer::new(k.clone(), 1000, Duration::from_secs(3600)));
+            for i in 0..3 {
+                push(&mut o, i);
+            }
+            o.checkpoint(Instant::now(), true);
+            o.flush();
+            edit(&path);
+            let f = file::RotatingFile::open(&path, 0, 1).unwrap();
+            let chain = Chain::after(f.last_record().unwrap().as_deref());
+            let got = unvouched_tail(&path, &chain, &key.verifying_key()).unwrap();
+            let got = got.map(|s| (s.reason, s.unvouched.first_seq, s.unvouched.last_seq));
+            assert_eq!(got, want, "{name}");
+        }
+    }
+}
