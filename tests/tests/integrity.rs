@@ -11,8 +11,8 @@ use std::{
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tracer_tests::{
-    Tmpfs, Tracer, check_schema, complete_lines, exec_storm, free_port, http_get, key_pair, marker,
-    metric, output_files, scratch_dir, tracer_bin, verify,
+    Follower, Tmpfs, Tracer, check_schema, complete_lines, exec_storm, free_port, http_get,
+    key_pair, marker, metric, output_files, scratch_dir, tracer_bin, verify,
 };
 
 fn count_marked(files: &[PathBuf], mark: &str) -> usize {
@@ -513,40 +513,80 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn gaps(files: &[PathBuf]) -> Vec<Value> {
-    records(files)
-        .into_iter()
-        .filter(|v| v["kind"] == "loss" && v["lost"]["sink_error"].as_u64() > Some(0))
+/// Room for what the whole host execs meanwhile: the tracer records every
+/// process, and other tests' argv storms wrote 200 MB within a minute. tmpfs
+/// pages cost memory only while written.
+const ROOMY: &str = "1g";
+
+/// Runs of `/bin/true <mark>` among `lines` (exec events; not the shell whose
+/// script names the mark). Text match: the file holds the whole host's events.
+fn runs_in(lines: &[String], mark: &str) -> usize {
+    let argv = format!(r#""argv":["/bin/true","{mark}"]"#);
+    lines
+        .iter()
+        .filter(|l| l.contains(r#""kind":"exec""#) && l.contains(&argv))
+        .count()
+}
+
+/// Wait for `n` runs of `/bin/true <mark>` in `out`, reading only what is new.
+fn wait_runs(out: &Path, mark: &str, n: usize, port: u16, tracer: &Tracer) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut follow = Follower::new(out);
+    let mut seen = 0;
+    loop {
+        seen += runs_in(&follow.next_lines(), mark);
+        if seen >= n {
+            return;
+        }
+        let (dropped, failed) = sink_metrics(port, out);
+        assert!(
+            Instant::now() < deadline,
+            "{seen} of {n} runs of {mark} (dropped {dropped}, failed writes {failed}); tracer log:\n{}",
+            tracer.stderr_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `sink_error` loss records (parsed) with the record before each.
+fn gaps_in(lines: &[String]) -> Vec<(Value, Value)> {
+    (1..lines.len())
+        .filter(|&i| lines[i].contains(r#""gap":{"#) && lines[i].contains(r#""kind":"loss""#))
+        .map(|i| {
+            let parse = |l: &str| serde_json::from_str::<Value>(l).unwrap();
+            (parse(&lines[i - 1]), parse(&lines[i]))
+        })
         .collect()
 }
 
-/// Exec events of `/bin/true <mark>` (not the shell whose script names it).
-fn runs_of(files: &[PathBuf], mark: &str) -> usize {
-    records(files)
-        .iter()
-        .filter(|v| {
-            v["kind"] == "exec" && v["action"]["argv"] == serde_json::json!(["/bin/true", mark])
-        })
-        .count()
+fn full_disk_tracer(fs_: &Tmpfs, key: &Path, port: u16, extra: &[&str]) -> (PathBuf, Tracer) {
+    let out = fs_.dir.join("events.jsonl");
+    let addr = format!("127.0.0.1:{port}");
+    let mut flags = vec![
+        "--output",
+        out.to_str().unwrap(),
+        "--rotate-size",
+        "0",
+        "--signing-key",
+        key.to_str().unwrap(),
+        "--metrics-addr",
+        &addr,
+        "--loss-interval",
+        "100",
+    ];
+    flags.extend_from_slice(extra);
+    let tracer = Tracer::start(&flags);
+    (out, tracer)
 }
 
 #[test]
 fn a_full_disk_keeps_records_to_retry_and_the_tracer_goes_on() {
-    let fs_ = Tmpfs::mount("32m");
+    let fs_ = Tmpfs::mount(ROOMY);
     let keys = scratch_dir();
     let (key, public) = key_pair(&keys, "key");
-    let out = fs_.dir.join("events.jsonl");
     let port = free_port();
-    let tracer = Tracer::start(&[
-        "--output",
-        out.to_str().unwrap(),
-        "--signing-key",
-        key.to_str().unwrap(),
-        "--metrics-addr",
-        &format!("127.0.0.1:{port}"),
-        "--loss-interval",
-        "100",
-    ]);
+    // Room for what the whole host does meanwhile (the default is 4 MiB).
+    let (out, tracer) = full_disk_tracer(&fs_, &key, port, &["--output-buffer-size", "268435456"]);
     let filler = fs_.fill();
     let during = marker("full");
     exec_storm(30, &during);
@@ -554,75 +594,71 @@ fn a_full_disk_keeps_records_to_retry_and_the_tracer_goes_on() {
     fs::remove_file(&filler).unwrap();
     let after = marker("freed");
     exec_storm(5, &after);
-    wait_marked(&fs_.dir, "events.jsonl", &after, 5);
+    wait_runs(&out, &after, 5, port, &tracer);
     assert!(tracer.stop().success());
-    let files = output_files(&fs_.dir, "events.jsonl");
-    // The default buffer held everything: nothing lost, nothing twice, nothing declared.
-    assert_eq!(runs_of(&files, &during), 30);
-    assert!(gaps(&files).is_empty());
-    let (code, text) = verify(&files, Some(&public), &[]);
+    let lines = complete_lines(&out);
+    // The buffer held everything: nothing lost, nothing twice, nothing declared.
+    assert_eq!(runs_in(&lines, &during), 30);
+    assert!(gaps_in(&lines).is_empty());
+    let (code, text) = verify(&[out], Some(&public), &[]);
     assert_eq!(code, 0, "{text}");
     fs::remove_dir_all(&keys).unwrap();
 }
 
 #[test]
 fn records_a_full_disk_cannot_hold_are_declared_as_a_gap_that_verifies() {
-    let fs_ = Tmpfs::mount("32m");
+    let fs_ = Tmpfs::mount(ROOMY);
     let keys = scratch_dir();
     let (key, public) = key_pair(&keys, "key");
-    let out = fs_.dir.join("events.jsonl");
     let port = free_port();
-    let tracer = Tracer::start(&[
-        "--output",
-        out.to_str().unwrap(),
-        "--signing-key",
-        key.to_str().unwrap(),
-        "--metrics-addr",
-        &format!("127.0.0.1:{port}"),
-        "--loss-interval",
-        "100",
-        "--output-buffer-size",
-        "16384",
-    ]);
+    let (out, tracer) = full_disk_tracer(&fs_, &key, port, &["--output-buffer-size", "16384"]);
     let first = marker("pre");
     exec_storm(3, &first);
-    wait_marked(&fs_.dir, "events.jsonl", &first, 3);
+    wait_runs(&out, &first, 3, port, &tracer);
     let filler = fs_.fill();
     let during = marker("full");
     exec_storm(300, &during);
     wait_until("records dropped", || sink_metrics(port, &out).0 > 0);
     fs::remove_file(&filler).unwrap();
+    // Until its next flush the tracer still drops what comes (the buffer is
+    // full): wait for a fresh event to reach the file.
+    let probe = marker("probe");
+    let mut follow = Follower::new(&out);
+    wait_until("writes to work again", || {
+        exec_storm(1, &probe);
+        runs_in(&follow.next_lines(), &probe) > 0
+    });
     let after = marker("freed");
     exec_storm(5, &after);
-    wait_marked(&fs_.dir, "events.jsonl", &after, 5);
+    wait_runs(&out, &after, 5, port, &tracer);
     assert!(tracer.stop().success());
-    let files = output_files(&fs_.dir, "events.jsonl");
-    let all = records(&files);
-    let declared = gaps(&files);
+    let lines = complete_lines(&out);
+    let declared = gaps_in(&lines);
     assert!(!declared.is_empty(), "no sink_error loss record");
-    for g in &declared {
+    for (before, g) in &declared {
         // It names the record right before it.
-        let i = all.iter().position(|v| v == g).unwrap();
-        assert_eq!(g["gap"]["after_seq"], seq(&all[i - 1]), "{g}");
-        assert_eq!(g["gap"]["after_hash"], all[i - 1]["chain"]["hash"], "{g}");
+        assert_eq!(g["gap"]["after_seq"], seq(before), "{g}");
+        assert_eq!(g["gap"]["after_hash"], before["chain"]["hash"], "{g}");
         assert_eq!(g["gap"]["records"], g["lost"]["sink_error"], "{g}");
     }
     // Every storm record is in the file or among those declared.
-    let kept = runs_of(&files, &during);
+    let kept = runs_in(&lines, &during);
     let dropped: u64 = declared
         .iter()
-        .map(|g| g["gap"]["records"].as_u64().unwrap())
+        .map(|(_, g)| g["gap"]["records"].as_u64().unwrap())
         .sum();
     assert!(kept < 300, "the 16 KiB buffer cannot have held it all");
     assert!(
         kept as u64 + dropped >= 300,
         "kept {kept}, declared {dropped}"
     );
-    assert_eq!(runs_of(&files, &first), 3);
-    for f in &files {
-        check_schema(f);
-    }
-    let (code, text) = verify(&files, Some(&public), &[]);
+    assert_eq!(runs_in(&lines, &first), 3);
+    // The gap records against the schema (the whole file can be 100s of MB).
+    let sample = keys.join("gaps.jsonl");
+    let text: String = declared.iter().map(|(_, g)| format!("{g}\n")).collect();
+    fs::write(&sample, text).unwrap();
+    check_schema(&sample);
+    let (code, text) = verify(&[out], Some(&public), &[]);
     assert_eq!(code, 3, "a declared gap, not tampering:\n{text}");
     assert!(
         text.contains("DECLARED GAP") && !text.contains("TAMPERED"),

@@ -241,7 +241,7 @@ impl Checkpointer {
     fn since(&self, seq: u64) -> u64 {
         match self.last_seq {
             Some(last) => seq.saturating_sub(last),
-            None => seq + 1,
+            None => seq.saturating_add(1),
         }
     }
 

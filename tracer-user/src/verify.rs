@@ -352,7 +352,7 @@ impl Verifier<'_> {
                 self.report.first_seq = Some(link.seq);
             }
             Some(p) => {
-                let expected = p.seq + 1;
+                let expected = p.seq.saturating_add(1);
                 if link.seq > expected {
                     return Err(Problem::Deleted {
                         first: expected,

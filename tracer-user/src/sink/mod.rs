@@ -106,10 +106,12 @@ fn unvouched_tail(
             format!("no checkpoint signed by this key in {names}"),
         ),
     };
+    // Clamped: with a broken chain the head's seq may be anything.
     let first_seq = match &last_checkpoint {
-        Some(cp) => cp.seq + 1,
-        None => report.first_seq.unwrap_or(0).min(head),
-    };
+        Some(cp) => cp.seq.saturating_add(1),
+        None => report.first_seq.unwrap_or(0),
+    }
+    .min(head);
     Ok(Some(Segment {
         reason,
         detail,
@@ -117,7 +119,7 @@ fn unvouched_tail(
         unvouched: Unvouched {
             first_seq,
             last_seq: head,
-            records: head + 1 - first_seq,
+            records: (head - first_seq).saturating_add(1),
         },
     }))
 }
