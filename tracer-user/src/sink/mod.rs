@@ -238,10 +238,12 @@ impl Output {
     /// Seal a record (JSON text without newline, link at byte `at`) if there is
     /// room, else count it dropped.
     fn seal(&mut self, record: &[u8], at: usize) -> Option<Link> {
-        if self.dropped > 0 {
+        // After a drop nothing is sealed until the gap is declared, which waits
+        // for writing to work: one declaration per outage, where records went missing.
+        if self.dropped > 0 && !self.failing {
             self.declare_gap();
         }
-        if !self.make_room(record.len()) {
+        if self.dropped > 0 || !self.make_room(record.len()) {
             self.dropped += 1;
             self.dropped_total += 1;
             return None;
@@ -274,6 +276,11 @@ impl Output {
 
     /// A checkpoint record when one is due (always when `force`, if anything new).
     fn checkpoint(&mut self, now: Instant, force: bool) {
+        // No room: it comes once records can be written again (it is not
+        // one of the records a gap counts).
+        if self.checkpoints.is_none() || self.dropped > 0 || !self.make_room(512) {
+            return;
+        }
         let Some(cp) = &mut self.checkpoints else {
             return;
         };
@@ -319,6 +326,10 @@ impl Output {
     /// (`sink_error`, with `gap`) sealed where they would have been.
     fn declare_gap(&mut self) {
         let Some((host, policy)) = self.origin.clone() else {
+            // Not reached: set before the first flush. Counted and logged
+            // rather than dropping everything after.
+            tracing::error!(sink = %self.name, records = self.dropped, "records dropped before the tracer knew its host; not declared in the output");
+            self.dropped = 0;
             return;
         };
         let head = self.chain.head();
@@ -751,6 +762,7 @@ mod tests {
             })
             .sum();
         assert_eq!(declared, dropped);
+        assert_eq!(r.declared.len(), 1, "one declaration for one outage");
         // The last record is the one pushed after recovery, not lost behind a gap.
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.lines().last().unwrap().contains(r#""i":60"#));
