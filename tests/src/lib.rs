@@ -5,7 +5,8 @@ pub mod kubeapi;
 
 use std::{
     fs,
-    io::{Read as _, Seek as _, SeekFrom},
+    io::{Read as _, Seek as _, SeekFrom, Write as _},
+    net::TcpStream,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
@@ -945,10 +946,9 @@ pub fn cgroup_mounts() -> Vec<PathBuf> {
         .collect()
 }
 
-/// `GET path` on 127.0.0.1:port: (status, whole response).
+/// A plain HTTP GET to 127.0.0.1:`port`: (status, whole response).
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
-    use std::io::Write as _;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
@@ -964,11 +964,121 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
     (code, resp)
 }
 
-/// A metric's value in Prometheus text (0 when absent).
+/// The value of the first metric line starting with `name` (0 when absent).
 pub fn metric(text: &str, name: &str) -> u64 {
     text.lines()
         .find(|l| l.starts_with(name))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<f64>().ok())
         .map_or(0, |v| v as u64)
+}
+
+/// A free TCP port on 127.0.0.1 (for --metrics-addr).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// An ed25519 key pair as an operator makes it (private key mode 0600):
+/// (private PEM, public PEM).
+pub fn key_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let key = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub"));
+    let openssl = |args: &[&Path]| {
+        let st = Command::new("openssl")
+            .args(args)
+            .status()
+            .expect("openssl");
+        assert!(st.success(), "openssl {args:?}");
+    };
+    let p = Path::new;
+    openssl(&[p("genpkey"), p("-algorithm"), p("ed25519"), p("-out"), &key]);
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    openssl(&[p("pkey"), p("-in"), &key, p("-pubout"), p("-out"), &public]);
+    (key, public)
+}
+
+/// `tracer verify [--public-key KEY] [extra...] FILES`: (exit code, stdout + stderr).
+pub fn verify(files: &[PathBuf], public_key: Option<&Path>, extra: &[&str]) -> (i32, String) {
+    let mut cmd = Command::new(tracer_bin());
+    cmd.arg("verify");
+    if let Some(k) = public_key {
+        cmd.arg("--public-key").arg(k);
+    }
+    let out = cmd.args(extra).args(files).output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// A tmpfs of `size` (mount's syntax, e.g. "2m") on a fresh directory, unmounted
+/// on drop: a disk that can really fill up.
+pub struct Tmpfs {
+    pub dir: PathBuf,
+}
+
+impl Tmpfs {
+    pub fn mount(size: &str) -> Tmpfs {
+        require_root();
+        let dir = scratch_dir();
+        let st = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(&dir)
+            .status()
+            .expect("run mount");
+        assert!(st.success(), "mount tmpfs on {}", dir.display());
+        Tmpfs { dir }
+    }
+
+    /// Fill what is left with one file, until the kernel answers ENOSPC.
+    pub fn fill(&self) -> PathBuf {
+        let path = self.dir.join("filler");
+        let mut f = fs::File::create(&path).expect("create filler");
+        let chunk = vec![0u8; 64 * 1024];
+        loop {
+            match f.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+                Err(e) => panic!("filling {}: {e}", path.display()),
+            }
+        }
+        // Single bytes into what the last page left.
+        while f.write(&[0]).is_ok_and(|n| n == 1) {}
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Every line of `file` validates against docs/event.schema.json.
+pub fn check_schema(file: &Path) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root");
+    let out = Command::new("python3")
+        .arg(repo.join("tests/schema_check.py"))
+        .arg(repo.join("docs/event.schema.json"))
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 schema_check.py: {e} (run `cargo xtask setup`)"));
+    assert!(
+        out.status.success(),
+        "{} does not validate against docs/event.schema.json:\n{}{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

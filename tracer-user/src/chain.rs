@@ -41,6 +41,10 @@ pub enum KeyError {
         source: std::io::Error,
     },
     #[error(
+        "signing key {path} is readable or writable by group or others (mode {mode:04o}): anyone who can read it can sign forged checkpoints; run `chmod 600 {path}`"
+    )]
+    Exposed { path: String, mode: u32 },
+    #[error(
         "{path}: not an ed25519 {what} key in PEM (PKCS#8 / SPKI, as written by `openssl genpkey -algorithm ed25519`): {detail}"
     )]
     Parse {
@@ -225,17 +229,38 @@ impl Checkpointer {
         }
     }
 
+    /// Count records from after `seq` (the head of a chain this run goes on
+    /// with), not from the start of the chain.
+    pub fn starting_after(mut self, seq: Option<u64>) -> Checkpointer {
+        self.last_seq = seq;
+        self
+    }
+
+    /// Records sealed since the last checkpoint (or the start of this run), the
+    /// head being `seq`.
+    fn since(&self, seq: u64) -> u64 {
+        match self.last_seq {
+            Some(last) => seq.saturating_sub(last),
+            None => seq.saturating_add(1),
+        }
+    }
+
     /// Whether the chain, whose head is `head`, is due a checkpoint.
     pub fn due(&self, head: Option<(u64, &str)>, now: Instant, force: bool) -> bool {
         let Some((seq, _)) = head else {
             return false;
         };
-        let since = match self.last_seq {
-            Some(last) if last >= seq => return false,
-            Some(last) => seq - last,
-            None => seq + 1,
-        };
-        force || since >= self.every_records || now.duration_since(self.last_at) >= self.every
+        let since = self.since(seq);
+        since > 0
+            && (force
+                || since >= self.every_records
+                || now.duration_since(self.last_at) >= self.every)
+    }
+
+    /// Due by count alone: checked after each record, so a checkpoint follows
+    /// exactly every `every_records` records however records are batched.
+    pub fn due_by_count(&self, seq: u64) -> bool {
+        self.since(seq) >= self.every_records
     }
 
     pub fn sign(&mut self, seq: u64, hash: &str, now: Instant) -> Checkpoint {
@@ -263,9 +288,27 @@ fn read_key(path: &Path) -> Result<String, KeyError> {
     })
 }
 
-/// A PKCS#8 PEM private key (`openssl genpkey -algorithm ed25519 -out key.pem`).
+/// A PKCS#8 PEM private key (`openssl genpkey -algorithm ed25519 -out key.pem`),
+/// refused when group or others may read or write it.
 pub fn load_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
-    SigningKey::from_pkcs8_pem(&read_key(path)?).map_err(|e| KeyError::Parse {
+    use std::{io::Read as _, os::unix::fs::PermissionsExt as _};
+    let read_err = |source| KeyError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    // The mode of the file actually opened (a symlink, as in a Kubernetes
+    // secret volume, is followed: what matters is who can read the key).
+    let mut f = std::fs::File::open(path).map_err(read_err)?;
+    let mode = f.metadata().map_err(read_err)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Exposed {
+            path: path.display().to_string(),
+            mode: mode & 0o7777,
+        });
+    }
+    let mut pem = String::new();
+    f.read_to_string(&mut pem).map_err(read_err)?;
+    SigningKey::from_pkcs8_pem(&pem).map_err(|e| KeyError::Parse {
         path: path.display().to_string(),
         what: "private",
         detail: e.to_string(),
@@ -397,5 +440,82 @@ mod tests {
         );
         assert_eq!(unhex("abc"), None);
         assert_eq!(unhex("zz"), None);
+    }
+
+    #[test]
+    fn checkpoints_by_count_follow_exactly_every_n_records() {
+        // (every, records already in the chain when this run starts, records
+        // this run seals) -> seqs of the checkpoint records.
+        let cases: [(u64, u64, u64, &[u64]); 4] = [
+            (3, 0, 10, &[3, 7, 11]),
+            (1, 0, 3, &[1, 3, 5]),
+            (4, 0, 3, &[]),
+            // Going on with a file: counted from this run's first record.
+            (3, 10, 6, &[13, 17]),
+        ];
+        for (every, existing, n, want) in cases {
+            let mut c = Chain::genesis();
+            let mut out = Vec::new();
+            for _ in 0..existing {
+                c.seal(b"{}", 1, &mut out);
+            }
+            let mut cp = Checkpointer::new(key(), every, Duration::from_secs(3600))
+                .starting_after(c.head().map(|(s, _)| s));
+            let mut got = Vec::new();
+            for _ in 0..n {
+                let l = c.seal(b"{}", 1, &mut out);
+                if cp.due_by_count(l.seq) {
+                    let h = c.head().map(|(_, h)| h.to_owned()).unwrap();
+                    cp.sign(l.seq, &h, Instant::now());
+                    let l = c.seal(b"{}", 1, &mut out);
+                    cp.sealed(l.seq);
+                    got.push(l.seq);
+                }
+            }
+            assert_eq!(got, want, "every {every}, {existing} existing, {n} records");
+        }
+    }
+
+    #[test]
+    fn signing_key_readable_by_others_is_refused() {
+        use ed25519_dalek::pkcs8::{EncodePrivateKey as _, spki::der::pem::LineEnding};
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("tracer-key-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let pem = key().to_pkcs8_pem(LineEnding::LF).unwrap();
+        // (mode of the key file, through a symlink, accepted)
+        let cases = [
+            (0o600, false, true),
+            (0o400, false, true),
+            (0o640, false, false),
+            (0o604, false, false),
+            (0o620, false, false),
+            (0o600, true, true),
+            (0o644, true, false),
+        ];
+        for (i, (mode, link, ok)) in cases.into_iter().enumerate() {
+            let file = dir.join(format!("key{i}.pem"));
+            std::fs::write(&file, pem.as_bytes()).unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            let path = if link {
+                let l = dir.join(format!("link{i}.pem"));
+                std::os::unix::fs::symlink(&file, &l).unwrap();
+                l
+            } else {
+                file
+            };
+            let r = load_signing_key(&path);
+            assert_eq!(r.is_ok(), ok, "mode {mode:o}, link {link}: {r:?}");
+            if let Err(e) = r {
+                let text = e.to_string();
+                assert!(matches!(e, KeyError::Exposed { .. }), "{text}");
+                assert!(
+                    text.contains(&format!("{mode:04o}")) && text.contains("chmod 600"),
+                    "{text}"
+                );
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

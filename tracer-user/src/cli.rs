@@ -191,6 +191,13 @@ pub struct RunArgs {
     /// ...or this many seconds, whichever comes first.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub checkpoint_interval: u64,
+    /// Sealed records each output file keeps while its writes fail (disk
+    /// full, I/O error), retried at each flush; past it records are dropped
+    /// and declared (a `sink_error` loss record) once writing works again.
+    /// Default: the unwritten-records share of --memory-limit, split between
+    /// the output files (3.6 MiB each for two at the default limit).
+    #[arg(long, value_name = "BYTES")]
+    pub output_buffer_size: Option<usize>,
 }
 
 impl RunArgs {
@@ -210,6 +217,9 @@ impl RunArgs {
             signing_key,
             checkpoint_records: self.checkpoint_records.max(1),
             checkpoint_every: std::time::Duration::from_secs(self.checkpoint_interval.max(1)),
+            retry_buffer_bytes: self
+                .output_buffer_size
+                .unwrap_or(crate::sink::RETRY_BUFFER_BYTES),
         })
     }
 
@@ -276,8 +286,8 @@ pub fn main() -> ExitCode {
         Command::CheckKernel(args) => crate::kernel_check::run(args),
         Command::Tail(args) => runtime().and_then(|rt| rt.block_on(crate::tail::run(args))),
         Command::Verify(args) => match crate::verify::run(args) {
-            Ok(true) => Ok(()),
-            Ok(false) => return ExitCode::FAILURE,
+            Ok(crate::verify::Verdict::Intact) => Ok(()),
+            Ok(v) => return ExitCode::from(v as u8),
             Err(e) => Err(e),
         },
     };
@@ -427,7 +437,15 @@ fn run(args: RunArgs) -> Result<()> {
         Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
     }
     // Files first: a wrong path fails before anything touches the kernel.
-    let sinks = Sinks::open(&args.sink_options()?)?;
+    let mut options = args.sink_options()?;
+    if args.output_buffer_size.is_none() {
+        let files = [&args.output, &args.ocsf_output]
+            .into_iter()
+            .flatten()
+            .count();
+        options.retry_buffer_bytes = config.budget()?.sink_retry / files.max(1);
+    }
+    let sinks = Sinks::open(&options)?;
     runtime()?.block_on(crate::run::run(config, sinks, registry))
 }
 

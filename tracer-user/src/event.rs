@@ -560,6 +560,9 @@ pub struct LossRecord {
     /// absent when nothing was.
     #[serde(skip_serializing_if = "BudgetCounts::is_zero")]
     pub budget: BudgetCounts,
+    /// Where an output's own dropped records were (`sink_error` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gap: Option<SinkGap>,
     pub policy: Arc<Policy>,
 }
 
@@ -601,6 +604,16 @@ impl BudgetCounts {
     }
 }
 
+/// A declared gap: `records` records this output could not write were dropped
+/// right after the record `after_seq` (hash `after_hash`) of its chain. They were
+/// never sealed, so the chain itself has no hole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SinkGap {
+    pub records: u64,
+    pub after_seq: Option<u64>,
+    pub after_hash: Option<String>,
+}
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct LossCounts {
     /// The kernel ring buffer was full.
@@ -613,8 +626,10 @@ pub struct LossCounts {
     pub scratch: u64,
     /// A record from the kernel that failed validation.
     pub malformed: u64,
-    /// A user-space queue was full.
-    pub queue_full: u64,
+    /// Records an output could not write (disk full, I/O error) and that
+    /// overflowed its retry buffer; counted in the loss record that output
+    /// writes about itself, with `gap`.
+    pub sink_error: u64,
     /// First sends of an unconnected socket to a new destination beyond the
     /// per-socket cap: seen by the probes, counted, not reported one by one.
     pub sends_unreported: u64,
@@ -627,7 +642,7 @@ impl LossCounts {
             + self.pending_full
             + self.scratch
             + self.malformed
-            + self.queue_full
+            + self.sink_error
             + self.sends_unreported
     }
 }

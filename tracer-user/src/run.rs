@@ -126,6 +126,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         emit_lifecycle: config.emit_lifecycle,
     };
     let (host_arc, policy_arc) = (ctx.host.clone(), ctx.policy.clone());
+    sinks.set_origin(host_arc.clone(), policy_arc.clone());
     let table = ProcessTable::new(
         Duration::from_secs(config.exit_grace_secs),
         config.max_processes,
@@ -235,6 +236,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         metrics: metrics.clone(),
         budget: BudgetCounts::default(),
         budget_reported: BudgetCounts::default(),
+        sink_dropped_seen: 0,
     };
     for (structure, bytes) in [
         ("process_table", budget.process_table),
@@ -346,6 +348,7 @@ struct Housekeeping {
     /// Budget drops so far, and as of the last loss record.
     budget: BudgetCounts,
     budget_reported: BudgetCounts,
+    sink_dropped_seen: u64,
 }
 
 impl Housekeeping {
@@ -379,6 +382,18 @@ impl Housekeeping {
             let c = self.metrics.sink_errors.get_or_create(&SinkLabel { sink });
             c.inc_by(errors.saturating_sub(c.get()));
         }
+        // Each output declares its own dropped records in its chain; the metric
+        // sums them.
+        let dropped: u64 = sinks.dropped().iter().map(|(_, n)| n).sum();
+        if dropped > self.sink_dropped_seen {
+            self.metrics
+                .lost
+                .get_or_create(&CauseLabel {
+                    cause: "sink_error".into(),
+                })
+                .inc_by(dropped - self.sink_dropped_seen);
+            self.sink_dropped_seen = dropped;
+        }
         let budget = self.budget.since(&self.budget_reported);
         self.budget_reported = self.budget;
         for (cause, n) in [
@@ -396,7 +411,7 @@ impl Housekeeping {
                     .inc_by(n);
             }
         }
-        let lost = self.losses.delta(kernel, reader.malformed, 0);
+        let lost = self.losses.delta(kernel, reader.malformed);
         if lost.is_none() && budget.is_zero() {
             return;
         }
@@ -413,7 +428,6 @@ impl Housekeeping {
             ("pending_full", lost.pending_full),
             ("scratch", lost.scratch),
             ("malformed", lost.malformed),
-            ("queue_full", lost.queue_full),
             ("sends_unreported", lost.sends_unreported),
         ] {
             if n > 0 {
@@ -433,6 +447,7 @@ impl Housekeeping {
             host: self.host.clone(),
             lost,
             budget,
+            gap: None,
             policy: self.policy.clone(),
         });
         sinks.flush();

@@ -535,7 +535,8 @@ pub fn compact_line(ev: &Value, color: bool) -> String {
                 "pending_full",
                 "scratch",
                 "malformed",
-                "queue_full",
+                "sink_error",
+                "sends_unreported",
             ];
             let mut causes: Vec<(String, u64)> = known
                 .iter()
@@ -1051,7 +1052,7 @@ mod tests {
         json!({
             "event_id": "x", "time": "2026-11-23T20:21:47.123456789Z", "kind": "loss",
             "host": {"name": "node-1", "boot_id": "b"},
-            "lost": {"ring_full": 10, "read_fault": 0, "pending_full": 0, "scratch": 0, "malformed": 0, "queue_full": 2},
+            "lost": {"ring_full": 10, "read_fault": 0, "pending_full": 0, "scratch": 0, "malformed": 0, "sink_error": 2},
             "policy": {"tracer_version": "0.1.0", "config_digest": "sha256:00"}
         })
     }
@@ -1278,7 +1279,7 @@ mod tests {
 
         assert_eq!(
             compact_line(&loss_event(), false),
-            "2026-11-23T20:21:47.123Z !! tracer lost 12 events: ring_full=10 queue_full=2"
+            "2026-11-23T20:21:47.123Z !! tracer lost 12 events: ring_full=10 sink_error=2"
         );
         assert_eq!(
             compact_line(&json!({"kind": "missed", "missed": 12}), false),

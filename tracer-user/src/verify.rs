@@ -2,6 +2,7 @@
 //! and, given the public key, the signatures of their checkpoints. Reports the
 //! first record that was edited, deleted, reordered or cut off.
 use std::{
+    collections::HashMap,
     fmt,
     fs::File,
     io::{BufRead as _, BufReader},
@@ -20,9 +21,30 @@ pub struct VerifyArgs {
     /// `events.jsonl*` is fine, they are put in chain order.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// ed25519 public key (PEM) to check the signed checkpoints with.
+    /// ed25519 public key (PEM) to check the signed checkpoints with. Records
+    /// that no valid checkpoint covers then fail the check (exit 4).
     #[arg(long, value_name = "PATH")]
     pub public_key: Option<PathBuf>,
+    /// With --public-key: accept records after the last checkpoint (a file
+    /// still being written, or whose writer was killed) instead of exiting 4.
+    /// They are still reported.
+    #[arg(long, requires = "public_key")]
+    pub accept_unsigned_tail: bool,
+}
+
+/// `tracer verify`'s exit status (2 is a usage error, from the parser).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Intact; with a key, every record covered by a valid checkpoint.
+    Intact = 0,
+    /// A record was edited, deleted, reordered..., or a checkpoint is bad.
+    Tampered = 1,
+    /// Intact, but the tracer declared gaps (records it could not write) or
+    /// records it did not vouch for when it restarted.
+    Declared = 3,
+    /// Intact, but records after the last checkpoint are covered by no
+    /// signature (with --public-key, without --accept-unsigned-tail).
+    Unsigned = 4,
 }
 
 /// What is wrong with a record.
@@ -43,6 +65,8 @@ pub enum Problem {
     /// A checkpoint whose signature does not verify, or that vouches for a
     /// different record than the one before it.
     BadCheckpoint(String),
+    /// A gap or segment record that does not match the chain around it.
+    BadDeclaration(String),
 }
 
 impl fmt::Display for Problem {
@@ -69,6 +93,7 @@ impl fmt::Display for Problem {
             Problem::Truncated => write!(f, "truncated: the file ends inside this record"),
             Problem::NoLink => write!(f, "record has no chain link"),
             Problem::BadCheckpoint(why) => write!(f, "bad checkpoint: {why}"),
+            Problem::BadDeclaration(why) => write!(f, "bad gap or segment record: {why}"),
         }
     }
 }
@@ -97,28 +122,70 @@ pub struct Report {
     pub checkpoints: u64,
     /// Records after the last checkpoint (no signature covers them).
     pub unsigned_tail: u64,
+    /// The last checkpoint record: (seq, hash) of its own link.
+    pub last_checkpoint: Option<(u64, String)>,
+    /// Gaps and unvouched stretches the tracer declared, in chain order.
+    pub declared: Vec<Declared>,
     pub finding: Option<Finding>,
+}
+
+/// A stretch the tracer itself declared missing or not vouched for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declared {
+    pub file: PathBuf,
+    pub line: u64,
+    /// Seq of the declaring record.
+    pub seq: u64,
+    pub what: DeclaredKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeclaredKind {
+    /// A `loss` record with `gap`: records dropped unwritten (`sink_error`).
+    SinkGap { records: u64 },
+    /// A `chain_segment` record: records `first..=last` came after the last
+    /// valid checkpoint when the tracer restarted.
+    Unvouched {
+        first: u64,
+        last: u64,
+        reason: String,
+    },
 }
 
 impl Report {
     pub fn intact(&self) -> bool {
         self.finding.is_none()
     }
+
+    pub fn verdict(&self, keyed: bool, accept_unsigned_tail: bool) -> Verdict {
+        if !self.intact() {
+            Verdict::Tampered
+        } else if keyed && self.unsigned_tail > 0 && !accept_unsigned_tail {
+            Verdict::Unsigned
+        } else if !self.declared.is_empty() {
+            Verdict::Declared
+        } else {
+            Verdict::Intact
+        }
+    }
 }
 
-pub fn run(args: VerifyArgs) -> Result<bool> {
+pub fn run(args: VerifyArgs) -> Result<Verdict> {
     let key = args
         .public_key
         .as_deref()
         .map(chain::load_verifying_key)
         .transpose()?;
     let report = verify_files(&args.files, key.as_ref())?;
-    print!("{}", describe(&report, key.is_some()));
-    Ok(report.intact())
+    print!(
+        "{}",
+        describe(&report, key.is_some(), args.accept_unsigned_tail)
+    );
+    Ok(report.verdict(key.is_some(), args.accept_unsigned_tail))
 }
 
 /// The report as an operator reads it.
-pub fn describe(r: &Report, keyed: bool) -> String {
+pub fn describe(r: &Report, keyed: bool, accept_unsigned_tail: bool) -> String {
     let mut out = String::new();
     let seqs = match (r.first_seq, r.last_seq) {
         (Some(a), Some(b)) => format!(" (seq {a}..={b})"),
@@ -158,9 +225,35 @@ pub fn describe(r: &Report, keyed: bool) -> String {
             "note: the chain starts at seq {first}; earlier records are not in these files (rotated away?)\n"
         ));
     }
-    if keyed && r.unsigned_tail > 0 {
+    for d in &r.declared {
+        let at = format!("{} line {}, seq {}", d.file.display(), d.line, d.seq);
+        match &d.what {
+            DeclaredKind::SinkGap { records } => out.push_str(&format!(
+                "DECLARED GAP: {at}: the tracer could not write {records} records here (output errors, cause sink_error); they are lost\n"
+            )),
+            DeclaredKind::Unvouched {
+                first,
+                last,
+                reason,
+            } => out.push_str(&format!(
+                "NOT VOUCHED: {at}: the tracer restarted and does not vouch for seq {first}..={last} ({} records): {reason}; whoever could write the file may have written them\n",
+                last + 1 - first
+            )),
+        }
+    }
+    if r.unsigned_tail > 0 && keyed {
+        let (tag, hint) = if accept_unsigned_tail {
+            ("note", "accepted (--accept-unsigned-tail)")
+        } else {
+            ("UNSIGNED", "not accepted without --accept-unsigned-tail")
+        };
         out.push_str(&format!(
-            "note: the last {} records come after the last checkpoint; no signature covers them yet\n",
+            "{tag}: the last {} records come after the last valid checkpoint; no signature covers them: {hint}\n",
+            r.unsigned_tail
+        ));
+    } else if r.unsigned_tail > 0 && r.checkpoints > 0 {
+        out.push_str(&format!(
+            "note: the last {} records come after the last checkpoint\n",
             r.unsigned_tail
         ));
     }
@@ -185,6 +278,8 @@ pub fn verify_files(files: &[PathBuf], key: Option<&VerifyingKey>) -> Result<Rep
         key,
         report: Report::default(),
         prev: None,
+        checkpoints_seen: HashMap::new(),
+        at: (PathBuf::new(), 0),
     };
     for (_, path) in ordered {
         v.report.files.push(path.clone());
@@ -201,6 +296,7 @@ pub fn verify_files(files: &[PathBuf], key: Option<&VerifyingKey>) -> Result<Rep
                 break;
             }
             n += 1;
+            v.at = (path.clone(), n);
             if let Err(problem) = v.record(&line) {
                 let seq =
                     serde_json::from_slice::<Value>(line.strip_suffix(b"\n").unwrap_or(&line))
@@ -224,6 +320,10 @@ struct Verifier<'a> {
     key: Option<&'a VerifyingKey>,
     report: Report,
     prev: Option<Link>,
+    /// seq -> hash of every checkpoint record seen, for segment records to name.
+    checkpoints_seen: HashMap<u64, String>,
+    /// File and line of the record being checked.
+    at: (PathBuf, u64),
 }
 
 impl Verifier<'_> {
@@ -252,7 +352,7 @@ impl Verifier<'_> {
                 self.report.first_seq = Some(link.seq);
             }
             Some(p) => {
-                let expected = p.seq + 1;
+                let expected = p.seq.saturating_add(1);
                 if link.seq > expected {
                     return Err(Problem::Deleted {
                         first: expected,
@@ -267,14 +367,108 @@ impl Verifier<'_> {
                 }
             }
         }
-        if v.get("kind").and_then(Value::as_str) == Some("checkpoint") {
-            self.checkpoint(&v)?;
-        } else {
-            self.report.unsigned_tail += 1;
+        match v.get("kind").and_then(Value::as_str) {
+            Some("checkpoint") => {
+                self.checkpoint(&v)?;
+                self.checkpoints_seen.insert(link.seq, link.hash.clone());
+                self.report.last_checkpoint = Some((link.seq, link.hash.clone()));
+            }
+            Some("chain_segment") => {
+                self.segment(&v, &link)?;
+                // The unvouched records are reported as such, not as unsigned.
+                self.report.unsigned_tail = 1;
+            }
+            Some("loss") if v.get("gap").is_some() => {
+                self.gap(&v, &link)?;
+                self.report.unsigned_tail += 1;
+            }
+            _ => self.report.unsigned_tail += 1,
         }
         self.report.records += 1;
         self.report.last_seq = Some(link.seq);
         self.prev = Some(link);
+        Ok(())
+    }
+
+    fn declare(&mut self, seq: u64, what: DeclaredKind) {
+        self.report.declared.push(Declared {
+            file: self.at.0.clone(),
+            line: self.at.1,
+            seq,
+            what,
+        });
+    }
+
+    /// A `loss` record with `gap`: it must name the record before it.
+    fn gap(&mut self, v: &Value, link: &Link) -> Result<(), Problem> {
+        let g = &v["gap"];
+        let records = g["records"].as_u64().filter(|&n| n > 0);
+        let (Some(records), Some(lost)) = (records, v["lost"]["sink_error"].as_u64()) else {
+            return Err(Problem::BadDeclaration("gap without a record count".into()));
+        };
+        if lost != records {
+            return Err(Problem::BadDeclaration(format!(
+                "gap of {records} records but sink_error {lost}"
+            )));
+        }
+        let named = (g["after_seq"].as_u64(), g["after_hash"].as_str());
+        let before = (link.seq.checked_sub(1), Some(link.prev.as_str()));
+        let before = if link.prev == GENESIS {
+            (None, None)
+        } else {
+            before
+        };
+        if named != before {
+            return Err(Problem::BadDeclaration(
+                "its gap does not name the record before it".into(),
+            ));
+        }
+        self.declare(link.seq, DeclaredKind::SinkGap { records });
+        Ok(())
+    }
+
+    /// A `chain_segment` record: the stretch it disowns must end right before
+    /// it and start after a checkpoint that really is in the chain.
+    fn segment(&mut self, v: &Value, link: &Link) -> Result<(), Problem> {
+        let s = &v["segment"];
+        let bad = |why: String| Err(Problem::BadDeclaration(why));
+        let (Some(first), Some(last), Some(reason)) = (
+            s["unvouched"]["first_seq"].as_u64(),
+            s["unvouched"]["last_seq"].as_u64(),
+            s["reason"].as_str(),
+        ) else {
+            return bad("fields missing".into());
+        };
+        if last.checked_add(1) != Some(link.seq) || first > last {
+            return bad(format!(
+                "it disowns seq {first}..={last}, which does not end right before it"
+            ));
+        }
+        let cp = &s["last_checkpoint"];
+        if let (Some(cp_seq), Some(cp_hash)) = (cp["seq"].as_u64(), cp["hash"].as_str()) {
+            if cp_seq.checked_add(1) != Some(first) {
+                return bad(format!(
+                    "it disowns from seq {first}, not from after its checkpoint seq {cp_seq}"
+                ));
+            }
+            // Seen in these files: it must be that checkpoint.
+            let seen = self.report.first_seq.is_some_and(|f| f <= cp_seq);
+            if seen && self.checkpoints_seen.get(&cp_seq).map(String::as_str) != Some(cp_hash) {
+                return bad(format!(
+                    "it names a checkpoint at seq {cp_seq} that is not in the chain"
+                ));
+            }
+        }
+        let detail = s["detail"].as_str().unwrap_or_default();
+        self.declare(
+            link.seq,
+            DeclaredKind::Unvouched {
+                first,
+                last,
+                // Text from the file: shown escaped.
+                reason: format!("{}: {}", reason.escape_debug(), detail.escape_debug()),
+            },
+        );
         Ok(())
     }
 
@@ -387,7 +581,7 @@ mod tests {
         let r = check(&[b], None);
         assert!(r.intact());
         assert_eq!(r.first_seq, Some(12));
-        assert!(describe(&r, false).contains("starts at seq 12"));
+        assert!(describe(&r, false, false).contains("starts at seq 12"));
     }
 
     #[test]
@@ -469,5 +663,256 @@ mod tests {
             r.finding.map(|f| f.problem),
             Some(Problem::BadCheckpoint(_))
         ));
+    }
+
+    /// Builds a file as the tracer writes it: events, checkpoints, declared
+    /// gaps and segments, each sealed into one chain.
+    struct Writer {
+        chain: Chain,
+        key: SigningKey,
+        lines: Vec<Vec<u8>>,
+    }
+
+    impl Writer {
+        fn new() -> Writer {
+            Writer {
+                chain: Chain::genesis(),
+                key: SigningKey::from_bytes(&[3u8; 32]),
+                lines: Vec::new(),
+            }
+        }
+        fn seal(&mut self, v: Value) -> Link {
+            let rec = serde_json::to_string(&v).unwrap();
+            let mut out = Vec::new();
+            let l = self.chain.seal(rec.as_bytes(), rec.len() - 1, &mut out);
+            self.lines.push(out);
+            l
+        }
+        fn events(&mut self, n: usize) -> &mut Writer {
+            for i in 0..n {
+                self.seal(serde_json::json!({"kind": "exec", "i": i}));
+            }
+            self
+        }
+        fn checkpoint(&mut self) -> &mut Writer {
+            let (seq, hash) = self.chain.head().unwrap();
+            let hash = hash.to_owned();
+            let mut cp = Checkpointer::new(self.key.clone(), 1, Duration::from_secs(1));
+            let signed = cp.sign(seq, &hash, Instant::now());
+            self.seal(serde_json::json!({"kind": "checkpoint", "checkpoint": signed}));
+            self
+        }
+        fn gap(&mut self, records: u64) -> &mut Writer {
+            let (seq, hash) = self.chain.head().unwrap();
+            let hash = hash.to_owned();
+            self.seal(
+                serde_json::json!({"kind": "loss", "lost": {"sink_error": records},
+                "gap": {"records": records, "after_seq": seq, "after_hash": hash}}),
+            );
+            self
+        }
+        /// A segment disowning everything after the last checkpoint.
+        fn segment(&mut self) -> &mut Writer {
+            let (head, _) = self.chain.head().unwrap();
+            let cp = self
+                .lines
+                .iter()
+                .rev()
+                .map(|l| serde_json::from_slice::<Value>(l).unwrap())
+                .find(|v| v["kind"] == "checkpoint")
+                .map(|v| Link::of_record(&v).unwrap());
+            let first = cp.as_ref().map_or(0, |l| l.seq + 1);
+            let last_checkpoint = cp.map(|l| serde_json::json!({"seq": l.seq, "hash": l.hash}));
+            self.seal(serde_json::json!({"kind": "chain_segment", "segment": {
+                "reason": "unsigned_tail", "detail": "test",
+                "last_checkpoint": last_checkpoint,
+                "unvouched": {"first_seq": first, "last_seq": head, "records": head + 1 - first}}}));
+            self
+        }
+    }
+
+    /// (name, lines, keyed, accept unsigned tail, verdict, text expected)
+    type Case = (
+        &'static str,
+        Vec<Vec<u8>>,
+        bool,
+        bool,
+        Verdict,
+        &'static str,
+    );
+    type Edit = dyn Fn(&mut Value);
+
+    #[test]
+    fn verdicts_by_case() {
+        let d = tmp("verdicts");
+        let vk = SigningKey::from_bytes(&[3u8; 32]).verifying_key();
+        let signed = || {
+            let mut w = Writer::new();
+            w.events(5).checkpoint();
+            w
+        };
+        let cases: Vec<Case> = vec![
+            (
+                "signed to the end",
+                signed().lines,
+                true,
+                false,
+                Verdict::Intact,
+                "OK:",
+            ),
+            (
+                "unsigned tail, keyed",
+                signed().events(3).lines.clone(),
+                true,
+                false,
+                Verdict::Unsigned,
+                "UNSIGNED: the last 3 records",
+            ),
+            (
+                "unsigned tail accepted",
+                signed().events(3).lines.clone(),
+                true,
+                true,
+                Verdict::Intact,
+                "accepted (--accept-unsigned-tail)",
+            ),
+            (
+                "unsigned tail, no key: not judged",
+                signed().events(3).lines.clone(),
+                false,
+                false,
+                Verdict::Intact,
+                "OK:",
+            ),
+            (
+                "no checkpoint at all, keyed",
+                Writer::new().events(4).lines.clone(),
+                true,
+                false,
+                Verdict::Unsigned,
+                "UNSIGNED: the last 4 records",
+            ),
+            (
+                "declared gap, signed after",
+                signed()
+                    .events(2)
+                    .gap(7)
+                    .events(1)
+                    .checkpoint()
+                    .lines
+                    .clone(),
+                true,
+                false,
+                Verdict::Declared,
+                "DECLARED GAP: ",
+            ),
+            (
+                "segment after an unsigned tail, signed after",
+                signed().events(3).segment().checkpoint().lines.clone(),
+                true,
+                false,
+                Verdict::Declared,
+                "does not vouch for seq 6..=8 (3 records)",
+            ),
+            (
+                "segment without any checkpoint before it",
+                {
+                    let mut w = Writer::new();
+                    w.events(3).segment().checkpoint();
+                    w.lines
+                },
+                true,
+                false,
+                Verdict::Declared,
+                "seq 0..=2 (3 records)",
+            ),
+        ];
+        for (i, (name, lines, keyed, accept, verdict, text)) in cases.into_iter().enumerate() {
+            let p = write(&d.0, &format!("case{i}"), &lines);
+            let key = keyed.then_some(&vk);
+            let r = check(&[p], key);
+            assert_eq!(r.verdict(keyed, accept), verdict, "{name}: {r:?}");
+            let out = describe(&r, keyed, accept);
+            assert!(out.contains(text), "{name}: {text:?} not in:\n{out}");
+        }
+    }
+
+    #[test]
+    fn forged_declarations_are_tampering() {
+        let d = tmp("forged-decl");
+        let case = |name: &str, edit: &dyn Fn(&mut Value)| -> Finding {
+            let mut w = Writer::new();
+            w.events(5).checkpoint().events(2);
+            let (seq, hash) = w.chain.head().unwrap();
+            let mut cp_link = None;
+            for l in &w.lines {
+                let v: Value = serde_json::from_slice(l).unwrap();
+                if v["kind"] == "checkpoint" {
+                    cp_link = Link::of_record(&v);
+                }
+            }
+            let cp = cp_link.unwrap();
+            let mut gap = serde_json::json!({"kind": "loss", "lost": {"sink_error": 4},
+                "gap": {"records": 4, "after_seq": seq, "after_hash": hash}});
+            let mut seg = serde_json::json!({"kind": "chain_segment", "segment": {
+                "reason": "unsigned_tail", "detail": "",
+                "last_checkpoint": {"seq": cp.seq, "hash": cp.hash},
+                "unvouched": {"first_seq": cp.seq + 1, "last_seq": seq, "records": seq - cp.seq}}});
+            if name.starts_with("gap") {
+                edit(&mut gap);
+                w.seal(gap);
+            } else {
+                edit(&mut seg);
+                w.seal(seg);
+            }
+            let p = write(&d.0, name, &w.lines);
+            check(&[p], None)
+                .finding
+                .unwrap_or_else(|| panic!("{name}: not caught"))
+        };
+        let cases: [(&str, &Edit); 6] = [
+            ("gap count differs from sink_error", &|v| {
+                v["lost"]["sink_error"] = 5.into()
+            }),
+            ("gap naming another record", &|v| {
+                v["gap"]["after_seq"] = 2.into()
+            }),
+            ("gap without records", &|v| v["gap"]["records"] = 0.into()),
+            ("segment not ending before it", &|v| {
+                v["segment"]["unvouched"]["last_seq"] = 3.into()
+            }),
+            ("segment naming a checkpoint not in the chain", &|v| {
+                v["segment"]["last_checkpoint"]["hash"] = "ab".repeat(32).into()
+            }),
+            (
+                "segment starting elsewhere than after its checkpoint",
+                &|v| v["segment"]["unvouched"]["first_seq"] = 7.into(),
+            ),
+        ];
+        for (name, edit) in cases {
+            let f = case(name, edit);
+            assert!(
+                matches!(f.problem, Problem::BadDeclaration(_)),
+                "{name}: {f:?}"
+            );
+            assert_eq!(f.line, 9, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_forged_tail_with_a_correct_chain_is_not_signed() {
+        // Anyone can compute the chain: lines appended after the last checkpoint
+        // link correctly, and only the missing signature tells them apart.
+        let d = tmp("forged-tail");
+        let vk = SigningKey::from_bytes(&[3u8; 32]).verifying_key();
+        let mut w = Writer::new();
+        w.events(4).checkpoint();
+        w.seal(serde_json::json!({"kind": "exec", "forged": true}));
+        let p = write(&d.0, "f", &w.lines);
+        let r = check(&[p], Some(&vk));
+        assert!(r.intact());
+        assert_eq!(r.unsigned_tail, 1);
+        assert_eq!(r.verdict(true, false), Verdict::Unsigned);
+        assert_eq!(r.last_checkpoint.map(|(s, _)| s), Some(4));
     }
 }

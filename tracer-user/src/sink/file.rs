@@ -61,6 +61,17 @@ impl RotatingFile {
     /// Append whole lines, rotating between lines so that no file passes
     /// `max_bytes` unless a single line does (it then goes alone into a file).
     pub fn write_lines(&mut self, lines: &[u8]) -> Result<(), FileSinkError> {
+        self.write_lines_counted(lines, &mut 0)
+    }
+
+    /// [`RotatingFile::write_lines`], adding to `written` the bytes (whole lines)
+    /// that reached a file, also when it fails part way: the caller keeps the
+    /// rest to retry, and must not write the first part twice.
+    pub fn write_lines_counted(
+        &mut self,
+        lines: &[u8],
+        written: &mut usize,
+    ) -> Result<(), FileSinkError> {
         if lines.is_empty() {
             return Ok(());
         }
@@ -68,7 +79,9 @@ impl RotatingFile {
             return Err(FileSinkError::PartialLine(self.path.clone()));
         }
         if self.max_bytes == 0 {
-            return self.append(lines);
+            self.append(lines)?;
+            *written += lines.len();
+            return Ok(());
         }
         let mut rest = lines;
         let mut just_rotated = false;
@@ -86,6 +99,7 @@ impl RotatingFile {
             };
             if fit > 0 {
                 self.append(&rest[..fit])?;
+                *written += fit;
                 rest = &rest[fit..];
                 just_rotated = false;
             } else if self.size > 0 && !just_rotated {
@@ -98,6 +112,7 @@ impl RotatingFile {
                     .position(|&b| b == b'\n')
                     .map_or(rest.len(), |i| i + 1);
                 self.append(&rest[..end])?;
+                *written += end;
                 rest = &rest[end..];
                 just_rotated = false;
             }
@@ -226,6 +241,12 @@ impl RotatingFile {
 
     pub fn rotations(&self) -> u64 {
         self.rotations
+    }
+
+    /// Swap the open file (tests: `/dev/full` makes every write fail).
+    #[cfg(test)]
+    pub(crate) fn replace_file(&mut self, f: File) -> File {
+        std::mem::replace(&mut self.file, f)
     }
 }
 

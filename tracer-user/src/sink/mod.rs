@@ -26,7 +26,9 @@ use serde::Serialize;
 
 use crate::{
     chain::{Chain, Checkpoint, Checkpointer, Link},
-    event::{Event, LossRecord, event_id, now_unix_ns, rfc3339_nanos},
+    event::{
+        Event, Host, LossCounts, LossRecord, Policy, SinkGap, event_id, now_unix_ns, rfc3339_nanos,
+    },
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -46,8 +48,81 @@ pub enum SinkError {
         #[source]
         source: file::FileSinkError,
     },
+    #[error("cannot check the tail of {path} against its last checkpoint")]
+    Resume {
+        path: PathBuf,
+        #[source]
+        source: anyhow::Error,
+    },
     #[error(transparent)]
     Socket(#[from] socket::SocketError),
+}
+
+/// What a tracer going on with `path` (whose chain's head `chain` is) cannot
+/// vouch for: records after the last checkpoint that verifies with `key`, in
+/// `path` or, when it has none, `path.1`. `None` when the file ends with such
+/// a checkpoint, or is new.
+fn unvouched_tail(
+    path: &Path,
+    chain: &Chain,
+    key: &ed25519_dalek::VerifyingKey,
+) -> anyhow::Result<Option<Segment>> {
+    let Some((head, _)) = chain.head() else {
+        return Ok(None);
+    };
+    let mut files = vec![path.to_owned()];
+    let mut report = crate::verify::verify_files(&files, Some(key))?;
+    let mut rotated = path.as_os_str().to_owned();
+    rotated.push(".1");
+    let rotated = PathBuf::from(rotated);
+    if report.last_checkpoint.is_none() && rotated.exists() {
+        files.insert(0, rotated);
+        report = crate::verify::verify_files(&files, Some(key))?;
+    }
+    let names = files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let last_checkpoint = report
+        .last_checkpoint
+        .clone()
+        .map(|(seq, hash)| ChainRef { seq, hash });
+    let (reason, detail) = match (&report.finding, &last_checkpoint) {
+        (None, Some(cp)) if cp.seq == head => return Ok(None),
+        (Some(f), _) => (
+            "chain_broken",
+            format!("{} line {}: {}", f.file.display(), f.line, f.problem),
+        ),
+        (None, Some(cp)) => (
+            "unsigned_tail",
+            format!(
+                "{} records after checkpoint seq {} are covered by no signature (the previous run stopped without a last checkpoint, or someone else wrote them)",
+                head - cp.seq,
+                cp.seq
+            ),
+        ),
+        (None, None) => (
+            "no_checkpoint",
+            format!("no checkpoint signed by this key in {names}"),
+        ),
+    };
+    // Clamped: with a broken chain the head's seq may be anything.
+    let first_seq = match &last_checkpoint {
+        Some(cp) => cp.seq.saturating_add(1),
+        None => report.first_seq.unwrap_or(0),
+    }
+    .min(head);
+    Ok(Some(Segment {
+        reason,
+        detail,
+        last_checkpoint,
+        unvouched: Unvouched {
+            first_seq,
+            last_seq: head,
+            records: (head - first_seq).saturating_add(1),
+        },
+    }))
 }
 
 enum Target {
@@ -55,16 +130,30 @@ enum Target {
     File(file::RotatingFile),
 }
 
+/// Default for [`SinkOptions::retry_buffer_bytes`].
+pub const RETRY_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
 struct Output {
     name: String,
     format: Format,
     target: Target,
-    /// Whole sealed lines of the current batch, written at flush.
+    /// Whole sealed lines not written yet: the current batch, and for a file
+    /// whatever failed writes left, retried at each flush.
     pending: Vec<u8>,
+    /// Most bytes `pending` holds while writes fail; past it records are
+    /// dropped before they are sealed, so the chain has no hole.
+    pending_max: usize,
+    /// The last write failed: no early write until the next flush retries.
+    failing: bool,
     chain: Chain,
     /// Signed checkpoints (our format only: OCSF has no class for them).
     checkpoints: Option<Checkpointer>,
     errors: u64,
+    /// Records dropped since the last declared gap.
+    dropped: u64,
+    dropped_total: u64,
+    /// Host and policy for the loss records declaring gaps.
+    origin: Option<(Arc<Host>, Arc<Policy>)>,
 }
 
 /// A signed checkpoint record.
@@ -76,6 +165,43 @@ struct CheckpointRecord<'a> {
     checkpoint: &'a Checkpoint,
 }
 
+/// A `chain_segment` record: written first when the tracer goes on with a
+/// file whose tail no valid checkpoint of its key covers.
+#[derive(Debug, Serialize)]
+struct SegmentRecord<'a> {
+    event_id: String,
+    time: String,
+    kind: &'static str,
+    segment: &'a Segment,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Segment {
+    /// `unsigned_tail` (chain intact, no checkpoint after it), `no_checkpoint`
+    /// (none signed by this key in the files read) or `chain_broken`.
+    pub reason: &'static str,
+    pub detail: String,
+    /// The last record vouched for: a checkpoint record's own link.
+    pub last_checkpoint: Option<ChainRef>,
+    pub unvouched: Unvouched,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainRef {
+    pub seq: u64,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unvouched {
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub records: u64,
+}
+
+/// Bytes a link adds to a record.
+const LINK_BYTES: usize = 200;
+
 impl Output {
     fn new(name: String, format: Format, target: Target, chain: Chain) -> Output {
         Output {
@@ -83,15 +209,46 @@ impl Output {
             format,
             target,
             pending: Vec::with_capacity(64 * 1024),
+            pending_max: RETRY_BUFFER_BYTES,
+            failing: false,
             chain,
             checkpoints: None,
             errors: 0,
+            dropped: 0,
+            dropped_total: 0,
+            origin: None,
         }
     }
 
-    /// Seal one record (JSON text without newline) into the chain; its link goes
-    /// in at byte `at`.
-    fn push(&mut self, record: &[u8], at: usize) -> Link {
+    /// Whether a record of `len` bytes may be sealed now. Over the bound, a
+    /// batch is written early; while writes fail the record must be dropped.
+    /// An empty buffer always takes one record, however long.
+    fn make_room(&mut self, len: usize) -> bool {
+        let fits = |o: &Output| {
+            o.pending.is_empty() || o.pending.len() + len + LINK_BYTES <= o.pending_max
+        };
+        if matches!(self.target, Target::Stdout(_)) || fits(self) {
+            return true;
+        }
+        if !self.failing {
+            self.write_pending();
+        }
+        fits(self)
+    }
+
+    /// Seal a record (JSON text without newline, link at byte `at`) if there is
+    /// room, else count it dropped.
+    fn seal(&mut self, record: &[u8], at: usize) -> Option<Link> {
+        // After a drop nothing is sealed until the gap is declared, which waits
+        // for writing to work: one declaration per outage, where records went missing.
+        if self.dropped > 0 && !self.failing {
+            self.declare_gap();
+        }
+        if self.dropped > 0 || !self.make_room(record.len()) {
+            self.dropped += 1;
+            self.dropped_total += 1;
+            return None;
+        }
         let link = self.chain.seal(record, at, &mut self.pending);
         if let Target::Stdout(w) = &mut self.target {
             let r = w.write_all(&self.pending);
@@ -100,11 +257,31 @@ impl Output {
                 self.fail(&e.to_string());
             }
         }
-        link
+        Some(link)
+    }
+
+    /// Seal one record, then a checkpoint right after it if it is the
+    /// `--checkpoint-records`th since the last.
+    fn push(&mut self, record: &[u8], at: usize) {
+        let Some(link) = self.seal(record, at) else {
+            return;
+        };
+        if self
+            .checkpoints
+            .as_ref()
+            .is_some_and(|cp| cp.due_by_count(link.seq))
+        {
+            self.checkpoint(Instant::now(), true);
+        }
     }
 
     /// A checkpoint record when one is due (always when `force`, if anything new).
     fn checkpoint(&mut self, now: Instant, force: bool) {
+        // No room: it comes once records can be written again (it is not
+        // one of the records a gap counts).
+        if self.checkpoints.is_none() || self.dropped > 0 || !self.make_room(512) {
+            return;
+        }
         let Some(cp) = &mut self.checkpoints else {
             return;
         };
@@ -121,24 +298,104 @@ impl Output {
         };
         if let Ok(text) = crate::escape::to_vec(&rec) {
             let at = text.len().saturating_sub(1);
-            let link = self.push(&text, at);
-            if let Some(cp) = &mut self.checkpoints {
+            if let Some(link) = self.seal(&text, at)
+                && let Some(cp) = &mut self.checkpoints
+            {
                 cp.sealed(link.seq);
             }
         }
     }
 
+    /// Open a new segment: a record disowning `s`, and a checkpoint at once so
+    /// that the disowning itself is signed.
+    fn start_segment(&mut self, s: &Segment) {
+        let t = now_unix_ns();
+        let rec = SegmentRecord {
+            event_id: event_id(t, 0),
+            time: rfc3339_nanos(t),
+            kind: "chain_segment",
+            segment: s,
+        };
+        if let Ok(text) = serde_json::to_vec(&rec) {
+            let at = text.len().saturating_sub(1);
+            let _ = self.seal(&text, at);
+            self.checkpoint(Instant::now(), true);
+        }
+    }
+
+    /// Declare the records dropped since the last declaration: a loss record
+    /// (`sink_error`, with `gap`) sealed where they would have been.
+    fn declare_gap(&mut self) {
+        let Some((host, policy)) = self.origin.clone() else {
+            // Not reached: set before the first flush. Counted and logged
+            // rather than dropping everything after.
+            tracing::error!(sink = %self.name, records = self.dropped, "records dropped before the tracer knew its host; not declared in the output");
+            self.dropped = 0;
+            return;
+        };
+        let head = self.chain.head();
+        let t = now_unix_ns();
+        let rec = LossRecord {
+            event_id: event_id(t, 0),
+            time: rfc3339_nanos(t),
+            kind: "loss",
+            host,
+            lost: LossCounts {
+                sink_error: self.dropped,
+                ..LossCounts::default()
+            },
+            budget: Default::default(),
+            gap: Some(SinkGap {
+                records: self.dropped,
+                after_seq: head.map(|(s, _)| s),
+                after_hash: head.map(|(_, h)| h.to_owned()),
+            }),
+            policy,
+        };
+        let mut text = Vec::new();
+        let at = match self.format {
+            Format::Json => match serde_json::to_writer(&mut text, &rec) {
+                Ok(()) => text.len().saturating_sub(1),
+                Err(_) => return,
+            },
+            Format::Ocsf => ocsf_with_unmapped_last(ocsf::loss_to_ocsf(&rec), &mut text),
+        };
+        if !self.make_room(text.len()) {
+            return;
+        }
+        tracing::warn!(sink = %self.name, records = self.dropped, "records dropped while writes failed (retry buffer full) are declared in a loss record (sink_error)");
+        self.dropped = 0;
+        let _ = self.seal(&text, at);
+    }
+
+    /// Write what is pending (files; stdout is written record by record), keeping
+    /// what could not be written.
+    fn write_pending(&mut self) {
+        let Target::File(f) = &mut self.target else {
+            return;
+        };
+        let mut written = 0;
+        let r = f.write_lines_counted(&self.pending, &mut written);
+        self.pending.drain(..written.min(self.pending.len()));
+        if let Err(e) = r {
+            self.failing = true;
+            self.fail(&format!("{:#}", anyhow::Error::from(e)));
+        }
+    }
+
     fn flush(&mut self) {
+        self.failing = false;
+        self.write_pending();
+        // Writing works again: declare what was dropped, and write that too.
+        if !self.failing && self.dropped > 0 {
+            self.declare_gap();
+            self.write_pending();
+        }
         let r = match &mut self.target {
             Target::Stdout(w) => w.flush().map_err(|e| e.to_string()),
-            Target::File(f) => {
-                let r = f
-                    .write_lines(&self.pending)
-                    .and_then(|()| f.flush())
-                    .map_err(|e| format!("{:#}", anyhow::Error::from(e)));
-                self.pending.clear();
-                r
-            }
+            Target::File(f) => f
+                .flush()
+                .map_err(|e| format!("{:#}", anyhow::Error::from(e))),
         };
         if let Err(e) = r {
             self.fail(&e);
@@ -149,7 +406,7 @@ impl Output {
         self.errors += 1;
         // The first failure and then every 1000th: a full disk must not flood stderr.
         if self.errors % 1000 == 1 {
-            tracing::error!(sink = %self.name, error = %e, failures = self.errors, "writing events failed");
+            tracing::error!(sink = %self.name, error = %e, failures = self.errors, buffered_bytes = self.pending.len(), "writing events failed; keeping them to retry");
         }
     }
 }
@@ -167,6 +424,8 @@ pub struct SinkOptions<'a> {
     pub signing_key: Option<SigningKey>,
     pub checkpoint_records: u64,
     pub checkpoint_every: Duration,
+    /// Bound of each output file's retry buffer ([`RETRY_BUFFER_BYTES`]).
+    pub retry_buffer_bytes: usize,
 }
 
 pub struct Sinks {
@@ -194,12 +453,9 @@ impl Sinks {
             // Go on with the chain of what is already there (restart, rotation).
             let last = f.last_record().map_err(open_err)?;
             let chain = Chain::after(last.as_deref());
-            Ok(Output::new(
-                path.display().to_string(),
-                format,
-                Target::File(f),
-                chain,
-            ))
+            let mut out = Output::new(path.display().to_string(), format, Target::File(f), chain);
+            out.pending_max = o.retry_buffer_bytes;
+            Ok(out)
         };
         let mut outputs = vec![match o.output {
             Some(path) => open_file(path, o.format)?,
@@ -215,11 +471,30 @@ impl Sinks {
         }
         if let Some(key) = &o.signing_key {
             for out in outputs.iter_mut().filter(|x| x.format == Format::Json) {
-                out.checkpoints = Some(Checkpointer::new(
-                    key.clone(),
-                    o.checkpoint_records,
-                    o.checkpoint_every,
-                ));
+                let head = out.chain.head().map(|(seq, _)| seq);
+                out.checkpoints = Some(
+                    Checkpointer::new(key.clone(), o.checkpoint_records, o.checkpoint_every)
+                        .starting_after(head),
+                );
+            }
+            // Going on with a file: vouch only for what a checkpoint of this key
+            // covers; anything after it may have been written by anyone.
+            if let Some(path) = o.output.filter(|_| o.format == Format::Json) {
+                let segment = unvouched_tail(path, &outputs[0].chain, &key.verifying_key())
+                    .map_err(|source| SinkError::Resume {
+                        path: path.to_owned(),
+                        source,
+                    })?;
+                if let Some(segment) = segment {
+                    tracing::warn!(
+                        path = %path.display(),
+                        reason = segment.reason,
+                        detail = %segment.detail,
+                        records = segment.unvouched.records,
+                        "the file's last records are covered by no checkpoint of this key; starting a new chain segment that does not vouch for them"
+                    );
+                    outputs[0].start_segment(&segment);
+                }
             }
         }
         Ok(Sinks {
@@ -243,6 +518,21 @@ impl Sinks {
 
     pub fn socket(&self) -> Option<&socket::SocketSink> {
         self.socket.as_ref()
+    }
+
+    /// Host and policy for the loss records that declare an output's gaps.
+    pub fn set_origin(&mut self, host: Arc<Host>, policy: Arc<Policy>) {
+        for o in &mut self.outputs {
+            o.origin = Some((host.clone(), policy.clone()));
+        }
+    }
+
+    /// Records dropped per output (retry buffer full while writes failed).
+    pub fn dropped(&self) -> Vec<(String, u64)> {
+        self.outputs
+            .iter()
+            .map(|o| (o.name.clone(), o.dropped_total))
+            .collect()
     }
 
     /// Failed writes per output, for metrics.
@@ -320,6 +610,14 @@ impl Sinks {
         for o in &mut self.outputs {
             o.checkpoint(now, true);
             o.flush();
+            if !o.pending.is_empty() || o.dropped > 0 {
+                tracing::error!(
+                    sink = %o.name,
+                    bytes = o.pending.len(),
+                    dropped = o.dropped,
+                    "stopping with records that could not be written; they are lost"
+                );
+            }
         }
     }
 }
@@ -344,5 +642,206 @@ fn ocsf_with_unmapped_last(mut v: serde_json::Value, out: &mut Vec<u8>) -> usize
         }
         // Never the case for our records; the link then goes at the top level.
         _ => out.len().saturating_sub(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::{DeclaredKind, verify_files};
+
+    struct Tmp(PathBuf);
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn output(name: &str, max: usize) -> (Tmp, PathBuf, Output) {
+        let d = std::env::temp_dir().join(format!("tracer-sink-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let path = d.join("events.jsonl");
+        let f = file::RotatingFile::open(&path, 0, 1).unwrap();
+        let mut o = Output::new(name.into(), Format::Json, Target::File(f), Chain::genesis());
+        o.pending_max = max;
+        o.origin = Some((
+            Arc::new(Host {
+                name: "node".into(),
+                boot_id: "2605d5f8-57d8-408d-b1f2-343252d21f8e".into(),
+            }),
+            Arc::new(Policy {
+                tracer_version: "0.1.0",
+                config_digest: "sha256:x".into(),
+            }),
+        ));
+        (Tmp(d), path, o)
+    }
+
+    fn push(o: &mut Output, i: usize) {
+        let rec = format!(r#"{{"kind":"exec","i":{i},"pad":"{}"}}"#, "x".repeat(100));
+        o.push(rec.as_bytes(), rec.len() - 1);
+    }
+
+    fn exec_count(path: &Path) -> usize {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(r#""kind":"exec""#))
+            .count()
+    }
+
+    fn set_failing(o: &mut Output, failing: bool) -> Option<std::fs::File> {
+        let Target::File(f) = &mut o.target else {
+            unreachable!()
+        };
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        failing.then(|| f.replace_file(full))
+    }
+
+    #[test]
+    fn failed_writes_are_retried_whole_and_once() {
+        let (_d, path, mut o) = output("retry", RETRY_BUFFER_BYTES);
+        for i in 0..3 {
+            push(&mut o, i);
+        }
+        o.flush();
+        let real = set_failing(&mut o, true).unwrap();
+        for i in 3..40 {
+            push(&mut o, i);
+            if i % 7 == 0 {
+                o.flush();
+            }
+        }
+        o.flush();
+        assert!(o.errors > 0);
+        assert_eq!(exec_count(&path), 3);
+        let Target::File(f) = &mut o.target else {
+            unreachable!()
+        };
+        f.replace_file(real);
+        o.flush();
+        assert!(o.pending.is_empty());
+        assert_eq!((o.dropped, o.dropped_total), (0, 0));
+        assert_eq!(exec_count(&path), 40);
+        let r = verify_files(std::slice::from_ref(&path), None).unwrap();
+        assert!(r.intact() && r.declared.is_empty(), "{r:?}");
+    }
+
+    #[test]
+    fn overflow_is_dropped_unsealed_and_declared_once_writing_works() {
+        let max = 2000;
+        let (_d, path, mut o) = output("overflow", max);
+        push(&mut o, 0);
+        o.flush();
+        let real = set_failing(&mut o, true).unwrap();
+        for i in 1..60 {
+            push(&mut o, i);
+            assert!(o.pending.len() <= max, "bounded: {}", o.pending.len());
+            if i % 10 == 0 {
+                o.flush();
+            }
+        }
+        o.flush();
+        let dropped = o.dropped_total;
+        assert!(dropped > 30, "dropped {dropped}");
+        let Target::File(f) = &mut o.target else {
+            unreachable!()
+        };
+        f.replace_file(real);
+        o.flush();
+        push(&mut o, 60);
+        o.flush();
+        let kept = exec_count(&path);
+        assert_eq!(kept as u64 + dropped, 61);
+        let r = verify_files(std::slice::from_ref(&path), None).unwrap();
+        assert!(r.intact(), "{r:?}");
+        let declared: u64 = r
+            .declared
+            .iter()
+            .map(|d| match d.what {
+                DeclaredKind::SinkGap { records } => records,
+                DeclaredKind::Unvouched { .. } => panic!("{d:?}"),
+            })
+            .sum();
+        assert_eq!(declared, dropped);
+        assert_eq!(r.declared.len(), 1, "one declaration for one outage");
+        // The last record is the one pushed after recovery, not lost behind a gap.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.lines().last().unwrap().contains(r#""i":60"#));
+    }
+
+    #[test]
+    fn a_tail_no_checkpoint_of_this_key_covers_is_disowned() {
+        let key = SigningKey::from_bytes(&[5u8; 32]);
+        let other = SigningKey::from_bytes(&[6u8; 32]);
+        let append = |p: &Path, text: &[u8]| {
+            let mut f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
+            f.write_all(text).unwrap();
+        };
+        // A line linked onto the file's last, as anyone can compute it.
+        let forge = |p: &Path| {
+            let text = std::fs::read(p).unwrap();
+            let last = text[..text.len() - 1]
+                .rsplit(|&b| b == b'\n')
+                .next()
+                .unwrap();
+            let mut c = Chain::after(Some(last));
+            let mut out = Vec::new();
+            c.seal(br#"{"kind":"exec","forged":1}"#, 25, &mut out);
+            append(p, &out);
+        };
+        // (name, signing key of the earlier run, records, then what happens to
+        // the file) -> reason (None: nothing to disown), first and last seq.
+        type Edit<'a> = &'a dyn Fn(&Path);
+        type Want = Option<(&'static str, u64, u64)>;
+        let cases: [(&str, Option<&SigningKey>, Edit, Want); 5] = [
+            ("ends with a checkpoint", Some(&key), &|_| {}, None),
+            (
+                "forged line after it",
+                Some(&key),
+                &forge,
+                Some(("unsigned_tail", 4, 4)),
+            ),
+            (
+                "no key before",
+                None,
+                &|_| {},
+                Some(("no_checkpoint", 0, 2)),
+            ),
+            (
+                "another key",
+                Some(&other),
+                &|_| {},
+                Some(("chain_broken", 0, 3)),
+            ),
+            // No link on the last line: the chain starts over at 0 and verify
+            // reports the tampering itself; there is nothing to disown.
+            (
+                "garbage appended",
+                Some(&key),
+                &|p| append(p, b"{\"kind\":\"exec\"}\n"),
+                None,
+            ),
+        ];
+        for (name, signed_by, edit, want) in cases {
+            let (_d, path, mut o) = output(&format!("tail-{}", name.replace(' ', "-")), 1 << 20);
+            o.checkpoints =
+                signed_by.map(|k| Checkpointer::new(k.clone(), 1000, Duration::from_secs(3600)));
+            for i in 0..3 {
+                push(&mut o, i);
+            }
+            o.checkpoint(Instant::now(), true);
+            o.flush();
+            edit(&path);
+            let f = file::RotatingFile::open(&path, 0, 1).unwrap();
+            let chain = Chain::after(f.last_record().unwrap().as_deref());
+            let got = unvouched_tail(&path, &chain, &key.verifying_key()).unwrap();
+            let got = got.map(|s| (s.reason, s.unvouched.first_seq, s.unvouched.last_seq));
+            assert_eq!(got, want, "{name}");
+        }
     }
 }

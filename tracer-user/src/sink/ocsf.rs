@@ -98,6 +98,7 @@ pub fn loss_to_ocsf(l: &LossRecord) -> Value {
     m.insert("message".into(), json!(message));
     let mut unmapped = json!({
         "lost": ours(&l.lost),
+        "gap": l.gap.as_ref().map(ours),
         "policy": policy(&l.policy),
     });
     if !l.budget.is_zero() {
@@ -1054,10 +1055,15 @@ mod tests {
             }),
             lost: LossCounts {
                 ring_full: 120,
-                queue_full: 3,
+                sink_error: 3,
                 ..Default::default()
             },
             budget: Default::default(),
+            gap: Some(crate::event::SinkGap {
+                records: 3,
+                after_seq: Some(41),
+                after_hash: Some("ab".repeat(32)),
+            }),
             policy: Arc::new(Policy {
                 tracer_version: "0.1.0",
                 config_digest: "sha256:00ff".into(),
@@ -1426,7 +1432,8 @@ mod tests {
         assert_eq!(v["status_id"], 2);
         assert_eq!(v["message"], "123 events lost");
         assert_eq!(v["unmapped"]["lost"]["ring_full"], 120);
-        assert_eq!(v["unmapped"]["lost"]["queue_full"], 3);
+        assert_eq!(v["unmapped"]["lost"]["sink_error"], 3);
+        assert_eq!(v["unmapped"]["gap"]["after_seq"], 41);
         assert_eq!(v["metadata"]["event_code"], "loss");
         assert_eq!(v["time"], 1_795_465_307_123_i64);
     }
