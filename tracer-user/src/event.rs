@@ -734,6 +734,45 @@ fn civil_from_days(z: i128) -> (i128, i128, i128) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// An exec event for tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) fn sample_exec_event() -> Event {
+    let argv: Arc<[String]> =
+        vec!["/bin/true".to_owned(), crate::escape::escape(b"a\nb\xff")].into();
+    Event {
+        event_id: event_id(1_795_465_307_123_456_789, 42),
+        time: rfc3339_nanos(1_795_465_307_123_456_789),
+        kind: Kind::Exec,
+        host: Arc::new(Host {
+            name: "node-1".into(),
+            boot_id: "2605d5f8-57d8-408d-b1f2-343252d21f8e".into(),
+        }),
+        executor: sample_executor(),
+        lineage: vec![Ancestor {
+            exec_id: "p".into(),
+            pid: 1,
+            binary: "/sbin/init".into(),
+            argv: vec!["init".to_owned()].into(),
+            argv_truncated: false,
+            image_source: None,
+            workload: None,
+            identity: None,
+            json: None,
+        }],
+        action: Action::Exec(ExecAction {
+            binary: "/bin/true".into(),
+            argv,
+            argv_truncated: false,
+            outcome: Outcome::Success,
+            error: None,
+        }),
+        policy: Arc::new(Policy {
+            tracer_version: "0.1.0",
+            config_digest: "sha256:00".into(),
+        }),
+    }
+}
+
 /// An executor for tests elsewhere in the crate.
 #[cfg(test)]
 pub(crate) fn sample_executor() -> Executor {
@@ -862,40 +901,7 @@ mod tests {
     }
 
     fn sample() -> Event {
-        let argv: Arc<[String]> =
-            vec!["/bin/true".to_owned(), crate::escape::escape(b"a\nb\xff")].into();
-        Event {
-            event_id: event_id(1_795_465_307_123_456_789, 42),
-            time: rfc3339_nanos(1_795_465_307_123_456_789),
-            kind: Kind::Exec,
-            host: Arc::new(Host {
-                name: "node-1".into(),
-                boot_id: "2605d5f8-57d8-408d-b1f2-343252d21f8e".into(),
-            }),
-            executor: sample_executor(),
-            lineage: vec![Ancestor {
-                exec_id: "p".into(),
-                pid: 1,
-                binary: "/sbin/init".into(),
-                argv: vec!["init".to_owned()].into(),
-                argv_truncated: false,
-                image_source: None,
-                workload: None,
-                identity: None,
-                json: None,
-            }],
-            action: Action::Exec(ExecAction {
-                binary: "/bin/true".into(),
-                argv,
-                argv_truncated: false,
-                outcome: Outcome::Success,
-                error: None,
-            }),
-            policy: Arc::new(Policy {
-                tracer_version: "0.1.0",
-                config_digest: "sha256:00".into(),
-            }),
-        }
+        sample_exec_event()
     }
 
     /// An ancestor's fields are serialized once and pasted into lines as they

@@ -20,13 +20,13 @@ use crate::{
     filehash::FileHasher,
     host::{self, HostInfo},
     identity::{
-        Changed,
         cgroup::CgroupResolver,
         containerd::Containerd,
         kube::{self, PodIndex, PodLimits},
         resolve::IdentityResolver,
         spiffe::Registry,
         users::UserDb,
+        waiting::Waiting,
     },
     loss::LossTracker,
     metrics::{self, CauseLabel, KindLabel, Metrics, SinkLabel, StatusLabel, StructureLabel},
@@ -203,7 +203,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
             CONNECTS_WAITING_MAX,
             budget.waiting_events / 2,
         ),
-        parked: Parked::new(
+        parked: Waiting::new(
             Duration::from_millis(config.kube_wait_ms),
             Duration::from_millis(config.hash_wait_ms),
             budget.waiting_events / 2,
@@ -213,6 +213,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
                 .collect(),
         ),
         ready: Vec::new(),
+        out: Vec::new(),
     };
     reader.drain_now(&mut batch);
     flow.records(&mut batch, &mut attributor, &mut sinks, &metrics);
@@ -262,16 +263,16 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
                 sinks.flush();
             }
             _ = pod_changed(pods.as_ref()), if !flow.parked.is_empty() => {
-                flow.parked.retry(&mut attributor, &mut sinks, &metrics, false);
+                flow.retry(&mut attributor, &mut sinks, &metrics, false);
                 sinks.flush();
             }
             _ = hash_answered.notified(), if !flow.parked.is_empty() => {
                 flow.parked.hash_answered();
-                flow.parked.retry(&mut attributor, &mut sinks, &metrics, false);
+                flow.retry(&mut attributor, &mut sinks, &metrics, false);
                 sinks.flush();
             }
             _ = containerd_answered(containerd.as_ref()), if !flow.parked.is_empty() => {
-                flow.parked.retry(&mut attributor, &mut sinks, &metrics, false);
+                flow.retry(&mut attributor, &mut sinks, &metrics, false);
                 sinks.flush();
             }
             _ = park_tick.tick(), if !flow.is_idle() => {
@@ -306,7 +307,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
                 Metrics::set(&metrics.process_table, attributor.table.len() as u64);
                 for (structure, used) in [
                     ("process_table", attributor.table.bytes()),
-                    ("waiting_events", flow.parked.bytes + flow.outcomes.bytes()),
+                    ("waiting_events", flow.parked.bytes() + flow.outcomes.bytes()),
                 ] {
                     Metrics::set(
                         &metrics.memory_used.get_or_create(&StructureLabel { structure: structure.into() }),
@@ -473,12 +474,13 @@ async fn containerd_answered(containerd: Option<&Containerd>) {
 const CONNECTS_WAITING_MAX: usize = 16_384;
 
 /// After attribution: connects wait for their result ([`Outcomes`]), then every
-/// event may wait for its pod's metadata ([`Parked`]), then the sinks.
+/// event may wait for its identity ([`Waiting`]), then the sinks.
 struct Flow {
     outcomes: Outcomes,
-    parked: Parked,
+    parked: Waiting,
     /// Reused between batches.
     ready: Vec<Attributed>,
+    out: Vec<Event>,
 }
 
 impl Flow {
@@ -489,7 +491,7 @@ impl Flow {
             processes_evicted: t.live,
             exited_evicted_early: t.exited_early,
             argv_cut: t.argv_cut,
-            released_early: self.parked.released_early + self.outcomes.counts.overflowed,
+            released_early: self.parked.released_early() + self.outcomes.counts.overflowed,
         }
     }
 
@@ -515,140 +517,45 @@ impl Flow {
                 }
             }
             for a in self.ready.drain(..) {
-                self.parked.emit_or_park(a, sinks, m);
+                self.parked.admit(a, now, &mut self.out);
             }
+            self.send(sinks, m);
         }
         // What resolved meanwhile (a hash, a pod) goes out now, in order, with
         // whatever queued behind it.
-        if !self.parked.is_empty() {
-            self.parked.retry(attributor, sinks, m, false);
+        self.retry(attributor, sinks, m, false);
+    }
+
+    /// Waiting events whose identity came, or whose wait is over (all of
+    /// them when `all`), go out.
+    fn retry(&mut self, attributor: &mut Attributor, sinks: &mut Sinks, m: &Metrics, all: bool) {
+        if self.parked.is_empty() {
+            return;
+        }
+        self.parked.release(
+            Instant::now(),
+            all,
+            |ev| attributor.reresolve(ev),
+            &mut self.out,
+        );
+        self.send(sinks, m);
+    }
+
+    fn send(&mut self, sinks: &mut Sinks, m: &Metrics) {
+        for ev in self.out.drain(..) {
+            emit(sinks, m, &ev);
         }
     }
 
     /// Time-based progress: connects past their wait, parked events resolved
     /// or past theirs (everything when `all`).
     fn tick(&mut self, attributor: &mut Attributor, sinks: &mut Sinks, m: &Metrics, all: bool) {
-        self.outcomes.expire(Instant::now(), all, &mut self.ready);
-        for a in self.ready.drain(..) {
-            self.parked.emit_or_park(a, sinks, m);
-        }
-        self.parked.retry(attributor, sinks, m, all);
-    }
-}
-
-/// Events whose pod metadata (or containerd's answer about their container) had
-/// not arrived yet, or whose executed file is being hashed. Each waits at most
-/// `wait` (`hash_wait` for the hash), then goes out with what the cgroup gave
-/// (`identity.status: "partial"` for a pod) and `hash: "pending"`. Events
-/// leave in the order they came: one that need not wait queues behind those
-/// that do. At most `max_bytes` wait: past it the oldest goes out early, counted.
-struct Parked {
-    queue: std::collections::VecDeque<ParkedEvent>,
-    wait: Duration,
-    hash_wait: Duration,
-    max_bytes: usize,
-    bytes: usize,
-    /// Events that went out before their wait ended to stay within `max_bytes`.
-    released_early: u64,
-    /// What waiting events wait for (the pod watch, containerd): an event is
-    /// resolved again only when one of them, or a file hash, has news since
-    /// it last was.
-    sources: Vec<Arc<Changed>>,
-    hashes_answered: u64,
-}
-
-struct ParkedEvent {
-    deadline: Instant,
-    event: Event,
-    bytes: usize,
-    /// It waits for something itself, rather than only queueing behind.
-    waiting: bool,
-    /// [`Parked::epoch`] when it was last resolved; None: not since parked.
-    resolved_at: Option<u64>,
-}
-
-impl Parked {
-    fn new(
-        wait: Duration,
-        hash_wait: Duration,
-        max_bytes: usize,
-        sources: Vec<Arc<Changed>>,
-    ) -> Self {
-        Self {
-            queue: std::collections::VecDeque::new(),
-            wait,
-            hash_wait,
-            max_bytes,
-            bytes: 0,
-            released_early: 0,
-            sources,
-            hashes_answered: 0,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-
-    fn hash_answered(&mut self) {
-        self.hashes_answered += 1;
-    }
-
-    /// Changes of everything an event may wait for, so far.
-    fn epoch(&self) -> u64 {
-        self.sources
-            .iter()
-            .fold(self.hashes_answered, |n, s| n.wrapping_add(s.generation()))
-    }
-
-    fn emit_or_park(&mut self, a: Attributed, sinks: &mut Sinks, m: &Metrics) {
-        let wait = match (a.waiting_for_metadata, a.waiting_for_hash) {
-            (true, true) => self.wait.max(self.hash_wait),
-            (true, false) => self.wait,
-            (false, true) => self.hash_wait,
-            (false, false) => Duration::ZERO,
-        };
-        if wait.is_zero() && self.queue.is_empty() {
-            emit(sinks, m, &a.event);
-            return;
-        }
-        let bytes = a.event.approx_bytes();
-        while !self.queue.is_empty() && self.bytes + bytes > self.max_bytes {
-            if let Some(p) = self.queue.pop_front() {
-                self.bytes = self.bytes.saturating_sub(p.bytes);
-                self.released_early += u64::from(p.waiting);
-                emit(sinks, m, &p.event);
-            }
-        }
-        self.bytes += bytes;
-        self.queue.push_back(ParkedEvent {
-            deadline: Instant::now() + wait,
-            event: a.event,
-            bytes,
-            waiting: !wait.is_zero(),
-            resolved_at: None,
-        });
-    }
-
-    /// Send, from the front, what resolved meanwhile or waited long enough
-    /// (everything when `all`), up to the first event that still waits.
-    fn retry(&mut self, attributor: &mut Attributor, sinks: &mut Sinks, m: &Metrics, all: bool) {
         let now = Instant::now();
-        // Read before resolving: a change that lands meanwhile is seen next time.
-        let epoch = self.epoch();
-        while let Some(p) = self.queue.front_mut() {
-            let done = !p.waiting
-                || (p.resolved_at != Some(epoch) && {
-                    p.resolved_at = Some(epoch);
-                    attributor.reresolve(&mut p.event)
-                });
-            if !(done || all || now >= p.deadline) {
-                break;
-            }
-            if let Some(p) = self.queue.pop_front() {
-                self.bytes = self.bytes.saturating_sub(p.bytes);
-                emit(sinks, m, &p.event);
-            }
+        self.outcomes.expire(now, all, &mut self.ready);
+        for a in self.ready.drain(..) {
+            self.parked.admit(a, now, &mut self.out);
         }
+        self.send(sinks, m);
+        self.retry(attributor, sinks, m, all);
     }
 }

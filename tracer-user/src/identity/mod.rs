@@ -7,6 +7,7 @@ pub mod podman;
 pub mod resolve;
 pub mod spiffe;
 pub mod users;
+pub mod waiting;
 pub mod workload;
 
 use std::sync::atomic::{AtomicU64, Ordering};
