@@ -18,9 +18,9 @@ use crate::{
     errno,
     escape::{escape, split_argv},
     event::{
-        Action, Ancestor, Cgroup, ConnectAction, Endpoint, Event, ExecAction, Executor, ExitAction,
-        FileId, ForkAction, HIERARCHY_V2, Host, ImageSource, Kind, LoaderEnv, Login, Namespaces,
-        Outcome, Policy, User, event_id, naming_path, rfc3339_nanos,
+        Action, Ancestor, Cgroup, ConnectAction, Endpoint, Event, EventId, ExecAction, Executor,
+        ExitAction, FileId, ForkAction, HIERARCHY_V2, Host, ImageSource, Kind, LoaderEnv, Login,
+        Namespaces, Outcome, Policy, UnixNanos, User, naming_path,
     },
     exec_id::{ImageLayout, exec_id, ns_to_ticks},
     filehash::{FileHasher, FileVersion, HashStatus, HostPaths, Job},
@@ -428,7 +428,7 @@ impl Attributor {
             loader_env: p.loader_env.clone(),
             cwd: p.cwd.clone(),
             comm: escape(c_str(&task.comm)),
-            start_time: rfc3339_nanos(self.unix_ns(task.start_boottime_ns)),
+            start_time: UnixNanos(self.unix_ns(task.start_boottime_ns)),
             user,
             login,
             cgroup: Cgroup {
@@ -498,8 +498,8 @@ impl Attributor {
         let lineage = self.lineage(task, p.start_ticks);
         Attributed {
             event: Event {
-                event_id: event_id(unix, task.tid),
-                time: rfc3339_nanos(unix),
+                event_id: EventId::new(UnixNanos(unix), task.tid),
+                time: UnixNanos(unix),
                 kind,
                 host: self.ctx.host.clone(),
                 executor,

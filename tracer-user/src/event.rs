@@ -23,8 +23,8 @@ pub struct Policy {
 
 #[derive(Debug, Serialize)]
 pub struct Event {
-    pub event_id: String,
-    pub time: String,
+    pub event_id: EventId,
+    pub time: UnixNanos,
     pub kind: Kind,
     pub host: Arc<Host>,
     pub executor: Executor,
@@ -79,10 +79,7 @@ impl Event {
 
     /// When the action happened, Unix ns: the number the event id starts with.
     pub fn unix_ns(&self) -> i128 {
-        self.event_id
-            .split_once('-')
-            .and_then(|(ns, _)| ns.parse().ok())
-            .unwrap_or(0)
+        self.event_id.time.0
     }
 }
 
@@ -128,7 +125,7 @@ pub struct Executor {
     pub loader_env: Option<Arc<LoaderEnv>>,
     pub cwd: Option<Arc<str>>,
     pub comm: String,
-    pub start_time: String,
+    pub start_time: UnixNanos,
     pub user: User,
     pub login: Option<Login>,
     pub cgroup: Cgroup,
@@ -551,8 +548,8 @@ pub struct ForkAction {
 /// Events the tracer could not deliver since the previous report, by cause.
 #[derive(Debug, Serialize)]
 pub struct LossRecord {
-    pub event_id: String,
-    pub time: String,
+    pub event_id: EventId,
+    pub time: UnixNanos,
     pub kind: &'static str,
     pub host: Arc<Host>,
     pub lost: LossCounts,
@@ -680,6 +677,60 @@ pub(crate) fn push_padded(out: &mut Vec<u8>, mut v: u64, width: usize) {
     out.extend_from_slice(&buf[i..]);
 }
 
+/// A wall-clock instant in ns since the Unix epoch. Kept as a number from
+/// the probe's timestamp to the output; written as RFC 3339 with ns.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UnixNanos(pub i128);
+
+impl UnixNanos {
+    pub fn now() -> UnixNanos {
+        UnixNanos(now_unix_ns())
+    }
+
+    /// Whole ms since the epoch (OCSF's time), rounded down.
+    pub fn millis(self) -> i64 {
+        i64::try_from(self.0.div_euclid(1_000_000)).unwrap_or(i64::MAX)
+    }
+}
+
+impl std::fmt::Display for UnixNanos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&rfc3339_nanos(self.0))
+    }
+}
+
+impl Serialize for UnixNanos {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rfc3339_nanos(self.0))
+    }
+}
+
+/// An event's id: when the action happened and the thread that did it
+/// (written by [`event_id`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventId {
+    pub time: UnixNanos,
+    pub tid: u32,
+}
+
+impl EventId {
+    pub fn new(time: UnixNanos, tid: u32) -> EventId {
+        EventId { time, tid }
+    }
+}
+
+impl std::fmt::Display for EventId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&event_id(self.time.0, self.tid))
+    }
+}
+
+impl Serialize for EventId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&event_id(self.time.0, self.tid))
+    }
+}
+
 /// Wall-clock now, in ns since the Unix epoch.
 pub fn now_unix_ns() -> i128 {
     std::time::SystemTime::now()
@@ -740,8 +791,8 @@ pub(crate) fn sample_exec_event() -> Event {
     let argv: Arc<[String]> =
         vec!["/bin/true".to_owned(), crate::escape::escape(b"a\nb\xff")].into();
     Event {
-        event_id: event_id(1_795_465_307_123_456_789, 42),
-        time: rfc3339_nanos(1_795_465_307_123_456_789),
+        event_id: EventId::new(UnixNanos(1_795_465_307_123_456_789), 42),
+        time: UnixNanos(1_795_465_307_123_456_789),
         kind: Kind::Exec,
         host: Arc::new(Host {
             name: "node-1".into(),
@@ -803,7 +854,7 @@ pub(crate) fn sample_executor() -> Executor {
         loader_env: None,
         cwd: Some("/".into()),
         comm: "true".into(),
-        start_time: rfc3339_nanos(0),
+        start_time: UnixNanos(0),
         user: User {
             uid: 1001,
             name: Some("deploy".into()),
@@ -884,6 +935,23 @@ mod tests {
             );
             assert_eq!(rfc3339_nanos(ns), want, "{ns}");
         }
+    }
+
+    #[test]
+    fn times_stay_numbers_until_written() {
+        let t = UnixNanos(1_795_465_307_123_456_789);
+        assert_eq!(t.millis(), 1_795_465_307_123);
+        assert_eq!(UnixNanos(-1).millis(), -1);
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            format!("\"{}\"", rfc3339_nanos(t.0))
+        );
+        let id = EventId::new(t, 42);
+        assert_eq!(
+            serde_json::to_string(&id).unwrap(),
+            format!("\"{}\"", event_id(t.0, 42))
+        );
+        assert_eq!(id.to_string(), event_id(t.0, 42));
     }
 
     #[test]

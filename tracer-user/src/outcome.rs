@@ -189,8 +189,8 @@ mod tests {
     fn connect(cookie: u64, protocol: &str, method: &'static str) -> Attributed {
         Attributed {
             event: Event {
-                event_id: format!("e{cookie}"),
-                time: String::new(),
+                event_id: crate::event::EventId::new(crate::event::UnixNanos(0), cookie as u32),
+                time: crate::event::UnixNanos(0),
                 kind: Kind::Connect,
                 host: Arc::new(Host {
                     name: "h".into(),

@@ -16,7 +16,7 @@ use crate::{
     btf::Btf,
     config::Config,
     decode::Record,
-    event::{BudgetCounts, Event, Host, LossRecord, Policy, event_id, now_unix_ns, rfc3339_nanos},
+    event::{BudgetCounts, Event, EventId, Host, LossRecord, Policy, UnixNanos},
     filehash::FileHasher,
     host::{self, HostInfo},
     identity::{
@@ -440,10 +440,10 @@ impl Housekeeping {
                     .inc_by(n);
             }
         }
-        let now = now_unix_ns();
+        let now = UnixNanos::now();
         sinks.write_loss(&LossRecord {
-            event_id: event_id(now, 0),
-            time: rfc3339_nanos(now),
+            event_id: EventId::new(now, 0),
+            time: now,
             kind: "loss",
             host: self.host.clone(),
             lost,

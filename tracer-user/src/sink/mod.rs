@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::{
     chain::{Chain, Checkpoint, Checkpointer, Link},
     event::{
-        Event, Host, LossCounts, LossRecord, Policy, SinkGap, event_id, now_unix_ns, rfc3339_nanos,
+        Event, EventId, Host, LossCounts, LossRecord, Policy, SinkGap, UnixNanos, now_unix_ns,
     },
 };
 
@@ -159,8 +159,8 @@ struct Output {
 /// A signed checkpoint record.
 #[derive(Serialize)]
 struct CheckpointRecord<'a> {
-    event_id: String,
-    time: String,
+    event_id: EventId,
+    time: UnixNanos,
     kind: &'static str,
     checkpoint: &'a Checkpoint,
 }
@@ -169,8 +169,8 @@ struct CheckpointRecord<'a> {
 /// file whose tail no valid checkpoint of its key covers.
 #[derive(Debug, Serialize)]
 struct SegmentRecord<'a> {
-    event_id: String,
-    time: String,
+    event_id: EventId,
+    time: UnixNanos,
     kind: &'static str,
     segment: &'a Segment,
 }
@@ -289,10 +289,10 @@ impl Output {
             return;
         };
         let signed = cp.sign(seq, hash, now);
-        let t = now_unix_ns();
+        let t = UnixNanos::now();
         let rec = CheckpointRecord {
-            event_id: event_id(t, 0),
-            time: rfc3339_nanos(t),
+            event_id: EventId::new(t, 0),
+            time: t,
             kind: "checkpoint",
             checkpoint: &signed,
         };
@@ -309,10 +309,10 @@ impl Output {
     /// Open a new segment: a record disowning `s`, and a checkpoint at once so
     /// that the disowning itself is signed.
     fn start_segment(&mut self, s: &Segment) {
-        let t = now_unix_ns();
+        let t = UnixNanos::now();
         let rec = SegmentRecord {
-            event_id: event_id(t, 0),
-            time: rfc3339_nanos(t),
+            event_id: EventId::new(t, 0),
+            time: t,
             kind: "chain_segment",
             segment: s,
         };
@@ -334,10 +334,10 @@ impl Output {
             return;
         };
         let head = self.chain.head();
-        let t = now_unix_ns();
+        let t = UnixNanos::now();
         let rec = LossRecord {
-            event_id: event_id(t, 0),
-            time: rfc3339_nanos(t),
+            event_id: EventId::new(t, 0),
+            time: t,
             kind: "loss",
             host,
             lost: LossCounts {

@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::event::{
-    Action, Ancestor, ConnectAction, Endpoint, Event, ExecAction, Executor, ExitAction, FileId,
-    ForkAction, Host, Login, LossRecord, Outcome, Policy, User, Workload,
+    Action, Ancestor, ConnectAction, Endpoint, Event, EventId, ExecAction, Executor, ExitAction,
+    FileId, ForkAction, Host, Login, LossRecord, Outcome, Policy, UnixNanos, User, Workload,
 };
 
 pub const OCSF_VERSION: &str = "1.8.0";
@@ -79,8 +79,8 @@ pub fn event_to_ocsf(ev: &Event) -> Value {
 
 pub fn loss_to_ocsf(l: &LossRecord) -> Value {
     let origin = Origin {
-        time: &l.time,
-        event_id: &l.event_id,
+        time: l.time,
+        event_id: l.event_id,
         kind: json!(l.kind),
         host: &l.host,
         policy: &l.policy,
@@ -150,14 +150,14 @@ fn fork(ev: &Event, a: &ForkAction) -> Map<String, Value> {
     let mut child = process(ev, &x.binary, &x.argv, None);
     child.insert("pid".into(), json!(a.child_pid));
     child.remove("ptid");
-    child.insert("created_time".into(), json!(time_ms(&ev.time)));
+    child.insert("created_time".into(), json!(ev.time.millis()));
     child.insert("parent_process".into(), executor_process(x));
     let mut ancestry = vec![entity(
         x.pid,
         &x.exec_id,
         &x.binary,
         &x.argv,
-        rfc3339_ms(&x.start_time),
+        Some(x.start_time.millis()),
     )];
     ancestry.extend(ev.lineage.iter().map(ancestor_entity));
     child.insert("ancestry".into(), Value::Array(ancestry));
@@ -173,7 +173,7 @@ fn exit(ev: &Event, a: &ExitAction) -> Map<String, Value> {
     put_pair(&mut m, "status", SUCCESS);
     m.insert("exit_code".into(), json!(a.exit_code));
     let mut p = process(ev, &x.binary, &x.argv, Some(&x.exec_id));
-    p.insert("terminated_time".into(), json!(time_ms(&ev.time)));
+    p.insert("terminated_time".into(), json!(ev.time.millis()));
     m.insert("process".into(), Value::Object(p));
     // An exit is reflexive: the process is its own actor.
     m.insert("actor".into(), actor(x, Some(executor_process(x))));
@@ -247,8 +247,8 @@ fn process_header(ev: &Event, activity: Enum) -> Map<String, Value> {
 
 /// What the header needs from an event or a loss record.
 struct Origin<'a> {
-    time: &'a str,
-    event_id: &'a str,
+    time: UnixNanos,
+    event_id: EventId,
     kind: Value,
     host: &'a Host,
     policy: &'a Policy,
@@ -257,8 +257,8 @@ struct Origin<'a> {
 impl<'a> Origin<'a> {
     fn of(ev: &'a Event) -> Origin<'a> {
         Origin {
-            time: &ev.time,
-            event_id: &ev.event_id,
+            time: ev.time,
+            event_id: ev.event_id,
             kind: ours(&ev.kind),
             host: &ev.host,
             policy: &ev.policy,
@@ -283,7 +283,7 @@ fn header(class: &Class, activity: Enum, o: &Origin<'_>, profiles: &[&str]) -> M
         json!(format!("{}: {}", class.name, activity.1)),
     );
     put_pair(&mut m, "severity", INFORMATIONAL);
-    m.insert("time".into(), json!(time_ms(o.time)));
+    m.insert("time".into(), json!(o.time.millis()));
     // Our times are UTC.
     m.insert("timezone_offset".into(), json!(0));
     m.insert(
@@ -295,7 +295,7 @@ fn header(class: &Class, activity: Enum, o: &Origin<'_>, profiles: &[&str]) -> M
                 "vendor_name": "tracer project",
                 "version": o.policy.tracer_version,
             },
-            "uid": o.event_id,
+            "uid": o.event_id.to_string(),
             "event_code": o.kind,
             "profiles": profiles,
         }),
@@ -364,9 +364,7 @@ fn process(ev: &Event, binary: &str, argv: &[String], uid: Option<&str>) -> Map<
     if let Some(cwd) = &x.cwd {
         m.insert("working_directory".into(), json!(cwd));
     }
-    if let Some(t) = rfc3339_ms(&x.start_time) {
-        m.insert("created_time".into(), json!(t));
-    }
+    m.insert("created_time".into(), json!(x.start_time.millis()));
     m.insert("user".into(), user(&x.user));
     if let Some(s) = x.login.as_ref().and_then(session) {
         m.insert("session".into(), s);
@@ -404,9 +402,7 @@ fn executor_process(x: &Executor) -> Value {
     let mut m = small_process(x.pid, &x.exec_id, &x.binary, &x.argv);
     m.insert("file".into(), file(&x.binary, x.file.as_ref()));
     m.insert("ptid".into(), json!(x.tid));
-    if let Some(t) = rfc3339_ms(&x.start_time) {
-        m.insert("created_time".into(), json!(t));
-    }
+    m.insert("created_time".into(), json!(x.start_time.millis()));
     Value::Object(m)
 }
 
@@ -620,81 +616,6 @@ fn drop_nulls(v: Value) -> Value {
     }
 }
 
-/// `time` in ms since the epoch. Ours is always well-formed; were it not, the
-/// present is the best guess for an event that has just been seen.
-fn time_ms(rfc3339: &str) -> i64 {
-    rfc3339_ms(rfc3339)
-        .unwrap_or_else(|| i64::try_from(crate::event::now_unix_ns() / 1_000_000).unwrap_or(0))
-}
-
-/// RFC 3339 (`2026-11-23T20:21:47.123456789Z`, or with an offset) to ms since
-/// the epoch; fractions beyond ms are cut off.
-fn rfc3339_ms(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    // `get`, not indexing: a multi-byte character must not make us panic.
-    let num = |r: std::ops::Range<usize>| s.get(r).and_then(digits);
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
-        return None;
-    }
-    let mut rest = s.get(19..)?;
-    let mut ms = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if n == 0 {
-            return None;
-        }
-        let first3 = format!("{:0<3}", &frac[..n.min(3)]);
-        ms = digits(&first3)?;
-        rest = &frac[n..];
-    }
-    let offset_min = match rest.as_bytes() {
-        [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
-            let h = rest.get(1..3).and_then(digits)?;
-            let m = rest.get(4..6).and_then(digits)?;
-            if h > 23 || m > 59 {
-                return None;
-            }
-            let off = h * 60 + m;
-            if *sign == b'-' { -off } else { off }
-        }
-        _ => return None,
-    };
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset_min * 60;
-    Some(secs * 1000 + ms)
-}
-
-fn digits(s: &str) -> Option<i64> {
-    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
-/// (year, month, day) to days since 1970-01-01, proleptic Gregorian
-/// (H. Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use std::{collections::BTreeMap, sync::Arc};
@@ -703,7 +624,7 @@ mod tests {
     use crate::{
         event::{
             Cgroup, Container, Identity, IdentityStatus, Kind, LossCounts, Namespaces, Pod,
-            PodOwner, event_id, rfc3339_nanos,
+            PodOwner,
         },
         identity::workload::WorkloadKind,
     };
@@ -785,7 +706,7 @@ mod tests {
             loader_env: None,
             cwd: Some("/app".into()),
             comm: basename(binary).chars().take(15).collect(),
-            start_time: rfc3339_nanos(T0 - 2_000_000_000),
+            start_time: UnixNanos(T0 - 2_000_000_000),
             user: User {
                 uid: 1000,
                 name: Some("app".into()),
@@ -820,8 +741,8 @@ mod tests {
 
     fn event(kind: Kind, executor: Executor, lineage: Vec<Ancestor>, action: Action) -> Event {
         Event {
-            event_id: event_id(T0, executor.tid),
-            time: rfc3339_nanos(T0),
+            event_id: EventId::new(UnixNanos(T0), executor.tid),
+            time: UnixNanos(T0),
             kind,
             host: Arc::new(Host {
                 name: "node-1".into(),
@@ -1046,8 +967,8 @@ mod tests {
 
     fn loss() -> LossRecord {
         LossRecord {
-            event_id: event_id(T0, 0),
-            time: rfc3339_nanos(T0),
+            event_id: EventId::new(UnixNanos(T0), 0),
+            time: UnixNanos(T0),
             kind: "loss",
             host: Arc::new(Host {
                 name: "node-1".into(),
@@ -1436,33 +1357,6 @@ mod tests {
         assert_eq!(v["unmapped"]["gap"]["after_seq"], 41);
         assert_eq!(v["metadata"]["event_code"], "loss");
         assert_eq!(v["time"], 1_795_465_307_123_i64);
-    }
-
-    #[test]
-    fn rfc3339_to_ms() {
-        for ns in [
-            0,
-            1_000_000_001,
-            951_782_400_000_000_000,
-            T0,
-            4_102_444_799_999_999_999,
-        ] {
-            let ms = i64::try_from(ns / 1_000_000).unwrap();
-            assert_eq!(rfc3339_ms(&rfc3339_nanos(ns)), Some(ms), "{ns}");
-        }
-        assert_eq!(rfc3339_ms("1970-01-01T01:00:00+01:00"), Some(0));
-        assert_eq!(rfc3339_ms("1970-01-01T00:00:00.5-00:30"), Some(1_800_500));
-        assert_eq!(rfc3339_ms("1969-12-31T23:59:59Z"), Some(-1000));
-        for bad in [
-            "",
-            "2026-11-23",
-            "2026-11-23T20:21:4éZ",
-            "2026-13-01T00:00:00Z",
-            "2026-11-23T20:21:47.Z",
-            "2026-11-23T20:21:47",
-        ] {
-            assert_eq!(rfc3339_ms(bad), None, "{bad}");
-        }
     }
 
     #[test]
