@@ -11,6 +11,7 @@ use std::{
 use anyhow::Context as _;
 
 use super::Printer;
+use crate::sink::file::rotated_path;
 
 /// How often a followed file is checked for new lines and rotation.
 const POLL: Duration = Duration::from_millis(200);
@@ -133,9 +134,7 @@ impl FileFollower {
         let mut newer = Vec::new();
         let mut found = false;
         for k in 1..=MAX_ROTATED {
-            let mut p = self.path.clone().into_os_string();
-            p.push(format!(".{k}"));
-            match File::open(&p) {
+            match File::open(rotated_path(&self.path, k)) {
                 Ok(f) => {
                     let m = f.metadata()?;
                     if (m.dev(), m.ino()) == self.id {
@@ -246,7 +245,7 @@ mod tests {
         seen.extend(f.poll_lines().unwrap());
         append(&path, "ial\nc\n");
         // Rotate, write to the new file before the follower looks.
-        fs::rename(&path, dir.0.join("events.json.1")).unwrap();
+        fs::rename(&path, rotated_path(&path, 1)).unwrap();
         append(&path, "d\ne\n");
         seen.extend(f.poll_lines().unwrap());
         append(&path, "f\n");
