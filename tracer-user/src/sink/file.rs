@@ -33,6 +33,42 @@ fn io_err(path: &Path, what: &'static str) -> impl FnOnce(io::Error) -> FileSink
     move |source| FileSinkError::Io { path, what, source }
 }
 
+/// `FILE.n`, the `n`th rotated file beside `base` (`FILE.1` the newest, higher
+/// numbers older). The one place that spells rotated names: the sink, its
+/// restart and `tracer tail --file` all go through it and [`rotated_files`].
+pub(crate) fn rotated_path(base: &Path, n: usize) -> PathBuf {
+    let mut p = base.as_os_str().to_owned();
+    p.push(format!(".{n}"));
+    PathBuf::from(p)
+}
+
+/// The rotated files that exist beside `base`: (n, path) for every `FILE.<n>`
+/// with n > 0, in no particular order.
+pub(crate) fn rotated_files(base: &Path) -> Result<Vec<(usize, PathBuf)>, FileSinkError> {
+    let dir = match base.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Some(name) = base.file_name().and_then(|n| n.to_str()) else {
+        return Ok(Vec::new());
+    };
+    let prefix = format!("{name}.");
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err(dir, "cannot list"))? {
+        let entry = entry.map_err(io_err(dir, "cannot list"))?;
+        let n = entry
+            .file_name()
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .filter(|k| k.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|k| k.parse::<usize>().ok());
+        if let Some(n) = n.filter(|n| *n > 0) {
+            out.push((n, entry.path()));
+        }
+    }
+    Ok(out)
+}
+
 pub struct RotatingFile {
     path: PathBuf,
     file: File,
@@ -132,18 +168,13 @@ impl RotatingFile {
 
     /// path.(keep-1) -> path.keep ... path -> path.1, then a fresh path.
     fn rotate(&mut self) -> Result<(), FileSinkError> {
-        let numbered = |k: usize| {
-            let mut p = self.path.clone().into_os_string();
-            p.push(format!(".{k}"));
-            PathBuf::from(p)
-        };
         let ignore_missing = |r: io::Result<()>| match r {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         };
         // Beyond keep: leftovers of a run that kept more (path.keep itself is
         // replaced by the rename below).
-        let existing = self.rotated_files()?;
+        let existing = rotated_files(&self.path)?;
         for (n, stale) in &existing {
             if *n > self.keep {
                 ignore_missing(fs::remove_file(stale)).map_err(io_err(stale, "cannot remove"))?;
@@ -157,8 +188,8 @@ impl RotatingFile {
             .max()
             .unwrap_or(0);
         for k in (1..=top).rev() {
-            let from = numbered(k);
-            ignore_missing(fs::rename(&from, numbered(k + 1)))
+            let from = rotated_path(&self.path, k);
+            ignore_missing(fs::rename(&from, rotated_path(&self.path, k + 1)))
                 .map_err(io_err(&from, "cannot rename"))?;
         }
         // Missing if an earlier rotation renamed it but could not open a new one.
@@ -166,7 +197,7 @@ impl RotatingFile {
             ignore_missing(fs::remove_file(&self.path))
                 .map_err(io_err(&self.path, "cannot remove"))?;
         } else {
-            ignore_missing(fs::rename(&self.path, numbered(1)))
+            ignore_missing(fs::rename(&self.path, rotated_path(&self.path, 1)))
                 .map_err(io_err(&self.path, "cannot rename"))?;
         }
         let (file, size) = open_log(&self.path)?;
@@ -174,32 +205,6 @@ impl RotatingFile {
         self.size = size;
         self.rotations += 1;
         Ok(())
-    }
-
-    /// The numbered files beside `path`: (n, path.n).
-    fn rotated_files(&self) -> Result<Vec<(usize, PathBuf)>, FileSinkError> {
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let Some(name) = self.path.file_name().and_then(|n| n.to_str()) else {
-            return Ok(Vec::new());
-        };
-        let prefix = format!("{name}.");
-        let mut out = Vec::new();
-        for entry in fs::read_dir(dir).map_err(io_err(dir, "cannot list"))? {
-            let entry = entry.map_err(io_err(dir, "cannot list"))?;
-            let n = entry
-                .file_name()
-                .to_str()
-                .and_then(|f| f.strip_prefix(&prefix))
-                .filter(|k| k.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|k| k.parse::<usize>().ok());
-            if let Some(n) = n.filter(|n| *n > 0) {
-                out.push((n, entry.path()));
-            }
-        }
-        Ok(out)
     }
 
     /// Writes go straight to the file (whole lines, one `write_all` each); there
@@ -225,9 +230,7 @@ impl RotatingFile {
         {
             return Ok(Some(line));
         }
-        let mut p = self.path.clone().into_os_string();
-        p.push(".1");
-        let prev = PathBuf::from(p);
+        let prev = rotated_path(&self.path, 1);
         match File::open(&prev) {
             Ok(f) => {
                 let size = f.metadata().map_err(io_err(&prev, "cannot stat"))?.len();
@@ -361,10 +364,6 @@ mod tests {
         }
     }
 
-    fn numbered(path: &Path, k: usize) -> PathBuf {
-        PathBuf::from(format!("{}.{k}", path.display()))
-    }
-
     fn mode(p: &Path) -> u32 {
         fs::metadata(p).unwrap().permissions().mode() & 0o7777
     }
@@ -412,10 +411,10 @@ mod tests {
         assert!(n > 50, "rotated {n} times");
         let mut files: Vec<Vec<u8>> = (1..=n)
             .rev()
-            .map(|k| fs::read(numbered(&path, k)).unwrap())
+            .map(|k| fs::read(rotated_path(&path, k)).unwrap())
             .collect();
         files.push(fs::read(&path).unwrap());
-        assert!(!numbered(&path, n + 1).exists());
+        assert!(!rotated_path(&path, n + 1).exists());
         assert_eq!(files.concat(), all, "every byte once, in order");
         for (k, w) in files.windows(2).enumerate() {
             let (full, next) = (&w[0], &w[1]);
@@ -435,7 +434,7 @@ mod tests {
         let dir = TempDir::new("keep");
         let path = dir.0.join("events.json");
         // A leftover from a run that kept more.
-        fs::write(numbered(&path, 7), b"old\n").unwrap();
+        fs::write(rotated_path(&path, 7), b"old\n").unwrap();
         let mut f = RotatingFile::open(&path, 50, 3).unwrap();
         assert_eq!(mode(&path), 0o600);
         let input = lines(300, 30);
@@ -444,7 +443,7 @@ mod tests {
         }
         assert!(f.rotations() > 10);
         for k in 1..=3 {
-            assert_eq!(mode(&numbered(&path, k)), 0o600, "{k}");
+            assert_eq!(mode(&rotated_path(&path, k)), 0o600, "{k}");
         }
         assert_eq!(mode(&path), 0o600);
         let mut names: Vec<String> = fs::read_dir(&dir.0)
@@ -463,7 +462,7 @@ mod tests {
         );
         // The newest lines survive, in order.
         let kept = [3, 2, 1]
-            .map(|k| fs::read(numbered(&path, k)).unwrap())
+            .map(|k| fs::read(rotated_path(&path, k)).unwrap())
             .concat();
         let kept = [kept, fs::read(&path).unwrap()].concat();
         assert!(input.concat().ends_with(&kept));
@@ -508,8 +507,8 @@ mod tests {
         let big = [vec![b'x'; 30], vec![b'\n']].concat();
         f.write_lines(&[b"short\n".as_slice(), &big, b"y\n"].concat())
             .unwrap();
-        assert_eq!(fs::read(numbered(&path, 2)).unwrap(), b"short\n");
-        assert_eq!(fs::read(numbered(&path, 1)).unwrap(), big);
+        assert_eq!(fs::read(rotated_path(&path, 2)).unwrap(), b"short\n");
+        assert_eq!(fs::read(rotated_path(&path, 1)).unwrap(), big);
         assert_eq!(fs::read(&path).unwrap(), b"y\n");
         assert_eq!(f.rotations(), 2);
         // Alone in an empty file: no rotation before it.
@@ -533,6 +532,6 @@ mod tests {
             f.write_lines(&l).unwrap();
         }
         assert_eq!(f.rotations(), 0);
-        assert!(!numbered(&path, 1).exists());
+        assert!(!rotated_path(&path, 1).exists());
     }
 }

@@ -72,9 +72,7 @@ fn unvouched_tail(
     };
     let mut files = vec![path.to_owned()];
     let mut report = crate::verify::verify_files(&files, Some(key))?;
-    let mut rotated = path.as_os_str().to_owned();
-    rotated.push(".1");
-    let rotated = PathBuf::from(rotated);
+    let rotated = file::rotated_path(path, 1);
     if report.last_checkpoint.is_none() && rotated.exists() {
         files.insert(0, rotated);
         report = crate::verify::verify_files(&files, Some(key))?;

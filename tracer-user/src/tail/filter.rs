@@ -1,0 +1,511 @@
+//! The event filter of `tracer tail`: kind, SPIFFE ID, pod, user, login uid,
+//! binary and destination, all of which must match.
+use std::net::IpAddr;
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+use super::{TailArgs, base_name};
+
+const KINDS: [&str; 5] = ["exec", "connect", "fork", "exit", "loss"];
+
+/// A glob over characters: `*` any run, `?` one, `\` makes the next one literal.
+#[derive(Debug, Clone, PartialEq)]
+struct Glob(Vec<Tok>);
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tok {
+    Lit(char),
+    One,
+    Any,
+}
+
+impl Glob {
+    fn parse(flag: &str, pattern: &str) -> anyhow::Result<Glob> {
+        if pattern.is_empty() {
+            bail!("--{flag}: empty pattern");
+        }
+        let mut toks = Vec::new();
+        let mut chars = pattern.chars();
+        while let Some(c) = chars.next() {
+            toks.push(match c {
+                '*' => Tok::Any,
+                '?' => Tok::One,
+                '\\' => match chars.next() {
+                    Some(c) => Tok::Lit(c),
+                    None => bail!("--{flag}: `{pattern}` ends with a lone `\\`"),
+                },
+                c => Tok::Lit(c),
+            });
+        }
+        Ok(Glob(toks))
+    }
+
+    fn matches(&self, s: &str) -> bool {
+        let text: Vec<char> = s.chars().collect();
+        let toks = &self.0;
+        let (mut p, mut i) = (0, 0);
+        // Last `*` seen and where in the text it is tried up to: with only `*` as
+        // a variable-length token, backtracking to the last one suffices.
+        let mut star: Option<(usize, usize)> = None;
+        while i < text.len() {
+            match toks.get(p) {
+                Some(Tok::Any) => {
+                    star = Some((p, i));
+                    p += 1;
+                }
+                Some(Tok::One) => {
+                    p += 1;
+                    i += 1;
+                }
+                Some(Tok::Lit(c)) if *c == text[i] => {
+                    p += 1;
+                    i += 1;
+                }
+                _ => match star {
+                    Some((sp, si)) => {
+                        p = sp + 1;
+                        i = si + 1;
+                        star = Some((sp, si + 1));
+                    }
+                    None => return false,
+                },
+            }
+        }
+        toks[p..].iter().all(|t| *t == Tok::Any)
+    }
+
+    fn has_slash(&self) -> bool {
+        self.0.contains(&Tok::Lit('/'))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum UserSel {
+    Uid(u32),
+    Name(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Net {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Net {
+    fn parse(s: &str) -> Option<Net> {
+        let (ip, prefix) = match s.split_once('/') {
+            Some((ip, p)) => (ip, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = ip.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            // Digits only: `u8::from_str` would also take `+8`.
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.parse().ok()?,
+            Some(_) => return None,
+            None => max,
+        };
+        (prefix <= max).then_some(Net { addr, prefix })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Dest {
+    net: Option<Net>,
+    port: Option<u16>,
+}
+
+impl Dest {
+    fn parse(s: &str) -> Option<Dest> {
+        let port = |p: &str| -> Option<u16> {
+            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            p.parse().ok()
+        };
+        if let Some(p) = s.strip_prefix(':').filter(|p| !p.starts_with(':')) {
+            return Some(Dest {
+                net: None,
+                port: Some(port(p)?),
+            });
+        }
+        if let Some(rest) = s.strip_prefix('[') {
+            let (inner, after) = rest.split_once(']')?;
+            let net = Net::parse(inner).filter(|n| n.addr.is_ipv6())?;
+            let port = match after {
+                "" => None,
+                a => Some(port(a.strip_prefix(':')?)?),
+            };
+            return Some(Dest {
+                net: Some(net),
+                port,
+            });
+        }
+        match s.matches(':').count() {
+            // IPv4 (or CIDR) with a port.
+            1 => {
+                let (ip, p) = s.split_once(':')?;
+                let net = Net::parse(ip).filter(|n| n.addr.is_ipv4())?;
+                Some(Dest {
+                    net: Some(net),
+                    port: Some(port(p)?),
+                })
+            }
+            _ => Some(Dest {
+                net: Some(Net::parse(s)?),
+                port: None,
+            }),
+        }
+    }
+
+    fn matches(&self, ip: Option<IpAddr>, port: Option<u64>) -> bool {
+        if let Some(want) = self.port
+            && port != Some(u64::from(want))
+        {
+            return false;
+        }
+        match self.net {
+            None => true,
+            // A v6 socket reaching a v4 peer reports it as ::ffff:a.b.c.d.
+            Some(net) => ip.is_some_and(|ip| net.contains(ip) || net.contains(ip.to_canonical())),
+        }
+    }
+}
+
+/// The event filters of `tracer tail`; all given must match.
+///
+/// `missed` notices always pass (they are about this reader); `loss` reports pass
+/// unless `--kind` leaves them out, since the lost events could have matched any
+/// filter. Neither counts towards `--count` unless asked for with `--kind loss`.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    kinds: Vec<String>,
+    spiffe_id: Option<Glob>,
+    namespace: Option<Glob>,
+    pod: Option<Glob>,
+    user: Option<UserSel>,
+    auid: Option<u32>,
+    binary: Option<Glob>,
+    dest: Option<Dest>,
+}
+
+impl Filter {
+    pub fn from_args(a: &TailArgs) -> anyhow::Result<Filter> {
+        let mut kinds = Vec::new();
+        for k in a.kind.iter().flat_map(|k| k.split(',')).map(str::trim) {
+            if !KINDS.contains(&k) {
+                bail!(
+                    "--kind: unknown kind `{k}` (expected one of {})",
+                    KINDS.join(", ")
+                );
+            }
+            kinds.push(k.to_owned());
+        }
+        let glob =
+            |flag: &str, p: &Option<String>| p.as_deref().map(|p| Glob::parse(flag, p)).transpose();
+        let user = a.user.as_deref().map(|u| match u.parse::<u32>() {
+            Ok(uid) => UserSel::Uid(uid),
+            Err(_) => UserSel::Name(u.to_owned()),
+        });
+        if user == Some(UserSel::Name(String::new())) {
+            bail!("--user: empty name");
+        }
+        let dest = match a.dest.as_deref() {
+            Some(d) => Some(Dest::parse(d).with_context(|| {
+                format!("--dest: `{d}` is not an IP, IP/PREFIX, :PORT, IP:PORT or [IPv6]:PORT")
+            })?),
+            None => None,
+        };
+        Ok(Filter {
+            kinds,
+            spiffe_id: glob("spiffe-id", &a.spiffe_id)?,
+            namespace: glob("namespace", &a.namespace)?,
+            pod: glob("pod", &a.pod)?,
+            user,
+            auid: a.auid,
+            binary: glob("binary", &a.binary)?,
+            dest,
+        })
+    }
+
+    pub fn matches(&self, ev: &Value) -> bool {
+        let kind = ev["kind"].as_str().unwrap_or_default();
+        match kind {
+            "missed" => return true,
+            "loss" => return self.kinds.is_empty() || self.wants("loss"),
+            _ => {}
+        }
+        if !self.kinds.is_empty() && !self.wants(kind) {
+            return false;
+        }
+        let ex = &ev["executor"];
+        let glob_on = |g: &Option<Glob>, v: &Value| {
+            g.as_ref()
+                .is_none_or(|g| v.as_str().is_some_and(|s| g.matches(s)))
+        };
+        if let Some(g) = &self.spiffe_id {
+            let ids = ex["identity"]["spiffe_ids"].as_array();
+            if !ids.is_some_and(|ids| ids.iter().filter_map(Value::as_str).any(|id| g.matches(id)))
+            {
+                return false;
+            }
+        }
+        if !glob_on(&self.namespace, &ex["workload"]["pod"]["namespace"])
+            || !glob_on(&self.pod, &ex["workload"]["pod"]["name"])
+        {
+            return false;
+        }
+        match &self.user {
+            Some(UserSel::Uid(uid)) if ex["user"]["uid"].as_u64() != Some(u64::from(*uid)) => {
+                return false;
+            }
+            Some(UserSel::Name(name)) if ex["user"]["name"].as_str() != Some(name) => return false,
+            _ => {}
+        }
+        if let Some(auid) = self.auid
+            && ex["login"]["auid"].as_u64() != Some(u64::from(auid))
+        {
+            return false;
+        }
+        if let Some(g) = &self.binary {
+            let hit = |v: &Value| {
+                v.as_str()
+                    .is_some_and(|b| g.matches(b) || (!g.has_slash() && g.matches(base_name(b))))
+            };
+            if !hit(&ex["binary"]) && !hit(&ev["action"]["binary"]) {
+                return false;
+            }
+        }
+        if let Some(d) = &self.dest {
+            let dst = &ev["action"]["destination"];
+            let ip = dst["ip"].as_str().and_then(|s| s.parse().ok());
+            if !d.matches(ip, dst["port"].as_u64()) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A matching line that does not count towards `--count`.
+    pub(super) fn is_notice(&self, ev: &Value) -> bool {
+        match ev["kind"].as_str() {
+            Some("missed") => true,
+            Some("loss") => !self.wants("loss"),
+            _ => false,
+        }
+    }
+
+    fn wants(&self, kind: &str) -> bool {
+        self.kinds.iter().any(|k| k == kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{connect_event, exec_event, filter, loss_event};
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn filters_each_and_together() {
+        let exec = exec_event();
+        let conn = connect_event("10.1.2.3", 443);
+        let conn6 = connect_event("2001:db8::7", 8443);
+        let mapped = connect_event("::ffff:10.1.2.3", 443);
+        let missed = json!({"kind": "missed", "missed": 3});
+        let loss = loss_event();
+        let mut other = exec_event();
+        other["executor"]["user"] =
+            json!({"uid": 0, "name": "root", "gid": 0, "group": "root", "euid": 0, "egid": 0});
+        other["executor"]["login"] = Value::Null;
+        other["executor"]["workload"]["pod"] = Value::Null;
+        other["executor"]["identity"]["spiffe_ids"] = json!([]);
+        other["action"]["binary"] = json!("/bin/ls");
+        other["executor"]["binary"] = json!("/bin/sh");
+
+        type Case<'a> = (&'a [&'a str], &'a Value, bool);
+        let cases: &[Case<'_>] = &[
+            (&[], &exec, true),
+            (&[], &other, true),
+            (&["--kind", "exec"], &exec, true),
+            (&["--kind", "connect"], &exec, false),
+            (&["--kind", "connect", "--kind", "exec"], &exec, true),
+            (&["--kind", "connect,exec"], &exec, true),
+            (
+                &["--spiffe-id", "spiffe://example.org/ns/shop/*"],
+                &exec,
+                true,
+            ),
+            (
+                &["--spiffe-id", "spiffe://example.org/ns/sho?/sa/web"],
+                &exec,
+                true,
+            ),
+            (
+                &["--spiffe-id", "spiffe://example.org/ns/prod/*"],
+                &exec,
+                false,
+            ),
+            (&["--spiffe-id", "*"], &other, false),
+            (&["--namespace", "shop"], &exec, true),
+            (&["--namespace", "sh"], &exec, false),
+            (&["--namespace", "shop"], &other, false),
+            (&["--pod", "web-*"], &exec, true),
+            (&["--pod", "api-*"], &exec, false),
+            (&["--user", "deploy"], &exec, true),
+            (&["--user", "1001"], &exec, true),
+            (&["--user", "0"], &exec, false),
+            (&["--user", "root"], &other, true),
+            (&["--auid", "1000"], &exec, true),
+            (&["--auid", "1001"], &exec, false),
+            (&["--auid", "1000"], &other, false),
+            (&["--binary", "/usr/bin/curl"], &exec, true),
+            (&["--binary", "/usr/bin/bash"], &exec, true),
+            (&["--binary", "curl"], &exec, true),
+            (&["--binary", "/usr/*/cu?l"], &exec, true),
+            (&["--binary", "/usr/bin/wget"], &exec, false),
+            (&["--binary", "/*/ls"], &other, true),
+            (&["--binary", "bin/ls"], &other, false),
+            (&["--dest", "10.1.2.3"], &conn, true),
+            (&["--dest", "10.1.2.4"], &conn, false),
+            (&["--dest", "10.0.0.0/8"], &conn, true),
+            (&["--dest", "10.1.0.0/16"], &conn, true),
+            (&["--dest", "10.2.0.0/16"], &conn, false),
+            (&["--dest", "0.0.0.0/0"], &conn, true),
+            (&["--dest", "0.0.0.0/0"], &conn6, false),
+            (&["--dest", ":443"], &conn, true),
+            (&["--dest", ":80"], &conn, false),
+            (&["--dest", "10.1.2.3:443"], &conn, true),
+            (&["--dest", "10.1.2.3:80"], &conn, false),
+            (&["--dest", "10.0.0.0/8:443"], &conn, true),
+            (&["--dest", "2001:db8::7"], &conn6, true),
+            (&["--dest", "2001:db8::/32"], &conn6, true),
+            (&["--dest", "2001:db9::/32"], &conn6, false),
+            (&["--dest", "[2001:db8::7]:8443"], &conn6, true),
+            (&["--dest", "[2001:db8::/32]:8443"], &conn6, true),
+            (&["--dest", "[2001:db8::7]:443"], &conn6, false),
+            (&["--dest", "::/0"], &conn, false),
+            (&["--dest", "10.0.0.0/8"], &mapped, true),
+            (&["--dest", ":443"], &exec, false),
+            // AND
+            (
+                &["--kind", "connect", "--dest", ":443", "--user", "deploy"],
+                &conn,
+                true,
+            ),
+            (
+                &["--kind", "connect", "--dest", ":443", "--user", "root"],
+                &conn,
+                false,
+            ),
+            (
+                &[
+                    "--namespace",
+                    "shop",
+                    "--pod",
+                    "web-*",
+                    "--auid",
+                    "1000",
+                    "--binary",
+                    "curl",
+                ],
+                &exec,
+                true,
+            ),
+            (
+                &[
+                    "--namespace",
+                    "shop",
+                    "--pod",
+                    "web-*",
+                    "--auid",
+                    "1000",
+                    "--binary",
+                    "ls",
+                ],
+                &exec,
+                false,
+            ),
+            // Notices.
+            (&["--kind", "exec", "--user", "nobody"], &missed, true),
+            (&["--user", "nobody"], &loss, true),
+            (&["--kind", "exec"], &loss, false),
+            (&["--kind", "loss"], &loss, true),
+            (&["--kind", "loss"], &exec, false),
+        ];
+        for (args, ev, want) in cases {
+            let f = filter(args).unwrap();
+            assert_eq!(f.matches(ev), *want, "{args:?} on {}", ev["kind"]);
+        }
+        let f = filter(&[]).unwrap();
+        assert!(f.is_notice(&missed) && f.is_notice(&loss) && !f.is_notice(&exec));
+        assert!(!filter(&["--kind", "loss"]).unwrap().is_notice(&loss));
+    }
+
+    #[test]
+    fn bad_filters_name_their_flag() {
+        for (args, flag) in [
+            (&["--dest", "10.0.0.0/33"][..], "--dest"),
+            (&["--dest", "10.0.0.300"], "--dest"),
+            (&["--dest", "2001:db8::/129"], "--dest"),
+            (&["--dest", "10.0.0.1:99999"], "--dest"),
+            (&["--dest", ":"], "--dest"),
+            (&["--dest", "[10.0.0.1]:80"], "--dest"),
+            (&["--dest", "[::1]80"], "--dest"),
+            (&["--dest", "10.0.0.0/+8"], "--dest"),
+            (&["--dest", "host.example"], "--dest"),
+            (&["--binary", "/usr/bin/\\"], "--binary"),
+            (&["--spiffe-id", ""], "--spiffe-id"),
+            (&["--pod", "x\\"], "--pod"),
+            (&["--kind", "open"], "--kind"),
+        ] {
+            let err = filter(args)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.starts_with(flag), "{args:?}: {err}");
+        }
+        assert!(
+            filter(&["--socket", "/a", "--file", "/b"]).is_err(),
+            "exclusive"
+        );
+    }
+
+    #[test]
+    fn globs() {
+        for (pat, s, want) in [
+            ("*", "", true),
+            ("a*b*c", "aXbYc", true),
+            ("a*b*c", "aXbY", false),
+            ("*.service", "nginx.service", true),
+            ("?", "é", true),
+            ("??", "é", false),
+            ("a\\*", "a*", true),
+            ("a\\*", "ab", false),
+            ("/usr/bin/[", "/usr/bin/[", true),
+            ("*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false),
+        ] {
+            let g = Glob::parse("x", pat).unwrap();
+            assert_eq!(g.matches(s), want, "{pat} on {s}");
+        }
+    }
+}

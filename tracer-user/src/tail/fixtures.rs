@@ -1,0 +1,94 @@
+//! Test fixtures shared by the `tracer tail` tests: sample events, a filter
+//! parsed from command-line flags, and a temporary directory.
+use std::{
+    fs,
+    path::PathBuf,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use clap::Parser as _;
+use serde_json::{Value, json};
+
+use super::{Filter, TailArgs};
+
+#[derive(clap::Parser)]
+struct Cli {
+    #[command(flatten)]
+    tail: TailArgs,
+}
+
+pub(super) fn filter(args: &[&str]) -> anyhow::Result<Filter> {
+    let cli = Cli::try_parse_from(std::iter::once("tail").chain(args.iter().copied()))?;
+    Filter::from_args(&cli.tail)
+}
+
+pub(super) fn exec_event() -> Value {
+    json!({
+        "event_id": "1795465307123456789-0000042",
+        "time": "2026-11-23T20:21:47.123456789Z",
+        "kind": "exec",
+        "host": {"name": "node-1", "boot_id": "b"},
+        "executor": {
+            "exec_id": "abc", "pid": 42, "tid": 42, "ppid": 1,
+            "binary": "/usr/bin/bash", "argv": ["bash"], "cwd": "/", "comm": "bash",
+            "start_time": "2026-11-23T20:00:00.000000000Z",
+            "user": {"uid": 1001, "name": "deploy", "gid": 1001, "group": null, "euid": 1001, "egid": 1001},
+            "login": {"auid": 1000, "name": "alice", "session_id": 3, "tty": "pts/0"},
+            "cgroup": {"id": 7, "path": "/kubepods/x"},
+            "namespaces": {"pid": 1, "mnt": 2, "net": 3},
+            "workload": {
+                "kind": "pod",
+                "container": {"id": "0123456789abcdef0123", "runtime": "containerd", "name": "web", "image": "nginx"},
+                "pod": {"uid": "u-1", "name": "web-7d9f", "namespace": "shop", "service_account": "web", "labels": null, "owner": null},
+                "unit": null
+            },
+            "identity": {"spiffe_ids": ["spiffe://example.org/ns/shop/sa/web"], "selectors": [], "source": ["default"], "status": "resolved"}
+        },
+        "lineage": [],
+        "action": {"binary": "/usr/bin/curl", "argv": ["curl", "-s", "http://x/a b", "it's"], "argv_truncated": false, "outcome": "success", "error": null},
+        "policy": {"tracer_version": "0.1.0", "config_digest": "sha256:00"}
+    })
+}
+
+pub(super) fn connect_event(ip: &str, port: u16) -> Value {
+    let mut ev = exec_event();
+    ev["kind"] = json!("connect");
+    ev["executor"]["binary"] = json!("/usr/bin/curl");
+    ev["action"] = json!({
+        "protocol": "tcp", "family": if ip.contains(':') { "ipv6" } else { "ipv4" },
+        "destination": {"ip": ip, "port": port}, "source": null,
+        "outcome": "failure", "error": "ECONNREFUSED"
+    });
+    ev
+}
+
+pub(super) fn loss_event() -> Value {
+    json!({
+        "event_id": "x", "time": "2026-11-23T20:21:47.123456789Z", "kind": "loss",
+        "host": {"name": "node-1", "boot_id": "b"},
+        "lost": {"ring_full": 10, "read_fault": 0, "pending_full": 0, "scratch": 0, "malformed": 0, "sink_error": 2},
+        "policy": {"tracer_version": "0.1.0", "config_digest": "sha256:00"}
+    })
+}
+
+pub(super) struct TempDir(pub(super) PathBuf);
+
+impl TempDir {
+    pub(super) fn new(name: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "tracer-tail-{}-{}-{name}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,444 @@
+//! Rendering for `tracer tail`: one compact, terminal-safe line per event (or the
+//! JSON as written with `--json`), filtered and written to stdout per batch.
+use std::io::{self, Write as _};
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+use super::{Filter, base_name};
+
+const DIM: &str = "2";
+const BOLD_RED: &str = "1;31";
+const RED: &str = "31";
+const GREEN: &str = "32";
+const YELLOW: &str = "33";
+const BLUE: &str = "34";
+const MAGENTA: &str = "35";
+const CYAN: &str = "36";
+
+fn paint(color: bool, code: &str, s: &str) -> String {
+    if color {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Characters that must not reach a terminal raw: controls (escape sequences)
+/// and bidi controls (text that reads differently from what it is).
+fn unsafe_char(c: char) -> bool {
+    crate::escape::terminal_unsafe(c)
+}
+
+fn escape_char(c: char, out: &mut String) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\t' => out.push_str("\\t"),
+        '\r' => out.push_str("\\r"),
+        '\x1b' => out.push_str("\\e"),
+        c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+        c => out.push_str(&format!("\\u{:04x}", c as u32)),
+    }
+}
+
+/// A field for display, with unsafe characters escaped.
+fn clean(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if unsafe_char(c) {
+            escape_char(c, &mut out);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Quote for a POSIX shell where needed; `$'…'` where there are characters to escape.
+fn shell_quote(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        return s.to_owned();
+    }
+    if s.chars().any(unsafe_char) {
+        let mut out = String::from("$'");
+        for c in s.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\'' => out.push_str("\\'"),
+                c if unsafe_char(c) => escape_char(c, &mut out),
+                c => out.push(c),
+            }
+        }
+        out.push('\'');
+        return out;
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// `2026-11-23T20:21:47.123456789Z` -> `2026-11-23T20:21:47.123Z`.
+fn short_time(t: &str) -> String {
+    match t.get(..23) {
+        Some(head) if t.as_bytes().get(19) == Some(&b'.') && t.ends_with('Z') => format!("{head}Z"),
+        _ => clean(t),
+    }
+}
+
+fn identity(ex: &Value) -> String {
+    if let Some(id) = ex["identity"]["spiffe_ids"][0].as_str() {
+        return clean(id);
+    }
+    let w = &ex["workload"];
+    let pod = &w["pod"];
+    if pod.is_object() {
+        let ns = pod["namespace"].as_str().unwrap_or("?");
+        let name = pod["name"].as_str().or(pod["uid"].as_str()).unwrap_or("?");
+        return clean(&format!("{ns}/{name}"));
+    }
+    let c = &w["container"];
+    if c.is_object() {
+        let id = c["id"].as_str().map(|id| id.get(..12).unwrap_or(id));
+        if let Some(name) = c["name"].as_str().or(id) {
+            return clean(&format!("container:{name}"));
+        }
+    }
+    match w["unit"].as_str() {
+        Some(unit) => clean(unit),
+        None => "host".to_owned(),
+    }
+}
+
+fn user(ex: &Value) -> String {
+    let u = &ex["user"];
+    let mut s = match (u["name"].as_str(), u["uid"].as_u64()) {
+        (Some(name), _) => clean(name),
+        (None, Some(uid)) => uid.to_string(),
+        (None, None) => "?".to_owned(),
+    };
+    let login = &ex["login"];
+    if login.is_object() {
+        let who = match (login["name"].as_str(), login["auid"].as_u64()) {
+            (Some(name), _) => clean(name),
+            (None, Some(auid)) => auid.to_string(),
+            (None, None) => "?".to_owned(),
+        };
+        s.push_str(" auid=");
+        s.push_str(&who);
+    }
+    s
+}
+
+fn outcome(act: &Value, color: bool) -> String {
+    let o = act["outcome"].as_str().unwrap_or("?");
+    let code = match o {
+        "success" => GREEN,
+        "in_progress" => YELLOW,
+        _ => RED,
+    };
+    let mut s = clean(o);
+    if let Some(e) = act["error"].as_str() {
+        s.push_str(&format!(" ({})", clean(e)));
+    }
+    paint(color, code, &s)
+}
+
+/// One line for a human: time, kind, identity, user, then what was done.
+pub fn compact_line(ev: &Value, color: bool) -> String {
+    let kind = ev["kind"].as_str().unwrap_or("?");
+    match kind {
+        "missed" => {
+            let n = ev["missed"].as_u64().unwrap_or(0);
+            let s = if n == 1 { "" } else { "s" };
+            return paint(
+                color,
+                BOLD_RED,
+                &format!("!! {n} event{s} missed by this reader"),
+            );
+        }
+        "loss" => {
+            let lost = ev["lost"].as_object();
+            let total: u64 = lost.map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
+            // Causes in the order the event format lists them; unknown ones after.
+            let known = [
+                "ring_full",
+                "read_fault",
+                "pending_full",
+                "scratch",
+                "malformed",
+                "sink_error",
+                "sends_unreported",
+            ];
+            let mut causes: Vec<(String, u64)> = known
+                .iter()
+                .filter_map(|k| Some((k.to_string(), lost?.get(*k)?.as_u64()?)))
+                .collect();
+            if let Some(m) = lost {
+                causes.extend(
+                    m.iter()
+                        .filter(|(k, _)| !known.contains(&k.as_str()))
+                        .filter_map(|(k, v)| Some((clean(k), v.as_u64()?))),
+                );
+            }
+            let detail: Vec<String> = causes
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(k, n)| format!("{k}={n}"))
+                .collect();
+            let s = if total == 1 { "" } else { "s" };
+            let mut msg = format!("!! tracer lost {total} event{s}");
+            if !detail.is_empty() {
+                msg.push_str(": ");
+                msg.push_str(&detail.join(" "));
+            }
+            let time = short_time(ev["time"].as_str().unwrap_or("?"));
+            return format!(
+                "{} {}",
+                paint(color, DIM, &time),
+                paint(color, BOLD_RED, &msg)
+            );
+        }
+        _ => {}
+    }
+    let ex = &ev["executor"];
+    let act = &ev["action"];
+    let kind_code = match kind {
+        "exec" => GREEN,
+        "connect" => CYAN,
+        "fork" => BLUE,
+        _ => MAGENTA,
+    };
+    let mut out = format!(
+        "{} {} {} {}",
+        paint(color, DIM, &short_time(ev["time"].as_str().unwrap_or("?"))),
+        paint(color, kind_code, &format!("{:<7}", clean(kind))),
+        paint(color, YELLOW, &identity(ex)),
+        user(ex),
+    );
+    let binary = act["binary"]
+        .as_str()
+        .or(ex["binary"].as_str())
+        .unwrap_or("?");
+    out.push(' ');
+    out.push_str(&paint(color, "1", &shell_quote(binary)));
+    match kind {
+        "exec" => {
+            let argv: Vec<&str> = act["argv"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            // argv[0] is news only when it is not the binary (busybox applets, `-bash`).
+            let args = match argv.split_first() {
+                Some((a0, rest)) if *a0 == binary || *a0 == base_name(binary) => rest,
+                Some((a0, rest)) => {
+                    out.push_str(&format!(" [{}]", shell_quote(a0)));
+                    rest
+                }
+                None => &[],
+            };
+            for a in args {
+                out.push(' ');
+                out.push_str(&shell_quote(a));
+            }
+            if act["argv_truncated"].as_bool() == Some(true) {
+                out.push_str(" [truncated]");
+            }
+            if act["outcome"].as_str().is_some_and(|o| o != "success") {
+                out.push_str(" -> ");
+                out.push_str(&outcome(act, color));
+            }
+        }
+        "connect" => {
+            let dst = &act["destination"];
+            let ip = clean(dst["ip"].as_str().unwrap_or("?"));
+            let port = dst["port"]
+                .as_u64()
+                .map_or("?".to_owned(), |p| p.to_string());
+            let addr = if ip.contains(':') {
+                format!("[{ip}]:{port}")
+            } else {
+                format!("{ip}:{port}")
+            };
+            out.push_str(&format!(
+                " {} {addr} -> {}",
+                clean(act["protocol"].as_str().unwrap_or("?")),
+                outcome(act, color)
+            ));
+        }
+        "fork" => {
+            let pid = ex["pid"].as_u64().unwrap_or(0);
+            let child = act["child_pid"].as_u64().unwrap_or(0);
+            out.push_str(&format!(" pid {pid} -> child {child}"));
+        }
+        "exit" => {
+            let pid = ex["pid"].as_u64().unwrap_or(0);
+            match act["signal"].as_u64() {
+                Some(sig) => out.push_str(&format!(" pid {pid} killed by signal {sig}")),
+                None => out.push_str(&format!(
+                    " pid {pid} exited {}",
+                    act["exit_code"].as_u64().unwrap_or(0)
+                )),
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Filters and prints; output is written per batch.
+pub(super) struct Printer {
+    filter: Filter,
+    json: bool,
+    color: bool,
+    left: Option<u64>,
+    buf: Vec<u8>,
+}
+
+impl Printer {
+    /// Print what `filter` passes, stopping after `left` counted matches.
+    pub(super) fn new(filter: Filter, json: bool, color: bool, left: Option<u64>) -> Printer {
+        Printer {
+            filter,
+            json,
+            color,
+            left,
+            buf: Vec::with_capacity(64 * 1024),
+        }
+    }
+
+    /// Handle one line; true once `--count` matches have been printed.
+    pub(super) fn line(&mut self, line: &str) -> bool {
+        if line.trim().is_empty() {
+            return false;
+        }
+        let ev: Value = match serde_json::from_str(line) {
+            Ok(ev) => ev,
+            Err(e) => {
+                let head: String = line.chars().take(120).collect();
+                eprintln!(
+                    "tracer tail: skipping a line that is not JSON ({e}): {}",
+                    clean(&head)
+                );
+                return false;
+            }
+        };
+        if !self.filter.matches(&ev) {
+            return false;
+        }
+        if self.json {
+            // The tracer writes these escaped already; a file written by
+            // something else (or an older version) may not have.
+            self.buf
+                .extend_from_slice(crate::escape::json_line_safe(line).as_bytes());
+        } else {
+            self.buf
+                .extend_from_slice(compact_line(&ev, self.color).as_bytes());
+        }
+        self.buf.push(b'\n');
+        if self.filter.is_notice(&ev) {
+            return false;
+        }
+        match &mut self.left {
+            Some(left) => {
+                *left = left.saturating_sub(1);
+                *left == 0
+            }
+            None => false,
+        }
+    }
+
+    /// Write what was printed; false once stdout is closed (`tracer tail | head`).
+    pub(super) fn flush(&mut self) -> anyhow::Result<bool> {
+        if self.buf.is_empty() {
+            return Ok(true);
+        }
+        let mut out = io::stdout().lock();
+        let r = out.write_all(&self.buf).and_then(|()| out.flush());
+        self.buf.clear();
+        match r {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+            Err(e) => Err(e).context("cannot write to stdout"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{connect_event, exec_event, filter, loss_event};
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn compact_lines() {
+        assert_eq!(
+            compact_line(&exec_event(), false),
+            "2026-11-23T20:21:47.123Z exec    spiffe://example.org/ns/shop/sa/web deploy auid=alice \
+             /usr/bin/curl -s 'http://x/a b' 'it'\\''s'"
+        );
+        let mut ev = exec_event();
+        ev["executor"]["identity"]["spiffe_ids"] = json!([]);
+        ev["executor"]["login"] = Value::Null;
+        ev["executor"]["user"]["name"] = Value::Null;
+        ev["action"] = json!({"binary": "/bin/busybox", "argv": ["ls", "-l", "a\u{1b}[2Jb", ""], "argv_truncated": true, "outcome": "failure", "error": "ENOENT"});
+        assert_eq!(
+            compact_line(&ev, false),
+            "2026-11-23T20:21:47.123Z exec    shop/web-7d9f 1001 /bin/busybox [ls] -l $'a\\e[2Jb' '' [truncated] \
+             -> failure (ENOENT)"
+        );
+        ev["executor"]["workload"]["pod"] = Value::Null;
+        ev["executor"]["workload"]["container"]["name"] = Value::Null;
+        assert!(compact_line(&ev, false).contains(" container:0123456789ab 1001 "));
+        ev["executor"]["workload"]["container"] = Value::Null;
+        ev["executor"]["workload"]["unit"] = json!("nginx.service");
+        assert!(compact_line(&ev, false).contains(" nginx.service 1001 "));
+        ev["executor"]["workload"]["unit"] = Value::Null;
+        assert!(compact_line(&ev, false).contains(" host 1001 "));
+
+        assert_eq!(
+            compact_line(&connect_event("2001:db8::7", 8443), false),
+            "2026-11-23T20:21:47.123Z connect spiffe://example.org/ns/shop/sa/web deploy auid=alice \
+             /usr/bin/curl tcp [2001:db8::7]:8443 -> failure (ECONNREFUSED)"
+        );
+        let mut ok = connect_event("10.1.2.3", 443);
+        ok["action"]["outcome"] = json!("success");
+        ok["action"]["error"] = Value::Null;
+        assert!(compact_line(&ok, false).ends_with(" /usr/bin/curl tcp 10.1.2.3:443 -> success"));
+
+        assert_eq!(
+            compact_line(&loss_event(), false),
+            "2026-11-23T20:21:47.123Z !! tracer lost 12 events: ring_full=10 sink_error=2"
+        );
+        assert_eq!(
+            compact_line(&json!({"kind": "missed", "missed": 12}), false),
+            "!! 12 events missed by this reader"
+        );
+        assert_eq!(
+            compact_line(&json!({"kind": "missed", "missed": 1}), false),
+            "!! 1 event missed by this reader"
+        );
+        // Colour wraps fields in escape sequences; the text is the same.
+        let coloured = compact_line(&exec_event(), true);
+        assert!(coloured.contains("\x1b[32mexec   \x1b[0m"), "{coloured:?}");
+    }
+    #[test]
+    fn printer_counts_matches_not_notices() {
+        let mut p = Printer {
+            filter: filter(&["--kind", "exec"]).unwrap(),
+            json: true,
+            color: false,
+            left: Some(2),
+            buf: Vec::new(),
+        };
+        let exec = exec_event().to_string();
+        assert!(!p.line(&connect_event("10.0.0.1", 1).to_string()));
+        assert!(!p.line(&exec));
+        assert!(!p.line("{\"kind\":\"missed\",\"missed\":3}"));
+        assert!(!p.line("not json"));
+        assert!(p.line(&exec));
+        let out = String::from_utf8(p.buf).unwrap();
+        assert_eq!(
+            out,
+            format!("{exec}\n{{\"kind\":\"missed\",\"missed\":3}}\n{exec}\n")
+        );
+    }
+}
