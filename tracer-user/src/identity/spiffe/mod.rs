@@ -51,14 +51,14 @@ pub enum SpiffeError {
     },
     #[error("invalid SPIFFE ID {id:?}: {problem}")]
     SpiffeId { id: String, problem: IdProblem },
-    #[error("reading registrations {}: {source}", path.display())]
+    #[error("reading registrations {}", path.display())]
     Read {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    /// TOML syntax, or an unknown top-level key.
-    #[error("{origin}: {}", source.to_string().trim_end())]
+    /// TOML syntax, or an unknown top-level key: the source says which.
+    #[error("{origin}")]
     Toml {
         origin: String,
         #[source]

@@ -211,12 +211,23 @@ mod tests {
         }
     }
 
-    /// The message and every source below it, as `{:#}` prints them.
     fn load_err(text: &str) -> String {
         match Registry::from_toml(TD, true, text, "test.toml") {
             Ok(r) => panic!("accepted, {} entries", r.len()),
-            Err(e) => e.to_string(),
+            Err(e) => chain(&e),
         }
+    }
+
+    /// The message and its sources, as `{:#}` prints them.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut msg = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            source = s.source();
+        }
+        msg
     }
 
     fn ids(r: &Resolution) -> Vec<&str> {
@@ -278,7 +289,8 @@ mod tests {
     fn toml_file_level_errors() {
         let msg = load_err("[[entries]]\nspiffe_id = \"spiffe://example.org/a\"\n");
         assert!(msg.starts_with("test.toml: "), "{msg}");
-        assert!(msg.contains("unknown field `entries`"), "{msg}");
+        // Once: the source is not repeated in the message above it.
+        assert_eq!(msg.matches("unknown field `entries`").count(), 1, "{msg}");
         let msg = load_err("trust_domain = \"other.org\"\n");
         assert!(
             msg.contains("\"other.org\"") && msg.contains("\"example.org\""),
@@ -310,8 +322,9 @@ mod tests {
             "{msg}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
-        let msg = Registry::load(TD, false, &path).unwrap_err().to_string();
+        let msg = chain(&Registry::load(TD, false, &path).unwrap_err());
         assert!(msg.contains("registrations.toml"), "{msg}");
+        assert_eq!(msg.matches("(os error 2)").count(), 1, "{msg}");
     }
 
     #[test]
