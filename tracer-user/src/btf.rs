@@ -49,7 +49,7 @@ mod kind {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
-    #[error("cannot read BTF from {}: {source}", path.display())]
+    #[error("cannot read BTF from {}", path.display())]
     Io {
         path: PathBuf,
         #[source]

@@ -32,3 +32,17 @@ pub mod run;
 pub mod sink;
 pub mod tail;
 pub mod verify;
+
+/// An error and each of its causes, joined by ": " as anyhow's `{:#}` prints
+/// them: for logs and records, where only `Display` of the outer error would
+/// drop the cause (error messages name their context, not their source).
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}

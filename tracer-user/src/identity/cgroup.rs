@@ -47,7 +47,7 @@ const RECORD_PATH_MAX: usize = tracer_common::CGROUP_PATH_MAX - 1;
 
 #[derive(Debug, Error)]
 pub enum CgroupError {
-    #[error("reading {MOUNTINFO}: {0}")]
+    #[error("reading {MOUNTINFO}")]
     Mountinfo(#[source] io::Error),
     #[error("no cgroup2 file system is mounted (per {MOUNTINFO})")]
     NoCgroup2Mount,
