@@ -1090,10 +1090,13 @@ mod tests {
             Ok(cg) => cg,
             // A cgroup v1 host: nothing mounts the v2 hierarchy.
             Err(CgroupError::NoCgroup2Mount) => {
-                eprintln!("no cgroup2 mount here; skipping");
+                crate::skip(
+                    "live_v2_hierarchy",
+                    "no cgroup2 mount here (a cgroup v1 host)",
+                );
                 return;
             }
-            Err(e) => panic!("{e}"),
+            Err(e) => panic!("{}", crate::error_chain(&e)),
         };
         let mount = cg.mount().to_path_buf();
         let parent_rel = format!("/{}", unique("tracer-test"));
