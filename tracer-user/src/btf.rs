@@ -548,12 +548,6 @@ impl Btf {
         })
     }
 
-    /// Whether a named struct/union has the (possibly nested/anonymous) member.
-    /// Bitfields count as present even though `member_offset` rejects them.
-    pub fn has_member(&self, type_name: &str, path: &str) -> bool {
-        self.resolve(type_name, path).is_ok()
-    }
-
     /// Number of types (not counting void).
     pub fn type_count(&self) -> usize {
         self.types.len()
@@ -777,11 +771,11 @@ mod tests {
                 assert!(!e.to_string().is_empty());
             }
         }
-        assert!(btf.has_member("bits", "a"));
-        assert!(btf.has_member("sock_common", "skc_rcv_saddr"));
-        assert!(btf.has_member("sock", "__sk_common.skc_num"));
-        assert!(!btf.has_member("sock_common", "nope"));
-        assert!(!btf.has_member("nosuch", "x"));
+        assert!(btf.resolve("bits", "a").is_ok());
+        assert!(btf.resolve("sock_common", "skc_rcv_saddr").is_ok());
+        assert!(btf.resolve("sock", "__sk_common.skc_num").is_ok());
+        assert!(btf.resolve("sock_common", "nope").is_err());
+        assert!(btf.resolve("nosuch", "x").is_err());
         assert_eq!(btf.type_size("ns_common").unwrap(), 8);
         assert_eq!(btf.type_size("dup").unwrap(), 4);
         assert_eq!(btf.type_size("u").unwrap(), 8);
@@ -870,7 +864,7 @@ mod tests {
             btf.member_offset("dangling", "v"),
             Err(BtfError::Malformed(_))
         ));
-        assert!(!btf.has_member("self", "x"));
+        assert!(btf.resolve("self", "x").is_err());
         assert_eq!(btf.member_offset("ok", "i").unwrap(), 0);
 
         // Bad string offsets: out of range and unterminated.
@@ -916,7 +910,7 @@ mod tests {
             if let Ok(btf) = Btf::parse(&b) {
                 for (t, p) in queries {
                     let _ = btf.member_offset(t, p);
-                    let _ = btf.has_member(t, p);
+                    let _ = btf.resolve(t, p);
                     let _ = btf.type_size(t);
                 }
             }
@@ -1232,13 +1226,13 @@ mod tests {
                 let Some(want) = reference.offset(ty, m) else {
                     // Config-dependent members (e.g. loginuid without CONFIG_AUDIT).
                     eprintln!("{ty}.{m}: absent in this kernel");
-                    assert!(!btf.has_member(ty, m));
+                    assert!(btf.resolve(ty, m).is_err());
                     continue;
                 };
                 let got = btf.member_offset(ty, m).unwrap();
                 eprintln!("{ty}.{m} = {got}");
                 assert_eq!(got, want, "{ty}.{m}");
-                assert!(btf.has_member(ty, m));
+                assert!(btf.resolve(ty, m).is_ok());
             }
         }
         // Hand-checked nesting: sock_common's skc_num sits in anonymous union/struct.

@@ -436,10 +436,6 @@ impl FileHasher {
         self.drain();
         self.cache.peek(v, Instant::now())
     }
-
-    pub fn cached(&self) -> usize {
-        self.cache.len()
-    }
 }
 
 /// Open a regular file without blocking (a FIFO put where the binary was
