@@ -548,6 +548,7 @@ impl Btf {
         })
     }
 
+    #[cfg(test)]
     /// Number of types (not counting void).
     pub fn type_count(&self) -> usize {
         self.types.len()

@@ -244,6 +244,7 @@ impl CgroupResolver {
         }
     }
 
+    #[cfg(test)]
     /// Minimum time between two full walks of the hierarchy.
     pub fn with_rescan_interval(mut self, interval: Duration) -> CgroupResolver {
         self.rescan_interval = interval;
