@@ -1082,3 +1082,25 @@ pub fn check_schema(file: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A test that cannot run here says so loudly: `SKIPPED: <test>: <why>` on
+/// stderr (seen with `--nocapture`), a line appended to `$TRACER_SKIP_LOG` when
+/// set (to count skips), and a failure instead when `$TRACER_NO_SKIP` is set.
+/// Only for what a test machine may legitimately lack (a kernel feature, a
+/// mount); what `cargo xtask setup` installs is required, not skipped.
+pub fn skip(test: &str, why: &str) {
+    if std::env::var_os("TRACER_NO_SKIP").is_some() {
+        panic!("{test}: {why} (TRACER_NO_SKIP is set, so this fails instead of skipping)");
+    }
+    eprintln!("SKIPPED: {test}: {why}");
+    if let Some(log) = std::env::var_os("TRACER_SKIP_LOG") {
+        use std::io::Write as _;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = writeln!(f, "SKIPPED: {test}: {why}");
+        }
+    }
+}

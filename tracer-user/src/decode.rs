@@ -66,18 +66,6 @@ pub fn path_from_components(raw: &[u8], flags: u32) -> Vec<u8> {
     out
 }
 
-impl Record {
-    pub fn ts_boot_ns(&self) -> u64 {
-        match self {
-            Record::Exec(e) => e.rec.header.ts_boot_ns,
-            Record::Fork { ts_boot_ns, .. } | Record::Exit { ts_boot_ns, .. } => *ts_boot_ns,
-            Record::Connect(c) => c.header.ts_boot_ns,
-            Record::ConnectResult(r) => r.header.ts_boot_ns,
-            Record::Cgroup { ts_boot_ns, .. } => *ts_boot_ns,
-        }
-    }
-}
-
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     #[error("record of {got} bytes is shorter than its {need}-byte fixed part")]

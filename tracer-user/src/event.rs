@@ -291,10 +291,12 @@ impl Selectors {
         })
     }
 
+    #[cfg(test)]
     pub fn to_vec(&self) -> Vec<String> {
         self.iter().cloned().collect()
     }
 
+    #[cfg(test)]
     pub fn contains(&self, s: &str) -> bool {
         self.iter().any(|x| x == s)
     }

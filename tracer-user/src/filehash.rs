@@ -235,10 +235,12 @@ impl HashCache {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -435,10 +437,6 @@ impl FileHasher {
     pub fn known(&mut self, v: &FileVersion) -> HashState {
         self.drain();
         self.cache.peek(v, Instant::now())
-    }
-
-    pub fn cached(&self) -> usize {
-        self.cache.len()
     }
 }
 

@@ -10,9 +10,9 @@ const HOSTNAME_PATH: &str = "/proc/sys/kernel/hostname";
 
 #[derive(Debug, Error)]
 pub enum HostError {
-    #[error("reading the host name: {0}")]
+    #[error("reading the host name")]
     Hostname(#[source] io::Error),
-    #[error("reading {BOOT_ID_PATH}: {0}")]
+    #[error("reading {BOOT_ID_PATH}")]
     BootIdRead(#[source] io::Error),
     #[error("{BOOT_ID_PATH} does not hold a UUID: {0:?}")]
     BootIdFormat(String),

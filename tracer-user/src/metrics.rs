@@ -391,13 +391,13 @@ impl Metrics {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot listen on --metrics-addr {addr}: {source}")]
+    #[error("cannot listen on --metrics-addr {addr}")]
     Listen {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
-    #[error("starting the metrics server's thread: {0}")]
+    #[error("starting the metrics server's thread")]
     Thread(#[source] std::io::Error),
 }
 

@@ -348,10 +348,12 @@ impl PodCache {
         self.pods.get(uid).map(|e| e.meta.clone())
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.pods.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.pods.is_empty()
     }

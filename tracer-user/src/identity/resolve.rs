@@ -132,14 +132,6 @@ struct MemoKey {
 const PARSED_CACHE_MAX: usize = 65_536;
 const MEMO_MAX: usize = 16_384;
 
-/// Counts of identity outcomes, for the operator.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct IdentityCounts {
-    pub resolved: u64,
-    pub partial: u64,
-    pub unresolved: u64,
-}
-
 impl IdentityResolver {
     pub fn new(pods: Option<PodIndex>, registry: Registry) -> Self {
         Self {
@@ -220,17 +212,6 @@ impl IdentityResolver {
         self.parsed_bytes = 0;
         self.clear_memo(false);
         self
-    }
-
-    /// Read podman's store from `graphroot` instead of the system's.
-    #[must_use]
-    pub fn with_podman_store(mut self, store: PodmanStore) -> Self {
-        self.podman = store;
-        self
-    }
-
-    pub fn kube_enabled(&self) -> bool {
-        self.pods.is_some()
     }
 
     fn parse(&mut self, path: &Arc<str>) -> Arc<Parsed> {

@@ -33,7 +33,7 @@ pub fn cgroup_v1(btf: &Btf, offsets: &mut Offsets) -> Option<V1Controller> {
             return None;
         }
         Err(e) => {
-            tracing::warn!(error = %e, "cannot look for cgroup v1 hierarchies: cgroups from v2 only");
+            tracing::warn!(error = %crate::error_chain(&e), "cannot look for cgroup v1 hierarchies: cgroups from v2 only");
             return None;
         }
     };
@@ -49,7 +49,7 @@ pub fn cgroup_v1(btf: &Btf, offsets: &mut Offsets) -> Option<V1Controller> {
             Some(v1)
         }
         Err(e) => {
-            tracing::warn!(controller = v1.name, error = %e, "cannot read cgroup v1 ids: cgroups from v2 only");
+            tracing::warn!(controller = v1.name, error = %crate::error_chain(&e), "cannot read cgroup v1 ids: cgroups from v2 only");
             None
         }
     }
@@ -60,7 +60,7 @@ static PROBES: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tr
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("loading the probe object failed: {0}")]
+    #[error("loading the probe object failed")]
     Load(#[source] aya::EbpfError),
     #[error("program {program} missing from the probe object")]
     MissingProgram { program: &'static str },
@@ -75,26 +75,26 @@ pub enum ProbeError {
         source: std::io::Error,
         log_tail: String,
     },
-    #[error("loading program {program} failed: {source}")]
+    #[error("loading program {program} failed")]
     ProgramLoad {
         program: &'static str,
         #[source]
         source: ProgramError,
     },
-    #[error("attaching program {program} to {target} failed: {source}")]
+    #[error("attaching program {program} to {target} failed")]
     Attach {
         program: &'static str,
         target: String,
         #[source]
         source: ProgramError,
     },
-    #[error("opening the cgroup v2 root {path}: {source}")]
+    #[error("opening the cgroup v2 root {path}")]
     CgroupRoot {
         path: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("map {name}: {source}")]
+    #[error("map {name}")]
     Map {
         name: &'static str,
         #[source]
@@ -344,9 +344,9 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<(Probes, RingBuf<MapData>), ProbeE
                     let d = Degraded {
                         program: name,
                         lost,
-                        error: format!("{e}"),
+                        error: crate::error_chain(&e),
                     };
-                    tracing::warn!(program = name, error = %e, "optional probe unavailable: {lost}");
+                    tracing::warn!(program = name, error = %d.error, "optional probe unavailable: {lost}");
                     degraded.push(d);
                 }
             },

@@ -59,7 +59,7 @@ pub enum PreflightError {
         "no cgroup2 file system is mounted and none could be mounted at {PRIVATE_CGROUP2} ({reason}). The connect hooks attach to the cgroup v2 root, which every kernel has even when only cgroup v1 hierarchies are mounted: mount it with `mkdir -p {PRIVATE_CGROUP2} && mount -t cgroup2 cgroup2 {PRIVATE_CGROUP2}`, or name a cgroup2 mount with --cgroup-mount"
     )]
     Cgroup2 { reason: String },
-    #[error("reading capabilities from /proc/self/status: {0}")]
+    #[error("reading capabilities from /proc/self/status")]
     Status(#[source] std::io::Error),
 }
 

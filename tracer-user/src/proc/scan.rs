@@ -24,14 +24,14 @@ pub enum ScanError {
     /// The process exited (or never existed); not worth reporting.
     #[error("process {pid} does not exist")]
     Gone { pid: u32 },
-    #[error("/proc/{pid}/{file}: {source}")]
+    #[error("/proc/{pid}/{file}")]
     Proc {
         pid: u32,
         file: &'static str,
         #[source]
         source: ProcError,
     },
-    #[error("/proc/{pid}/{file}: {source}")]
+    #[error("/proc/{pid}/{file}")]
     Io {
         pid: u32,
         file: &'static str,
@@ -110,7 +110,7 @@ pub fn scan_all() -> Vec<ProcSnapshot> {
         match snapshot_of(&process, pid) {
             Ok(snap) => out.push(snap),
             Err(ScanError::Gone { .. }) => {}
-            Err(err) => tracing::debug!(%err, "skipping process"),
+            Err(err) => tracing::debug!(err = %crate::error_chain(&err), "skipping process"),
         }
     }
     out

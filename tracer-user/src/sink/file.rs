@@ -94,14 +94,15 @@ impl RotatingFile {
         })
     }
 
-    /// Append whole lines, rotating between lines so that no file passes
-    /// `max_bytes` unless a single line does (it then goes alone into a file).
+    /// [`RotatingFile::write_lines_counted`] without the count (for tests).
+    #[cfg(test)]
     pub fn write_lines(&mut self, lines: &[u8]) -> Result<(), FileSinkError> {
         self.write_lines_counted(lines, &mut 0)
     }
 
-    /// [`RotatingFile::write_lines`], adding to `written` the bytes (whole lines)
-    /// that reached a file, also when it fails part way: the caller keeps the
+    /// Append whole lines, rotating between lines so that no file passes
+    /// `max_bytes` unless a single line does (it then goes alone into a file),
+    /// adding to `written` the bytes (whole lines) that reached a file, also when it fails part way: the caller keeps the
     /// rest to retry, and must not write the first part twice.
     pub fn write_lines_counted(
         &mut self,
@@ -215,6 +216,7 @@ impl RotatingFile {
             .map_err(io_err(&self.path, "cannot flush"))
     }
 
+    #[cfg(test)]
     /// fdatasync: the lines written so far survive a power loss.
     pub fn sync(&mut self) -> Result<(), FileSinkError> {
         self.file
@@ -242,6 +244,7 @@ impl RotatingFile {
         }
     }
 
+    #[cfg(test)]
     pub fn rotations(&self) -> u64 {
         self.rotations
     }

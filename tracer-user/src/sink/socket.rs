@@ -55,7 +55,7 @@ impl Default for SocketLimits {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
-    #[error("tail socket {path}: {what}: {source}")]
+    #[error("tail socket {path}: {what}")]
     Io {
         path: PathBuf,
         what: &'static str,
