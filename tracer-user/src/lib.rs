@@ -33,6 +33,10 @@ pub mod sink;
 pub mod tail;
 pub mod verify;
 
+/// Helpers the unit tests of several modules share.
+#[cfg(test)]
+pub(crate) mod testutil;
+
 /// An error and each of its causes, joined by ": " as anyhow's `{:#}` prints
 /// them: for logs and records, where only `Display` of the outer error would
 /// drop the cause (error messages name their context, not their source).

@@ -512,17 +512,9 @@ mod tests {
     use super::*;
     use crate::chain::{Chain, Checkpointer};
 
-    struct Tmp(PathBuf);
-    impl Drop for Tmp {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testutil::TempDir as Tmp;
     fn tmp(name: &str) -> Tmp {
-        let d = std::env::temp_dir().join(format!("tracer-verify-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Tmp(d)
+        Tmp::new(name)
     }
 
     /// `n` sealed records (a checkpoint after every 4th when signing), as lines.

@@ -648,18 +648,11 @@ mod tests {
     use super::*;
     use crate::verify::{DeclaredKind, verify_files};
 
-    struct Tmp(PathBuf);
-    impl Drop for Tmp {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::testutil::TempDir as Tmp;
 
     fn output(name: &str, max: usize) -> (Tmp, PathBuf, Output) {
-        let d = std::env::temp_dir().join(format!("tracer-sink-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        let path = d.join("events.jsonl");
+        let d = Tmp::new(name);
+        let path = d.0.join("events.jsonl");
         let f = file::RotatingFile::open(&path, 0, 1).unwrap();
         let mut o = Output::new(name.into(), Format::Json, Target::File(f), Chain::genesis());
         o.pending_max = max;
@@ -673,7 +666,7 @@ mod tests {
                 config_digest: "sha256:x".into(),
             }),
         ));
-        (Tmp(d), path, o)
+        (d, path, o)
     }
 
     fn push(o: &mut Output, i: usize) {

@@ -1,11 +1,5 @@
 //! Test fixtures shared by the `tracer tail` tests: sample events, a filter
 //! parsed from command-line flags, and a temporary directory.
-use std::{
-    fs,
-    path::PathBuf,
-    sync::atomic::{AtomicU32, Ordering},
-};
-
 use clap::Parser as _;
 use serde_json::{Value, json};
 
@@ -71,24 +65,4 @@ pub(super) fn loss_event() -> Value {
     })
 }
 
-pub(super) struct TempDir(pub(super) PathBuf);
-
-impl TempDir {
-    pub(super) fn new(name: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "tracer-tail-{}-{}-{name}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+pub(super) use crate::testutil::TempDir;
