@@ -1,19 +1,6 @@
-//! Operator-facing counters (`/metrics`, Prometheus text) and health endpoints
-//! (`/healthz`: the event loop goes round; `/readyz`: probes attached and the
-//! start-up /proc scan done).
-//!
-//! The main loop updates plain atomics through [`Metrics`]; the HTTP server (hyper)
-//! only reads them, so scraping never touches the data path.
-//!
-//! The server is reachable by any local user (or the whole network), so it runs
-//! on its own thread and runtime, holds a bounded number of connections (the
-//! oldest is closed to make room), gives each one [`REQUEST_TIMEOUT`] for its
-//! whole request and response, and backs off when `accept` fails: a flood of
-//! idle connections can neither use up the descriptors the event path needs
-//! nor take CPU from it.
+//! The counters and gauges themselves, registered under the `tracer_` prefix,
+//! and the event loop's heartbeat behind `/healthz`.
 use std::{
-    collections::VecDeque,
-    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -21,9 +8,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use http_body_util::Full;
-use hyper::{Request, Response, StatusCode, body::Bytes, service::service_fn};
-use hyper_util::rt::TokioIo;
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
@@ -124,9 +108,9 @@ pub struct Metrics {
     /// When the event loop last went round (ms since `started`; 0: not yet).
     /// The HTTP server runs on its own thread, so `/healthz` asks this rather
     /// than answering merely because the server itself is alive.
-    heartbeat_ms: AtomicU64,
-    started: Instant,
-    registry: Registry,
+    pub(super) heartbeat_ms: AtomicU64,
+    pub(super) started: Instant,
+    pub(super) registry: Registry,
 }
 
 /// `/healthz` fails once the event loop has not gone round for this long.
@@ -364,7 +348,7 @@ impl Metrics {
     }
 
     /// How long the event loop has not gone round, once it has started.
-    fn stalled_for(&self) -> Option<Duration> {
+    pub(super) fn stalled_for(&self) -> Option<Duration> {
         let beat = self.heartbeat_ms.load(Ordering::Relaxed);
         if beat == 0 {
             return None;
@@ -387,229 +371,6 @@ impl Metrics {
         }
         out
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error("cannot listen on --metrics-addr {addr}")]
-    Listen {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("starting the metrics server's thread")]
-    Thread(#[source] std::io::Error),
-}
-
-/// Whole request in, whole response out: an idle or trickling client is cut off.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// Pause after a failed `accept` (EMFILE and the like would fail again at once).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// At most one warning per kind in this time.
-const WARN_EVERY: Duration = Duration::from_secs(10);
-
-/// Most connections the metrics port holds for a process allowed `nofile`
-/// descriptors: 64, and never more than an eighth of them, so the event path
-/// (output files and their rotation, hashed executables, tail readers, the
-/// Kubernetes and containerd clients) keeps the rest.
-pub fn connection_cap(nofile: u64) -> usize {
-    usize::try_from(nofile / 8)
-        .unwrap_or(usize::MAX)
-        .clamp(4, 64)
-}
-
-/// Serve `/metrics`, `/healthz`, `/readyz` on `addr` until the process ends,
-/// on a thread of its own, with at most `cap` connections open. Returns the
-/// address bound (its port when `addr` asked for any).
-pub fn serve(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    cap: usize,
-) -> Result<SocketAddr, ServeError> {
-    let listener =
-        std::net::TcpListener::bind(addr).map_err(|source| ServeError::Listen { addr, source })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| ServeError::Listen { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| ServeError::Listen { addr, source })?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(ServeError::Thread)?;
-    // Registered with the new runtime's reactor, here so that a failure is reported.
-    let listener = {
-        let _guard = rt.enter();
-        tokio::net::TcpListener::from_std(listener)
-            .map_err(|source| ServeError::Listen { addr, source })?
-    };
-    std::thread::Builder::new()
-        .name("metrics-http".into())
-        .spawn(move || rt.block_on(accept_loop(listener, metrics, cap.max(1))))
-        .map_err(ServeError::Thread)?;
-    Ok(bound)
-}
-
-/// Logs at most once per [`WARN_EVERY`], with how many were held back.
-#[derive(Default)]
-struct RateLimit {
-    last: Option<Instant>,
-    held_back: u64,
-}
-
-impl RateLimit {
-    /// `Some(held back since the last one)` when a warning may be logged now.
-    fn allow(&mut self) -> Option<u64> {
-        let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|t| now.duration_since(t) < WARN_EVERY)
-        {
-            self.held_back += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.held_back))
-    }
-}
-
-async fn accept_loop(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, cap: usize) {
-    // Oldest first.
-    let mut open: VecDeque<tokio::task::JoinHandle<()>> = VecDeque::with_capacity(cap);
-    let (mut accept_warn, mut cap_warn) = (RateLimit::default(), RateLimit::default());
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                metrics.http_accept_errors.inc();
-                if let Some(held_back) = accept_warn.allow() {
-                    tracing::warn!(
-                        error = %e,
-                        held_back,
-                        "metrics port: accept failed; backing off"
-                    );
-                }
-                // Without a pause a persistent error (EMFILE) spins a core.
-                if !matches!(
-                    e.kind(),
-                    std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
-                ) {
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
-                continue;
-            }
-        };
-        open.retain(|h| !h.is_finished());
-        // Full: close the oldest rather than refuse the newcomer, so idle
-        // connections cannot lock out a probe whose request comes at once.
-        while open.len() >= cap {
-            let Some(oldest) = open.pop_front() else {
-                break;
-            };
-            if oldest.is_finished() {
-                // Ended on its own since the sweep above: not evicted.
-                continue;
-            }
-            oldest.abort();
-            // Its socket is closed once the aborted task is dropped.
-            let _ = oldest.await;
-            count(&metrics, "evicted");
-            if let Some(held_back) = cap_warn.allow() {
-                tracing::warn!(
-                    cap,
-                    held_back,
-                    "metrics port: too many connections; closing the oldest"
-                );
-            }
-        }
-        open.push_back(tokio::spawn(connection(stream, metrics.clone())));
-    }
-}
-
-fn count(metrics: &Metrics, outcome: &str) {
-    metrics
-        .http_connections
-        .get_or_create(&OutcomeLabel {
-            outcome: outcome.to_owned(),
-        })
-        .inc();
-}
-
-/// Keeps `http_connections_open` right however the task ends (aborted too).
-struct OpenGuard(Gauge);
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
-async fn connection(stream: tokio::net::TcpStream, metrics: Arc<Metrics>) {
-    metrics.http_connections_open.inc();
-    let _open = OpenGuard(metrics.http_connections_open.clone());
-    let answered = Arc::new(AtomicBool::new(false));
-    let (m, a) = (metrics.clone(), answered.clone());
-    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-        a.store(true, Ordering::Relaxed);
-        let resp = respond(&req, &m);
-        async move { Ok::<_, std::convert::Infallible>(resp) }
-    });
-    // One request per connection: a scrape every few seconds gains nothing
-    // from keep-alive, and the timeout then bounds the connection's whole life.
-    let conn = hyper::server::conn::http1::Builder::new()
-        .keep_alive(false)
-        .serve_connection(TokioIo::new(stream), svc);
-    let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, conn).await {
-        Err(_) => "timed_out",
-        Ok(Ok(())) if answered.load(Ordering::Relaxed) => "served",
-        // Closed or broken before a whole request, or while the answer went out.
-        Ok(_) => "failed",
-    };
-    count(&metrics, outcome);
-}
-
-fn respond<B>(req: &Request<B>, metrics: &Metrics) -> Response<Full<Bytes>> {
-    let (status, ctype, body) = match req.uri().path() {
-        "/metrics" => (
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            metrics.render(),
-        ),
-        "/healthz" => match metrics.stalled_for() {
-            None => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-            Some(age) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                format!("event loop stalled for {} s\n", age.as_secs()),
-            ),
-        },
-        "/readyz" if metrics.ready.load(Ordering::Relaxed) => {
-            let mut body = "ready\n".to_owned();
-            for d in metrics.degraded.get().into_iter().flatten() {
-                body.push_str("degraded: ");
-                body.push_str(d);
-                body.push('\n');
-            }
-            (StatusCode::OK, "text/plain", body)
-        }
-        "/readyz" => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain",
-            "not ready: probes attaching or /proc scan running\n".to_owned(),
-        ),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            "not found\n".to_owned(),
-        ),
-    };
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = status;
-    if let Ok(v) = hyper::header::HeaderValue::from_str(ctype) {
-        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
-    }
-    resp
 }
 
 #[cfg(test)]
@@ -640,79 +401,5 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("tracer_process_table_entries 42"), "{text}");
-    }
-
-    #[test]
-    fn healthz_fails_when_the_event_loop_stalls() {
-        let m = Metrics::new();
-        let req = Request::get("/healthz").body(()).unwrap();
-        // Before the loop starts (probes loading, /proc scan): alive.
-        assert_eq!(respond(&req, &m).status(), StatusCode::OK);
-        m.beat();
-        assert_eq!(respond(&req, &m).status(), StatusCode::OK);
-        // A last beat longer ago than STALL_AFTER.
-        m.heartbeat_ms.store(1, Ordering::Relaxed);
-        let m = Metrics {
-            started: Instant::now() - STALL_AFTER - Duration::from_secs(1),
-            ..Arc::into_inner(m).unwrap()
-        };
-        assert_eq!(respond(&req, &m).status(), StatusCode::SERVICE_UNAVAILABLE);
-    }
-
-    #[test]
-    fn warnings_are_rate_limited_and_count_what_they_held_back() {
-        let mut r = RateLimit::default();
-        assert_eq!(r.allow(), Some(0));
-        assert_eq!(r.allow(), None);
-        assert_eq!(r.allow(), None);
-        // As if WARN_EVERY had passed since the last warning.
-        r.last = Instant::now().checked_sub(WARN_EVERY);
-        assert_eq!(r.allow(), Some(2));
-        assert_eq!(r.allow(), None);
-    }
-
-    #[test]
-    fn cap_leaves_most_descriptors_to_the_event_path() {
-        assert_eq!(connection_cap(1024), 64);
-        assert_eq!(connection_cap(1 << 20), 64);
-        assert_eq!(connection_cap(256), 32);
-        assert_eq!(connection_cap(0), 4);
-    }
-
-    fn get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
-        use std::io::{Read as _, Write as _};
-        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        s.set_read_timeout(Some(Duration::from_secs(2)))?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)?;
-        Ok(out)
-    }
-
-    #[test]
-    fn idle_connections_cannot_lock_out_a_probe() {
-        let m = Metrics::new();
-        let addr = serve("127.0.0.1:0".parse().unwrap(), m.clone(), 4).unwrap();
-        let idle: Vec<_> = (0..20)
-            .map(|_| std::net::TcpStream::connect(addr).unwrap())
-            .collect();
-        // Each newcomer beyond the cap closed the oldest; the probe gets in too.
-        let resp = get(addr, "/healthz").unwrap();
-        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-        let evicted = |m: &Metrics| {
-            m.http_connections
-                .get_or_create(&OutcomeLabel {
-                    outcome: "evicted".into(),
-                })
-                .get()
-        };
-        assert!(evicted(&m) >= 16, "{}", m.render());
-        assert!(m.http_connections_open.get() <= 4, "{}", m.render());
-        drop(idle);
-        let resp = get(addr, "/metrics").unwrap();
-        assert!(
-            resp.contains("tracer_http_connections_total{outcome=\"evicted\"}"),
-            "{resp}"
-        );
     }
 }
