@@ -24,9 +24,10 @@
 //! an event whose hash is in progress waits a bounded time (`--hash-wait`)
 //! like an event waiting for its pod's metadata, then goes out `pending`.
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     fs::File,
     io::Read as _,
+    num::NonZeroUsize,
     os::unix::fs::{MetadataExt as _, OpenOptionsExt as _},
     path::{Path, PathBuf},
     sync::{
@@ -36,6 +37,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use lru::LruCache;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -209,10 +211,9 @@ const UNREADABLE_RETRY: Duration = Duration::from_secs(2);
 /// The cache and budget, without the worker: what the event loop decides.
 #[derive(Debug)]
 pub struct HashCache {
-    entries: HashMap<FileVersion, Entry>,
-    /// Insertion order, for eviction (oldest first).
-    order: VecDeque<FileVersion>,
-    max_entries: usize,
+    /// At most `max_entries`; the least recently used goes first, so a binary
+    /// exec'd often keeps its hash through a storm of one-off ones.
+    entries: LruCache<FileVersion, Entry>,
     budget: Option<Budget>,
 }
 
@@ -228,9 +229,7 @@ impl HashCache {
     /// `mib_per_sec` 0: hashing disabled.
     pub fn new(mib_per_sec: f64, max_entries: usize, now: Instant) -> Self {
         Self {
-            entries: HashMap::new(),
-            order: VecDeque::new(),
-            max_entries: max_entries.max(1),
+            entries: LruCache::new(NonZeroUsize::new(max_entries).unwrap_or(NonZeroUsize::MIN)),
             budget: (mib_per_sec > 0.0).then(|| Budget::new(mib_per_sec, now)),
         }
     }
@@ -270,7 +269,7 @@ impl HashCache {
         if self.budget.is_none() {
             return HashState::Disabled;
         }
-        match self.entries.get(v) {
+        match self.entries.peek(v) {
             Some(Entry::Done(h)) => HashState::Done(h.clone()),
             Some(Entry::InFlight) => HashState::Pending,
             Some(Entry::Unreadable(retry)) if now < *retry => HashState::Unreadable,
@@ -281,8 +280,8 @@ impl HashCache {
 
     /// A job could not be queued (worker behind): forget it, refund the budget.
     pub fn not_queued(&mut self, v: &FileVersion) {
-        if matches!(self.entries.get(v), Some(Entry::InFlight)) {
-            self.entries.remove(v);
+        if matches!(self.entries.peek(v), Some(Entry::InFlight)) {
+            self.entries.pop(v);
         }
         if let Some(b) = self.budget.as_mut() {
             b.refund(v.size);
@@ -298,23 +297,10 @@ impl HashCache {
         self.insert(v, entry);
     }
 
+    /// At the bound the least recently used entry goes; an in-flight one's
+    /// answer re-inserts it, so dropping it is harmless.
     fn insert(&mut self, v: FileVersion, e: Entry) {
-        if self.entries.insert(v, e).is_some() {
-            return;
-        }
-        self.order.push_back(v);
-        while self.entries.len() > self.max_entries {
-            let Some(old) = self.order.pop_front() else {
-                break;
-            };
-            // An in-flight entry's answer re-inserts it; dropping it is harmless.
-            self.entries.remove(&old);
-        }
-        // `order` may hold keys removed by `not_queued`; keep it bounded too.
-        if self.order.len() > 2 * self.max_entries {
-            let entries = &self.entries;
-            self.order.retain(|k| entries.contains_key(k));
-        }
+        self.entries.put(v, e);
     }
 }
 
@@ -667,7 +653,16 @@ mod tests {
         }
         assert_eq!(c.peek(&version(9, 1), t0), HashState::Done("h9".into()));
         assert_eq!(c.lookup(&version(0, 1), t0).1, Action::Hash, "evicted");
-        assert!(c.order.len() <= 8);
+        // A version looked up again is kept over ones seen only once.
+        let hot = version(9, 1);
+        for ino in 10..20 {
+            assert_eq!(c.lookup(&hot, t0).1, Action::Nothing);
+            let v = version(ino, 1);
+            c.lookup(&v, t0);
+            c.finished(v, Some(format!("h{ino}").into()), t0);
+            assert!(c.len() <= 4);
+        }
+        assert_eq!(c.peek(&hot, t0), HashState::Done("h9".into()));
     }
 
     #[test]

@@ -31,6 +31,7 @@ use containerd_client::{
     services::v1::{GetContainerRequest, containers_client::ContainersClient},
     tonic::{self, Code, Request, transport::Channel},
 };
+use lru::LruCache;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::workload::{CgroupWorkload, WorkloadKind};
@@ -142,7 +143,9 @@ enum Slot {
 /// time is passed in, so it is tested without waiting.
 #[derive(Debug)]
 pub struct Cache {
-    map: HashMap<Key, (Slot, Instant)>,
+    /// Bounded by hand in [`Cache::put`] (expired answers go before the least
+    /// recently used), hence unbounded here.
+    map: LruCache<Key, (Slot, Instant)>,
     max: usize,
 }
 
@@ -150,7 +153,7 @@ impl Cache {
     #[must_use]
     pub fn new(max: usize) -> Self {
         Self {
-            map: HashMap::new(),
+            map: LruCache::unbounded(),
             max: max.max(1),
         }
     }
@@ -198,13 +201,13 @@ impl Cache {
         let key = (ns.to_owned(), id.to_owned());
         match found {
             Some(c) => {
-                let same = matches!(self.map.get(&key), Some((Slot::Found(old), _)) if **old == c);
+                let same = matches!(self.map.peek(&key), Some((Slot::Found(old), _)) if **old == c);
                 if !same {
                     self.put(key, Slot::Found(Arc::new(c)), now);
                 }
             }
             None => {
-                if !matches!(self.map.get(&key), Some((Slot::Found(_), _))) {
+                if !matches!(self.map.peek(&key), Some((Slot::Found(_), _))) {
                     self.put(key, Slot::Missing, now);
                 }
             }
@@ -214,31 +217,33 @@ impl Cache {
     /// A request that will get no answer (the queue was full): not waited for.
     fn give_up(&mut self, ns: &str, id: &str, now: Instant) {
         let key = (ns.to_owned(), id.to_owned());
-        if matches!(self.map.get(&key), Some((Slot::Pending, _))) {
+        if matches!(self.map.peek(&key), Some((Slot::Pending, _))) {
             self.put(key, Slot::Missing, now);
         }
     }
 
+    /// Full: expired answers go first, then the least recently used entries.
     fn put(&mut self, key: Key, slot: Slot, now: Instant) {
-        if self.map.len() >= self.max && !self.map.contains_key(&key) {
-            self.map.retain(|_, (slot, at)| match slot {
-                Slot::Found(_) => true,
-                Slot::Missing => now.saturating_duration_since(*at) < NEGATIVE_TTL,
-                Slot::Pending => now.saturating_duration_since(*at) < PENDING_TTL,
-            });
-            while self.map.len() >= self.max {
-                let Some(oldest) = self
-                    .map
-                    .iter()
-                    .min_by_key(|(_, (_, at))| *at)
-                    .map(|(k, _)| k.clone())
-                else {
-                    break;
-                };
-                self.map.remove(&oldest);
+        if self.map.len() >= self.max && !self.map.contains(&key) {
+            let expired: Vec<Key> = self
+                .map
+                .iter()
+                .filter(|(_, (slot, at))| {
+                    let age = now.saturating_duration_since(*at);
+                    match slot {
+                        Slot::Found(_) => false,
+                        Slot::Missing => age >= NEGATIVE_TTL,
+                        Slot::Pending => age >= PENDING_TTL,
+                    }
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in &expired {
+                self.map.pop(k);
             }
+            while self.map.len() >= self.max && self.map.pop_lru().is_some() {}
         }
-        self.map.insert(key, (slot, now));
+        self.map.put(key, (slot, now));
     }
 }
 
@@ -619,7 +624,7 @@ mod tests {
             c.answer("ns", id, Some(found("ns", id, "img")), at);
         }
         assert_eq!(c.len(), 4);
-        // Full: the oldest goes.
+        // Full: the least recently used goes.
         c.get("ns", "e", t0 + Duration::from_millis(10));
         assert_eq!(c.len(), 4);
         assert_eq!(

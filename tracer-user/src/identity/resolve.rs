@@ -11,12 +11,14 @@
 //! API only by the UID the kubelet's cgroup names, and only when the API lists
 //! the cgroup's container among that pod's: never by a container id alone.
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
 };
+
+use lru::LruCache;
 
 use crate::{
     event::{Claim, Container, Identity, IdentityStatus, Pod, PodOwner, Selectors, Workload},
@@ -52,7 +54,9 @@ pub struct IdentityResolver {
     pods: Option<PodIndex>,
     registry: Registry,
     /// Parsing a path is cheap but not free; paths repeat on every event.
-    parsed: HashMap<Arc<str>, Arc<Parsed>>,
+    /// Bounded by hand in bytes ([`IdentityResolver::parse`]), least recently
+    /// used out first.
+    parsed: LruCache<Arc<str>, Arc<Parsed>>,
     /// Kubernetes roots the operator trusts besides the kubelet's default places.
     kubepods_roots: KubeRoots,
     /// Finished identities by everything they are a function of. Building the
@@ -60,8 +64,9 @@ pub struct IdentityResolver {
     /// tenth of the tracer's CPU. Pod metadata is part of the key by identity
     /// (a changed pod is a new `Arc`), and kept alive by the entry so its
     /// address cannot be reused while the entry exists; containerd's answer
-    /// likewise.
-    memo: HashMap<MemoKey, Memo>,
+    /// likewise. Bounded by hand in bytes ([`IdentityResolver::make_room`]),
+    /// least recently used out first.
+    memo: LruCache<MemoKey, Memo>,
     /// Names and images of plain podman containers (not in a pod).
     podman: PodmanStore,
     /// containerd's own word on `/<namespace>/<id>` cgroups, when its socket is there.
@@ -92,7 +97,7 @@ pub struct MemoStats {
 
 /// A remembered identity, with what its key names by identity kept alive.
 struct Memo {
-    _pod: Option<Arc<PodMeta>>,
+    pod: Option<Arc<PodMeta>>,
     _containerd: Option<Arc<ContainerdContainer>>,
     resolved: Resolved,
     cost: usize,
@@ -117,7 +122,7 @@ fn memo_cost(key: &MemoKey, r: &Resolved) -> usize {
         + strs(&id.source)
 }
 
-#[derive(PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 struct MemoKey {
     cgroup_path: Arc<str>,
     uid: u32,
@@ -137,9 +142,9 @@ impl IdentityResolver {
         Self {
             pods,
             registry,
-            parsed: HashMap::new(),
+            parsed: LruCache::unbounded(),
             kubepods_roots: KubeRoots::default(),
-            memo: HashMap::new(),
+            memo: LruCache::unbounded(),
             podman: PodmanStore::system(),
             containerd: None,
             parsed_bytes: 0,
@@ -157,12 +162,8 @@ impl IdentityResolver {
         self
     }
 
-    fn clear_memo(&mut self, counted: bool) {
-        if counted {
-            self.memo_stats
-                .evicted
-                .fetch_add(self.memo.len() as u64, Ordering::Relaxed);
-        }
+    /// Forget everything (not counted: nothing was dropped for room).
+    fn clear_memo(&mut self) {
         self.memo.clear();
         self.pod_versions.clear();
         self.memo_bytes = 0;
@@ -185,16 +186,56 @@ impl IdentityResolver {
             self.memo_bytes += 64 + meta.uid.len();
         }
         if let Some(old) = old.filter(|o| *o != ptr) {
-            let mut freed = 0;
-            self.memo.retain(|k, m| {
-                let stale = k.pod == old;
-                if stale {
-                    freed += m.cost;
+            let stale: Vec<MemoKey> = self
+                .memo
+                .iter()
+                .filter(|(k, _)| k.pod == old)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in &stale {
+                if let Some(m) = self.memo.pop(k) {
+                    self.memo_bytes = self.memo_bytes.saturating_sub(m.cost);
                 }
-                !stale
-            });
-            self.memo_bytes -= freed;
+            }
         }
+    }
+
+    /// Room for an entry of `cost` bytes: the least recently used entries go
+    /// (counted), and the versions of pods no entry names any more.
+    fn make_room(&mut self, cost: usize) {
+        let mut evicted = 0u64;
+        while self.memo.len() >= MEMO_MAX || self.memo_bytes + cost > self.memo_max_bytes {
+            let Some((_, m)) = self.memo.pop_lru() else {
+                break;
+            };
+            self.memo_bytes = self.memo_bytes.saturating_sub(m.cost);
+            evicted += 1;
+        }
+        if evicted > 0 {
+            self.memo_stats
+                .evicted
+                .fetch_add(evicted, Ordering::Relaxed);
+            self.prune_pod_versions();
+        }
+    }
+
+    /// Pod versions are counted in the memo's bytes but only matter while an
+    /// entry names the pod; without this, pod churn would fill the bound.
+    fn prune_pod_versions(&mut self) {
+        let named: HashSet<&str> = self
+            .memo
+            .iter()
+            .filter_map(|(_, m)| m.pod.as_deref().map(|p| p.uid.as_str()))
+            .collect();
+        let mut freed = 0;
+        self.pod_versions.retain(|uid, _| {
+            let keep = named.contains(uid.as_str());
+            if !keep {
+                freed += 64 + uid.len();
+            }
+            keep
+        });
+        self.memo_bytes = self.memo_bytes.saturating_sub(freed);
     }
 
     /// Ask containerd about `/<namespace>/<id>` cgroups (see [`containerd`]).
@@ -210,7 +251,7 @@ impl IdentityResolver {
         self.kubepods_roots = roots;
         self.parsed.clear();
         self.parsed_bytes = 0;
-        self.clear_memo(false);
+        self.clear_memo();
         self
     }
 
@@ -220,19 +261,25 @@ impl IdentityResolver {
         }
         let cost = parsed_cost(path);
         // Paths may be 4 KiB each: a count bound alone let 65,536 long ones in.
-        if self.parsed.len() >= PARSED_CACHE_MAX
+        let mut evicted = 0u64;
+        while self.parsed.len() >= PARSED_CACHE_MAX
             || self.parsed_bytes + cost > self.memo_max_bytes / 2
         {
+            let Some((old, _)) = self.parsed.pop_lru() else {
+                break;
+            };
+            self.parsed_bytes = self.parsed_bytes.saturating_sub(parsed_cost(&old));
+            evicted += 1;
+        }
+        if evicted > 0 {
             self.memo_stats
                 .evicted
-                .fetch_add(self.parsed.len() as u64, Ordering::Relaxed);
-            self.parsed.clear();
-            self.parsed_bytes = 0;
+                .fetch_add(evicted, Ordering::Relaxed);
         }
         self.parsed_bytes += cost;
         self.publish_bytes();
         let p = Arc::new(workload::parse_path(path, &self.kubepods_roots));
-        self.parsed.insert(path.clone(), p.clone());
+        self.parsed.put(path.clone(), p.clone());
         p
     }
 
@@ -324,21 +371,24 @@ impl IdentityResolver {
         // One waiting is retried later and must see the pod (or container) then.
         if !r.waiting_for_metadata {
             let cost = memo_cost(&key, &r);
-            if self.memo.len() >= MEMO_MAX || self.memo_bytes + cost > self.memo_max_bytes {
-                self.clear_memo(true);
-            }
+            // One alone over the bound is not remembered; nothing goes for it.
             if cost <= self.memo_max_bytes {
+                // Not there (a hit returned above); were it, its bytes are
+                // freed first so that nothing else goes to make room for it.
+                if let Some(old) = self.memo.pop(&key) {
+                    self.memo_bytes = self.memo_bytes.saturating_sub(old.cost);
+                }
+                self.make_room(cost);
                 self.memo_bytes += cost;
-                let old = self.memo.insert(
+                self.memo.put(
                     key,
                     Memo {
-                        _pod: meta,
+                        pod: meta,
                         _containerd: ctrd,
                         resolved: r.clone(),
                         cost,
                     },
                 );
-                self.memo_bytes -= old.map_or(0, |o| o.cost);
             }
             self.publish_bytes();
         }
@@ -920,7 +970,7 @@ mod tests {
         let versions: usize = r.pod_versions.keys().map(|u| 64 + u.len()).sum();
         assert_eq!(
             r.memo_bytes,
-            r.memo.values().map(|m| m.cost).sum::<usize>() + versions
+            r.memo.iter().map(|(_, m)| m.cost).sum::<usize>() + versions
         );
     }
 
