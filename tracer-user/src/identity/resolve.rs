@@ -200,9 +200,10 @@ impl IdentityResolver {
         }
     }
 
-    /// Room for an entry of `cost` bytes: the least recently used entries go
-    /// (counted), and the versions of pods no entry names any more.
-    fn make_room(&mut self, cost: usize) {
+    /// Room for an entry of `cost` bytes naming pod `keep`: the least
+    /// recently used entries go (counted), and, when they have piled up, the
+    /// versions of pods no entry names any more.
+    fn make_room(&mut self, cost: usize, keep: Option<&str>) {
         let mut evicted = 0u64;
         while self.memo.len() >= MEMO_MAX || self.memo_bytes + cost > self.memo_max_bytes {
             let Some((_, m)) = self.memo.pop_lru() else {
@@ -215,17 +216,24 @@ impl IdentityResolver {
             self.memo_stats
                 .evicted
                 .fetch_add(evicted, Ordering::Relaxed);
-            self.prune_pod_versions();
+        }
+        // Pruning walks the memo: only once versions outnumber entries well,
+        // so its cost is spread over the inserts that made them, or when
+        // versions alone keep the memo over its bound.
+        let still_over = self.memo_bytes + cost > self.memo_max_bytes;
+        if self.pod_versions.len() > 2 * self.memo.len() + 64 || still_over {
+            self.prune_pod_versions(keep);
         }
     }
 
     /// Pod versions are counted in the memo's bytes but only matter while an
     /// entry names the pod; without this, pod churn would fill the bound.
-    fn prune_pod_versions(&mut self) {
+    fn prune_pod_versions(&mut self, keep: Option<&str>) {
         let named: HashSet<&str> = self
             .memo
             .iter()
             .filter_map(|(_, m)| m.pod.as_deref().map(|p| p.uid.as_str()))
+            .chain(keep)
             .collect();
         let mut freed = 0;
         self.pod_versions.retain(|uid, _| {
@@ -378,7 +386,7 @@ impl IdentityResolver {
                 if let Some(old) = self.memo.pop(&key) {
                     self.memo_bytes = self.memo_bytes.saturating_sub(old.cost);
                 }
-                self.make_room(cost);
+                self.make_room(cost, meta.as_deref().map(|m| m.uid.as_str()));
                 self.memo_bytes += cost;
                 self.memo.put(
                     key,
@@ -966,6 +974,58 @@ mod tests {
         };
         r.resolve(Some(&path), &unix);
         assert_eq!(r.memo.len(), 1, "only the new version's entry");
+        assert_eq!(r.memo_stats.evicted.load(Ordering::Relaxed), evicted);
+        let versions: usize = r.pod_versions.keys().map(|u| 64 + u.len()).sum();
+        assert_eq!(
+            r.memo_bytes,
+            r.memo.iter().map(|(_, m)| m.cost).sum::<usize>() + versions
+        );
+    }
+
+    /// Past the bound the least recently used identities go (each counted),
+    /// so one resolved again and again stays; the versions of pods churned
+    /// through do not pile up in the bound.
+    #[test]
+    fn memo_keeps_what_is_used_and_forgets_pods_gone() {
+        let pods = PodIndex::new(Duration::from_secs(300));
+        let registry = Registry::new("cluster.local", true).unwrap();
+        let cap = 64 * 1024;
+        let mut r = IdentityResolver::new(Some(pods.clone()), registry).with_memo_bytes(cap);
+        let path_of = |uid: &str| -> Arc<str> {
+            format!(
+                "/kubepods.slice/kubepods-pod{}.slice/cri-containerd-{}.scope",
+                uid.replace('-', "_"),
+                "a".repeat(64)
+            )
+            .into()
+        };
+        let unix = UnixFacts {
+            uid: 0,
+            user: Some("root"),
+            gid: 0,
+            path: Some("/bin/sh"),
+        };
+        pods.cache.write().unwrap().upsert(meta("hot"));
+        let hot = path_of(UID);
+        for i in 0..2000u32 {
+            assert!(r.resolve(Some(&hot), &unix).workload.pod.is_some());
+            let uid = format!("{i:08x}-0000-4000-8000-000000000000");
+            let mut m = meta("churn");
+            m.uid = uid.clone();
+            pods.cache.write().unwrap().upsert(m);
+            assert!(
+                r.resolve(Some(&path_of(&uid)), &unix)
+                    .workload
+                    .pod
+                    .is_some()
+            );
+            assert!(r.memo_bytes <= cap, "{}", r.memo_bytes);
+            assert!(r.pod_versions.len() <= 2 * r.memo.len() + 65);
+        }
+        let evicted = r.memo_stats.evicted.load(Ordering::Relaxed);
+        assert!(evicted > 0);
+        // The hot identity was never dropped: a hit, nothing evicted for it.
+        r.resolve(Some(&hot), &unix);
         assert_eq!(r.memo_stats.evicted.load(Ordering::Relaxed), evicted);
         let versions: usize = r.pod_versions.keys().map(|u| 64 + u.len()).sum();
         assert_eq!(
