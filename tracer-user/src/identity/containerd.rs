@@ -657,6 +657,16 @@ mod tests {
                 Lookup::Found(_)
             ));
         }
+        // A container looked up again is kept over one only written.
+        let mut c = Cache::new(2);
+        for id in ["p", "q"] {
+            c.get("ns", id, t0);
+            c.answer("ns", id, Some(found("ns", id, "img")), t0);
+        }
+        assert!(matches!(c.get("ns", "p", t0).0, Lookup::Found(_)));
+        c.get("ns", "r", t0);
+        assert!(matches!(c.get("ns", "p", t0).0, Lookup::Found(_)));
+        assert_eq!(c.get("ns", "q", t0), (Lookup::Pending, true), "evicted");
         // Many distinct paths never grow it past the bound.
         let mut c = Cache::new(100);
         for i in 0..10_000u64 {
