@@ -44,7 +44,7 @@ impl Variant {
     }
 }
 
-pub struct Options {
+pub(crate) struct Options {
     pub rounds: u32,
     pub seconds: u64,
     /// Run auditd and bpftrace too, when installed.
@@ -86,7 +86,7 @@ fn scratch() -> Result<PathBuf> {
 /// `/metrics`), and count in its output the events of the workload's own actions
 /// against what the workload did. `cargo xtask soak` runs the mixed churn for
 /// minutes and follows RSS and loss over time.
-pub fn run(root: &Path, o: &Options) -> Result<()> {
+pub(crate) fn run(root: &Path, o: &Options) -> Result<()> {
     require_root()?;
     let tracer = build(root)?;
     let dur = Duration::from_secs(o.seconds);
@@ -174,7 +174,7 @@ pub fn run(root: &Path, o: &Options) -> Result<()> {
 
 /// `cargo xtask soak --minutes N`: mixed churn with the tracer for N minutes;
 /// RSS sampled every few seconds, events expected vs written, event rate.
-pub fn soak(root: &Path, minutes: u64) -> Result<()> {
+pub(crate) fn soak(root: &Path, minutes: u64) -> Result<()> {
     require_root()?;
     let tracer = build(root)?;
     let tmp = scratch()?;
