@@ -14,6 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use anyhow::{Context as _, bail};
 use serde_json::Value;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -63,10 +64,17 @@ pub fn tracer_bin() -> PathBuf {
 }
 
 pub fn scratch_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(marker("dir"));
-    fs::create_dir_all(&d).expect("create scratch dir");
-    d
+    try_scratch_dir().unwrap_or_else(|e| panic!("{e:#}"))
 }
+
+fn try_scratch_dir() -> anyhow::Result<PathBuf> {
+    let d = std::env::temp_dir().join(marker("dir"));
+    fs::create_dir_all(&d).with_context(|| format!("creating scratch dir {}", d.display()))?;
+    Ok(d)
+}
+
+/// How long a tracer gets to say it is ready (probes attached, /proc scanned).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Tracer {
     child: Option<Child>,
@@ -92,54 +100,69 @@ impl Tracer {
     /// `unshare --mount ... sh -c '...; exec "$@"' sh`).
     pub fn start_wrapped(wrapper: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Tracer {
         require_root();
-        let dir = scratch_dir();
-        let output = dir.join("events.jsonl");
-        let stderr = dir.join("stderr.log");
+        let mut env = env.to_vec();
+        env.push(("TRACER_LOG", "info"));
+        Tracer::launch(&tracer_bin(), wrapper, extra, &env).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// Start `bin run --output <file>` (through `wrapper` when not empty) with
+    /// `extra` flags and `env`, and wait until it says it is ready. What every
+    /// `start*` runs; errors instead of panics, for callers outside a test (the
+    /// bench). The output and stderr live in a scratch directory removed on drop.
+    pub fn launch(
+        bin: &Path,
+        wrapper: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Tracer> {
+        let dir = try_scratch_dir()?;
+        // Drop cleans up from here on (kills the child, removes the directory).
+        let mut t = Tracer {
+            child: None,
+            output: dir.join("events.jsonl"),
+            stderr: dir.join("stderr.log"),
+            dir,
+        };
         let mut cmd = match wrapper.split_first() {
             Some((first, rest)) => {
                 let mut c = Command::new(first);
-                c.args(rest).arg(tracer_bin());
+                c.args(rest).arg(bin);
                 c
             }
-            None => Command::new(tracer_bin()),
+            None => Command::new(bin),
         };
+        let stderr = fs::File::create(&t.stderr)
+            .with_context(|| format!("creating {}", t.stderr.display()))?;
         let child = cmd
             .arg("run")
             .arg("--output")
-            .arg(&output)
+            .arg(&t.output)
             .args(extra)
             .envs(env.iter().copied())
-            .env("TRACER_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(fs::File::create(&stderr).expect("stderr file"))
+            .stderr(stderr)
             .spawn()
-            .expect("spawn tracer");
-        let mut t = Tracer {
-            child: Some(child),
-            output,
-            stderr,
-            dir,
-        };
-        t.wait_ready(Duration::from_secs(60));
-        t
+            .with_context(|| format!("starting {}", bin.display()))?;
+        t.child = Some(child);
+        t.wait_ready(READY_TIMEOUT)?;
+        Ok(t)
     }
 
-    fn wait_ready(&mut self, timeout: Duration) {
+    fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             let log = fs::read_to_string(&self.stderr).unwrap_or_default();
             if log.contains("tracer ready") {
-                return;
+                return Ok(());
             }
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!("tracer exited before ready ({status}):\n{log}");
+                bail!("tracer exited before ready ({status}):\n{log}");
             }
-            assert!(
-                Instant::now() < deadline,
-                "tracer not ready in time:\n{log}"
-            );
+            if Instant::now() >= deadline {
+                bail!("tracer not ready in time:\n{log}");
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -211,9 +234,27 @@ impl Tracer {
     /// SIGTERM, then wait for a clean exit.
     pub fn stop(mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
-        // SAFETY: sending a signal to our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        sigterm(&child);
         child.wait().expect("wait tracer")
+    }
+
+    /// SIGTERM, then wait up to `timeout` for the exit (then SIGKILL, and an
+    /// error). Unlike [`Tracer::stop`], the output stays readable until drop.
+    pub fn try_stop(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        let mut child = self.child.take().context("tracer already stopped")?;
+        sigterm(&child);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().context("waiting for the tracer")? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("tracer did not exit within {timeout:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The tracer's pid (a wrapper that execs keeps it).
@@ -229,6 +270,11 @@ impl Tracer {
     pub fn stderr_log(&self) -> String {
         fs::read_to_string(&self.stderr).unwrap_or_default()
     }
+}
+
+fn sigterm(child: &Child) {
+    // SAFETY: sending a signal to our own child, not yet waited for.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
 }
 
 impl Drop for Tracer {

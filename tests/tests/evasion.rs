@@ -47,6 +47,7 @@ fn socket(domain: i32, ty: i32) -> OwnedFd {
     // SAFETY: plain syscall; the descriptor is owned from here on.
     let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, 0) };
     assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: a fresh descriptor (checked above) that nothing else owns.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
@@ -248,8 +249,8 @@ fn compat_syscall_failed_exec_is_seen() {
     );
     assert_eq!(e["executor"]["pid"], std::process::id(), "{e:#}");
     // A failing native munmap (also number 11) is not an exec.
-    // SAFETY: an unaligned address: EINVAL, nothing unmapped.
     assert_eq!(
+        // SAFETY: an unaligned address: EINVAL, nothing unmapped.
         unsafe { libc::munmap(std::ptr::dangling_mut::<u8>().wrapping_add(1).cast(), 4096) },
         -1
     );

@@ -20,8 +20,9 @@ use tracer_tests::{LoopbackListener, Tracer, argv, executor_argv, is_exec, marke
 fn on_overlayfs(path: &str) -> bool {
     const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
     let c = std::ffi::CString::new(path).expect("no NUL");
-    // SAFETY: a valid C string and an out buffer of the right type.
+    // SAFETY: statfs is plain old data; all zeroes is a valid value.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string and an out buffer of the right type.
     unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == OVERLAYFS_SUPER_MAGIC }
 }
 

@@ -1,19 +1,24 @@
 //! The tracer's kernel side. Every probe here runs on the hooks this project can
 //! rely on everywhere (tracepoints, raw tracepoints, cgroup sock_addr hooks):
 //!
-//! - exec:      raw_tp/sched_process_exec (success, new image in place) and
-//!              tracepoint syscalls/sys_{enter,exit}_execve[at] (failures, with errno)
+//! - exec: raw_tp/sched_process_exec (success, new image in place) and
+//!   tracepoint syscalls/sys_{enter,exit}_execve[at] (failures, with errno)
 //! - lifecycle: raw_tp/sched_process_fork (new processes only) and
-//!              raw_tp/sched_process_exit (last thread of a process)
-//! - connect:   cgroup/connect4|6 (every inet connect, in the caller's context, with
-//!              the kernel's own copy of the address) and cgroup/sendmsg4|6 (first
-//!              unconnected send to a destination); the result from
-//!              syscalls/sys_{enter,exit}_connect (synchronous results, local address)
-//!              or raw_tp/inet_sock_set_state (a TCP socket leaving SYN_SENT),
-//!              joined by socket cookie in user space
+//!   raw_tp/sched_process_exit (last thread of a process)
+//! - connect: cgroup/connect4|6 (every inet connect, in the caller's context, with
+//!   the kernel's own copy of the address) and cgroup/sendmsg4|6 (first
+//!   unconnected send to a destination); the result from
+//!   syscalls/sys_{enter,exit}_connect (synchronous results, local address)
+//!   or raw_tp/inet_sock_set_state (a TCP socket leaving SYN_SENT),
+//!   joined by socket cookie in user space
 //!
 //! Kernel struct members are read at offsets user space resolved from the running
 //! kernel's BTF (`OFFSETS`); nothing about struct layout is compiled in.
+//!
+//! Kernel memory is read through [`kread`] (scalars, into types valid for any
+//! bit pattern) and [`kread16`]; the remaining `unsafe` is writing records in
+//! place (ring buffer reservations, the exec scratch map) through raw pointers,
+//! each block with a `SAFETY:` comment.
 #![no_std]
 #![no_main]
 
@@ -142,6 +147,8 @@ macro_rules! off {
 
 #[inline(always)]
 fn read_offset(p: *const u32) -> usize {
+    // SAFETY: `p` points into the `OFFSETS` static (see `off!`), which is
+    // aligned, initialised and never written by the probes.
     unsafe { read_volatile(p) as usize }
 }
 
@@ -177,7 +184,7 @@ static SEND_DESTINATIONS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(16
 /// in bounds for the verifier.
 const DATA_LEN: usize = PATH_MAX + 2 * ARGV_MAX + 2 * ENV_MAX;
 #[repr(C)]
-pub struct ExecScratch {
+struct ExecScratch {
     rec: ExecRecord,
     data: [u8; DATA_LEN],
     /// Write position while copying a failed exec's arguments. Kept in memory, not
@@ -192,20 +199,63 @@ static EXEC_SCRATCH: Array<ExecScratch> = Array::with_max_entries(1, 0);
 #[inline(always)]
 fn count(idx: u32) {
     if let Some(ptr) = COUNTERS.get_ptr_mut(idx) {
+        // SAFETY: the map returned a valid pointer to this CPU's slot, which
+        // nothing else on this CPU touches while the program runs.
         unsafe { *ptr += 1 };
     }
 }
 
-/// Read a scalar `T` at `base + off` from kernel memory; zero on fault. Scalars
-/// only: the `Default` of an array or record compiles to a call to the object's
-/// byte-by-byte `memset` subprogram, which verifiers before 6.2 walk again at every
-/// call site (a million instructions for the fork probe on 6.1 and 5.10).
 #[inline(always)]
-unsafe fn kread<T: Copy + Default>(base: usize, off: usize) -> T {
+fn pid_tgid() -> u64 {
+    // SAFETY: a helper without arguments or preconditions.
+    unsafe { bpf_get_current_pid_tgid() }
+}
+
+/// The current `struct task_struct *`, as an address for [`kread`].
+#[inline(always)]
+fn current_task() -> usize {
+    // SAFETY: a helper without arguments or preconditions.
+    unsafe { bpf_get_current_task() as usize }
+}
+
+#[inline(always)]
+fn current_cgroup_id() -> u64 {
+    // SAFETY: a helper without arguments or preconditions.
+    unsafe { bpf_get_current_cgroup_id() }
+}
+
+/// Types [`kread`] may fill from kernel memory.
+///
+/// # Safety
+///
+/// Every bit pattern of `size_of::<Self>()` bytes must be a valid `Self`.
+/// Scalars only: the `Default` of an array or record compiles to a call to the
+/// object's byte-by-byte `memset` subprogram, which verifiers before 6.2 walk
+/// again at every call site (a million instructions for the fork probe on 6.1
+/// and 5.10).
+unsafe trait Scalar: Copy + Default {}
+// SAFETY: plain integers; any bit pattern is a valid value.
+unsafe impl Scalar for u16 {}
+// SAFETY: as above.
+unsafe impl Scalar for u32 {}
+// SAFETY: as above.
+unsafe impl Scalar for i32 {}
+// SAFETY: as above.
+unsafe impl Scalar for u64 {}
+// SAFETY: as above.
+unsafe impl Scalar for i64 {}
+
+/// Read a scalar `T` at `base + off` from kernel memory; zero on fault (or for a
+/// null `base`, a pointer that was not there).
+#[inline(always)]
+fn kread<T: Scalar>(base: usize, off: usize) -> T {
     let mut v = T::default();
     if base == 0 {
         return v;
     }
+    // SAFETY: the helper writes at most `size_of::<T>()` bytes into `v`, a local
+    // `T`, and any bit pattern is a valid `T` (`Scalar`); the source may be any
+    // address: the helper checks it and fails instead of faulting.
     let r = unsafe {
         bpf_probe_read_kernel(
             addr_of_mut!(v).cast(),
@@ -219,18 +269,24 @@ unsafe fn kread<T: Copy + Default>(base: usize, off: usize) -> T {
     v
 }
 
+/// A kernel pointer at `base + off`, as an address (0 on fault).
 #[inline(always)]
-unsafe fn kptr(base: usize, off: usize) -> usize {
-    unsafe { kread::<u64>(base, off) as usize }
+fn kptr(base: usize, off: usize) -> usize {
+    kread::<u64>(base, off) as usize
 }
 
 // comm and tty are read with `kread16`.
 const _: () = assert!(COMM_LEN == 16 && TTY_LEN == 16);
 
 /// Zero 16 bytes with two word stores. Volatile, so LLVM cannot merge them into
-/// a `memset` call (see [`kread`]).
+/// a `memset` call (see [`Scalar`]).
+///
+/// # Safety
+///
+/// `dst` must be valid for writes and 8-byte aligned.
 #[inline(always)]
 unsafe fn zero16(dst: *mut [u8; 16]) {
+    // SAFETY: the caller's contract; both words lie inside `*dst`.
     unsafe {
         write_volatile(dst.cast::<u64>(), 0);
         write_volatile(dst.cast::<u64>().add(1), 0);
@@ -238,8 +294,14 @@ unsafe fn zero16(dst: *mut [u8; 16]) {
 }
 
 /// Read 16 bytes at `base + off` into `dst` (a name, an address); zero on fault.
+///
+/// # Safety
+///
+/// As for [`zero16`]: `dst` valid for writes and 8-byte aligned.
 #[inline(always)]
 unsafe fn kread16(dst: *mut [u8; 16], base: usize, off: usize) {
+    // SAFETY: the helper writes at most 16 bytes into `*dst`, which the caller
+    // vouches for, and checks the source address itself.
     unsafe {
         if base == 0
             || bpf_probe_read_kernel(dst.cast(), 16, (base + off) as *const core::ffi::c_void) != 0
@@ -250,8 +312,15 @@ unsafe fn kread16(dst: *mut [u8; 16], base: usize, off: usize) {
 }
 
 /// Describe `task` (a `struct task_struct *`) as it is right now.
+///
+/// # Safety
+///
+/// `info` must be valid for writes and aligned (a record in a ring buffer
+/// reservation or the scratch map); every field is written.
 #[inline(always)]
 unsafe fn fill_task(task: usize, info: *mut TaskInfo) {
+    // SAFETY: the caller's contract on `info`; a `TaskInfo` is plain integers,
+    // valid for any bytes the reservation held before.
     unsafe {
         let info = &mut *info;
         info.tid = kread::<u32>(task, off!(task_pid));
@@ -300,17 +369,15 @@ unsafe fn fill_task(task: usize, info: *mut TaskInfo) {
 /// a read faults. Tasks are read without RCU; a racing cgroup move yields the
 /// old or the new cgroup, both of which were true a moment ago.
 #[inline(always)]
-unsafe fn cgroup_v1_id(task: usize) -> u64 {
+fn cgroup_v1_id(task: usize) -> u64 {
     if off!(cgroup_v1) == 0 {
         return 0;
     }
-    unsafe {
-        let css_set = kptr(task, off!(task_cgroups));
-        let css = kptr(css_set, off!(cgroup_v1_css));
-        let cgroup = kptr(css, off!(css_cgroup));
-        let kn = kptr(cgroup, off!(cgroup_kn));
-        kread::<u64>(kn, off!(kernfs_node_id))
-    }
+    let css_set = kptr(task, off!(task_cgroups));
+    let css = kptr(css_set, off!(cgroup_v1_css));
+    let cgroup = kptr(css, off!(css_cgroup));
+    let kn = kptr(cgroup, off!(cgroup_kn));
+    kread::<u64>(kn, off!(kernfs_node_id))
 }
 
 #[inline(always)]
@@ -319,6 +386,7 @@ fn header(kind: RecordKind, len: usize) -> Header {
         kind: kind as u16,
         version: RECORD_VERSION,
         len: len as u32,
+        // SAFETY: a helper without arguments or preconditions.
         ts_boot_ns: unsafe { bpf_ktime_get_boot_ns() },
     }
 }
@@ -329,6 +397,7 @@ fn header(kind: RecordKind, len: usize) -> Header {
 #[inline(always)]
 fn wakeup_flags() -> u64 {
     let ring = addr_of!(EVENTS).cast_mut().cast();
+    // SAFETY: `ring` is the ring buffer map; the queries only read its counters.
     let (avail, size) = unsafe {
         (
             bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA as u64),
@@ -356,6 +425,7 @@ fn offsets_ready<C: EbpfContext>(ctx: &C) -> bool {
 
 #[inline(always)]
 fn scratch<C: EbpfContext>(ctx: &C) -> Option<*mut ExecScratch> {
+    // SAFETY: a helper without arguments or preconditions.
     let cpu = unsafe { bpf_get_smp_processor_id() };
     match EXEC_SCRATCH.get_ptr_mut(cpu) {
         Some(p) => Some(p),
@@ -374,6 +444,8 @@ fn submit_exec(buf: *mut ExecScratch, path_len: usize, tail_len: usize) {
     // The mask proves the bound to the verifier (it is below the scratch size);
     // `total` is already below it (ExecRecord + PATH_MAX + ARGV_MAX + ENV_MAX).
     let total = total & (2 * ARGV_MAX - 1);
+    // SAFETY: `buf` is this CPU's scratch entry (from `scratch`), and `total` is
+    // masked below its size, so the helper copies only bytes inside it.
     unsafe {
         (*buf).rec.header = header(RecordKind::Exec, total);
         let r = bpf_ringbuf_output(
@@ -395,17 +467,22 @@ fn submit_exec(buf: *mut ExecScratch, path_len: usize, tail_len: usize) {
 /// A successful exec: the new image is in place and `current` runs it, with its
 /// post-exec credentials. Args: (task, old_pid, linux_binprm).
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
-pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
+fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
     if !offsets_ready(&ctx) {
         return 0;
     }
     let task: u64 = ctx.arg(0);
     let bprm: u64 = ctx.arg(2);
     let Some(buf) = scratch(&ctx) else { return 0 };
+    // SAFETY: `buf` is this CPU's scratch entry, used by one program at a time
+    // (BPF programs do not nest on a CPU for these hooks) and plain integers
+    // throughout. Every copy into `data` is bounded by a mask the verifier
+    // checks (path below PATH_MAX, argv and env each masked, DATA_LEN leaving
+    // room for all three); the helpers check their source addresses.
     unsafe {
         let rec = &mut (*buf).rec;
         fill_task(task as usize, &mut rec.task);
-        rec.task.cgroup_id = bpf_get_current_cgroup_id();
+        rec.task.cgroup_id = current_cgroup_id();
         rec.errno = 0;
         rec.flags = 0;
 
@@ -500,8 +577,14 @@ const AUXV_PAIRS_MAX: usize = 32;
 /// Copy the image's 16 `AT_RANDOM` bytes: their address from the kernel's own
 /// copy of the auxiliary vector (`mm->saved_auxv`), the bytes from the new
 /// stack, which the image has not run yet to change.
+///
+/// # Safety
+///
+/// As for [`zero16`]: `dst` valid for writes and 8-byte aligned.
 #[inline(always)]
 unsafe fn at_random(mm: usize, dst: *mut [u8; 16]) {
+    // SAFETY: the caller's contract on `dst`; the helper writes 16 bytes there
+    // at most and checks the user address itself.
     unsafe {
         let words = dst.cast::<u64>();
         write_volatile(words, 0);
@@ -531,8 +614,13 @@ unsafe fn at_random(mm: usize, dst: *mut [u8; 16]) {
 
 /// An exec through a descriptor (fexecve, `/proc/self/fd/N`) names no file:
 /// the kernel's path is `/dev/fd/N` or what the caller wrote.
+///
+/// # Safety
+///
+/// `path` must be valid for reads of 8 bytes.
 #[inline(always)]
 unsafe fn names_a_descriptor(path: *const u8) -> bool {
+    // SAFETY: the caller's contract; an unaligned read of a byte array.
     let head = unsafe { core::ptr::read_unaligned(path.cast::<[u8; 8]>()) };
     head == *b"/dev/fd/" || (head[..6] == *b"/proc/" && head[6] != 0)
 }
@@ -541,8 +629,14 @@ unsafe fn names_a_descriptor(path: *const u8) -> bool {
 /// NUL-terminated, from a walk up its dentries and mounts (bpf_d_path needs
 /// hooks this kernel cannot attach). Sets the flags that tell user space so;
 /// returns the bytes written.
+///
+/// # Safety
+///
+/// `buf` must be this CPU's scratch entry (see `scratch`).
 #[inline(always)]
 unsafe fn file_name_components(buf: *mut ExecScratch, bprm: usize) -> usize {
+    // SAFETY: the caller's contract on `buf`; each name lands at a position
+    // masked below PATH_MAX and at most NAME_MAX bytes long, inside `data`.
     unsafe {
         let data = addr_of_mut!((*buf).data).cast::<u8>();
         let file = kptr(bprm, off!(bprm_file));
@@ -600,29 +694,35 @@ unsafe fn file_name_components(buf: *mut ExecScratch, bprm: usize) -> usize {
 
 #[inline(always)]
 fn exec_enter(filename: u64, argv: u64, flags: u32) {
-    let key = unsafe { bpf_get_current_pid_tgid() };
-    let pending = PendingExec {
+    let key = &pid_tgid();
+    let pending = &PendingExec {
         filename,
         argv,
         flags,
         _pad: 0,
     };
-    if PENDING_EXEC.insert(&key, &pending, 0).is_err() {
+    if PENDING_EXEC.insert(key, pending, 0).is_err() {
         count(counter::PENDING_FULL);
     }
 }
 
 #[tracepoint(name = "sys_enter_execve", category = "syscalls")]
-pub fn sys_enter_execve(ctx: TracePointContext) -> i32 {
+fn sys_enter_execve(ctx: TracePointContext) -> i32 {
+    // SAFETY: the tracepoint's format puts `filename` at 16 (and `argv` at 24);
+    // the read is checked by the helper, and a u64 takes any bits.
     let filename: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    // SAFETY: see above.
     let argv: u64 = unsafe { ctx.read_at(24) }.unwrap_or(0);
     exec_enter(filename, argv, 0);
     0
 }
 
 #[tracepoint(name = "sys_enter_execveat", category = "syscalls")]
-pub fn sys_enter_execveat(ctx: TracePointContext) -> i32 {
+fn sys_enter_execveat(ctx: TracePointContext) -> i32 {
+    // SAFETY: the format puts `filename` at 24 (and `argv` at 32, after `fd`);
+    // checked by the helper, and a u64 takes any bits.
     let filename: u64 = unsafe { ctx.read_at(24) }.unwrap_or(0);
+    // SAFETY: see above.
     let argv: u64 = unsafe { ctx.read_at(32) }.unwrap_or(0);
     exec_enter(filename, argv, FLAG_EXECVEAT);
     0
@@ -630,11 +730,14 @@ pub fn sys_enter_execveat(ctx: TracePointContext) -> i32 {
 
 #[inline(always)]
 fn exec_exit(ctx: &TracePointContext) {
-    let key = unsafe { bpf_get_current_pid_tgid() };
-    let Some(pending) = (unsafe { PENDING_EXEC.get(&key) }).copied() else {
+    let key = &pid_tgid();
+    // SAFETY: copied out at once; an entry deleted meanwhile (LRU eviction) stays
+    // readable until the program returns (BPF programs run under RCU).
+    let Some(pending) = (unsafe { PENDING_EXEC.get(key) }).copied() else {
         return;
     };
-    let _ = PENDING_EXEC.remove(&key);
+    let _ = PENDING_EXEC.remove(key);
+    // SAFETY: `ret` is at 16 in the sys_exit format; checked by the helper.
     let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
     if ret >= 0 || !offsets_ready(ctx) {
         return;
@@ -647,10 +750,14 @@ fn exec_exit(ctx: &TracePointContext) {
 #[inline(always)]
 fn exec_failed<C: EbpfContext>(ctx: &C, ret: i64, pending: &PendingExec) {
     let Some(buf) = scratch(ctx) else { return };
+    // SAFETY: `buf` is this CPU's scratch entry (as in `sched_process_exec`);
+    // the path is masked below PATH_MAX and each argument lands at an offset
+    // masked below ARGV_MAX with at most FAILED_EXEC_ARG_MAX bytes, inside
+    // `data`. `p` is a local u64 the pointer reads fill (4 or 8 bytes).
     unsafe {
         let rec = &mut (*buf).rec;
-        fill_task(bpf_get_current_task() as usize, &mut rec.task);
-        rec.task.cgroup_id = bpf_get_current_cgroup_id();
+        fill_task(current_task(), &mut rec.task);
+        rec.task.cgroup_id = current_cgroup_id();
         rec.errno = (-ret) as i32;
         rec.flags = pending.flags;
         // The failed caller keeps its image; user space knows its cwd.
@@ -719,13 +826,13 @@ fn exec_failed<C: EbpfContext>(ctx: &C, ret: i64, pending: &PendingExec) {
 }
 
 #[tracepoint(name = "sys_exit_execve", category = "syscalls")]
-pub fn sys_exit_execve(ctx: TracePointContext) -> i32 {
+fn sys_exit_execve(ctx: TracePointContext) -> i32 {
     exec_exit(&ctx);
     0
 }
 
 #[tracepoint(name = "sys_exit_execveat", category = "syscalls")]
-pub fn sys_exit_execveat(ctx: TracePointContext) -> i32 {
+fn sys_exit_execveat(ctx: TracePointContext) -> i32 {
     exec_exit(&ctx);
     0
 }
@@ -751,32 +858,30 @@ const PT_REGS_ORIG_AX: usize = 120;
 /// arguments, and the caller's memory its path and argv. Every other syscall
 /// leaves at the first or second compare (a result >= 0, or another number).
 #[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn compat_sys_exit(ctx: RawTracePointContext) -> i32 {
+fn compat_sys_exit(ctx: RawTracePointContext) -> i32 {
     let ret: i64 = ctx.arg(1);
     if ret >= 0 {
         return 0;
     }
     let regs: usize = ctx.arg(0);
-    let nr = unsafe { kread::<u64>(regs, PT_REGS_ORIG_AX) } as i64;
+    let nr = kread::<u64>(regs, PT_REGS_ORIG_AX) as i64;
     if nr != NR_IA32_EXECVE && nr != NR_IA32_EXECVEAT {
         return 0;
     }
     // On x86-64, 11 is also the native munmap: only a 32-bit syscall counts.
     let status_off = off!(task_ti_status);
-    let task = unsafe { bpf_get_current_task() } as usize;
-    if status_off == 0 || unsafe { kread::<u32>(task, status_off) } & TS_COMPAT == 0 {
+    let task = current_task();
+    if status_off == 0 || kread::<u32>(task, status_off) & TS_COMPAT == 0 {
         return 0;
     }
     if !offsets_ready(&ctx) {
         return 0;
     }
-    let (bx, cx, dx) = unsafe {
-        (
-            kread::<u64>(regs, PT_REGS_BX) & 0xffff_ffff,
-            kread::<u64>(regs, PT_REGS_CX) & 0xffff_ffff,
-            kread::<u64>(regs, PT_REGS_DX) & 0xffff_ffff,
-        )
-    };
+    let (bx, cx, dx) = (
+        kread::<u64>(regs, PT_REGS_BX) & 0xffff_ffff,
+        kread::<u64>(regs, PT_REGS_CX) & 0xffff_ffff,
+        kread::<u64>(regs, PT_REGS_DX) & 0xffff_ffff,
+    );
     let pending = if nr == NR_IA32_EXECVE {
         PendingExec {
             filename: bx,
@@ -800,61 +905,64 @@ pub fn compat_sys_exit(ctx: RawTracePointContext) -> i32 {
 
 /// Args: (parent, child). Threads share the parent's tgid and are skipped.
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
-pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
+fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     if !offsets_ready(&ctx) {
         return 0;
     }
     let child: u64 = ctx.arg(1);
     let child = child as usize;
+    let pid = kread::<u32>(child, off!(task_pid));
+    let tgid = kread::<u32>(child, off!(task_tgid));
+    if pid != tgid {
+        return 0;
+    }
+    // Written in place in the ring: no record on the stack to zero or copy.
+    let Some(mut entry) = EVENTS.reserve::<ForkRecord>(0) else {
+        count(counter::RING_FULL);
+        return 0;
+    };
+    let rec = entry.as_mut_ptr();
+    // SAFETY: `rec` is the reservation, aligned and sized for a ForkRecord (plain
+    // integers); it is written field by field before `submit`.
     unsafe {
-        let pid = kread::<u32>(child, off!(task_pid));
-        let tgid = kread::<u32>(child, off!(task_tgid));
-        if pid != tgid {
-            return 0;
-        }
-        // Written in place in the ring: no record on the stack to zero or copy.
-        let Some(mut entry) = EVENTS.reserve::<ForkRecord>(0) else {
-            count(counter::RING_FULL);
-            return 0;
-        };
-        let rec = entry.as_mut_ptr();
         (*rec).header = header(RecordKind::Fork, core::mem::size_of::<ForkRecord>());
         fill_task(child, addr_of_mut!((*rec).task));
-        (*rec).task.cgroup_id = bpf_get_current_cgroup_id();
-        entry.submit(wakeup_flags());
-        count(counter::SUBMITTED);
+        (*rec).task.cgroup_id = current_cgroup_id();
     }
+    entry.submit(wakeup_flags());
+    count(counter::SUBMITTED);
     0
 }
 
 /// Args: (task[, group_dead]). The process is gone once its last thread exits,
 /// which `signal->live` tells on every kernel version.
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
-pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
+fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     if !offsets_ready(&ctx) {
         return 0;
     }
     let task: u64 = ctx.arg(0);
     let task = task as usize;
+    let signal = kptr(task, off!(task_signal));
+    let live = kread::<i32>(signal, off!(signal_live));
+    if live != 0 {
+        return 0;
+    }
+    let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {
+        count(counter::RING_FULL);
+        return 0;
+    };
+    let rec = entry.as_mut_ptr();
+    // SAFETY: as in `sched_process_fork`, for an ExitRecord.
     unsafe {
-        let signal = kptr(task, off!(task_signal));
-        let live = kread::<i32>(signal, off!(signal_live));
-        if live != 0 {
-            return 0;
-        }
-        let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {
-            count(counter::RING_FULL);
-            return 0;
-        };
-        let rec = entry.as_mut_ptr();
         (*rec).header = header(RecordKind::Exit, core::mem::size_of::<ExitRecord>());
         fill_task(task, addr_of_mut!((*rec).task));
-        (*rec).task.cgroup_id = bpf_get_current_cgroup_id();
+        (*rec).task.cgroup_id = current_cgroup_id();
         (*rec).exit_code = kread::<u32>(task, off!(task_exit_code));
         (*rec)._pad = 0;
-        entry.submit(wakeup_flags());
-        count(counter::SUBMITTED);
     }
+    entry.submit(wakeup_flags());
+    count(counter::SUBMITTED);
     0
 }
 
@@ -863,19 +971,34 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
 /// `sys_enter_connect`: remember the descriptor, so the exit can read the
 /// socket's local address; the cgroup hook adds the cookie if the socket is inet.
 #[tracepoint(name = "sys_enter_connect", category = "syscalls")]
-pub fn sys_enter_connect(ctx: TracePointContext) -> i32 {
+fn sys_enter_connect(ctx: TracePointContext) -> i32 {
+    // SAFETY: `fd` is at 16 in the sys_enter format; checked by the helper.
     let fd: u64 = unsafe { ctx.read_at(16) }.unwrap_or(u64::MAX);
-    let key = unsafe { bpf_get_current_pid_tgid() };
-    let pending = PendingConnect {
+    let key = &pid_tgid();
+    let pending = &PendingConnect {
         cookie: 0,
         fd: fd as i32,
         family: 0,
         protocol: 0,
     };
-    if PENDING_CONNECT.insert(&key, &pending, 0).is_err() {
+    if PENDING_CONNECT.insert(key, pending, 0).is_err() {
         count(counter::PENDING_FULL);
     }
     0
+}
+
+/// The hook's context: the kernel's `struct bpf_sock_addr` view.
+#[inline(always)]
+fn sock_addr(ctx: &SockAddrContext) -> &bpf_sock_addr {
+    // SAFETY: the kernel hands the program a valid context that lives as long
+    // as the program runs; the verifier checks every field access.
+    unsafe { &*ctx.sock_addr }
+}
+
+#[inline(always)]
+fn socket_cookie(ctx: &SockAddrContext) -> u64 {
+    // SAFETY: the helper takes the program's own context, as passed here.
+    unsafe { bpf_get_socket_cookie(ctx.as_ptr()) }
 }
 
 /// The destination as the kernel copied it, IPv4 in the first word.
@@ -898,17 +1021,20 @@ fn emit_connect(ctx: &SockAddrContext, v6: bool, op: u16, cookie: u64, flags: u1
     if !offsets_ready(ctx) {
         return;
     }
-    let sa: &bpf_sock_addr = unsafe { &*ctx.sock_addr };
+    let sa = sock_addr(ctx);
     let daddr = hook_address(sa, v6);
     let Some(mut entry) = EVENTS.reserve::<ConnectRecord>(0) else {
         count(counter::RING_FULL);
         return;
     };
     let rec = entry.as_mut_ptr();
+    // SAFETY: `rec` is the reservation, aligned and sized for a ConnectRecord
+    // (plain integers), written field by field before `submit`; `d` reads the
+    // 16 bytes of the local `daddr`.
     unsafe {
         (*rec).header = header(RecordKind::Connect, core::mem::size_of::<ConnectRecord>());
-        fill_task(bpf_get_current_task() as usize, addr_of_mut!((*rec).task));
-        (*rec).task.cgroup_id = bpf_get_current_cgroup_id();
+        fill_task(current_task(), addr_of_mut!((*rec).task));
+        (*rec).task.cgroup_id = current_cgroup_id();
         (*rec).cookie = cookie;
         (*rec).family = if v6 {
             tracer_common::AF_INET6
@@ -940,18 +1066,24 @@ const TCP_CLOSE: u32 = 7;
 /// `sendto`/`sendmsg(MSG_FASTOPEN)`.
 #[inline(always)]
 fn connect_hook(ctx: &SockAddrContext, v6: bool) {
-    let sa: &bpf_sock_addr = unsafe { &*ctx.sock_addr };
+    let sa = sock_addr(ctx);
     // A TCP socket not in CLOSE is already connecting or connected: a repeated
     // `connect` polls it (EALREADY/EISCONN), which is not a new action.
+    // SAFETY: the union's one member is the `sk` pointer (the others are
+    // bindgen's alignment padding).
     let sk = unsafe { sa.__bindgen_anon_1.sk };
+    // SAFETY: a non-null `sk` of this context is the kernel's `bpf_sock` view of
+    // the socket, valid during the program (the verifier checks the access).
     if sa.protocol == IPPROTO_TCP && !sk.is_null() && unsafe { (*sk).state } != TCP_CLOSE {
         return;
     }
-    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
-    let key = unsafe { bpf_get_current_pid_tgid() };
+    let cookie = socket_cookie(ctx);
+    let key = &pid_tgid();
     let mut flags = 0;
     // Inside this thread's `connect` syscall: the exit reports the result.
-    if let Some(p) = PENDING_CONNECT.get_ptr_mut(&key) {
+    if let Some(p) = PENDING_CONNECT.get_ptr_mut(key) {
+        // SAFETY: a valid entry from the lookup, keyed by this thread, which is
+        // here and not in its syscall exit (the only other user of the entry).
         unsafe {
             (*p).cookie = cookie;
             (*p).protocol = sa.protocol as u16;
@@ -967,28 +1099,34 @@ fn connect_hook(ctx: &SockAddrContext, v6: bool) {
 }
 
 #[cgroup_sock_addr(connect4)]
-pub fn connect4(ctx: SockAddrContext) -> i32 {
+fn connect4(ctx: SockAddrContext) -> i32 {
     connect_hook(&ctx, false);
     1
 }
 
 #[cgroup_sock_addr(connect6)]
-pub fn connect6(ctx: SockAddrContext) -> i32 {
+fn connect6(ctx: SockAddrContext) -> i32 {
     connect_hook(&ctx, true);
     1
 }
+
+/// Map values handed over by reference to a constant: no stack slot to fill.
+const ONE_U8: &u8 = &1;
+const ONE_U32: &u32 = &1;
 
 /// An unconnected datagram send names its destination each time: report the
 /// first send from each socket to each destination, up to
 /// `SEND_DESTINATIONS_MAX` destinations per socket (then only count).
 #[inline(always)]
 fn sendmsg_hook(ctx: &SockAddrContext, v6: bool) {
-    let sa: &bpf_sock_addr = unsafe { &*ctx.sock_addr };
-    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+    let sa = sock_addr(ctx);
+    let cookie = socket_cookie(ctx);
+    let socket = &cookie;
     // Written word by word: a struct literal with arrays becomes a `memset` call.
     let mut slot = core::mem::MaybeUninit::<SendKey>::uninit();
     let k = slot.as_mut_ptr();
-    // SAFETY: every byte of the key is written before it is read.
+    // SAFETY: `k` points to the local `slot`, and every byte of the key is
+    // written (aligned word stores) before it is read.
     let key = unsafe {
         let daddr = hook_address(sa, v6);
         let d = addr_of!(daddr).cast::<u64>();
@@ -1001,17 +1139,20 @@ fn sendmsg_hook(ctx: &SockAddrContext, v6: bool) {
         write_volatile(addr_of_mut!((*k).dport).cast::<u64>(), port);
         &*k
     };
-    if unsafe { SENT_TO.get(key) }.is_some() {
+    if SENT_TO.get_ptr(key).is_some() {
         return;
     }
-    let _ = SENT_TO.insert(key, &1, 0);
-    let seen = match SEND_DESTINATIONS.get_ptr_mut(&cookie) {
+    let _ = SENT_TO.insert(key, ONE_U8, 0);
+    let seen = match SEND_DESTINATIONS.get_ptr_mut(socket) {
+        // SAFETY: a valid entry from the lookup. Two CPUs sending on one socket
+        // at once may lose an increment: the cap is then a little loose, never
+        // unsound.
         Some(n) => unsafe {
             *n += 1;
             *n
         },
         None => {
-            let _ = SEND_DESTINATIONS.insert(&cookie, &1, 0);
+            let _ = SEND_DESTINATIONS.insert(socket, ONE_U32, 0);
             1
         }
     };
@@ -1023,20 +1164,25 @@ fn sendmsg_hook(ctx: &SockAddrContext, v6: bool) {
 }
 
 #[cgroup_sock_addr(sendmsg4)]
-pub fn sendmsg4(ctx: SockAddrContext) -> i32 {
+fn sendmsg4(ctx: SockAddrContext) -> i32 {
     sendmsg_hook(&ctx, false);
     1
 }
 
 #[cgroup_sock_addr(sendmsg6)]
-pub fn sendmsg6(ctx: SockAddrContext) -> i32 {
+fn sendmsg6(ctx: SockAddrContext) -> i32 {
     sendmsg_hook(&ctx, true);
     1
 }
 
 /// The socket's local address, once the kernel has bound it.
+///
+/// # Safety
+///
+/// `rec` must be valid for writes and aligned (a ring buffer reservation).
 #[inline(always)]
 unsafe fn sock_source(sk: usize, rec: *mut ConnectResultRecord) {
+    // SAFETY: the caller's contract on `rec`; `saddr` is 8-byte aligned in it.
     unsafe {
         zero16(addr_of_mut!((*rec).saddr));
         (*rec).sport = 0;
@@ -1059,23 +1205,21 @@ unsafe fn sock_source(sk: usize, rec: *mut ConnectResultRecord) {
 
 /// The `struct sock` behind descriptor `fd` of the current task; 0 if none.
 #[inline(always)]
-unsafe fn fd_sock(fd: i32) -> usize {
+fn fd_sock(fd: i32) -> usize {
     if fd < 0 {
         return 0;
     }
-    unsafe {
-        let task = bpf_get_current_task() as usize;
-        let files = kptr(task, off!(task_files));
-        let fdt = kptr(files, off!(files_fdt));
-        let max_fds = kread::<u32>(fdt, off!(fdtable_max_fds));
-        if fd as u32 >= max_fds {
-            return 0;
-        }
-        let fds = kptr(fdt, off!(fdtable_fd));
-        let file = kptr(fds, (fd as usize) * 8);
-        let socket = kptr(file, off!(file_private_data));
-        kptr(socket, off!(socket_sk))
+    let task = current_task();
+    let files = kptr(task, off!(task_files));
+    let fdt = kptr(files, off!(files_fdt));
+    let max_fds = kread::<u32>(fdt, off!(fdtable_max_fds));
+    if fd as u32 >= max_fds {
+        return 0;
     }
+    let fds = kptr(fdt, off!(fdtable_fd));
+    let file = kptr(fds, (fd as usize) * 8);
+    let socket = kptr(file, off!(file_private_data));
+    kptr(socket, off!(socket_sk))
 }
 
 #[inline(always)]
@@ -1085,6 +1229,8 @@ fn emit_result(cookie: u64, errno: i32, source_of: u16, sk: usize) {
         return;
     };
     let rec = entry.as_mut_ptr();
+    // SAFETY: `rec` is the reservation, aligned and sized for a
+    // ConnectResultRecord (plain integers), written in full before `submit`.
     unsafe {
         (*rec).header = header(
             RecordKind::ConnectResult,
@@ -1105,23 +1251,26 @@ fn emit_result(cookie: u64, errno: i32, source_of: u16, sk: usize) {
 /// inside it. A TCP connect that succeeded or went on in the background is
 /// reported by the state change instead (once, with the bound address).
 #[tracepoint(name = "sys_exit_connect", category = "syscalls")]
-pub fn sys_exit_connect(ctx: TracePointContext) -> i32 {
-    let key = unsafe { bpf_get_current_pid_tgid() };
-    let Some(pending) = (unsafe { PENDING_CONNECT.get(&key) }).copied() else {
+fn sys_exit_connect(ctx: TracePointContext) -> i32 {
+    let key = &pid_tgid();
+    // SAFETY: copied out at once; an entry deleted meanwhile (LRU eviction) stays
+    // readable until the program returns (BPF programs run under RCU).
+    let Some(pending) = (unsafe { PENDING_CONNECT.get(key) }).copied() else {
         return 0;
     };
-    let _ = PENDING_CONNECT.remove(&key);
+    let _ = PENDING_CONNECT.remove(key);
     // The hook did not run inside this syscall: not an inet socket, or a
     // repeated connect of a TCP socket under way.
     if pending.cookie == 0 || !offsets_ready(&ctx) {
         return 0;
     }
+    // SAFETY: `ret` is at 16 in the sys_exit format; checked by the helper.
     let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
     if u32::from(pending.protocol) == IPPROTO_TCP && (ret == 0 || ret == -EINPROGRESS) {
         return 0;
     }
     let errno = if ret < 0 { (-ret) as i32 } else { 0 };
-    let sk = unsafe { fd_sock(pending.fd) };
+    let sk = fd_sock(pending.fd);
     emit_result(pending.cookie, errno, RESULT_FROM_SYSCALL, sk);
     0
 }
@@ -1133,13 +1282,14 @@ const ECONNABORTED: i32 = 103;
 /// `SYN_SENT` has its answer, whoever started the connect (a blocking or
 /// non-blocking syscall, io_uring, TCP Fast Open).
 #[raw_tracepoint(tracepoint = "inet_sock_set_state")]
-pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
+fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     let args = ctx.as_ptr() as *const u64;
+    // SAFETY: a raw tracepoint's context is its argument array, three u64 here.
     let (sk, old, new) = unsafe { (*args as usize, *args.add(1) as i32, *args.add(2) as i32) };
     if old != TCP_SYN_SENT || !offsets_ready(&ctx) {
         return 0;
     }
-    let cookie = unsafe { kread::<u64>(sk, off!(sock_cookie)) };
+    let cookie = kread::<u64>(sk, off!(sock_cookie));
     // 0: no cgroup hook ever asked for it, a connect from before we attached.
     if cookie == 0 {
         return 0;
@@ -1149,7 +1299,7 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
     } else {
         // Set by the kernel before the socket closes (ECONNREFUSED, ETIMEDOUT,
         // EHOSTUNREACH ...); 0 when the caller closed it first.
-        match unsafe { kread::<i32>(sk, off!(sock_err)) } {
+        match kread::<i32>(sk, off!(sock_err)) {
             0 => ECONNABORTED,
             e => e,
         }
@@ -1164,13 +1314,17 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
 /// `__data_loc char[] path` at 24 (low 16 bits: offset of the string in the record).
 #[inline(always)]
 fn cgroup_event(ctx: &TracePointContext, op: u32) {
+    // SAFETY: offsets of the layout above (here and below), checked by the
+    // helper; the integers take any bits.
     let root: i32 = unsafe { ctx.read_at(8) }.unwrap_or(-1);
     // Only the v2 hierarchy (its ids are what bpf_get_current_cgroup_id returns)
     // and the v1 hierarchy whose ids `fill_task` reads (0 when none).
     if root != 0 && root as usize != off!(cgroup_v1_hierarchy) {
         return;
     }
+    // SAFETY: see above.
     let id: u64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    // SAFETY: see above.
     let loc: u32 = unsafe { ctx.read_at(24) }.unwrap_or(0);
     // Reserve in place: the record is larger than the BPF stack.
     let Some(mut entry) = EVENTS.reserve::<CgroupRecord>(0) else {
@@ -1178,6 +1332,9 @@ fn cgroup_event(ctx: &TracePointContext, op: u32) {
         return;
     };
     let rec = entry.as_mut_ptr();
+    // SAFETY: `rec` is the reservation, aligned and sized for a CgroupRecord;
+    // the helper writes at most CGROUP_PATH_MAX bytes into `path` and checks its
+    // source (the string inside the tracepoint record).
     unsafe {
         (*rec).header = header(RecordKind::Cgroup, core::mem::size_of::<CgroupRecord>());
         (*rec).op = op;
@@ -1198,19 +1355,19 @@ fn cgroup_event(ctx: &TracePointContext, op: u32) {
 }
 
 #[tracepoint(name = "cgroup_mkdir", category = "cgroup")]
-pub fn cgroup_mkdir(ctx: TracePointContext) -> i32 {
+fn cgroup_mkdir(ctx: TracePointContext) -> i32 {
     cgroup_event(&ctx, CGROUP_MKDIR);
     0
 }
 
 #[tracepoint(name = "cgroup_rmdir", category = "cgroup")]
-pub fn cgroup_rmdir(ctx: TracePointContext) -> i32 {
+fn cgroup_rmdir(ctx: TracePointContext) -> i32 {
     cgroup_event(&ctx, CGROUP_RMDIR);
     0
 }
 
 #[tracepoint(name = "cgroup_rename", category = "cgroup")]
-pub fn cgroup_rename(ctx: TracePointContext) -> i32 {
+fn cgroup_rename(ctx: TracePointContext) -> i32 {
     cgroup_event(&ctx, CGROUP_RENAME);
     0
 }

@@ -35,6 +35,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Set up, then check formatting and run clippy: on the host crates, and on
+    /// the probes for the BPF target (the lint step of `test`).
+    Lint,
     /// Set up, check formatting and lints, build, and run every test (as root):
     /// unit and live tests here, a fuzz smoke, then the kernel matrix (vmtest).
     Test {
@@ -148,6 +151,10 @@ fn main() -> Result<()> {
 
     match cli.task {
         Task::Setup => setup(),
+        Task::Lint => {
+            setup()?;
+            lint(&root)
+        }
         Task::Run { args } => {
             setup()?;
             build(&root)?;
@@ -227,18 +234,7 @@ fn main() -> Result<()> {
         } => {
             setup()?;
             if !no_lint {
-                cargo(&root, &["fmt", "--all", "--check"])?;
-                cargo(
-                    &root,
-                    &[
-                        "clippy",
-                        "--release",
-                        "--all-targets",
-                        "--",
-                        "-D",
-                        "warnings",
-                    ],
-                )?;
+                lint(&root)?;
             }
             build(&root)?;
             let mut cmd = Command::new("cargo");
@@ -323,6 +319,59 @@ fn output(cmd: &mut Command) -> Option<String> {
 
 fn cargo(root: &Path, args: &[&str]) -> Result<()> {
     run(Command::new("cargo").current_dir(root).args(args))
+}
+
+/// `cargo fmt --check`, clippy on the host crates, then clippy on the probes.
+fn lint(root: &Path) -> Result<()> {
+    cargo(root, &["fmt", "--all", "--check"])?;
+    cargo(
+        root,
+        &[
+            "clippy",
+            "--release",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    clippy_probes(root)
+}
+
+/// clippy on `tracer-ebpf` for the BPF target, the way aya-build compiles it for
+/// tracer-user's build script: nightly, `-Z build-std=core`, the
+/// `bpf_target_arch` cfg. The host clippy never sees the probes (the crate is
+/// not a default member, and its code is only compiled for BPF). Its own target
+/// directory keeps the host build's cache intact.
+fn clippy_probes(root: &Path) -> Result<()> {
+    let target = if cfg!(target_endian = "big") {
+        "bpfeb-unknown-none"
+    } else {
+        "bpfel-unknown-none"
+    };
+    let mut cmd = Command::new("rustup");
+    cmd.current_dir(root)
+        .args([
+            "run",
+            NIGHTLY,
+            "cargo",
+            "clippy",
+            "--package",
+            "tracer-ebpf",
+        ])
+        // Not --all-targets: there is no test harness for the BPF target.
+        .args(["--lib", "--bins", "--release", "--target", target])
+        .args(["-Z", "build-std=core", "--target-dir"])
+        .arg(root.join("target/bpf-clippy"))
+        .args(["--", "-D", "warnings"])
+        .env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            format!("--cfg=bpf_target_arch=\"{}\"", env::consts::ARCH),
+        )
+        // As aya-build does: the outer cargo's rustc is the stable one.
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER");
+    run(&mut cmd)
 }
 
 fn build(root: &Path) -> Result<()> {

@@ -1,18 +1,20 @@
 //! Measurement: running our tracer around a workload, its CPU, RSS and latency
 //! (scraped from `/metrics`), and counting its events against the workload's.
+//! The tracer is started, awaited and stopped by the live tests' own helper
+//! (`tracer_tests::Tracer`), so the bench measures the tracer the tests check.
 use std::{
     fs,
     io::{BufRead as _, BufReader, Read as _, Write as _},
     net::{TcpListener, TcpStream},
     path::Path,
-    process::{Child, Command, Stdio},
-    sync::mpsc,
+    process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use serde_json::Value;
+use tracer_tests::Tracer;
 
 use super::{
     Variant,
@@ -20,7 +22,9 @@ use super::{
     workloads::{Ops, Workload, run_workload},
 };
 
-pub(super) const READY_TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const READY_TIMEOUT: Duration = tracer_tests::READY_TIMEOUT;
+/// Time our tracer gets to exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time a tracer gets after the workload ends to drain and write.
 pub(super) const SETTLE: Duration = Duration::from_millis(1000);
 
@@ -36,76 +40,34 @@ pub(super) struct Traced {
     pub(super) latency: Vec<(f64, u64)>,
 }
 
-/// Wait for a line containing `needle` on `stream` (stderr or stdout of a
-/// tracer), then keep draining it so the child never blocks on the pipe.
-fn wait_for_line(
-    stream: impl std::io::Read + Send + 'static,
-    needle: &'static str,
-) -> Result<thread::JoinHandle<Vec<String>>> {
-    let (tx, rx) = mpsc::channel();
-    let reader = thread::spawn(move || {
-        let mut tail = Vec::new();
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if line.contains(needle) {
-                let _ = tx.send(());
-            }
-            tail.push(line);
-            if tail.len() > 50 {
-                tail.remove(0);
-            }
-        }
-        tail
-    });
-    if rx.recv_timeout(READY_TIMEOUT).is_err() {
-        let tail = reader.join().unwrap_or_default();
-        bail!("not ready (no {needle:?}):\n{}", tail.join("\n"));
-    }
-    Ok(reader)
-}
-
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Our tracer, started for one measurement; stopped on drop.
+/// Our tracer, started for one measurement with a `/metrics` port; killed on
+/// drop, which also removes its output.
 pub(super) struct RunningTracer {
-    child: Child,
+    tracer: Tracer,
     metrics: u16,
-    reader: Option<thread::JoinHandle<Vec<String>>>,
 }
 
 impl RunningTracer {
-    pub(super) fn start(tracer: &Path, out: &Path, extra: &[&str]) -> Result<RunningTracer> {
-        let _ = fs::remove_file(out);
+    pub(super) fn start(bin: &Path, extra: &[&str]) -> Result<RunningTracer> {
         let metrics = free_port()?;
-        let mut child = Command::new(tracer)
-            .args(["run", "--rotate-size", "0", "--metrics-addr"])
-            .arg(format!("127.0.0.1:{metrics}"))
-            .arg("--output")
-            .arg(out)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", tracer.display()))?;
-        let stderr = child.stderr.take().context("tracer stderr")?;
-        match wait_for_line(stderr, "tracer ready") {
-            Ok(reader) => Ok(RunningTracer {
-                child,
-                metrics,
-                reader: Some(reader),
-            }),
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(e)
-            }
-        }
+        let addr = format!("127.0.0.1:{metrics}");
+        let mut args = vec!["--rotate-size", "0", "--metrics-addr", &addr];
+        args.extend_from_slice(extra);
+        let tracer = Tracer::launch(bin, &[], &args, &[])?;
+        Ok(RunningTracer { tracer, metrics })
     }
 
     pub(super) fn pid(&self) -> u32 {
-        self.child.id()
+        self.tracer.pid()
+    }
+
+    /// The events file (rotations are next to it: `<output>.1`, ...).
+    pub(super) fn output(&self) -> &Path {
+        &self.tracer.output
     }
 
     fn scrape(&self) -> Result<String> {
@@ -116,19 +78,9 @@ impl RunningTracer {
         Ok(text)
     }
 
-    pub(super) fn stop(mut self) -> Result<()> {
-        let r = stop(&mut self.child);
-        if let Some(t) = self.reader.take() {
-            let _ = t.join();
-        }
-        r
-    }
-}
-
-impl Drop for RunningTracer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// SIGTERM and wait for the exit; the output stays readable until drop.
+    pub(super) fn stop(&mut self) -> Result<()> {
+        self.tracer.try_stop(STOP_TIMEOUT).map(drop)
     }
 }
 
@@ -179,9 +131,9 @@ pub(super) fn run_variant(
     round: u32,
 ) -> Result<Traced> {
     match v {
-        Variant::Tracer => run_traced(tracer, tmp, workload, dur, round, &[]),
+        Variant::Tracer => run_traced(tracer, workload, dur, round, &[]),
         Variant::TracerCompat => {
-            run_traced(tracer, tmp, workload, dur, round, &["--compat-exec-probes"])
+            run_traced(tracer, workload, dur, round, &["--compat-exec-probes"])
         }
         Variant::Auditd => run_auditd(tmp, workload, dur, round),
         Variant::Bpftrace => run_bpftrace(tmp, workload, dur, round),
@@ -190,14 +142,12 @@ pub(super) fn run_variant(
 
 fn run_traced(
     tracer: &Path,
-    tmp: &Path,
     workload: Workload,
     dur: Duration,
     round: u32,
     extra: &[&str],
 ) -> Result<Traced> {
-    let out = tmp.join(format!("{}-{round}.jsonl", workload.name()));
-    let t = RunningTracer::start(tracer, &out, extra)?;
+    let mut t = RunningTracer::start(tracer, extra)?;
     let pid = t.pid();
     let before = latency_buckets(&t.scrape()?);
     let cpu0 = cpu_seconds(pid)?;
@@ -215,8 +165,7 @@ fn run_traced(
             (le, n.saturating_sub(b))
         })
         .collect();
-    let (emitted, loss_records) = count_events(&out, workload, &ops)?;
-    let _ = fs::remove_file(&out);
+    let (emitted, loss_records) = count_events(t.output(), workload, &ops)?;
     Ok(Traced {
         ops,
         emitted: Some(emitted),
@@ -229,20 +178,15 @@ fn run_traced(
 
 /// RSS of the tracer holding `n` live processes in its table: `n` children of
 /// this process that only wait, started after the tracer is ready.
-pub(super) fn table_rss(tracer: &Path, tmp: &Path, n: u32) -> Result<(u32, f64)> {
+pub(super) fn table_rss(tracer: &Path, n: u32) -> Result<(u32, f64)> {
     let pid_max_path = "/proc/sys/kernel/pid_max";
     let old_pid_max = fs::read_to_string(pid_max_path)?.trim().to_owned();
     let want = (u64::from(n) * 2 + 65_536).min(4_194_304);
     if old_pid_max.parse::<u64>().unwrap_or(0) < want {
         fs::write(pid_max_path, want.to_string()).context("raising kernel.pid_max")?;
     }
-    let out = tmp.join("table.jsonl");
     let result = (|| -> Result<(u32, f64)> {
-        let t = RunningTracer::start(
-            tracer,
-            &out,
-            &["--max-processes", &(n + 100_000).to_string()],
-        )?;
+        let mut t = RunningTracer::start(tracer, &["--max-processes", &(n + 100_000).to_string()])?;
         // Small sleeping processes (fork+exec of sleep: a forked copy of this
         // process costs several times the memory per child).
         let mut kids = Vec::with_capacity(n as usize);
@@ -284,26 +228,7 @@ pub(super) fn table_rss(tracer: &Path, tmp: &Path, n: u32) -> Result<(u32, f64)>
         Ok((spawned, rss))
     })();
     let _ = fs::write(pid_max_path, &old_pid_max);
-    let _ = fs::remove_file(&out);
     result
-}
-
-pub(super) fn stop(child: &mut Child) -> Result<()> {
-    let pid = libc::pid_t::try_from(child.id())?;
-    // SAFETY: signalling our own child, which has not been waited for yet.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if child.try_wait()?.is_some() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("tracer did not exit within 30 s of SIGTERM");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// utime + stime of a process, in seconds.

@@ -44,7 +44,7 @@ impl Variant {
     }
 }
 
-pub struct Options {
+pub(crate) struct Options {
     pub rounds: u32,
     pub seconds: u64,
     /// Run auditd and bpftrace too, when installed.
@@ -86,7 +86,7 @@ fn scratch() -> Result<PathBuf> {
 /// `/metrics`), and count in its output the events of the workload's own actions
 /// against what the workload did. `cargo xtask soak` runs the mixed churn for
 /// minutes and follows RSS and loss over time.
-pub fn run(root: &Path, o: &Options) -> Result<()> {
+pub(crate) fn run(root: &Path, o: &Options) -> Result<()> {
     require_root()?;
     let tracer = build(root)?;
     let dur = Duration::from_secs(o.seconds);
@@ -161,7 +161,7 @@ pub fn run(root: &Path, o: &Options) -> Result<()> {
         }
     }
     let table_rss = if o.table_procs > 0 {
-        Some(table_rss(&tracer, &tmp, o.table_procs)?)
+        Some(table_rss(&tracer, o.table_procs)?)
     } else {
         None
     };
@@ -174,16 +174,14 @@ pub fn run(root: &Path, o: &Options) -> Result<()> {
 
 /// `cargo xtask soak --minutes N`: mixed churn with the tracer for N minutes;
 /// RSS sampled every few seconds, events expected vs written, event rate.
-pub fn soak(root: &Path, minutes: u64) -> Result<()> {
+pub(crate) fn soak(root: &Path, minutes: u64) -> Result<()> {
     require_root()?;
     let tracer = build(root)?;
-    let tmp = scratch()?;
-    let out = tmp.join("soak.jsonl");
-    let t = RunningTracer::start(
+    let mut t = RunningTracer::start(
         &tracer,
-        &out,
         &["--rotate-size", "104857600", "--rotate-keep", "2"],
     )?;
+    let out = t.output().to_owned();
     let pid = t.pid();
     let total = Duration::from_secs(minutes.max(1) * 60);
     let slice = Duration::from_secs(10);
@@ -225,7 +223,7 @@ pub fn soak(root: &Path, minutes: u64) -> Result<()> {
     }
     let peak = peak_rss_mib(pid)?;
     t.stop()?;
-    let _ = fs::remove_dir_all(&tmp);
+    drop(t);
     let first = samples.first().map_or(0.0, |s| s.1);
     let last = samples.last().map_or(0.0, |s| s.1);
     let max = samples.iter().map(|s| s.1).fold(0.0, f64::max);

@@ -4,7 +4,7 @@ use std::{
     fs,
     io::{BufRead as _, BufReader, Write as _},
     path::Path,
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
     sync::mpsc,
     thread,
     time::{Duration, Instant},
@@ -14,7 +14,7 @@ use anyhow::{Context as _, Result, bail};
 
 use super::{
     capture,
-    measure::{READY_TIMEOUT, SETTLE, Traced, cpu_seconds, peak_rss_mib, stop},
+    measure::{READY_TIMEOUT, SETTLE, Traced, cpu_seconds, peak_rss_mib},
     workloads::{Workload, run_workload},
 };
 
@@ -82,8 +82,27 @@ pub(super) fn run_auditd(
         })
     })();
     let _ = auditctl(&["-D"]);
-    stop(&mut child)?;
+    stop(&mut child).context("stopping auditd")?;
     result
+}
+
+/// SIGTERM, then up to 30 s for the exit (then SIGKILL, and an error).
+fn stop(child: &mut Child) -> Result<()> {
+    let pid = libc::pid_t::try_from(child.id())?;
+    // SAFETY: signalling our own child, which has not been waited for yet.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("no exit within 30 s of SIGTERM");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A bpftrace one-liner printing every execve and connect.

@@ -23,16 +23,16 @@ use setup::{VIRTIOFSD_SHIM, setup_apt_packages, setup_venv};
 
 pub(crate) use matrix::{MATRIX_GUEST_TIMEOUT, MATRIX_TESTS, matrix};
 
-pub const DEFAULT_KERNELS: &[&str] = &["5.10", "6.1", "6.12"];
+pub(crate) const DEFAULT_KERNELS: &[&str] = &["5.10", "6.1", "6.12"];
 /// The matrix: every kernel above plus the host's own.
 /// `-v1`: the same kernel with only cgroup v1 hierarchies mounted.
-pub const MATRIX_KERNELS: &[&str] = &["5.10", "5.10-v1", "6.1", "6.12", "host"];
+pub(crate) const MATRIX_KERNELS: &[&str] = &["5.10", "5.10-v1", "6.1", "6.12", "host"];
 /// The kernel key that boots nothing: the command runs on this machine's kernel.
 const HOST: &str = "host";
 /// Boots per kernel when guests die without a status (see `vmtest`).
 const MAX_BOOTS: u32 = 3;
 
-pub struct Options {
+pub(crate) struct Options {
     /// Kernel keys: "5.10", "6.1", "6.12", ... or "host"; empty means the defaults.
     pub kernels: Vec<String>,
     /// Running [`matrix::MATRIX_CMD`]: collect each kernel's verifier statistics.
@@ -117,7 +117,7 @@ impl Dirs {
 /// (`target/vmtest/guest.sh`, from [`GUEST_SCRIPT`]) writes the command's stdout,
 /// stderr and exit status into a `--rwdir` (`target/vmtest/out/<key>`), and that
 /// status is the result.
-pub fn vmtest(root: &Path, opts: &Options) -> Result<()> {
+pub(crate) fn vmtest(root: &Path, opts: &Options) -> Result<()> {
     let kernels: Vec<String> = if opts.kernels.is_empty() {
         let default = if opts.matrix {
             MATRIX_KERNELS
