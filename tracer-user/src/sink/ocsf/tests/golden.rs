@@ -19,13 +19,13 @@ use crate::{
 /// One OCSF line as the sink writes it, and where its chain link goes.
 fn event_line(ev: &Event) -> (Vec<u8>, usize) {
     let mut out = Vec::new();
-    let at = crate::sink::ocsf_with_unmapped_last(super::super::event_to_ocsf(ev), &mut out);
+    let at = super::super::write(&super::super::event_to_ocsf(ev), &mut out);
     (out, at)
 }
 
 fn loss_line(l: &LossRecord) -> (Vec<u8>, usize) {
     let mut out = Vec::new();
-    let at = crate::sink::ocsf_with_unmapped_last(super::super::loss_to_ocsf(l), &mut out);
+    let at = super::super::write(&super::super::loss_to_ocsf(l), &mut out);
     (out, at)
 }
 

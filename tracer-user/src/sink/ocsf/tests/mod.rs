@@ -3,7 +3,6 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use self::fixtures::*;
-use super::{event_to_ocsf, loss_to_ocsf};
 use crate::{
     event::{Action, Cgroup, FileId, Outcome, Workload},
     identity::workload::WorkloadKind,
@@ -11,6 +10,16 @@ use crate::{
 
 mod fixtures;
 mod golden;
+mod views;
+
+/// The record as JSON, to look into.
+fn event_to_ocsf(ev: &crate::event::Event) -> Value {
+    serde_json::to_value(super::event_to_ocsf(ev)).unwrap()
+}
+
+fn loss_to_ocsf(l: &crate::event::LossRecord) -> Value {
+    serde_json::to_value(super::loss_to_ocsf(l)).unwrap()
+}
 
 fn assert_type(v: &Value, class_uid: u64, activity_id: u64) {
     assert_eq!(v["class_uid"], class_uid, "{v}");
