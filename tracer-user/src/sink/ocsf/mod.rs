@@ -12,9 +12,9 @@
 use serde::Serialize;
 
 use self::{
-    model::{Class, Device, Enum, Metadata, Os, Product, Record, TypeName},
+    model::{Class, Device, Enum, Metadata, Os, Product, TypeName},
     process::EventRecord,
-    unmapped::{BudgetView, GapView, LossUnmapped, LostView, PolicyView},
+    unmapped::{BudgetView, GapView, LostView, PolicyView},
 };
 use crate::event::{Action, Event, EventId, Host, LossRecord, Policy, UnixNanos};
 
@@ -22,6 +22,12 @@ mod model;
 mod network;
 mod process;
 mod unmapped;
+
+/// The records, to name them outside (they are only serialized).
+pub use self::{
+    model::Record,
+    unmapped::{EventUnmapped, LossUnmapped},
+};
 
 pub const OCSF_VERSION: &str = "1.8.0";
 

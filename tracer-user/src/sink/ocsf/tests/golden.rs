@@ -410,6 +410,17 @@ fn lines_match_golden_files() {
 /// Every golden line is valid OCSF 1.8.0 with the host and container profiles.
 #[test]
 fn golden_lines_validate_against_ocsf() {
+    let have = std::process::Command::new("python3")
+        .args(["-c", "import ocsf_json_schema, jsonschema"])
+        .output();
+    match have {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "python3 lacks the OCSF validator's modules: run `cargo xtask setup`\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!("no python3 ({e}): run `cargo xtask setup`"),
+    }
     let mut text = Vec::new();
     let lines = all_lines();
     for (_, line, _) in &lines {
@@ -429,7 +440,7 @@ fn golden_lines_validate_against_ocsf() {
         .arg(&path)
         .output();
     let _ = std::fs::remove_file(&path);
-    let out = out.expect("python3 runs (cargo xtask setup installs the validator)");
+    let out = out.expect("python3 runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
