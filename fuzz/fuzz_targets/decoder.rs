@@ -63,6 +63,6 @@ fuzz_target!(|data: &[u8]| {
     let mut a = attributor().lock().unwrap_or_else(|e| e.into_inner());
     if let Some(out) = a.handle(rec) {
         let _ = serde_json::to_vec(&out.event).expect("event serializes");
-        let _ = event_to_ocsf(&out.event);
+        let _ = tracer::sink::ocsf::write(&event_to_ocsf(&out.event), &mut Vec::new());
     }
 });

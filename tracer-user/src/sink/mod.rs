@@ -195,7 +195,7 @@ impl Sinks {
             .collect()
     }
 
-    fn emit<T: Serialize>(&mut self, ours: &T, ocsf: impl Fn() -> serde_json::Value) {
+    fn emit<T: Serialize>(&mut self, ours: &T, ocsf: impl Fn(&mut Vec<u8>) -> usize) {
         let needs_json =
             self.socket.is_some() || self.outputs.iter().any(|o| o.format == Format::Json);
         if needs_json {
@@ -215,7 +215,7 @@ impl Sinks {
             }
         }
         if self.outputs.iter().any(|o| o.format == Format::Ocsf) {
-            let at = ocsf_with_unmapped_last(ocsf(), &mut self.ocsf_line);
+            let at = ocsf(&mut self.ocsf_line);
             for o in self.outputs.iter_mut().filter(|o| o.format == Format::Ocsf) {
                 o.push(&self.ocsf_line, at);
             }
@@ -223,7 +223,7 @@ impl Sinks {
     }
 
     pub fn write_event(&mut self, ev: &Event) {
-        self.emit(ev, || ocsf::event_to_ocsf(ev));
+        self.emit(ev, |out| ocsf::write(&ocsf::event_to_ocsf(ev), out));
         if self.latency.is_some() {
             self.batch_times.push(ev.unix_ns());
         }
@@ -235,7 +235,7 @@ impl Sinks {
     }
 
     pub fn write_loss(&mut self, l: &LossRecord) {
-        self.emit(l, || ocsf::loss_to_ocsf(l));
+        self.emit(l, |out| ocsf::write(&ocsf::loss_to_ocsf(l), out));
     }
 
     /// End of a batch: everything written so far reaches the files, after a
@@ -271,28 +271,5 @@ impl Sinks {
                 );
             }
         }
-    }
-}
-
-/// Serialize an OCSF object with `unmapped` as its last member, into `out`
-/// (cleared first); returns where the chain link goes: last inside `unmapped`
-/// (OCSF allows no attribute of ours at the top level).
-fn ocsf_with_unmapped_last(mut v: serde_json::Value, out: &mut Vec<u8>) -> usize {
-    out.clear();
-    let unmapped = v.as_object_mut().and_then(|m| m.remove("unmapped"));
-    let _ = crate::escape::to_writer(&mut *out, &v);
-    match unmapped {
-        Some(u) if u.as_object().is_some_and(|m| !m.is_empty()) && out.ends_with(b"}") => {
-            out.pop();
-            if out.len() > 1 {
-                out.push(b',');
-            }
-            out.extend_from_slice(b"\"unmapped\":");
-            let _ = crate::escape::to_writer(&mut *out, &u);
-            out.push(b'}');
-            out.len() - 2
-        }
-        // Never the case for our records; the link then goes at the top level.
-        _ => out.len().saturating_sub(1),
     }
 }

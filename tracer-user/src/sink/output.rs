@@ -11,7 +11,7 @@ use std::{
 use serde::Serialize;
 
 use super::{
-    Format, RETRY_BUFFER_BYTES, file, ocsf, ocsf_with_unmapped_last,
+    Format, RETRY_BUFFER_BYTES, file, ocsf,
     segment::{Segment, SegmentRecord},
 };
 use crate::{
@@ -214,7 +214,7 @@ impl Output {
                 Ok(()) => text.len().saturating_sub(1),
                 Err(_) => return,
             },
-            Format::Ocsf => ocsf_with_unmapped_last(ocsf::loss_to_ocsf(&rec), &mut text),
+            Format::Ocsf => ocsf::write(&ocsf::loss_to_ocsf(&rec), &mut text),
         };
         if !self.make_room(text.len()) {
             return;
