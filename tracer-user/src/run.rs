@@ -195,7 +195,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
     let snapshots = tokio::task::spawn_blocking(scan::scan_all)
         .await
         .context("scanning /proc")?;
-    attributor.seed(&snapshots);
+    attributor.seed(snapshots);
     let mut batch = Vec::with_capacity(4096);
     let mut flow = Flow {
         outcomes: Outcomes::new(
