@@ -3,6 +3,16 @@
 //! preflight -> BTF offsets -> probes attached -> /proc scanned (records that
 //! arrived meanwhile are replayed) -> loop { ring buffer batch -> decode ->
 //! attribute (process table, identity) -> sinks }.
+//!
+//! Threads. The loop runs on the caller's single-threaded runtime, and it
+//! blocks by design: attributing reads /proc for processes the table does
+//! not know, walks the cgroup tree on a cache miss, and the sinks write
+//! files. Only what feeds the loop shares that runtime (the ring buffer, the
+//! probes' log ring, timers, signals). The async services that wait on
+//! others or answer them — the tail socket's readers, the Kubernetes pod
+//! watch, containerd lookups — run on [`Services`], their own thread and
+//! runtime, so a slow /proc read delays neither them nor they the loop.
+//! The metrics server and the file hasher have their own threads too.
 use std::{
     sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
@@ -69,11 +79,14 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         let addr = metrics::serve(addr, metrics.clone(), cap)?;
         tracing::info!(%addr, max_connections = cap, "serving /metrics, /healthz, /readyz");
     }
+    let services = Services::start()?;
     if let Some(path) = &config.socket {
         // All readers' queues together get the tail share of the budget.
         let mut limits = config.tail_limits();
         limits.total_bytes = budget.tail_queues;
         limits.client_bytes = limits.client_bytes.min(budget.tail_queues);
+        // Bound in the services' context: its listener and readers live there.
+        let _services = services.handle().enter();
         sinks.bind_socket(path, limits)?;
         tracing::info!(path = %path.display(), "serving events to `tracer tail`");
     }
@@ -134,7 +147,14 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
     .with_ancestor_argv_max(config.lineage_argv_max)
     .with_max_bytes(budget.process_table);
     let pods = match &config.node_name {
-        Some(node) => match kube::client().await {
+        // The client's own tasks are spawned where it is made: there too.
+        Some(node) => match services
+            .handle()
+            .spawn(kube::client())
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|made| made.map_err(|e| e.to_string()))
+        {
             Ok(client) => {
                 let index = PodIndex::with_limits(
                     Duration::from_secs(config.pod_grace_secs),
@@ -144,7 +164,9 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
                     },
                 );
                 tracing::info!(node = %node, "watching this node's pods for workload metadata");
-                tokio::spawn(index.clone().run(client, node.clone()));
+                services
+                    .handle()
+                    .spawn(index.clone().run(client, node.clone()));
                 Some(index)
             }
             // No usable client configuration: events carry what the cgroup
@@ -160,6 +182,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         None => None,
     };
     let containerd = config.containerd_socket.as_deref().and_then(|socket| {
+        let _services = services.handle().enter();
         Containerd::start(
             socket,
             crate::identity::containerd::lookup_timeout(Duration::from_millis(config.kube_wait_ms)),
@@ -338,6 +361,44 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
     sinks.close();
     tracing::info!("tracer stopped");
     Ok(())
+}
+
+/// The runtime of the async services (see the module's doc): one worker
+/// thread, `tracer-services`. Shut down without waiting when `run` returns,
+/// as the caller's runtime would have done with these tasks.
+struct Services {
+    /// Taken on drop.
+    rt: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+}
+
+impl Services {
+    fn start() -> Result<Services> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("tracer-services")
+            .enable_all()
+            .build()
+            .context("starting the services' runtime")?;
+        Ok(Services {
+            handle: rt.handle().clone(),
+            rt: Some(rt),
+        })
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        // Dropping a runtime inside another's async context panics; this
+        // shuts it down without blocking.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// The once-a-tick chores: loss records and counters.

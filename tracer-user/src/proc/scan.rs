@@ -197,15 +197,15 @@ fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
     })
 }
 
-/// The 16 `AT_RANDOM` bytes: their address from the kernel's copy of the
-/// auxiliary vector, the bytes from the process's memory. Zeros when either is
-/// unreadable (kernel threads, zombies, a ptrace policy that closes /proc/<pid>/mem).
 /// The `AT_RANDOM` bytes of the image `pid` runs now; None when unreadable.
 pub fn image_at_random(pid: u32) -> Option<[u8; 16]> {
     let process = Process::new(i32::try_from(pid).ok()?).ok()?;
     Some(at_random(&process, pid)).filter(|r| *r != [0; 16])
 }
 
+/// The 16 `AT_RANDOM` bytes: their address from the kernel's copy of the
+/// auxiliary vector, the bytes from the process's memory. Zeros when either is
+/// unreadable (kernel threads, zombies, a ptrace policy that closes /proc/<pid>/mem).
 fn at_random(process: &Process, pid: u32) -> [u8; 16] {
     use std::os::unix::fs::FileExt as _;
     const AT_RANDOM: u64 = 25;
@@ -593,16 +593,24 @@ mod tests {
         }
     }
 
-    /// Every real process's stat file passes the shape check and parses.
+    /// Every real process's stat and status files (kernel threads' too)
+    /// pass the shape check and parse.
     #[test]
-    fn stat_parses_on_live_processes() {
+    fn stat_and_status_parse_on_live_processes() {
         let mut n = 0;
         for p in procfs::process::all_processes().unwrap().flatten() {
-            let Ok(raw) = std::fs::read(format!("/proc/{}/stat", p.pid)) else {
+            let (Ok(stat), Ok(status)) = (
+                std::fs::read(format!("/proc/{}/stat", p.pid)),
+                std::fs::read(format!("/proc/{}/status", p.pid)),
+            ) else {
                 continue; // exited meanwhile
             };
-            let st = parse_stat(&raw).unwrap();
+            if stat.is_empty() || status.is_empty() {
+                continue; // exited between open and read
+            }
+            let st = parse_stat(&stat).unwrap();
             assert_eq!(st.pid, p.pid);
+            parse_status_ids(&status).unwrap();
             n += 1;
         }
         assert!(n > 10, "only {n} processes parsed");
@@ -824,6 +832,27 @@ mod tests {
         drop(child);
         assert!(matches!(snapshot(pid), Err(ScanError::Gone { .. })));
         assert_eq!(cwd(pid), None);
+    }
+
+    /// A zombie (exited, not reaped) has no memory and a shorter status
+    /// file; it is still described, with what is left.
+    #[test]
+    fn zombie_child() {
+        let child = Reap(Command::new("true").spawn().unwrap());
+        let pid = child.0.id();
+        let stat = || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        for _ in 0..200 {
+            if stat().contains(") Z ") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(stat().contains(") Z "), "{}", stat());
+        let snap = snapshot(pid).unwrap();
+        assert_eq!((snap.pid, snap.ppid), (pid, std::process::id()));
+        assert!(snap.argv.is_empty());
+        assert_eq!(snap.at_random, [0; 16]);
+        drop(child);
     }
 
     #[test]
