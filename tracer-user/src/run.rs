@@ -21,12 +21,17 @@ use std::{
 use anyhow::{Context as _, Result};
 use tokio::signal::unix::{SignalKind, signal};
 
+mod flow;
+mod services;
+
+use flow::{CONNECTS_WAITING_MAX, Flow};
+use services::Services;
+
 use crate::{
-    attribute::{Attributed, Attributor, Context},
+    attribute::{Attributor, Context},
     btf::Btf,
     config::Config,
-    decode::Record,
-    event::{BudgetCounts, Event, EventId, Host, LossRecord, Policy, UnixNanos},
+    event::{BudgetCounts, EventId, Host, LossRecord, Policy, UnixNanos},
     filehash::FileHasher,
     host::{self, HostInfo},
     identity::{
@@ -39,28 +44,13 @@ use crate::{
         waiting::Waiting,
     },
     loss::LossTracker,
-    metrics::{self, CauseLabel, KindLabel, Metrics, SinkLabel, StatusLabel, StructureLabel},
+    metrics::{self, CauseLabel, Metrics, SinkLabel, StructureLabel},
     outcome::Outcomes,
     probes::{self, LoadOptions, Probes, preflight},
     proc::{scan, table::ProcessTable},
     reader::Reader,
     sink::Sinks,
 };
-
-/// Emit an event and count it.
-fn emit(sinks: &mut Sinks, m: &Metrics, ev: &Event) {
-    m.events
-        .get_or_create(&KindLabel {
-            kind: ev.kind.as_str().to_owned(),
-        })
-        .inc();
-    m.identity
-        .get_or_create(&StatusLabel {
-            status: ev.executor.identity.status.as_str().to_owned(),
-        })
-        .inc();
-    sinks.write_event(ev);
-}
 
 pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result<()> {
     let budget = config.budget()?;
@@ -363,44 +353,6 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
     Ok(())
 }
 
-/// The runtime of the async services (see the module's doc): one worker
-/// thread, `tracer-services`. Shut down without waiting when `run` returns,
-/// as the caller's runtime would have done with these tasks.
-struct Services {
-    /// Taken on drop.
-    rt: Option<tokio::runtime::Runtime>,
-    handle: tokio::runtime::Handle,
-}
-
-impl Services {
-    fn start() -> Result<Services> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("tracer-services")
-            .enable_all()
-            .build()
-            .context("starting the services' runtime")?;
-        Ok(Services {
-            handle: rt.handle().clone(),
-            rt: Some(rt),
-        })
-    }
-
-    fn handle(&self) -> &tokio::runtime::Handle {
-        &self.handle
-    }
-}
-
-impl Drop for Services {
-    fn drop(&mut self) {
-        // Dropping a runtime inside another's async context panics; this
-        // shuts it down without blocking.
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
 /// The once-a-tick chores: loss records and counters.
 struct Housekeeping {
     losses: LossTracker,
@@ -527,96 +479,5 @@ async fn containerd_answered(containerd: Option<&Containerd>) {
     match containerd {
         Some(c) => c.changed.notified().await,
         None => std::future::pending().await,
-    }
-}
-
-/// Most connect events waiting for their result at once; past it the oldest
-/// goes out early (counted), so a flood of half-open connects costs bounded memory.
-const CONNECTS_WAITING_MAX: usize = 16_384;
-
-/// After attribution: connects wait for their result ([`Outcomes`]), then every
-/// event may wait for its identity ([`Waiting`]), then the sinks.
-struct Flow {
-    outcomes: Outcomes,
-    parked: Waiting,
-    /// Reused between batches.
-    ready: Vec<Attributed>,
-    out: Vec<Event>,
-}
-
-impl Flow {
-    /// Budget drops so far, the table's and the waiting queues'.
-    fn budget_counts(&self, attributor: &Attributor) -> BudgetCounts {
-        let t = attributor.table.drops();
-        BudgetCounts {
-            processes_evicted: t.live,
-            exited_evicted_early: t.exited_early,
-            argv_cut: t.argv_cut,
-            released_early: self.parked.released_early() + self.outcomes.counts.overflowed,
-        }
-    }
-
-    fn is_idle(&self) -> bool {
-        self.outcomes.is_empty() && self.parked.is_empty()
-    }
-
-    fn records(
-        &mut self,
-        batch: &mut Vec<Record>,
-        attributor: &mut Attributor,
-        sinks: &mut Sinks,
-        m: &Metrics,
-    ) {
-        let now = Instant::now();
-        for rec in batch.drain(..) {
-            match rec {
-                Record::ConnectResult(r) => self.ready.extend(self.outcomes.result(&r)),
-                rec => {
-                    if let Some(a) = attributor.handle(rec) {
-                        self.outcomes.admit(a, now, &mut self.ready);
-                    }
-                }
-            }
-            for a in self.ready.drain(..) {
-                self.parked.admit(a, now, &mut self.out);
-            }
-            self.send(sinks, m);
-        }
-        // What resolved meanwhile (a hash, a pod) goes out now, in order, with
-        // whatever queued behind it.
-        self.retry(attributor, sinks, m, false);
-    }
-
-    /// Waiting events whose identity came, or whose wait is over (all of
-    /// them when `all`), go out.
-    fn retry(&mut self, attributor: &mut Attributor, sinks: &mut Sinks, m: &Metrics, all: bool) {
-        if self.parked.is_empty() {
-            return;
-        }
-        self.parked.release(
-            Instant::now(),
-            all,
-            |ev| attributor.reresolve(ev),
-            &mut self.out,
-        );
-        self.send(sinks, m);
-    }
-
-    fn send(&mut self, sinks: &mut Sinks, m: &Metrics) {
-        for ev in self.out.drain(..) {
-            emit(sinks, m, &ev);
-        }
-    }
-
-    /// Time-based progress: connects past their wait, parked events resolved
-    /// or past theirs (everything when `all`).
-    fn tick(&mut self, attributor: &mut Attributor, sinks: &mut Sinks, m: &Metrics, all: bool) {
-        let now = Instant::now();
-        self.outcomes.expire(now, all, &mut self.ready);
-        for a in self.ready.drain(..) {
-            self.parked.admit(a, now, &mut self.out);
-        }
-        self.send(sinks, m);
-        self.retry(attributor, sinks, m, all);
     }
 }
