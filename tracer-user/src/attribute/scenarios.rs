@@ -39,6 +39,8 @@ pub struct FakeProcs {
     pub procs: HashMap<u32, ProcSnapshot>,
     pub cwds: HashMap<u32, ProcCwd>,
     pub cgroups: HashMap<u32, ProcCgroups>,
+    /// How often the cgroups of a process were asked for.
+    pub cgroup_reads: u64,
 }
 
 impl FakeHost {
@@ -58,7 +60,10 @@ impl HostView for FakeHost {
     }
 
     fn cgroups(&self, pid: u32) -> Option<ProcCgroups> {
-        self.with(|h| h.cgroups.get(&pid).cloned())
+        self.with(|h| {
+            h.cgroup_reads += 1;
+            h.cgroups.get(&pid).cloned()
+        })
     }
 }
 

@@ -225,3 +225,37 @@ fn a_cut_cgroup_path_is_flagged_and_names_no_workload_by_half_a_name() {
     assert!(json.get("path_truncated").is_none(), "{json}");
     assert_eq!(ev.executor.workload.unit.as_deref(), Some("x.service"));
 }
+
+/// A cgroup id no record named: the path the process claims in its /proc
+/// (through the host view) names it, read once and only on that miss.
+#[test]
+fn an_unnamed_cgroup_is_named_from_the_host_views_claim() {
+    let top = TempTree(std::env::temp_dir().join(format!(
+        "tracer-attr-claim-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    )));
+    let v2 = top.0.join("v2");
+    let unit = "/system.slice/claimed.service";
+    std::fs::create_dir_all(v2.join(&unit[1..])).unwrap();
+    let id = std::fs::metadata(v2.join(&unit[1..])).unwrap().ino();
+    let host = FakeHost::default();
+    let claims = crate::proc::scan::ProcCgroups {
+        v2: Some(unit.into()),
+        v1: Vec::new(),
+    };
+    let pid = u32::MAX - 300;
+    host.with(|h| h.cgroups.insert(pid, claims));
+    let mut a = attributor_on(host.clone(), v2, false);
+    let ev = exec_in(&mut a, pid, id, 0);
+    assert_eq!(ev.executor.cgroup.path.as_deref(), Some(unit));
+    assert_eq!(
+        ev.executor.workload.unit.as_deref(),
+        Some("claimed.service")
+    );
+    assert_eq!(host.with(|h| h.cgroup_reads), 1);
+    // Cached now: another process there costs no read.
+    let ev = exec_in(&mut a, pid - 1, id, 0);
+    assert_eq!(ev.executor.cgroup.path.as_deref(), Some(unit));
+    assert_eq!(host.with(|h| h.cgroup_reads), 1);
+}
