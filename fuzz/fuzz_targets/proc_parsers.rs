@@ -10,7 +10,7 @@ use tracer::{
     },
     proc::scan::{
         parse_cgroup_v1_line, parse_cgroup_v1_lines, parse_cgroup_v2_line, parse_stat,
-        split_cmdline,
+        parse_status_ids, split_cmdline,
     },
 };
 
@@ -30,8 +30,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(!name.is_empty() && !name.contains(':') && !name.contains('\n'));
     }
     // Every process's stat is read at start-up; its comm is the process's choice.
-    if let Some(st) = parse_stat(data) {
+    // (procfs parses it, behind our check of the shape it slices on.)
+    if let Ok(st) = parse_stat(data) {
         assert!(!st.comm.contains('\0') || data.contains(&0));
     }
+    let _ = parse_status_ids(data);
     let _ = unescape(&text);
 });

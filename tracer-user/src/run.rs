@@ -3,6 +3,16 @@
 //! preflight -> BTF offsets -> probes attached -> /proc scanned (records that
 //! arrived meanwhile are replayed) -> loop { ring buffer batch -> decode ->
 //! attribute (process table, identity) -> sinks }.
+//!
+//! Threads. The loop runs on the caller's single-threaded runtime, and it
+//! blocks by design: attributing reads /proc for processes the table does
+//! not know, walks the cgroup tree on a cache miss, and the sinks write
+//! files. Only what feeds the loop shares that runtime (the ring buffer, the
+//! probes' log ring, timers, signals). The async services that wait on
+//! others or answer them — the tail socket's readers, the Kubernetes pod
+//! watch, containerd lookups — run on [`Services`], their own thread and
+//! runtime, so a slow /proc read delays neither them nor they the loop.
+//! The metrics server and the file hasher have their own threads too.
 use std::{
     sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
@@ -11,12 +21,17 @@ use std::{
 use anyhow::{Context as _, Result};
 use tokio::signal::unix::{SignalKind, signal};
 
+mod flow;
+mod services;
+
+use flow::{CONNECTS_WAITING_MAX, Flow};
+use services::Services;
+
 use crate::{
-    attribute::{Attributed, Attributor, Context},
+    attribute::{Attributor, Context},
     btf::Btf,
     config::Config,
-    decode::Record,
-    event::{BudgetCounts, Event, EventId, Host, LossRecord, Policy, UnixNanos},
+    event::{BudgetCounts, EventId, Host, LossRecord, Policy, UnixNanos},
     filehash::FileHasher,
     host::{self, HostInfo},
     identity::{
@@ -29,28 +44,13 @@ use crate::{
         waiting::Waiting,
     },
     loss::LossTracker,
-    metrics::{self, CauseLabel, KindLabel, Metrics, SinkLabel, StatusLabel, StructureLabel},
+    metrics::{self, CauseLabel, Metrics, SinkLabel, StructureLabel},
     outcome::Outcomes,
     probes::{self, LoadOptions, Probes, preflight},
     proc::{scan, table::ProcessTable},
     reader::Reader,
     sink::Sinks,
 };
-
-/// Emit an event and count it.
-fn emit(sinks: &mut Sinks, m: &Metrics, ev: &Event) {
-    m.events
-        .get_or_create(&KindLabel {
-            kind: ev.kind.as_str().to_owned(),
-        })
-        .inc();
-    m.identity
-        .get_or_create(&StatusLabel {
-            status: ev.executor.identity.status.as_str().to_owned(),
-        })
-        .inc();
-    sinks.write_event(ev);
-}
 
 pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result<()> {
     let budget = config.budget()?;
@@ -69,11 +69,14 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         let addr = metrics::serve(addr, metrics.clone(), cap)?;
         tracing::info!(%addr, max_connections = cap, "serving /metrics, /healthz, /readyz");
     }
+    let services = Services::start()?;
     if let Some(path) = &config.socket {
         // All readers' queues together get the tail share of the budget.
         let mut limits = config.tail_limits();
         limits.total_bytes = budget.tail_queues;
         limits.client_bytes = limits.client_bytes.min(budget.tail_queues);
+        // Bound in the services' context: its listener and readers live there.
+        let _services = services.handle().enter();
         sinks.bind_socket(path, limits)?;
         tracing::info!(path = %path.display(), "serving events to `tracer tail`");
     }
@@ -134,7 +137,14 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
     .with_ancestor_argv_max(config.lineage_argv_max)
     .with_max_bytes(budget.process_table);
     let pods = match &config.node_name {
-        Some(node) => match kube::client().await {
+        // The client's own tasks are spawned where it is made: there too.
+        Some(node) => match services
+            .handle()
+            .spawn(kube::client())
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|made| made.map_err(|e| e.to_string()))
+        {
             Ok(client) => {
                 let index = PodIndex::with_limits(
                     Duration::from_secs(config.pod_grace_secs),
@@ -144,7 +154,9 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
                     },
                 );
                 tracing::info!(node = %node, "watching this node's pods for workload metadata");
-                tokio::spawn(index.clone().run(client, node.clone()));
+                services
+                    .handle()
+                    .spawn(index.clone().run(client, node.clone()));
                 Some(index)
             }
             // No usable client configuration: events carry what the cgroup
@@ -160,6 +172,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
         None => None,
     };
     let containerd = config.containerd_socket.as_deref().and_then(|socket| {
+        let _services = services.handle().enter();
         Containerd::start(
             socket,
             crate::identity::containerd::lookup_timeout(Duration::from_millis(config.kube_wait_ms)),
@@ -195,7 +208,7 @@ pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result
     let snapshots = tokio::task::spawn_blocking(scan::scan_all)
         .await
         .context("scanning /proc")?;
-    attributor.seed(&snapshots);
+    attributor.seed(snapshots);
     let mut batch = Vec::with_capacity(4096);
     let mut flow = Flow {
         outcomes: Outcomes::new(
@@ -466,96 +479,5 @@ async fn containerd_answered(containerd: Option<&Containerd>) {
     match containerd {
         Some(c) => c.changed.notified().await,
         None => std::future::pending().await,
-    }
-}
-
-/// Most connect events waiting for their result at once; past it the oldest
-/// goes out early (counted), so a flood of half-open connects costs bounded memory.
-const CONNECTS_WAITING_MAX: usize = 16_384;
-
-/// After attribution: connects wait for their result ([`Outcomes`]), then every
-/// event may wait for its identity ([`Waiting`]), then the sinks.
-struct Flow {
-    outcomes: Outcomes,
-    parked: Waiting,
-    /// Reused between batches.
-    ready: Vec<Attributed>,
-    out: Vec<Event>,
-}
-
-impl Flow {
-    /// Budget drops so far, the table's and the waiting queues'.
-    fn budget_counts(&self, attributor: &Attributor) -> BudgetCounts {
-        let t = attributor.table.drops();
-        BudgetCounts {
-            processes_evicted: t.live,
-            exited_evicted_early: t.exited_early,
-            argv_cut: t.argv_cut,
-            released_early: self.parked.released_early() + self.outcomes.counts.overflowed,
-        }
-    }
-
-    fn is_idle(&self) -> bool {
-        self.outcomes.is_empty() && self.parked.is_empty()
-    }
-
-    fn records(
-        &mut self,
-        batch: &mut Vec<Record>,
-        attributor: &mut Attributor,
-        sinks: &mut Sinks,
-        m: &Metrics,
-    ) {
-        let now = Instant::now();
-        for rec in batch.drain(..) {
-            match rec {
-                Record::ConnectResult(r) => self.ready.extend(self.outcomes.result(&r)),
-                rec => {
-                    if let Some(a) = attributor.handle(rec) {
-                        self.outcomes.admit(a, now, &mut self.ready);
-                    }
-                }
-            }
-            for a in self.ready.drain(..) {
-                self.parked.admit(a, now, &mut self.out);
-            }
-            self.send(sinks, m);
-        }
-        // What resolved meanwhile (a hash, a pod) goes out now, in order, with
-        // whatever queued behind it.
-        self.retry(attributor, sinks, m, false);
-    }
-
-    /// Waiting events whose identity came, or whose wait is over (all of
-    /// them when `all`), go out.
-    fn retry(&mut self, attributor: &mut Attributor, sinks: &mut Sinks, m: &Metrics, all: bool) {
-        if self.parked.is_empty() {
-            return;
-        }
-        self.parked.release(
-            Instant::now(),
-            all,
-            |ev| attributor.reresolve(ev),
-            &mut self.out,
-        );
-        self.send(sinks, m);
-    }
-
-    fn send(&mut self, sinks: &mut Sinks, m: &Metrics) {
-        for ev in self.out.drain(..) {
-            emit(sinks, m, &ev);
-        }
-    }
-
-    /// Time-based progress: connects past their wait, parked events resolved
-    /// or past theirs (everything when `all`).
-    fn tick(&mut self, attributor: &mut Attributor, sinks: &mut Sinks, m: &Metrics, all: bool) {
-        let now = Instant::now();
-        self.outcomes.expire(now, all, &mut self.ready);
-        for a in self.ready.drain(..) {
-            self.parked.admit(a, now, &mut self.out);
-        }
-        self.send(sinks, m);
-        self.retry(attributor, sinks, m, all);
     }
 }

@@ -8,12 +8,11 @@
 //! before we look still gets its directory when a sibling's was read.
 use std::{
     collections::HashMap,
-    os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use crate::escape::escape;
+use crate::{escape::escape, proc::scan::ProcCwd};
 
 /// (dentry address, vfsmount address, inode number); all zero when unknown.
 pub type CwdKey = (u64, u64, u64);
@@ -44,8 +43,15 @@ impl CwdCache {
         }
     }
 
-    /// The cwd of process `pid`, whose exec the kernel saw in directory `key`.
-    pub fn lookup(&mut self, key: CwdKey, pid: u32, now: Instant) -> Option<Arc<str>> {
+    /// The cwd of a process whose exec the kernel saw in directory `key`;
+    /// `read` gives the process's cwd as /proc shows it now, and is called
+    /// only on a miss.
+    pub fn lookup(
+        &mut self,
+        key: CwdKey,
+        now: Instant,
+        read: impl FnOnce() -> Option<ProcCwd>,
+    ) -> Option<Arc<str>> {
         let known = key.0 != 0 && key.2 != 0;
         if known
             && let Some((path, at)) = self.paths.get(&key)
@@ -55,19 +61,18 @@ impl CwdCache {
             return Some(path.clone());
         }
         self.misses += 1;
-        let proc_cwd = format!("/proc/{pid}/cwd");
-        let link = std::fs::read_link(&proc_cwd).ok()?;
-        let path: Arc<str> = escape(link.as_os_str().as_bytes()).into();
+        let cwd = read()?;
+        let path: Arc<str> = escape(&cwd.path).into();
         if !known {
             return Some(path);
         }
-        // stat through the magic link reaches the directory itself, in whatever
-        // mount namespace the process lives. A different inode means the process
+        // The inode is that of the directory itself, in whatever mount
+        // namespace the process lives. A different one means the process
         // changed directory after its exec: that path is not the exec's cwd.
-        match std::fs::metadata(&proc_cwd) {
-            Ok(m) if m.ino() == key.2 => {}
-            Ok(_) => return None,
-            Err(_) => return Some(path),
+        match cwd.ino {
+            Some(ino) if ino == key.2 => {}
+            Some(_) => return None,
+            None => return Some(path),
         }
         if self.paths.len() >= self.capacity {
             self.paths
@@ -83,7 +88,10 @@ impl CwdCache {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt as _;
+
     use super::*;
+    use crate::proc::scan;
 
     fn key_of(path: &str) -> CwdKey {
         let m = std::fs::metadata(path).unwrap();
@@ -98,14 +106,17 @@ mod tests {
         let key = key_of(cwd.to_str().unwrap());
         let mut c = CwdCache::new(Duration::from_secs(2), 4);
         let t0 = Instant::now();
-        let p = c.lookup(key, me, t0).unwrap();
+        let p = c.lookup(key, t0, || scan::cwd(me)).unwrap();
         assert_eq!(&*p, cwd.to_str().unwrap());
         assert_eq!((c.hits, c.misses), (0, 1));
         // Another process in the same directory, even one already gone.
-        assert_eq!(c.lookup(key, u32::MAX, t0).as_deref(), Some(&*p));
+        assert_eq!(
+            c.lookup(key, t0, || scan::cwd(u32::MAX)).as_deref(),
+            Some(&*p)
+        );
         assert_eq!((c.hits, c.misses), (1, 1));
         assert!(
-            c.lookup(key, u32::MAX, t0 + Duration::from_secs(3))
+            c.lookup(key, t0 + Duration::from_secs(3), || scan::cwd(u32::MAX))
                 .is_none()
         );
         assert_eq!(c.misses, 2);
@@ -117,10 +128,16 @@ mod tests {
         let mut c = CwdCache::default();
         // The kernel saw another directory: our cwd now is not that one.
         let wrong = (1, 2, u64::MAX);
-        assert!(c.lookup(wrong, me, Instant::now()).is_none());
-        assert!(c.lookup(wrong, u32::MAX, Instant::now()).is_none());
+        assert!(c.lookup(wrong, Instant::now(), || scan::cwd(me)).is_none());
+        assert!(
+            c.lookup(wrong, Instant::now(), || scan::cwd(u32::MAX))
+                .is_none()
+        );
         // Unknown keys (failed exec, old kernel data) always read /proc.
-        assert!(c.lookup((0, 0, 0), me, Instant::now()).is_some());
+        assert!(
+            c.lookup((0, 0, 0), Instant::now(), || scan::cwd(me))
+                .is_some()
+        );
         assert_eq!(c.hits, 0);
     }
 }

@@ -10,8 +10,8 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 use crate::escape::escape;
-use procfs::ProcError;
-use procfs::process::Process;
+use procfs::process::{Process, Stat, Status};
+use procfs::{FromRead as _, ProcError};
 use thiserror::Error;
 
 /// PF_KTHREAD in the stat flags field.
@@ -38,8 +38,22 @@ pub enum ScanError {
         #[source]
         source: io::Error,
     },
-    #[error("/proc/{pid}: malformed {field}")]
-    Status { pid: u32, field: &'static str },
+    #[error("/proc/{pid}/{file}: malformed")]
+    Malformed {
+        pid: u32,
+        file: &'static str,
+        #[source]
+        source: ParseError,
+    },
+}
+
+/// Why a /proc file's text was not understood.
+#[derive(Debug, Error)]
+pub enum ParseError {
+    #[error("no `<pid> (<comm>) ` prefix")]
+    StatShape,
+    #[error(transparent)]
+    Procfs(#[from] ProcError),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,11 +91,7 @@ pub struct ProcSnapshot {
     pub cwd: Option<Vec<u8>>,
     /// Inode number of the cwd directory; 0 when unreadable.
     pub cwd_ino: u64,
-    /// The path of the `0::<path>` line of `/proc/<pid>/cgroup`.
-    pub cgroup_v2: Option<String>,
-    /// The v1 lines of `/proc/<pid>/cgroup` (`4:memory:/docker/<id>`), as
-    /// (controllers, path); empty on a pure v2 host.
-    pub cgroup_v1: Vec<(String, String)>,
+    pub cgroups: ProcCgroups,
     pub kernel_thread: bool,
 }
 
@@ -124,47 +134,45 @@ pub fn snapshot(pid: u32) -> Result<ProcSnapshot, ScanError> {
 }
 
 fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
-    let raw_stat = read_bytes(process, pid, "stat")?;
-    let stat = parse_stat(&raw_stat).ok_or(ScanError::Status { pid, field: "stat" })?;
-    let status = read_text(process, pid, "status")?;
-    let (uid, euid) =
-        parse_id_pair(&status, "Uid:").ok_or(ScanError::Status { pid, field: "Uid" })?;
-    let (gid, egid) =
-        parse_id_pair(&status, "Gid:").ok_or(ScanError::Status { pid, field: "Gid" })?;
+    let malformed = |file| move |source| ScanError::Malformed { pid, file, source };
+    // stat and status are read whole here and parsed by procfs (see
+    // `parse_stat`, `parse_status_ids`): a read error tells a vanished pid.
+    let stat = parse_stat(&read_bytes(process, pid, "stat")?).map_err(malformed("stat"))?;
+    let ((uid, euid), (gid, egid)) =
+        parse_status_ids(&read_bytes(process, pid, "status")?).map_err(malformed("status"))?;
     // Every process has a cmdline (empty for kernel threads), so failing to
-    // read it means the process is gone, or something worth reporting.
+    // read it means the process is gone, or something worth reporting. Not
+    // procfs's `cmdline()`: it reads all of it (megabytes are possible), needs
+    // UTF-8, and drops empty arguments.
     let (cmdline, argv_truncated) =
         read_bytes_max(process, pid, "cmdline", tracer_common::ARGV_MAX)?;
     let argv = split_cmdline(&cmdline);
 
     let auid = process.loginuid().unwrap_or(UNSET);
-    let sessionid = read_text(process, pid, "sessionid")
+    // procfs has no reader for sessionid.
+    let sessionid = read_bytes(process, pid, "sessionid")
         .ok()
-        .and_then(|s| s.trim().parse().ok())
+        .and_then(|s| String::from_utf8_lossy(&s).trim().parse().ok())
         .unwrap_or(UNSET);
     let exe = optional(pid, "exe", process.exe());
     let cwd = optional(pid, "cwd", process.cwd());
-    // Opening the link reaches the directory itself, in the process's own mount
-    // namespace, as the probe's inode number does.
-    let cwd_ino = process
-        .open_relative("cwd")
-        .and_then(|f| f.metadata().map_err(ProcError::from))
-        .map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m));
+    let cwd_ino = dir_ino(process, "cwd").unwrap_or(0);
     let at_random = at_random(process, pid);
+    // stat, not open: the file's version needs no read access to it.
     let file = std::fs::metadata(format!("/proc/{pid}/exe"))
         .ok()
         .map(|m| crate::filehash::FileVersion::from_metadata(&m));
+    // Not procfs's `environ()`: its map forgets which of two definitions of a
+    // name came first (the one the loader uses).
     let loader_env = read_bytes(process, pid, "environ")
         .ok()
         .and_then(|env| crate::proc::env::loader_env(&env));
-    let cgroups = read_bytes(process, pid, "cgroup").unwrap_or_default();
-    let cgroup_v2 = parse_cgroup_v2_line(&cgroups);
-    let cgroup_v1 = parse_cgroup_v1_lines(&cgroups);
+    let cgroups = read_cgroups(process, pid).unwrap_or_default();
 
     Ok(ProcSnapshot {
         pid,
         // ppid is 0 for the roots (init, kthreadd) and never negative.
-        ppid: stat.ppid,
+        ppid: u32::try_from(stat.ppid).unwrap_or(0),
         comm: stat.comm,
         start_ticks: stat.starttime,
         arg_start: stat.arg_start.unwrap_or(0),
@@ -184,21 +192,20 @@ fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
         exe,
         cwd,
         cwd_ino,
-        cgroup_v2,
-        cgroup_v1,
+        cgroups,
         kernel_thread: stat.flags & PF_KTHREAD != 0,
     })
 }
 
-/// The 16 `AT_RANDOM` bytes: their address from the kernel's copy of the
-/// auxiliary vector, the bytes from the process's memory. Zeros when either is
-/// unreadable (kernel threads, zombies, a ptrace policy that closes /proc/<pid>/mem).
 /// The `AT_RANDOM` bytes of the image `pid` runs now; None when unreadable.
 pub fn image_at_random(pid: u32) -> Option<[u8; 16]> {
     let process = Process::new(i32::try_from(pid).ok()?).ok()?;
     Some(at_random(&process, pid)).filter(|r| *r != [0; 16])
 }
 
+/// The 16 `AT_RANDOM` bytes: their address from the kernel's copy of the
+/// auxiliary vector, the bytes from the process's memory. Zeros when either is
+/// unreadable (kernel threads, zombies, a ptrace policy that closes /proc/<pid>/mem).
 fn at_random(process: &Process, pid: u32) -> [u8; 16] {
     use std::os::unix::fs::FileExt as _;
     const AT_RANDOM: u64 = 25;
@@ -227,6 +234,43 @@ fn optional(pid: u32, file: &'static str, res: Result<PathBuf, ProcError>) -> Op
             None
         }
     }
+}
+
+/// The inode number of the directory a link of the process names (`cwd`):
+/// opening the link reaches the directory itself, in the process's own mount
+/// namespace, as the probe's inode number does.
+fn dir_ino(process: &Process, link: &str) -> Option<u64> {
+    let meta = process.open_relative(link).ok()?.metadata().ok()?;
+    Some(std::os::unix::fs::MetadataExt::ino(&meta))
+}
+
+/// `/proc/<pid>/cgroup`, parsed by [`ProcCgroups::parse`].
+fn read_cgroups(process: &Process, pid: u32) -> Result<ProcCgroups, ScanError> {
+    read_bytes(process, pid, "cgroup").map(|text| ProcCgroups::parse(&text))
+}
+
+/// The working directory of a process: its path and the inode number of the
+/// directory (None when that could not be read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcCwd {
+    pub path: Vec<u8>,
+    pub ino: Option<u64>,
+}
+
+/// `/proc/<pid>/cwd` now; None when the process is gone or the link unreadable.
+pub fn cwd(pid: u32) -> Option<ProcCwd> {
+    let process = Process::new(i32::try_from(pid).ok()?).ok()?;
+    let path = process.cwd().ok()?.into_os_string().into_vec();
+    Some(ProcCwd {
+        path,
+        ino: dir_ino(&process, "cwd"),
+    })
+}
+
+/// `/proc/<pid>/cgroup` now; None when the process is gone or it is unreadable.
+pub fn cgroups(pid: u32) -> Option<ProcCgroups> {
+    let process = Process::new(i32::try_from(pid).ok()?).ok()?;
+    read_cgroups(&process, pid).ok()
 }
 
 fn proc_err(pid: u32, file: &'static str, err: ProcError) -> ScanError {
@@ -280,66 +324,43 @@ fn read_bytes_max(
     Ok((buf, cut))
 }
 
-fn read_text(process: &Process, pid: u32, file: &'static str) -> Result<String, ScanError> {
-    read_bytes(process, pid, file).map(|b| String::from_utf8_lossy(&b).into_owned())
-}
-
-/// The fields of `/proc/<pid>/stat` the tracer uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatFields {
-    pub pid: u32,
-    pub comm: String,
-    pub ppid: u32,
-    pub flags: u32,
-    /// Field 22, clock ticks since boot.
-    pub starttime: u64,
-    /// Field 26 (0 for kernel threads).
-    pub startcode: u64,
-    /// Fields 47 and 48; absent before Linux 3.5.
-    pub start_brk: Option<u64>,
-    pub arg_start: Option<u64>,
-}
-
-/// Parse a stat line. The comm (field 2) is whatever the process named itself,
-/// spaces, parentheses and invalid UTF-8 included, so it is taken between the
-/// first `(` and the last `)`; the numbered fields follow. Our own parser: the
-/// procfs crate's panicked on input the fuzzer made (tests below keep it).
-pub fn parse_stat(bytes: &[u8]) -> Option<StatFields> {
-    let open = bytes.iter().position(|&b| b == b'(')?;
-    let close = bytes.iter().rposition(|&b| b == b')')?;
-    if close < open {
-        return None;
+/// Parse a stat file with the procfs crate. The comm (field 2) is whatever
+/// the process named itself, spaces, parentheses and invalid UTF-8 included;
+/// procfs takes it between the first `(` and the last `)`, but slices around
+/// them without checking, and panicked on input the fuzzer made (the tests
+/// below keep it). So the shape it slices on is checked first: a malformed
+/// file is an error, never a panic.
+pub fn parse_stat(bytes: &[u8]) -> Result<Stat, ParseError> {
+    let text = String::from_utf8_lossy(bytes);
+    let line = text.trim().as_bytes();
+    let open = line.iter().position(|&b| b == b'(');
+    let close = line.iter().rposition(|&b| b == b')');
+    let shaped = match (open, close) {
+        // procfs reads the pid from before `open - 1`, the fields from `close + 2`.
+        (Some(open), Some(close)) => {
+            open >= 1
+                && line[open - 1] == b' '
+                && close > open
+                && line.get(close + 1) == Some(&b' ')
+        }
+        _ => false,
+    };
+    if !shaped {
+        return Err(ParseError::StatShape);
     }
-    let pid = std::str::from_utf8(&bytes[..open])
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let comm = String::from_utf8_lossy(&bytes[open + 1..close]).into_owned();
-    let rest = std::str::from_utf8(&bytes[close + 1..]).ok()?;
-    // rest[0] is field 3 (state).
-    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-    let field = |n: usize| fields.get(n.checked_sub(3)?).copied();
-    let num = |n: usize| -> Option<u64> { field(n)?.parse().ok() };
-    Some(StatFields {
-        pid,
-        comm,
-        ppid: u32::try_from(field(4)?.parse::<i64>().ok()?).unwrap_or(0),
-        flags: u32::try_from(num(9)?).ok()?,
-        starttime: num(22)?,
-        startcode: num(26)?,
-        start_brk: num(47),
-        arg_start: num(48),
-    })
+    Ok(Stat::from_read(line)?)
 }
 
-/// Real and effective ids from a status line such as `Uid:\t1000\t0\t0\t0`.
-fn parse_id_pair(status: &str, key: &str) -> Option<(u32, u32)> {
-    let rest = status.lines().find_map(|l| l.strip_prefix(key))?;
-    let mut ids = rest.split_whitespace().map(str::parse::<u32>);
-    let real = ids.next()?.ok()?;
-    let effective = ids.next()?.ok()?;
-    Some((real, effective))
+/// A real and an effective id.
+pub type IdPair = (u32, u32);
+
+/// Real and effective ids from a status file, with the procfs crate's parser.
+/// It reads lines as UTF-8, and the `Name:` line is the process's own choice
+/// of bytes: it is given a lossy copy, so a name cannot hide a process.
+pub fn parse_status_ids(bytes: &[u8]) -> Result<(IdPair, IdPair), ParseError> {
+    let text = String::from_utf8_lossy(bytes);
+    let s = Status::from_read(text.as_bytes())?;
+    Ok(((s.ruid, s.euid), (s.rgid, s.egid)))
 }
 
 /// argv from `/proc/<pid>/cmdline`: NUL-separated; a final NUL ends the last
@@ -350,6 +371,32 @@ pub fn split_cmdline(bytes: &[u8]) -> Vec<Vec<u8>> {
     }
     let body = bytes.strip_suffix(&[0]).unwrap_or(bytes);
     body.split(|&b| b == 0).map(<[u8]>::to_vec).collect()
+}
+
+/// What `/proc/<pid>/cgroup` says. Our own parser, not procfs's
+/// `cgroups()`: that reads the file as UTF-8 lines, and cgroup names are
+/// bytes (a name that is not UTF-8 would hide the process's cgroups).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcCgroups {
+    /// The path of the `0::<path>` line.
+    pub v2: Option<String>,
+    /// The v1 lines (`4:memory:/docker/<id>`), as (controllers, path);
+    /// empty on a pure v2 host.
+    pub v1: Vec<(String, String)>,
+}
+
+impl ProcCgroups {
+    pub fn parse(text: &[u8]) -> ProcCgroups {
+        ProcCgroups {
+            v2: parse_cgroup_v2_line(text),
+            v1: parse_cgroup_v1_lines(text),
+        }
+    }
+
+    /// The path in the v1 hierarchy of `controller`.
+    pub fn v1_path(&self, controller: &str) -> Option<&str> {
+        cgroup_v1_path(&self.v1, controller)
+    }
 }
 
 /// The path of the v2 ("0::") entry of `/proc/<pid>/cgroup`.
@@ -493,9 +540,9 @@ mod tests {
         ];
         for c in cases {
             let stat = parse_stat(c.line.as_bytes()).unwrap();
-            assert_eq!(stat.pid as i32, c.pid, "{}", c.line);
+            assert_eq!(stat.pid, c.pid, "{}", c.line);
             assert_eq!(stat.comm, c.comm, "{}", c.line);
-            assert_eq!(stat.ppid as i32, c.ppid, "{}", c.line);
+            assert_eq!(stat.ppid, c.ppid, "{}", c.line);
             assert_eq!(stat.starttime, c.starttime, "{}", c.line);
             assert_eq!(stat.arg_start, c.arg_start, "{}", c.line);
             assert_eq!(stat.flags & PF_KTHREAD != 0, c.kthread, "{}", c.line);
@@ -503,7 +550,8 @@ mod tests {
     }
 
     /// Lines a process (through its comm) or a broken /proc can produce; the
-    /// first made procfs's own parser panic (found by `cargo xtask fuzz`).
+    /// first made procfs's parser panic when given to it unchecked (found by
+    /// `cargo xtask fuzz`).
     #[test]
     fn hostile_stat_lines_are_errors_or_parsed_never_panics() {
         let fuzz_crash: &[u8] =
@@ -516,7 +564,7 @@ mod tests {
               7301 472640856\x1f\x00\x00\x00807 140732640\x01\x00\x00\x00\x10\x00\
               \x009\x0a";
         assert_eq!(fuzz_crash.len(), 342, "the crash input, byte for byte");
-        assert_eq!(parse_stat(fuzz_crash), None);
+        assert!(matches!(parse_stat(fuzz_crash), Err(ParseError::StatShape)));
         let weird_comm =
             b"42 (a) b (c\nd\xff) S 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
         let st = parse_stat(weird_comm).unwrap();
@@ -530,36 +578,42 @@ mod tests {
             b"x (y) S 1 2",
             b"42 (y) S -1",
             b"42 (y) S 1 1 1 1 1 99999999999",
+            b"(x) S 1",
+            b"42(x) S 1",
+            b"42 (x)",
+            b"42 (x)S 1",
+            b"\xff(x) S 1",
+            b"42 )x( S 1",
         ] {
-            assert_eq!(parse_stat(bad), None, "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_stat(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
-    /// Our parser agrees with the procfs crate on this machine's real processes.
+    /// Every real process's stat and status files (kernel threads' too)
+    /// pass the shape check and parse.
     #[test]
-    fn stat_parser_agrees_with_procfs_on_live_processes() {
+    fn stat_and_status_parse_on_live_processes() {
         let mut n = 0;
         for p in procfs::process::all_processes().unwrap().flatten() {
-            let (Ok(raw), Ok(theirs)) = (std::fs::read(format!("/proc/{}/stat", p.pid)), p.stat())
-            else {
-                continue;
+            let (Ok(stat), Ok(status)) = (
+                std::fs::read(format!("/proc/{}/stat", p.pid)),
+                std::fs::read(format!("/proc/{}/status", p.pid)),
+            ) else {
+                continue; // exited meanwhile
             };
-            let Some(ours) = parse_stat(&raw) else {
-                continue; // changed between the two reads
-            };
-            if ours.starttime != theirs.starttime {
-                continue; // pid reused in between
+            if stat.is_empty() || status.is_empty() {
+                continue; // exited between open and read
             }
-            assert_eq!(ours.pid as i32, theirs.pid);
-            assert_eq!(ours.comm, theirs.comm);
-            assert_eq!(ours.ppid as i32, theirs.ppid);
-            assert_eq!(ours.flags, theirs.flags);
-            assert_eq!(ours.startcode, theirs.startcode);
-            assert_eq!(ours.start_brk, theirs.start_brk);
-            assert_eq!(ours.arg_start, theirs.arg_start);
+            let st = parse_stat(&stat).unwrap();
+            assert_eq!(st.pid, p.pid);
+            parse_status_ids(&status).unwrap();
             n += 1;
         }
-        assert!(n > 10, "only {n} processes compared");
+        assert!(n > 10, "only {n} processes parsed");
     }
 
     #[test]
@@ -678,28 +732,54 @@ mod tests {
         assert_eq!(parse_cgroup_v1_lines(hybrid.as_bytes()).len(), 4);
     }
 
+    /// A status file as Linux 6.x writes it, with these Name and Uid lines.
+    fn status(name: &[u8], uid: &str) -> Vec<u8> {
+        let mut s = b"Name:\t".to_vec();
+        s.extend_from_slice(name);
+        s.extend_from_slice(
+            format!(
+                "\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\nNgid:\t0\nPid:\t4242\n\
+                 PPid:\t1\nTracerPid:\t0\n{uid}Gid:\t1000\t1000\t1000\t1000\nFDSize:\t64\n\
+                 Groups:\t4 27 1000 \nNStgid:\t4242\nNSpid:\t4242\nNSpgid:\t4242\nNSsid:\t4242\n\
+                 Threads:\t1\nSigQ:\t0/62811\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n\
+                 SigBlk:\t0000000000000000\nSigIgn:\t0000000000001000\nSigCgt:\t0000000180000000\n\
+                 CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n\
+                 CapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\n\
+                 Seccomp:\t0\nSpeculation_Store_Bypass:\tthread vulnerable\n\
+                 Cpus_allowed:\t3\nCpus_allowed_list:\t0-1\nvoluntary_ctxt_switches:\t1\n\
+                 nonvoluntary_ctxt_switches:\t0\n"
+            )
+            .as_bytes(),
+        );
+        s
+    }
+
     #[test]
     fn status_ids() {
-        let status = "Name:\tsudo\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\n\
-                      Uid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\nGroups:\t4 27 1000\n";
-        type Case<'a> = (&'a str, &'a str, Option<(u32, u32)>);
+        type Case<'a> = (&'a [u8], &'a str, Option<(u32, u32)>);
         let cases: &[Case] = &[
-            (status, "Uid:", Some((1000, 0))),
-            (status, "Gid:", Some((1000, 1000))),
+            (b"sudo", "Uid:\t1000\t0\t0\t0\n", Some((1000, 0))),
             (
+                b"x",
                 "Uid:\t4294967295\t65534\t0\t0\n",
-                "Uid:",
                 Some((u32::MAX, 65534)),
             ),
-            ("Uid:\t4294967296\t0\t0\t0\n", "Uid:", None),
-            ("Uid:\t1000\n", "Uid:", None),
-            ("Uid:\tx\t0\t0\t0\n", "Uid:", None),
-            ("Name:\tUid: 1 2\n", "Uid:", None),
-            ("", "Gid:", None),
+            // A name that is not UTF-8 (or holds a colon) hides nothing.
+            (b"caf\xff\xfe: x", "Uid:\t7\t8\t0\t0\n", Some((7, 8))),
+            (b"x", "Uid:\t4294967296\t0\t0\t0\n", None),
+            (b"x", "Uid:\t1000\n", None),
+            (b"x", "Uid:\tx\t0\t0\t0\n", None),
+            (b"x", "", None),
         ];
-        for (text, key, want) in cases {
-            assert_eq!(parse_id_pair(text, key), *want, "{text:?} {key}");
+        for (name, uid, want) in cases {
+            let got = parse_status_ids(&status(name, uid)).ok();
+            assert_eq!(got.map(|(u, _)| u), *want, "{uid:?}");
+            if want.is_some() {
+                assert_eq!(got.map(|(_, g)| g), Some((1000, 1000)));
+            }
         }
+        assert!(parse_status_ids(b"").is_err());
+        assert!(parse_status_ids(b"Uid:\t1 2 3 4\n").is_err());
     }
 
     /// Kills and reaps the child even if the test fails.
@@ -740,14 +820,39 @@ mod tests {
         let our_cwd = std::env::current_dir().unwrap().into_os_string().into_vec();
         assert_eq!(snap.cwd.as_deref(), Some(our_cwd.as_slice()));
         let ours = snapshot(std::process::id()).unwrap();
-        assert_eq!(snap.cgroup_v2, ours.cgroup_v2);
-        assert_eq!(snap.cgroup_v1, ours.cgroup_v1);
+        assert_eq!(snap.cgroups, ours.cgroups);
+        let live_cwd = cwd(pid).unwrap();
+        assert_eq!(live_cwd.path, our_cwd);
+        assert_eq!(live_cwd.ino, Some(snap.cwd_ino));
+        assert_eq!(cgroups(pid), Some(ours.cgroups.clone()));
         assert_eq!((snap.uid, snap.euid), (ours.uid, ours.euid));
         assert_eq!((snap.gid, snap.egid), (ours.gid, ours.egid));
         assert_eq!((snap.auid, snap.sessionid), (ours.auid, ours.sessionid));
         assert!(snap.start_ticks >= ours.start_ticks);
         drop(child);
         assert!(matches!(snapshot(pid), Err(ScanError::Gone { .. })));
+        assert_eq!(cwd(pid), None);
+    }
+
+    /// A zombie (exited, not reaped) has no memory and a shorter status
+    /// file; it is still described, with what is left.
+    #[test]
+    fn zombie_child() {
+        let child = Reap(Command::new("true").spawn().unwrap());
+        let pid = child.0.id();
+        let stat = || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        for _ in 0..200 {
+            if stat().contains(") Z ") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(stat().contains(") Z "), "{}", stat());
+        let snap = snapshot(pid).unwrap();
+        assert_eq!((snap.pid, snap.ppid), (pid, std::process::id()));
+        assert!(snap.argv.is_empty());
+        assert_eq!(snap.at_random, [0; 16]);
+        drop(child);
     }
 
     #[test]

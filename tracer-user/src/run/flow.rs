@@ -1,0 +1,131 @@
+//! What happens to records after the ring buffer: attribution, then the
+//! waits (a connect's result, an event's identity or file hash), then the sinks.
+use std::time::Instant;
+
+use crate::{
+    attribute::{Attributed, Attributor},
+    decode::Record,
+    event::{BudgetCounts, Event},
+    identity::waiting::Waiting,
+    metrics::{KindLabel, Metrics, StatusLabel},
+    outcome::Outcomes,
+    sink::Sinks,
+};
+
+/// Emit an event and count it.
+fn emit(sinks: &mut Sinks, m: &Metrics, ev: &Event) {
+    m.events
+        .get_or_create(&KindLabel {
+            kind: ev.kind.as_str().to_owned(),
+        })
+        .inc();
+    m.identity
+        .get_or_create(&StatusLabel {
+            status: ev.executor.identity.status.as_str().to_owned(),
+        })
+        .inc();
+    sinks.write_event(ev);
+}
+
+/// Most connect events waiting for their result at once; past it the oldest
+/// goes out early (counted), so a flood of half-open connects costs bounded memory.
+pub(super) const CONNECTS_WAITING_MAX: usize = 16_384;
+
+/// After attribution: connects wait for their result ([`Outcomes`]), then every
+/// event may wait for its identity ([`Waiting`]), then the sinks.
+pub(super) struct Flow {
+    pub(super) outcomes: Outcomes,
+    pub(super) parked: Waiting,
+    /// Reused between batches.
+    pub(super) ready: Vec<Attributed>,
+    pub(super) out: Vec<Event>,
+}
+
+impl Flow {
+    /// Budget drops so far, the table's and the waiting queues'.
+    pub(super) fn budget_counts(&self, attributor: &Attributor) -> BudgetCounts {
+        let t = attributor.table.drops();
+        BudgetCounts {
+            processes_evicted: t.live,
+            exited_evicted_early: t.exited_early,
+            argv_cut: t.argv_cut,
+            released_early: self.parked.released_early() + self.outcomes.counts.overflowed,
+        }
+    }
+
+    pub(super) fn is_idle(&self) -> bool {
+        self.outcomes.is_empty() && self.parked.is_empty()
+    }
+
+    pub(super) fn records(
+        &mut self,
+        batch: &mut Vec<Record>,
+        attributor: &mut Attributor,
+        sinks: &mut Sinks,
+        m: &Metrics,
+    ) {
+        let now = Instant::now();
+        for rec in batch.drain(..) {
+            match rec {
+                Record::ConnectResult(r) => self.ready.extend(self.outcomes.result(&r)),
+                rec => {
+                    if let Some(a) = attributor.handle(rec) {
+                        self.outcomes.admit(a, now, &mut self.ready);
+                    }
+                }
+            }
+            for a in self.ready.drain(..) {
+                self.parked.admit(a, now, &mut self.out);
+            }
+            self.send(sinks, m);
+        }
+        // What resolved meanwhile (a hash, a pod) goes out now, in order, with
+        // whatever queued behind it.
+        self.retry(attributor, sinks, m, false);
+    }
+
+    /// Waiting events whose identity came, or whose wait is over (all of
+    /// them when `all`), go out.
+    pub(super) fn retry(
+        &mut self,
+        attributor: &mut Attributor,
+        sinks: &mut Sinks,
+        m: &Metrics,
+        all: bool,
+    ) {
+        if self.parked.is_empty() {
+            return;
+        }
+        self.parked.release(
+            Instant::now(),
+            all,
+            |ev| attributor.reresolve(ev),
+            &mut self.out,
+        );
+        self.send(sinks, m);
+    }
+
+    pub(super) fn send(&mut self, sinks: &mut Sinks, m: &Metrics) {
+        for ev in self.out.drain(..) {
+            emit(sinks, m, &ev);
+        }
+    }
+
+    /// Time-based progress: connects past their wait, parked events resolved
+    /// or past theirs (everything when `all`).
+    pub(super) fn tick(
+        &mut self,
+        attributor: &mut Attributor,
+        sinks: &mut Sinks,
+        m: &Metrics,
+        all: bool,
+    ) {
+        let now = Instant::now();
+        self.outcomes.expire(now, all, &mut self.ready);
+        for a in self.ready.drain(..) {
+            self.parked.admit(a, now, &mut self.out);
+        }
+        self.send(sinks, m);
+        self.retry(attributor, sinks, m, all);
+    }
+}
