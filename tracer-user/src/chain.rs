@@ -16,6 +16,7 @@
 //! can recompute it; the signed checkpoints (key held by the tracer only) are what
 //! an attacker who rewrites the whole tail cannot forge.
 use std::{
+    borrow::Cow,
     path::Path,
     time::{Duration, Instant},
 };
@@ -24,8 +25,9 @@ use ed25519_dalek::{
     Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey,
     pkcs8::{DecodePrivateKey as _, DecodePublicKey as _},
 };
-use serde_json::Value;
 use sha2::{Digest as _, Sha256};
+
+use crate::event::view::Line;
 
 /// `prev` of the first record of a chain.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -86,18 +88,13 @@ impl Link {
     }
 
     /// The link a record carries: `chain`, or `unmapped.chain` in OCSF.
-    pub fn of_record(v: &Value) -> Option<Link> {
-        let c = v.get("chain").or_else(|| v.get("unmapped")?.get("chain"))?;
-        let hex = |k: &str| {
-            c.get(k)
-                .and_then(Value::as_str)
-                .filter(|s| is_hash(s))
-                .map(str::to_owned)
-        };
+    pub fn of_record(line: &Line) -> Option<Link> {
+        let c = line.link()?;
+        let hex = |s: &Option<Cow<str>>| s.as_deref().filter(|s| is_hash(s)).map(str::to_owned);
         Some(Link {
-            seq: c.get("seq")?.as_u64()?,
-            prev: hex("prev")?,
-            hash: hex("hash")?,
+            seq: c.seq?,
+            prev: hex(&c.prev)?,
+            hash: hex(&c.hash)?,
         })
     }
 }
@@ -139,7 +136,7 @@ impl Chain {
     /// writer, an older version) starts a new chain.
     pub fn after(last_record: Option<&[u8]>) -> Chain {
         last_record
-            .and_then(|l| serde_json::from_slice::<Value>(l).ok())
+            .and_then(|l| Line::parse(l).ok())
             .and_then(|v| Link::of_record(&v))
             .map_or_else(Chain::genesis, |l| Chain {
                 next_seq: l.seq.saturating_add(1),
@@ -358,7 +355,7 @@ mod tests {
             .filter(|l| !l.is_empty())
             .collect();
         for (line, (orig, link)) in lines.iter().zip([(&a[..], &la), (&b[..], &lb)]) {
-            let v: Value = serde_json::from_slice(line).unwrap();
+            let v = Line::parse(line).unwrap();
             assert_eq!(Link::of_record(&v).as_ref(), Some(link));
             let canon = canonical(line, link).unwrap();
             assert_eq!(canon, orig);

@@ -1,13 +1,15 @@
 //! The one place that defines what the tracer emits. Sinks only serialize these
 //! types; field meanings are documented in README.md ("Event reference").
 //! The event and its executor are here; its parts, the loss record and time
-//! each have a module.
+//! each have a module, and [`view`] reads written lines back.
 mod action;
+mod lenient;
 mod lineage;
 mod loss;
 #[cfg(test)]
 mod sample;
 mod time;
+pub mod view;
 mod workload;
 
 use std::sync::Arc;
