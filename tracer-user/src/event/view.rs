@@ -235,22 +235,27 @@ impl<'de> Field<'de> for Unvouched {
 }
 
 impl<'a> Line<'a> {
-    /// Read one line (without its newline). Refused where `serde_json::Value`
-    /// would refuse it, with its error: skipped members are only checked for
-    /// syntax, so a line that may hold what only a full parse catches (bytes
-    /// that are not UTF-8, a `\uD8xx` escape that may be a lone surrogate) is
-    /// parsed in full as well. A line that is JSON but no object reads as
-    /// having no members.
+    /// Read one line (without its newline) as `serde_json::Value` would:
+    /// refused where it refuses, with its error; JSON that is no object reads
+    /// as having no members.
     pub fn parse(text: &'a [u8]) -> serde_json::Result<Line<'a>> {
         let mut de = serde_json::Deserializer::from_slice(text);
         let line = lenient::<_, Line>(&mut de).and_then(|l| {
             de.end()?;
             Ok(l.unwrap_or_default())
         });
-        if line.is_err() || std::str::from_utf8(text).is_err() || surrogate_escape(text) {
-            serde_json::from_slice::<serde_json::Value>(text)?;
+        // Skipped members are only checked for syntax: a line that may hold
+        // what only a full parse refuses is parsed in full too.
+        if line.is_ok() && std::str::from_utf8(text).is_ok() && !needs_full_parse(text) {
+            return line;
         }
-        line
+        let value = serde_json::from_slice::<serde_json::Value>(text)?;
+        match line {
+            Ok(line) => Ok(line),
+            // Only the view refused it: a repeated member, which Value reads as
+            // its last. Read from the Value (strings then owned).
+            Err(_) => Ok(lenient::<_, Line>(value)?.unwrap_or_default()),
+        }
     }
 
     pub fn kind(&self) -> Option<&str> {
@@ -268,14 +273,30 @@ impl<'a> Line<'a> {
     }
 }
 
-/// `\uD800`..`\uDFFF` anywhere (or text that looks like it after a `\\`).
-fn surrogate_escape(text: &[u8]) -> bool {
-    text.windows(4).any(|w| {
-        w[0] == b'\\'
-            && w[1] == b'u'
-            && matches!(w[2], b'd' | b'D')
-            && matches!(w[3], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
-    })
+/// Whether a line may hold what `Value` refuses but a skip does not check: a
+/// lone surrogate (taken as: any `\uD800`..`\uDFFF`, or text that looks like
+/// one after a `\\`), or nesting deeper than its 128 levels (taken as: 128
+/// or more `[` and `{` in all). Ours hold neither.
+fn needs_full_parse(text: &[u8]) -> bool {
+    let mut open = 0usize;
+    for (i, &b) in text.iter().enumerate() {
+        match b {
+            b'[' | b'{' => open += 1,
+            b'\\' => {
+                if let [
+                    b'u',
+                    b'd' | b'D',
+                    b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F',
+                    ..,
+                ] = text[i + 1..]
+                {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    open >= 128
 }
 
 #[cfg(test)]
@@ -337,7 +358,9 @@ mod tests {
     /// Refused exactly where `Value` refuses, with the same message.
     #[test]
     fn refuses_what_value_refuses() {
+        let deep = format!("{{\"x\":{}{}}}", "[".repeat(200), "]".repeat(200));
         for text in [
+            deep.as_bytes(),
             &b"{\"kind\":"[..],
             b"{\"x\":\"\\ud800\"}",
             b"{\"x\":\"\xff\"}",
@@ -349,6 +372,10 @@ mod tests {
             let got = Line::parse(text).unwrap_err();
             assert_eq!(got.to_string(), want.to_string(), "{text:?}");
         }
+        // A repeated member reads as its last, as in a Value.
+        let l = Line::parse(br#"{"kind":"exec","kind":"fork","action":{"child_pid":7}}"#).unwrap();
+        assert_eq!(l.kind(), Some("fork"));
+        assert_eq!(l.action.and_then(|a| a.child_pid), Some(7));
         // A pair of surrogates is one character: fine.
         assert!(Line::parse(b"{\"x\":\"\\ud83d\\ude00\"}").is_ok());
     }
