@@ -16,7 +16,6 @@
 //! can recompute it; the signed checkpoints (key held by the tracer only) are what
 //! an attacker who rewrites the whole tail cannot forge.
 use std::{
-    borrow::Cow,
     path::Path,
     time::{Duration, Instant},
 };
@@ -90,11 +89,11 @@ impl Link {
     /// The link a record carries: `chain`, or `unmapped.chain` in OCSF.
     pub fn of_record(line: &Line) -> Option<Link> {
         let c = line.link()?;
-        let hex = |s: &Option<Cow<str>>| s.as_deref().filter(|s| is_hash(s)).map(str::to_owned);
+        let hash = |s: Option<&str>| s.filter(|s| is_hash(s)).map(str::to_owned);
         Some(Link {
             seq: c.seq?,
-            prev: hex(&c.prev)?,
-            hash: hex(&c.hash)?,
+            prev: hash(c.prev.as_deref())?,
+            hash: hash(c.hash.as_deref())?,
         })
     }
 }
