@@ -24,8 +24,9 @@ use ed25519_dalek::{
     Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey,
     pkcs8::{DecodePrivateKey as _, DecodePublicKey as _},
 };
-use serde_json::Value;
 use sha2::{Digest as _, Sha256};
+
+use crate::event::view::Line;
 
 /// `prev` of the first record of a chain.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -86,18 +87,13 @@ impl Link {
     }
 
     /// The link a record carries: `chain`, or `unmapped.chain` in OCSF.
-    pub fn of_record(v: &Value) -> Option<Link> {
-        let c = v.get("chain").or_else(|| v.get("unmapped")?.get("chain"))?;
-        let hex = |k: &str| {
-            c.get(k)
-                .and_then(Value::as_str)
-                .filter(|s| is_hash(s))
-                .map(str::to_owned)
-        };
+    pub fn of_record(line: &Line) -> Option<Link> {
+        let c = line.link()?;
+        let hash = |s: Option<&str>| s.filter(|s| is_hash(s)).map(str::to_owned);
         Some(Link {
-            seq: c.get("seq")?.as_u64()?,
-            prev: hex("prev")?,
-            hash: hex("hash")?,
+            seq: c.seq?,
+            prev: hash(c.prev.as_deref())?,
+            hash: hash(c.hash.as_deref())?,
         })
     }
 }
@@ -115,24 +111,9 @@ pub fn record_hash(prev: &str, canonical: &[u8]) -> String {
     hex(&h.finalize())
 }
 
+/// Lowercase hex, as hashes, keys and signatures are written.
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    s
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    hex::encode(bytes)
 }
 
 impl Default for Chain {
@@ -154,7 +135,7 @@ impl Chain {
     /// writer, an older version) starts a new chain.
     pub fn after(last_record: Option<&[u8]>) -> Chain {
         last_record
-            .and_then(|l| serde_json::from_slice::<Value>(l).ok())
+            .and_then(|l| Line::parse(l).ok())
             .and_then(|v| Link::of_record(&v))
             .map_or_else(Chain::genesis, |l| Chain {
                 next_seq: l.seq.saturating_add(1),
@@ -326,9 +307,10 @@ pub fn load_verifying_key(path: &Path) -> Result<VerifyingKey, KeyError> {
 
 /// Check a checkpoint's signature with `key`.
 pub fn verify_checkpoint(key: &VerifyingKey, seq: u64, hash: &str, signature: &str) -> bool {
-    let Some(sig) = unhex(signature).and_then(|b| <[u8; 64]>::try_from(b).ok()) else {
+    let mut sig = [0u8; 64];
+    if hex::decode_to_slice(signature, &mut sig).is_err() {
         return false;
-    };
+    }
     key.verify(&checkpoint_message(seq, hash), &Signature::from_bytes(&sig))
         .is_ok()
 }
@@ -372,7 +354,7 @@ mod tests {
             .filter(|l| !l.is_empty())
             .collect();
         for (line, (orig, link)) in lines.iter().zip([(&a[..], &la), (&b[..], &lb)]) {
-            let v: Value = serde_json::from_slice(line).unwrap();
+            let v = Line::parse(line).unwrap();
             assert_eq!(Link::of_record(&v).as_ref(), Some(link));
             let canon = canonical(line, link).unwrap();
             assert_eq!(canon, orig);
@@ -434,12 +416,17 @@ mod tests {
 
     #[test]
     fn hex_round_trip() {
+        assert_eq!(hex(&[0, 1, 0xfe, 0xff]), "0001feff");
         assert_eq!(
-            unhex(&hex(&[0, 1, 0xfe, 0xff])),
+            hex::decode(hex(&[0, 1, 0xfe, 0xff])).ok(),
             Some(vec![0, 1, 0xfe, 0xff])
         );
-        assert_eq!(unhex("abc"), None);
-        assert_eq!(unhex("zz"), None);
+        // A signature that is not hex (odd length, not digits) never verifies.
+        let vk = key().verifying_key();
+        let h = "ab".repeat(32);
+        for bad in ["abc", "zz", &"z".repeat(128)] {
+            assert!(!verify_checkpoint(&vk, 2, &h, bad), "{bad}");
+        }
     }
 
     #[test]

@@ -61,11 +61,10 @@ pub fn exec_id(boot_id: &str, tgid: u32, start_ticks: u64, image: ImageLayout) -
         crate::event::push_padded(&mut text, v, 0);
     }
     text.push(b':');
-    for b in at_random {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        text.push(HEX[usize::from(b >> 4)]);
-        text.push(HEX[usize::from(b & 15)]);
-    }
+    let mut at_random_hex = [0u8; 32];
+    // 16 bytes always fit 32 digits: the error cannot happen.
+    let _ = hex::encode_to_slice(at_random, &mut at_random_hex);
+    text.extend_from_slice(&at_random_hex);
     let digest = Sha256::digest(&text);
     base64url(&digest[..16])
 }
@@ -77,23 +76,10 @@ pub fn ns_to_ticks(ns: u64, ticks_per_second: u64) -> u64 {
     ns / per_tick.max(1)
 }
 
+/// RFC 4648 base64url without padding: URL- and file-name-safe.
 fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            let idx = (n >> (18 - 6 * i)) & 63;
-            out.push(char::from(ALPHABET[idx as usize]));
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 #[cfg(test)]

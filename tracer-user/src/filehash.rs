@@ -480,16 +480,7 @@ pub fn hash_job(job: &Job) -> Option<Arc<str>> {
     if total != v.size || after != opened {
         return None;
     }
-    Some(hex(&h.finalize()).into())
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    Some(hex::encode(h.finalize()).into())
 }
 
 /// `(dev, ino)` of host paths, re-read after [`HOST_PATH_TTL`]: whether the
@@ -706,7 +697,7 @@ mod tests {
             at_random: [0; 16],
             host_path: None,
         };
-        let expected = hex(&Sha256::digest(std::fs::read("/proc/self/exe").unwrap()));
+        let expected = hex::encode(Sha256::digest(std::fs::read("/proc/self/exe").unwrap()));
         assert_eq!(hash_job(&me).as_deref(), Some(expected.as_str()));
         // Its ctime moved since the exec (unlinked, chmod'ed): trusted only
         // while the process runs the image that exec made (writes denied).

@@ -9,11 +9,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use crate::{
+    chain::{self, GENESIS, Link},
+    event::view::Line,
+};
 use anyhow::{Context as _, Result};
 use ed25519_dalek::VerifyingKey;
-use serde_json::Value;
-
-use crate::chain::{self, GENESIS, Link};
 
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
@@ -265,7 +266,7 @@ fn first_seq(path: &Path) -> Option<u64> {
     let f = File::open(path).ok()?;
     let mut line = Vec::new();
     BufReader::new(f).read_until(b'\n', &mut line).ok()?;
-    let v: Value = serde_json::from_slice(line.strip_suffix(b"\n")?).ok()?;
+    let v = Line::parse(line.strip_suffix(b"\n")?).ok()?;
     Link::of_record(&v).map(|l| l.seq)
 }
 
@@ -298,11 +299,10 @@ pub fn verify_files(files: &[PathBuf], key: Option<&VerifyingKey>) -> Result<Rep
             n += 1;
             v.at = (path.clone(), n);
             if let Err(problem) = v.record(&line) {
-                let seq =
-                    serde_json::from_slice::<Value>(line.strip_suffix(b"\n").unwrap_or(&line))
-                        .ok()
-                        .and_then(|x| Link::of_record(&x))
-                        .map(|l| l.seq);
+                let seq = Line::parse(line.strip_suffix(b"\n").unwrap_or(&line))
+                    .ok()
+                    .and_then(|x| Link::of_record(&x))
+                    .map(|l| l.seq);
                 v.report.finding = Some(Finding {
                     file: path.clone(),
                     line: n,
@@ -331,8 +331,7 @@ impl Verifier<'_> {
         let Some(line) = raw.strip_suffix(b"\n") else {
             return Err(Problem::Truncated);
         };
-        let v: Value = serde_json::from_slice(line)
-            .map_err(|e| Problem::Edited(format!("not valid JSON ({e})")))?;
+        let v = Line::parse(line).map_err(|e| Problem::Edited(format!("not valid JSON ({e})")))?;
         let link = Link::of_record(&v).ok_or(Problem::NoLink)?;
         let canonical = chain::canonical(line, &link).ok_or_else(|| {
             Problem::Edited("its chain link is not where the tracer writes it".into())
@@ -367,7 +366,7 @@ impl Verifier<'_> {
                 }
             }
         }
-        match v.get("kind").and_then(Value::as_str) {
+        match v.kind() {
             Some("checkpoint") => {
                 self.checkpoint(&v)?;
                 self.checkpoints_seen.insert(link.seq, link.hash.clone());
@@ -378,7 +377,7 @@ impl Verifier<'_> {
                 // The unvouched records are reported as such, not as unsigned.
                 self.report.unsigned_tail = 1;
             }
-            Some("loss") if v.get("gap").is_some() => {
+            Some("loss") if v.gap.is_some() => {
                 self.gap(&v, &link)?;
                 self.report.unsigned_tail += 1;
             }
@@ -400,10 +399,11 @@ impl Verifier<'_> {
     }
 
     /// A `loss` record with `gap`: it must name the record before it.
-    fn gap(&mut self, v: &Value, link: &Link) -> Result<(), Problem> {
-        let g = &v["gap"];
-        let records = g["records"].as_u64().filter(|&n| n > 0);
-        let (Some(records), Some(lost)) = (records, v["lost"]["sink_error"].as_u64()) else {
+    fn gap(&mut self, v: &Line, link: &Link) -> Result<(), Problem> {
+        let g = v.gap.as_ref().and_then(|g| g.0.as_ref());
+        let records = g.and_then(|g| g.records).filter(|&n| n > 0);
+        let lost = v.lost.as_ref().and_then(|l| *l.get("sink_error")?);
+        let (Some(records), Some(lost)) = (records, lost) else {
             return Err(Problem::BadDeclaration("gap without a record count".into()));
         };
         if lost != records {
@@ -411,7 +411,10 @@ impl Verifier<'_> {
                 "gap of {records} records but sink_error {lost}"
             )));
         }
-        let named = (g["after_seq"].as_u64(), g["after_hash"].as_str());
+        let named = (
+            g.and_then(|g| g.after_seq),
+            g.and_then(|g| g.after_hash.as_deref()),
+        );
         let before = (link.seq.checked_sub(1), Some(link.prev.as_str()));
         let before = if link.prev == GENESIS {
             (None, None)
@@ -429,13 +432,14 @@ impl Verifier<'_> {
 
     /// A `chain_segment` record: the stretch it disowns must end right before
     /// it and start after a checkpoint that really is in the chain.
-    fn segment(&mut self, v: &Value, link: &Link) -> Result<(), Problem> {
-        let s = &v["segment"];
+    fn segment(&mut self, v: &Line, link: &Link) -> Result<(), Problem> {
+        let s = v.segment.as_ref();
         let bad = |why: String| Err(Problem::BadDeclaration(why));
+        let unvouched = s.and_then(|s| s.unvouched.as_ref());
         let (Some(first), Some(last), Some(reason)) = (
-            s["unvouched"]["first_seq"].as_u64(),
-            s["unvouched"]["last_seq"].as_u64(),
-            s["reason"].as_str(),
+            unvouched.and_then(|u| u.first_seq),
+            unvouched.and_then(|u| u.last_seq),
+            s.and_then(|s| s.reason.as_deref()),
         ) else {
             return bad("fields missing".into());
         };
@@ -444,8 +448,10 @@ impl Verifier<'_> {
                 "it disowns seq {first}..={last}, which does not end right before it"
             ));
         }
-        let cp = &s["last_checkpoint"];
-        if let (Some(cp_seq), Some(cp_hash)) = (cp["seq"].as_u64(), cp["hash"].as_str()) {
+        let cp = s.and_then(|s| s.last_checkpoint.as_ref());
+        if let (Some(cp_seq), Some(cp_hash)) =
+            (cp.and_then(|c| c.seq), cp.and_then(|c| c.hash.as_deref()))
+        {
             if cp_seq.checked_add(1) != Some(first) {
                 return bad(format!(
                     "it disowns from seq {first}, not from after its checkpoint seq {cp_seq}"
@@ -459,7 +465,7 @@ impl Verifier<'_> {
                 ));
             }
         }
-        let detail = s["detail"].as_str().unwrap_or_default();
+        let detail = s.and_then(|s| s.detail.as_deref()).unwrap_or_default();
         self.declare(
             link.seq,
             DeclaredKind::Unvouched {
@@ -472,12 +478,12 @@ impl Verifier<'_> {
         Ok(())
     }
 
-    fn checkpoint(&mut self, v: &Value) -> Result<(), Problem> {
-        let c = &v["checkpoint"];
+    fn checkpoint(&mut self, v: &Line) -> Result<(), Problem> {
+        let c = v.checkpoint.as_ref();
         let (Some(seq), Some(hash), Some(sig)) = (
-            c["seq"].as_u64(),
-            c["hash"].as_str(),
-            c["signature"].as_str(),
+            c.and_then(|c| c.seq),
+            c.and_then(|c| c.hash.as_deref()),
+            c.and_then(|c| c.signature.as_deref()),
         ) else {
             return Err(Problem::BadCheckpoint("fields missing".into()));
         };
@@ -508,6 +514,8 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use ed25519_dalek::SigningKey;
+
+    use serde_json::Value;
 
     use super::*;
     use crate::chain::{Chain, Checkpointer};
@@ -710,8 +718,8 @@ mod tests {
                 .lines
                 .iter()
                 .rev()
-                .map(|l| serde_json::from_slice::<Value>(l).unwrap())
-                .find(|v| v["kind"] == "checkpoint")
+                .map(|l| Line::parse(l).unwrap())
+                .find(|v| v.kind() == Some("checkpoint"))
                 .map(|v| Link::of_record(&v).unwrap());
             let first = cp.as_ref().map_or(0, |l| l.seq + 1);
             let last_checkpoint = cp.map(|l| serde_json::json!({"seq": l.seq, "hash": l.hash}));
@@ -838,8 +846,8 @@ mod tests {
             let (seq, hash) = w.chain.head().unwrap();
             let mut cp_link = None;
             for l in &w.lines {
-                let v: Value = serde_json::from_slice(l).unwrap();
-                if v["kind"] == "checkpoint" {
+                let v = Line::parse(l).unwrap();
+                if v.kind() == Some("checkpoint") {
                     cp_link = Link::of_record(&v);
                 }
             }

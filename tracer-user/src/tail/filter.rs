@@ -3,9 +3,9 @@
 use std::net::IpAddr;
 
 use anyhow::{Context as _, bail};
-use serde_json::Value;
 
 use super::{TailArgs, base_name};
+use crate::event::view::Line;
 
 const KINDS: [&str; 5] = ["exec", "connect", "fork", "exit", "loss"];
 
@@ -247,8 +247,8 @@ impl Filter {
         })
     }
 
-    pub fn matches(&self, ev: &Value) -> bool {
-        let kind = ev["kind"].as_str().unwrap_or_default();
+    pub fn matches(&self, ev: &Line) -> bool {
+        let kind = ev.kind().unwrap_or_default();
         match kind {
             "missed" => return true,
             "loss" => return self.kinds.is_empty() || self.wants("loss"),
@@ -257,48 +257,58 @@ impl Filter {
         if !self.kinds.is_empty() && !self.wants(kind) {
             return false;
         }
-        let ex = &ev["executor"];
-        let glob_on = |g: &Option<Glob>, v: &Value| {
-            g.as_ref()
-                .is_none_or(|g| v.as_str().is_some_and(|s| g.matches(s)))
+        let ex = ev.executor.as_ref();
+        let glob_on = |g: &Option<Glob>, v: Option<&str>| {
+            g.as_ref().is_none_or(|g| v.is_some_and(|s| g.matches(s)))
         };
         if let Some(g) = &self.spiffe_id {
-            let ids = ex["identity"]["spiffe_ids"].as_array();
-            if !ids.is_some_and(|ids| ids.iter().filter_map(Value::as_str).any(|id| g.matches(id)))
+            let ids = ex
+                .and_then(|ex| ex.identity.as_ref())
+                .and_then(|id| id.spiffe_ids.as_ref());
+            if !ids.is_some_and(|ids| ids.iter().flatten().any(|id| g.matches(id))) {
+                return false;
+            }
+        }
+        let pod = ex
+            .and_then(|ex| ex.workload.as_ref())
+            .and_then(|w| w.pod.as_ref());
+        if !glob_on(&self.namespace, pod.and_then(|p| p.namespace.as_deref()))
+            || !glob_on(&self.pod, pod.and_then(|p| p.name.as_deref()))
+        {
+            return false;
+        }
+        let user = ex.and_then(|ex| ex.user.as_ref());
+        match &self.user {
+            Some(UserSel::Uid(uid)) if user.and_then(|u| u.uid) != Some(u64::from(*uid)) => {
+                return false;
+            }
+            Some(UserSel::Name(name)) if user.and_then(|u| u.name.as_deref()) != Some(name) => {
+                return false;
+            }
+            _ => {}
+        }
+        if let Some(auid) = self.auid
+            && ex.and_then(|ex| ex.login.as_ref()?.auid) != Some(u64::from(auid))
+        {
+            return false;
+        }
+        let act = ev.action.as_ref();
+        if let Some(g) = &self.binary {
+            let hit = |b: Option<&str>| {
+                b.is_some_and(|b| g.matches(b) || (!g.has_slash() && g.matches(base_name(b))))
+            };
+            if !hit(ex.and_then(|ex| ex.binary.as_deref()))
+                && !hit(act.and_then(|a| a.binary.as_deref()))
             {
                 return false;
             }
         }
-        if !glob_on(&self.namespace, &ex["workload"]["pod"]["namespace"])
-            || !glob_on(&self.pod, &ex["workload"]["pod"]["name"])
-        {
-            return false;
-        }
-        match &self.user {
-            Some(UserSel::Uid(uid)) if ex["user"]["uid"].as_u64() != Some(u64::from(*uid)) => {
-                return false;
-            }
-            Some(UserSel::Name(name)) if ex["user"]["name"].as_str() != Some(name) => return false,
-            _ => {}
-        }
-        if let Some(auid) = self.auid
-            && ex["login"]["auid"].as_u64() != Some(u64::from(auid))
-        {
-            return false;
-        }
-        if let Some(g) = &self.binary {
-            let hit = |v: &Value| {
-                v.as_str()
-                    .is_some_and(|b| g.matches(b) || (!g.has_slash() && g.matches(base_name(b))))
-            };
-            if !hit(&ex["binary"]) && !hit(&ev["action"]["binary"]) {
-                return false;
-            }
-        }
         if let Some(d) = &self.dest {
-            let dst = &ev["action"]["destination"];
-            let ip = dst["ip"].as_str().and_then(|s| s.parse().ok());
-            if !d.matches(ip, dst["port"].as_u64()) {
+            let dst = act.and_then(|a| a.destination.as_ref());
+            let ip = dst
+                .and_then(|d| d.ip.as_deref())
+                .and_then(|s| s.parse().ok());
+            if !d.matches(ip, dst.and_then(|d| d.port)) {
                 return false;
             }
         }
@@ -306,8 +316,8 @@ impl Filter {
     }
 
     /// A matching line that does not count towards `--count`.
-    pub(super) fn is_notice(&self, ev: &Value) -> bool {
-        match ev["kind"].as_str() {
+    pub(super) fn is_notice(&self, ev: &Line) -> bool {
+        match ev.kind() {
             Some("missed") => true,
             Some("loss") => !self.wants("loss"),
             _ => false,
@@ -321,9 +331,9 @@ impl Filter {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::{connect_event, exec_event, filter, loss_event};
+    use super::super::fixtures::{connect_event, exec_event, filter, loss_event, parsed};
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     #[test]
     fn filters_each_and_together() {
@@ -454,9 +464,13 @@ mod tests {
         ];
         for (args, ev, want) in cases {
             let f = filter(args).unwrap();
-            assert_eq!(f.matches(ev), *want, "{args:?} on {}", ev["kind"]);
+            let text = ev.to_string();
+            let got = f.matches(&parsed(&text));
+            assert_eq!(got, *want, "{args:?} on {}", ev["kind"]);
         }
         let f = filter(&[]).unwrap();
+        let (missed, loss, exec) = (missed.to_string(), loss.to_string(), exec.to_string());
+        let (missed, loss, exec) = (parsed(&missed), parsed(&loss), parsed(&exec));
         assert!(f.is_notice(&missed) && f.is_notice(&loss) && !f.is_notice(&exec));
         assert!(!filter(&["--kind", "loss"]).unwrap().is_notice(&loss));
     }

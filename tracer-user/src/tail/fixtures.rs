@@ -4,6 +4,7 @@ use clap::Parser as _;
 use serde_json::{Value, json};
 
 use super::{Filter, TailArgs};
+use crate::event::view::Line;
 
 #[derive(clap::Parser)]
 struct Cli {
@@ -14,6 +15,11 @@ struct Cli {
 pub(super) fn filter(args: &[&str]) -> anyhow::Result<Filter> {
     let cli = Cli::try_parse_from(std::iter::once("tail").chain(args.iter().copied()))?;
     Filter::from_args(&cli.tail)
+}
+
+/// A line as `tail` reads it.
+pub(super) fn parsed(text: &str) -> Line<'_> {
+    Line::parse(text.as_bytes()).unwrap()
 }
 
 pub(super) fn exec_event() -> Value {

@@ -13,7 +13,6 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use serde_json::Value;
 use tokio::io::AsyncBufReadExt as _;
 
 pub use args::TailArgs;
@@ -21,6 +20,8 @@ pub use filter::Filter;
 pub use follow::FileFollower;
 use render::Printer;
 pub use render::compact_line;
+
+use crate::event::view::Line;
 
 pub const DEFAULT_SOCKET: &str = "/run/tracer/tracer.sock";
 
@@ -69,12 +70,12 @@ async fn read_socket(path: &Path, printer: &mut Printer) -> anyhow::Result<()> {
         }
         let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(&line));
         if text.starts_with("{\"kind\":\"refused\"") {
-            let v: Value = serde_json::from_str(&text).unwrap_or_default();
+            let v = Line::parse(text.as_bytes()).unwrap_or_default();
             bail!(
                 "{}: {}",
                 path.display(),
-                v["error"]
-                    .as_str()
+                v.error
+                    .as_deref()
                     .unwrap_or("the tracer turned this reader away")
             );
         }

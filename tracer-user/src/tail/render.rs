@@ -3,9 +3,9 @@
 use std::io::{self, Write as _};
 
 use anyhow::Context as _;
-use serde_json::Value;
 
 use super::{Filter, base_name};
+use crate::event::view::{self, Line};
 
 const DIM: &str = "2";
 const BOLD_RED: &str = "1;31";
@@ -84,40 +84,45 @@ fn short_time(t: &str) -> String {
     }
 }
 
-fn identity(ex: &Value) -> String {
-    if let Some(id) = ex["identity"]["spiffe_ids"][0].as_str() {
+fn identity(ex: Option<&view::Executor>) -> String {
+    let id = ex.and_then(|ex| {
+        ex.identity
+            .as_ref()?
+            .spiffe_ids
+            .as_ref()?
+            .first()?
+            .as_deref()
+    });
+    if let Some(id) = id {
         return clean(id);
     }
-    let w = &ex["workload"];
-    let pod = &w["pod"];
-    if pod.is_object() {
-        let ns = pod["namespace"].as_str().unwrap_or("?");
-        let name = pod["name"].as_str().or(pod["uid"].as_str()).unwrap_or("?");
+    let w = ex.and_then(|ex| ex.workload.as_ref());
+    if let Some(pod) = w.and_then(|w| w.pod.as_ref()) {
+        let ns = pod.namespace.as_deref().unwrap_or("?");
+        let name = pod.name.as_deref().or(pod.uid.as_deref()).unwrap_or("?");
         return clean(&format!("{ns}/{name}"));
     }
-    let c = &w["container"];
-    if c.is_object() {
-        let id = c["id"].as_str().map(|id| id.get(..12).unwrap_or(id));
-        if let Some(name) = c["name"].as_str().or(id) {
+    if let Some(c) = w.and_then(|w| w.container.as_ref()) {
+        let id = c.id.as_deref().map(|id| id.get(..12).unwrap_or(id));
+        if let Some(name) = c.name.as_deref().or(id) {
             return clean(&format!("container:{name}"));
         }
     }
-    match w["unit"].as_str() {
+    match w.and_then(|w| w.unit.as_deref()) {
         Some(unit) => clean(unit),
         None => "host".to_owned(),
     }
 }
 
-fn user(ex: &Value) -> String {
-    let u = &ex["user"];
-    let mut s = match (u["name"].as_str(), u["uid"].as_u64()) {
+fn user(ex: Option<&view::Executor>) -> String {
+    let u = ex.and_then(|ex| ex.user.as_ref());
+    let mut s = match (u.and_then(|u| u.name.as_deref()), u.and_then(|u| u.uid)) {
         (Some(name), _) => clean(name),
         (None, Some(uid)) => uid.to_string(),
         (None, None) => "?".to_owned(),
     };
-    let login = &ex["login"];
-    if login.is_object() {
-        let who = match (login["name"].as_str(), login["auid"].as_u64()) {
+    if let Some(login) = ex.and_then(|ex| ex.login.as_ref()) {
+        let who = match (login.name.as_deref(), login.auid) {
             (Some(name), _) => clean(name),
             (None, Some(auid)) => auid.to_string(),
             (None, None) => "?".to_owned(),
@@ -128,26 +133,71 @@ fn user(ex: &Value) -> String {
     s
 }
 
-fn outcome(act: &Value, color: bool) -> String {
-    let o = act["outcome"].as_str().unwrap_or("?");
+fn outcome(act: Option<&view::Action>, color: bool) -> String {
+    let o = act.and_then(|a| a.outcome.as_deref()).unwrap_or("?");
     let code = match o {
         "success" => GREEN,
         "in_progress" => YELLOW,
         _ => RED,
     };
     let mut s = clean(o);
-    if let Some(e) = act["error"].as_str() {
+    if let Some(e) = act.and_then(|a| a.error.as_deref()) {
         s.push_str(&format!(" ({})", clean(e)));
     }
     paint(color, code, &s)
 }
 
+/// Causes in the order the event format lists them; unknown ones after.
+const KNOWN_LOSSES: [&str; 7] = [
+    "ring_full",
+    "read_fault",
+    "pending_full",
+    "scratch",
+    "malformed",
+    "sink_error",
+    "sends_unreported",
+];
+
+/// `!! tracer lost N events: cause=n ...` of a loss record.
+fn loss_line(ev: &Line, color: bool) -> String {
+    let lost = ev.lost.as_ref();
+    let total: u64 = lost.map_or(0, |m| m.values().flatten().sum());
+    let mut causes: Vec<(String, u64)> = KNOWN_LOSSES
+        .iter()
+        .filter_map(|k| Some((k.to_string(), (*lost?.get(*k)?)?)))
+        .collect();
+    if let Some(m) = lost {
+        causes.extend(
+            m.iter()
+                .filter(|(k, _)| !KNOWN_LOSSES.contains(&k.as_ref()))
+                .filter_map(|(k, v)| Some((clean(k), (*v)?))),
+        );
+    }
+    let detail: Vec<String> = causes
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect();
+    let s = if total == 1 { "" } else { "s" };
+    let mut msg = format!("!! tracer lost {total} event{s}");
+    if !detail.is_empty() {
+        msg.push_str(": ");
+        msg.push_str(&detail.join(" "));
+    }
+    let time = short_time(ev.time.as_deref().unwrap_or("?"));
+    format!(
+        "{} {}",
+        paint(color, DIM, &time),
+        paint(color, BOLD_RED, &msg)
+    )
+}
+
 /// One line for a human: time, kind, identity, user, then what was done.
-pub fn compact_line(ev: &Value, color: bool) -> String {
-    let kind = ev["kind"].as_str().unwrap_or("?");
+pub fn compact_line(ev: &Line, color: bool) -> String {
+    let kind = ev.kind().unwrap_or("?");
     match kind {
         "missed" => {
-            let n = ev["missed"].as_u64().unwrap_or(0);
+            let n = ev.missed.unwrap_or(0);
             let s = if n == 1 { "" } else { "s" };
             return paint(
                 color,
@@ -155,52 +205,11 @@ pub fn compact_line(ev: &Value, color: bool) -> String {
                 &format!("!! {n} event{s} missed by this reader"),
             );
         }
-        "loss" => {
-            let lost = ev["lost"].as_object();
-            let total: u64 = lost.map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
-            // Causes in the order the event format lists them; unknown ones after.
-            let known = [
-                "ring_full",
-                "read_fault",
-                "pending_full",
-                "scratch",
-                "malformed",
-                "sink_error",
-                "sends_unreported",
-            ];
-            let mut causes: Vec<(String, u64)> = known
-                .iter()
-                .filter_map(|k| Some((k.to_string(), lost?.get(*k)?.as_u64()?)))
-                .collect();
-            if let Some(m) = lost {
-                causes.extend(
-                    m.iter()
-                        .filter(|(k, _)| !known.contains(&k.as_str()))
-                        .filter_map(|(k, v)| Some((clean(k), v.as_u64()?))),
-                );
-            }
-            let detail: Vec<String> = causes
-                .iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|(k, n)| format!("{k}={n}"))
-                .collect();
-            let s = if total == 1 { "" } else { "s" };
-            let mut msg = format!("!! tracer lost {total} event{s}");
-            if !detail.is_empty() {
-                msg.push_str(": ");
-                msg.push_str(&detail.join(" "));
-            }
-            let time = short_time(ev["time"].as_str().unwrap_or("?"));
-            return format!(
-                "{} {}",
-                paint(color, DIM, &time),
-                paint(color, BOLD_RED, &msg)
-            );
-        }
+        "loss" => return loss_line(ev, color),
         _ => {}
     }
-    let ex = &ev["executor"];
-    let act = &ev["action"];
+    let ex = ev.executor.as_ref();
+    let act = ev.action.as_ref();
     let kind_code = match kind {
         "exec" => GREEN,
         "connect" => CYAN,
@@ -209,22 +218,23 @@ pub fn compact_line(ev: &Value, color: bool) -> String {
     };
     let mut out = format!(
         "{} {} {} {}",
-        paint(color, DIM, &short_time(ev["time"].as_str().unwrap_or("?"))),
+        paint(color, DIM, &short_time(ev.time.as_deref().unwrap_or("?"))),
         paint(color, kind_code, &format!("{:<7}", clean(kind))),
         paint(color, YELLOW, &identity(ex)),
         user(ex),
     );
-    let binary = act["binary"]
-        .as_str()
-        .or(ex["binary"].as_str())
+    let binary = act
+        .and_then(|a| a.binary.as_deref())
+        .or(ex.and_then(|ex| ex.binary.as_deref()))
         .unwrap_or("?");
     out.push(' ');
     out.push_str(&paint(color, "1", &shell_quote(binary)));
+    let pid = ex.and_then(|ex| ex.pid).unwrap_or(0);
     match kind {
         "exec" => {
-            let argv: Vec<&str> = act["argv"]
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
+            let argv: Vec<&str> = act
+                .and_then(|a| a.argv.as_ref())
+                .map(|a| a.iter().flatten().map(|s| s.as_ref()).collect())
                 .unwrap_or_default();
             // argv[0] is news only when it is not the binary (busybox applets, `-bash`).
             let args = match argv.split_first() {
@@ -239,46 +249,46 @@ pub fn compact_line(ev: &Value, color: bool) -> String {
                 out.push(' ');
                 out.push_str(&shell_quote(a));
             }
-            if act["argv_truncated"].as_bool() == Some(true) {
+            if act.and_then(|a| a.argv_truncated) == Some(true) {
                 out.push_str(" [truncated]");
             }
-            if act["outcome"].as_str().is_some_and(|o| o != "success") {
+            if act
+                .and_then(|a| a.outcome.as_deref())
+                .is_some_and(|o| o != "success")
+            {
                 out.push_str(" -> ");
                 out.push_str(&outcome(act, color));
             }
         }
         "connect" => {
-            let dst = &act["destination"];
-            let ip = clean(dst["ip"].as_str().unwrap_or("?"));
-            let port = dst["port"]
-                .as_u64()
+            let dst = act.and_then(|a| a.destination.as_ref());
+            let ip = clean(dst.and_then(|d| d.ip.as_deref()).unwrap_or("?"));
+            let port = dst
+                .and_then(|d| d.port)
                 .map_or("?".to_owned(), |p| p.to_string());
             let addr = if ip.contains(':') {
                 format!("[{ip}]:{port}")
             } else {
                 format!("{ip}:{port}")
             };
+            let protocol = act.and_then(|a| a.protocol.as_deref()).unwrap_or("?");
             out.push_str(&format!(
                 " {} {addr} -> {}",
-                clean(act["protocol"].as_str().unwrap_or("?")),
+                clean(protocol),
                 outcome(act, color)
             ));
         }
         "fork" => {
-            let pid = ex["pid"].as_u64().unwrap_or(0);
-            let child = act["child_pid"].as_u64().unwrap_or(0);
+            let child = act.and_then(|a| a.child_pid).unwrap_or(0);
             out.push_str(&format!(" pid {pid} -> child {child}"));
         }
-        "exit" => {
-            let pid = ex["pid"].as_u64().unwrap_or(0);
-            match act["signal"].as_u64() {
-                Some(sig) => out.push_str(&format!(" pid {pid} killed by signal {sig}")),
-                None => out.push_str(&format!(
-                    " pid {pid} exited {}",
-                    act["exit_code"].as_u64().unwrap_or(0)
-                )),
-            }
-        }
+        "exit" => match act.and_then(|a| a.signal) {
+            Some(sig) => out.push_str(&format!(" pid {pid} killed by signal {sig}")),
+            None => out.push_str(&format!(
+                " pid {pid} exited {}",
+                act.and_then(|a| a.exit_code).unwrap_or(0)
+            )),
+        },
         _ => {}
     }
     out
@@ -310,7 +320,7 @@ impl Printer {
         if line.trim().is_empty() {
             return false;
         }
-        let ev: Value = match serde_json::from_str(line) {
+        let ev = match Line::parse(line.as_bytes()) {
             Ok(ev) => ev,
             Err(e) => {
                 let head: String = line.chars().take(120).collect();
@@ -364,14 +374,18 @@ impl Printer {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::{connect_event, exec_event, filter, loss_event};
+    use super::super::fixtures::{connect_event, exec_event, filter, loss_event, parsed};
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    fn show(ev: &Value, color: bool) -> String {
+        compact_line(&parsed(&ev.to_string()), color)
+    }
 
     #[test]
     fn compact_lines() {
         assert_eq!(
-            compact_line(&exec_event(), false),
+            show(&exec_event(), false),
             "2026-11-23T20:21:47.123Z exec    spiffe://example.org/ns/shop/sa/web deploy auid=alice \
              /usr/bin/curl -s 'http://x/a b' 'it'\\''s'"
         );
@@ -381,43 +395,43 @@ mod tests {
         ev["executor"]["user"]["name"] = Value::Null;
         ev["action"] = json!({"binary": "/bin/busybox", "argv": ["ls", "-l", "a\u{1b}[2Jb", ""], "argv_truncated": true, "outcome": "failure", "error": "ENOENT"});
         assert_eq!(
-            compact_line(&ev, false),
+            show(&ev, false),
             "2026-11-23T20:21:47.123Z exec    shop/web-7d9f 1001 /bin/busybox [ls] -l $'a\\e[2Jb' '' [truncated] \
              -> failure (ENOENT)"
         );
         ev["executor"]["workload"]["pod"] = Value::Null;
         ev["executor"]["workload"]["container"]["name"] = Value::Null;
-        assert!(compact_line(&ev, false).contains(" container:0123456789ab 1001 "));
+        assert!(show(&ev, false).contains(" container:0123456789ab 1001 "));
         ev["executor"]["workload"]["container"] = Value::Null;
         ev["executor"]["workload"]["unit"] = json!("nginx.service");
-        assert!(compact_line(&ev, false).contains(" nginx.service 1001 "));
+        assert!(show(&ev, false).contains(" nginx.service 1001 "));
         ev["executor"]["workload"]["unit"] = Value::Null;
-        assert!(compact_line(&ev, false).contains(" host 1001 "));
+        assert!(show(&ev, false).contains(" host 1001 "));
 
         assert_eq!(
-            compact_line(&connect_event("2001:db8::7", 8443), false),
+            show(&connect_event("2001:db8::7", 8443), false),
             "2026-11-23T20:21:47.123Z connect spiffe://example.org/ns/shop/sa/web deploy auid=alice \
              /usr/bin/curl tcp [2001:db8::7]:8443 -> failure (ECONNREFUSED)"
         );
         let mut ok = connect_event("10.1.2.3", 443);
         ok["action"]["outcome"] = json!("success");
         ok["action"]["error"] = Value::Null;
-        assert!(compact_line(&ok, false).ends_with(" /usr/bin/curl tcp 10.1.2.3:443 -> success"));
+        assert!(show(&ok, false).ends_with(" /usr/bin/curl tcp 10.1.2.3:443 -> success"));
 
         assert_eq!(
-            compact_line(&loss_event(), false),
+            show(&loss_event(), false),
             "2026-11-23T20:21:47.123Z !! tracer lost 12 events: ring_full=10 sink_error=2"
         );
         assert_eq!(
-            compact_line(&json!({"kind": "missed", "missed": 12}), false),
+            show(&json!({"kind": "missed", "missed": 12}), false),
             "!! 12 events missed by this reader"
         );
         assert_eq!(
-            compact_line(&json!({"kind": "missed", "missed": 1}), false),
+            show(&json!({"kind": "missed", "missed": 1}), false),
             "!! 1 event missed by this reader"
         );
         // Colour wraps fields in escape sequences; the text is the same.
-        let coloured = compact_line(&exec_event(), true);
+        let coloured = show(&exec_event(), true);
         assert!(coloured.contains("\x1b[32mexec   \x1b[0m"), "{coloured:?}");
     }
     #[test]
