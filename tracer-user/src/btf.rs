@@ -26,29 +26,29 @@ const MAX_DEPTH: usize = 64;
 
 /// BTF kind numbers (bits 24..=28 of `info`).
 mod kind {
-    pub const INT: u8 = 1;
-    pub const PTR: u8 = 2;
-    pub const ARRAY: u8 = 3;
-    pub const STRUCT: u8 = 4;
-    pub const UNION: u8 = 5;
-    pub const ENUM: u8 = 6;
-    pub const FWD: u8 = 7;
-    pub const TYPEDEF: u8 = 8;
-    pub const VOLATILE: u8 = 9;
-    pub const CONST: u8 = 10;
-    pub const RESTRICT: u8 = 11;
-    pub const FUNC: u8 = 12;
-    pub const FUNC_PROTO: u8 = 13;
-    pub const VAR: u8 = 14;
-    pub const DATASEC: u8 = 15;
-    pub const FLOAT: u8 = 16;
-    pub const DECL_TAG: u8 = 17;
-    pub const TYPE_TAG: u8 = 18;
-    pub const ENUM64: u8 = 19;
+    pub(super) const INT: u8 = 1;
+    pub(super) const PTR: u8 = 2;
+    pub(super) const ARRAY: u8 = 3;
+    pub(super) const STRUCT: u8 = 4;
+    pub(super) const UNION: u8 = 5;
+    pub(super) const ENUM: u8 = 6;
+    pub(super) const FWD: u8 = 7;
+    pub(super) const TYPEDEF: u8 = 8;
+    pub(super) const VOLATILE: u8 = 9;
+    pub(super) const CONST: u8 = 10;
+    pub(super) const RESTRICT: u8 = 11;
+    pub(super) const FUNC: u8 = 12;
+    pub(super) const FUNC_PROTO: u8 = 13;
+    pub(super) const VAR: u8 = 14;
+    pub(super) const DATASEC: u8 = 15;
+    pub(super) const FLOAT: u8 = 16;
+    pub(super) const DECL_TAG: u8 = 17;
+    pub(super) const TYPE_TAG: u8 = 18;
+    pub(super) const ENUM64: u8 = 19;
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum BtfError {
+pub(crate) enum BtfError {
     #[error("cannot read BTF from {}", path.display())]
     Io {
         path: PathBuf,
@@ -130,7 +130,7 @@ struct Resolved {
 }
 
 /// Parsed BTF: types, struct/union members and the string section.
-pub struct Btf {
+pub(crate) struct Btf {
     /// Index `i` holds type id `i + 1` (id 0 is void).
     types: Vec<Type>,
     members: Vec<Member>,
@@ -189,7 +189,7 @@ fn is_composite(t: &Type) -> bool {
 
 impl Btf {
     /// Read and parse a BTF blob (e.g. /sys/kernel/btf/vmlinux).
-    pub fn from_file(path: &Path) -> Result<Btf, BtfError> {
+    pub(crate) fn from_file(path: &Path) -> Result<Btf, BtfError> {
         let bytes = std::fs::read(path).map_err(|source| BtfError::Io {
             path: path.to_path_buf(),
             source,
@@ -197,7 +197,7 @@ impl Btf {
         Btf::parse(&bytes)
     }
 
-    pub fn parse(bytes: &[u8]) -> Result<Btf, BtfError> {
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Btf, BtfError> {
         let magic = le16(bytes, 0).ok_or_else(|| malformed("shorter than the BTF header"))?;
         if magic != BTF_MAGIC {
             if magic == BTF_MAGIC.swap_bytes() {
@@ -501,7 +501,7 @@ impl Btf {
     /// Members of anonymous structs/unions are found transparently at any
     /// depth. The first STRUCT/UNION with that name is used (FWD is ignored).
     /// Bitfield members give [`BtfError::Bitfield`].
-    pub fn member_offset(&self, type_name: &str, path: &str) -> Result<u32, BtfError> {
+    pub(crate) fn member_offset(&self, type_name: &str, path: &str) -> Result<u32, BtfError> {
         let r = self.resolve(type_name, path)?;
         if let Some(bits) = r.bitfield_bits {
             return Err(BtfError::Bitfield {
@@ -516,7 +516,7 @@ impl Btf {
     }
 
     /// Byte size of a named struct/union (e.g. "upid").
-    pub fn type_size(&self, type_name: &str) -> Result<u32, BtfError> {
+    pub(crate) fn type_size(&self, type_name: &str) -> Result<u32, BtfError> {
         let id = *self
             .composites
             .get(type_name)
@@ -526,7 +526,7 @@ impl Btf {
 
     /// Value of `name` in the named enum (ENUM or ENUM64; the first of that
     /// name), e.g. `enum_value("cgroup_subsys_id", "memory_cgrp_id")`.
-    pub fn enum_value(&self, enum_name: &str, name: &str) -> Result<i64, BtfError> {
+    pub(crate) fn enum_value(&self, enum_name: &str, name: &str) -> Result<i64, BtfError> {
         let id = *self
             .enums
             .get(enum_name)
@@ -550,7 +550,7 @@ impl Btf {
 
     #[cfg(test)]
     /// Number of types (not counting void).
-    pub fn type_count(&self) -> usize {
+    pub(crate) fn type_count(&self) -> usize {
         self.types.len()
     }
 }

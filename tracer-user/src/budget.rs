@@ -10,15 +10,15 @@
 /// Default `--memory-limit`: the DaemonSet's 256 MiB limit less headroom for
 /// what the allocator keeps and the kernel charges to the cgroup (page cache
 /// of the output file, socket buffers).
-pub const DEFAULT_MEMORY_LIMIT: u64 = 192 * MIB;
+pub(crate) const DEFAULT_MEMORY_LIMIT: u64 = 192 * MIB;
 
 /// What the tracer needs before any structure grows: code, the async runtime,
 /// the Kubernetes client, and the BTF parse at start-up.
-pub const BASELINE: u64 = 40 * MIB;
+pub(crate) const BASELINE: u64 = 40 * MIB;
 
 /// The smallest share left for the structures that grow; below it the tracer
 /// would spend its life evicting, so such a limit is refused.
-pub const MIN_SHARED: u64 = 16 * MIB;
+pub(crate) const MIN_SHARED: u64 = 16 * MIB;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -78,7 +78,7 @@ impl Budget {
 
 /// A size on the command line: bytes, or with a K/M/G suffix (powers of 1024,
 /// with or without `iB`/`B`).
-pub fn parse_size(s: &str) -> Result<u64, BudgetError> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, BudgetError> {
     let t = s.trim();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(digits);

@@ -29,12 +29,12 @@ use sha2::{Digest as _, Sha256};
 use crate::event::view::Line;
 
 /// `prev` of the first record of a chain.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// Domain separation for checkpoint signatures.
 const CHECKPOINT_CONTEXT: &[u8] = b"tracer-checkpoint-v1\n";
 
 #[derive(Debug, thiserror::Error)]
-pub enum KeyError {
+pub(crate) enum KeyError {
     #[error("reading key file {path}")]
     Read {
         path: String,
@@ -58,14 +58,14 @@ pub enum KeyError {
 /// The chain state of one output: the next record's sequence number and the
 /// previous record's hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chain {
+pub(crate) struct Chain {
     next_seq: u64,
     prev: String,
 }
 
 /// Where a record sits in its chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Link {
+pub(crate) struct Link {
     pub seq: u64,
     pub prev: String,
     pub hash: String,
@@ -73,7 +73,7 @@ pub struct Link {
 
 impl Link {
     /// The member text written into the record (and cut out to verify it).
-    pub fn member(&self) -> String {
+    pub(crate) fn member(&self) -> String {
         // By hand rather than format!: one per record. `prev` and `hash` are hex.
         let mut out = Vec::with_capacity(170);
         out.extend_from_slice(br#","chain":{"seq":"#);
@@ -87,7 +87,7 @@ impl Link {
     }
 
     /// The link a record carries: `chain`, or `unmapped.chain` in OCSF.
-    pub fn of_record(line: &Line) -> Option<Link> {
+    pub(crate) fn of_record(line: &Line) -> Option<Link> {
         let c = line.link()?;
         let hash = |s: Option<&str>| s.filter(|s| is_hash(s)).map(str::to_owned);
         Some(Link {
@@ -103,7 +103,7 @@ fn is_hash(s: &str) -> bool {
 }
 
 /// `hex(SHA-256(prev || "\n" || canonical))`.
-pub fn record_hash(prev: &str, canonical: &[u8]) -> String {
+pub(crate) fn record_hash(prev: &str, canonical: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(prev.as_bytes());
     h.update(b"\n");
@@ -112,7 +112,7 @@ pub fn record_hash(prev: &str, canonical: &[u8]) -> String {
 }
 
 /// Lowercase hex, as hashes, keys and signatures are written.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     hex::encode(bytes)
 }
 
@@ -123,7 +123,7 @@ impl Default for Chain {
 }
 
 impl Chain {
-    pub fn genesis() -> Chain {
+    pub(crate) fn genesis() -> Chain {
         Chain {
             next_seq: 0,
             prev: GENESIS.to_owned(),
@@ -133,7 +133,7 @@ impl Chain {
     /// Go on after the last record of an existing file, so a restart or a
     /// rotation does not break the chain. A record without a link (another
     /// writer, an older version) starts a new chain.
-    pub fn after(last_record: Option<&[u8]>) -> Chain {
+    pub(crate) fn after(last_record: Option<&[u8]>) -> Chain {
         last_record
             .and_then(|l| Line::parse(l).ok())
             .and_then(|v| Link::of_record(&v))
@@ -146,7 +146,7 @@ impl Chain {
     /// Seal one record: `record` is its JSON text without the newline, and the
     /// member goes in at byte `at` (just before the closing brace of the object
     /// that holds it). Appends the sealed line, newline included, to `out`.
-    pub fn seal(&mut self, record: &[u8], at: usize, out: &mut Vec<u8>) -> Link {
+    pub(crate) fn seal(&mut self, record: &[u8], at: usize, out: &mut Vec<u8>) -> Link {
         let hash = record_hash(&self.prev, record);
         let link = Link {
             seq: self.next_seq,
@@ -163,7 +163,7 @@ impl Chain {
     }
 
     /// The last sealed record: (seq, hash); `None` before the first.
-    pub fn head(&self) -> Option<(u64, &str)> {
+    pub(crate) fn head(&self) -> Option<(u64, &str)> {
         self.next_seq
             .checked_sub(1)
             .map(|s| (s, self.prev.as_str()))
@@ -171,7 +171,7 @@ impl Chain {
 }
 
 /// The message a checkpoint signs: the chain up to and including record `seq`.
-pub fn checkpoint_message(seq: u64, hash: &str) -> Vec<u8> {
+pub(crate) fn checkpoint_message(seq: u64, hash: &str) -> Vec<u8> {
     let mut m = CHECKPOINT_CONTEXT.to_vec();
     m.extend_from_slice(format!("{seq}\n{hash}").as_bytes());
     m
@@ -179,7 +179,7 @@ pub fn checkpoint_message(seq: u64, hash: &str) -> Vec<u8> {
 
 /// Signs checkpoints every `every_records` records or `every` time, whichever
 /// comes first (and at shutdown).
-pub struct Checkpointer {
+pub(crate) struct Checkpointer {
     key: SigningKey,
     public_hex: String,
     every_records: u64,
@@ -190,7 +190,7 @@ pub struct Checkpointer {
 
 /// A signed checkpoint, as written in a `kind: "checkpoint"` record.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Checkpoint {
+pub(crate) struct Checkpoint {
     pub seq: u64,
     pub hash: String,
     pub public_key: String,
@@ -198,7 +198,7 @@ pub struct Checkpoint {
 }
 
 impl Checkpointer {
-    pub fn new(key: SigningKey, every_records: u64, every: Duration) -> Checkpointer {
+    pub(crate) fn new(key: SigningKey, every_records: u64, every: Duration) -> Checkpointer {
         let public_hex = hex(key.verifying_key().as_bytes());
         Checkpointer {
             key,
@@ -212,7 +212,7 @@ impl Checkpointer {
 
     /// Count records from after `seq` (the head of a chain this run goes on
     /// with), not from the start of the chain.
-    pub fn starting_after(mut self, seq: Option<u64>) -> Checkpointer {
+    pub(crate) fn starting_after(mut self, seq: Option<u64>) -> Checkpointer {
         self.last_seq = seq;
         self
     }
@@ -227,7 +227,7 @@ impl Checkpointer {
     }
 
     /// Whether the chain, whose head is `head`, is due a checkpoint.
-    pub fn due(&self, head: Option<(u64, &str)>, now: Instant, force: bool) -> bool {
+    pub(crate) fn due(&self, head: Option<(u64, &str)>, now: Instant, force: bool) -> bool {
         let Some((seq, _)) = head else {
             return false;
         };
@@ -240,11 +240,11 @@ impl Checkpointer {
 
     /// Due by count alone: checked after each record, so a checkpoint follows
     /// exactly every `every_records` records however records are batched.
-    pub fn due_by_count(&self, seq: u64) -> bool {
+    pub(crate) fn due_by_count(&self, seq: u64) -> bool {
         self.since(seq) >= self.every_records
     }
 
-    pub fn sign(&mut self, seq: u64, hash: &str, now: Instant) -> Checkpoint {
+    pub(crate) fn sign(&mut self, seq: u64, hash: &str, now: Instant) -> Checkpoint {
         let sig = self.key.sign(&checkpoint_message(seq, hash));
         self.last_at = now;
         Checkpoint {
@@ -257,7 +257,7 @@ impl Checkpointer {
 
     /// Remember that the checkpoint record itself took a place in the chain, so
     /// it alone does not make the next checkpoint due.
-    pub fn sealed(&mut self, checkpoint_seq: u64) {
+    pub(crate) fn sealed(&mut self, checkpoint_seq: u64) {
         self.last_seq = Some(checkpoint_seq);
     }
 }
@@ -271,7 +271,7 @@ fn read_key(path: &Path) -> Result<String, KeyError> {
 
 /// A PKCS#8 PEM private key (`openssl genpkey -algorithm ed25519 -out key.pem`),
 /// refused when group or others may read or write it.
-pub fn load_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
+pub(crate) fn load_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
     use std::{io::Read as _, os::unix::fs::PermissionsExt as _};
     let read_err = |source| KeyError::Read {
         path: path.display().to_string(),
@@ -297,7 +297,7 @@ pub fn load_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
 }
 
 /// An SPKI PEM public key (`openssl pkey -in key.pem -pubout -out key.pub`).
-pub fn load_verifying_key(path: &Path) -> Result<VerifyingKey, KeyError> {
+pub(crate) fn load_verifying_key(path: &Path) -> Result<VerifyingKey, KeyError> {
     VerifyingKey::from_public_key_pem(&read_key(path)?).map_err(|e| KeyError::Parse {
         path: path.display().to_string(),
         what: "public",
@@ -306,7 +306,7 @@ pub fn load_verifying_key(path: &Path) -> Result<VerifyingKey, KeyError> {
 }
 
 /// Check a checkpoint's signature with `key`.
-pub fn verify_checkpoint(key: &VerifyingKey, seq: u64, hash: &str, signature: &str) -> bool {
+pub(crate) fn verify_checkpoint(key: &VerifyingKey, seq: u64, hash: &str, signature: &str) -> bool {
     let mut sig = [0u8; 64];
     if hex::decode_to_slice(signature, &mut sig).is_err() {
         return false;
@@ -317,7 +317,7 @@ pub fn verify_checkpoint(key: &VerifyingKey, seq: u64, hash: &str, signature: &s
 
 /// The canonical form of a sealed line (no newline): the line with its member cut
 /// out. `None` when the member does not occur exactly once after a comma.
-pub fn canonical(line: &[u8], link: &Link) -> Option<Vec<u8>> {
+pub(crate) fn canonical(line: &[u8], link: &Link) -> Option<Vec<u8>> {
     let member = link.member();
     let m = member.as_bytes();
     let mut found = line.windows(m.len()).enumerate().filter(|(_, w)| *w == m);

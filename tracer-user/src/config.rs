@@ -11,11 +11,11 @@ use sha2::{Digest, Sha256};
 /// Default bound on an ancestor's argv in `lineage`. An ancestor's argv goes
 /// into every event of every descendant: uncapped, one process with a 32 KiB
 /// command line makes each event of its children 32 KiB per level.
-pub const DEFAULT_LINEAGE_ARGV_MAX: usize = 512;
+pub(crate) const DEFAULT_LINEAGE_ARGV_MAX: usize = 512;
 
 /// Default `--hash-budget`: 64 MiB of executed files hashed per second, at
 /// most (a fraction of one core; a node's binaries are hashed once each).
-pub const DEFAULT_HASH_BUDGET_MIB: f64 = 64.0;
+pub(crate) const DEFAULT_HASH_BUDGET_MIB: f64 = 64.0;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
@@ -197,7 +197,7 @@ impl Config {
 }
 
 /// `sha256:<hex>` of some bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     let d = Sha256::digest(bytes);
     let mut s = String::with_capacity(7 + 64);
     s.push_str("sha256:");

@@ -137,10 +137,10 @@ const NAMES: &[&str] = &[
     "EHWPOISON",
 ];
 
-pub const EINPROGRESS: i32 = 115;
+pub(crate) const EINPROGRESS: i32 = 115;
 
 /// "ECONNREFUSED" for 111; "E<n>" for a number without a name.
-pub fn name(errno: i32) -> String {
+pub(crate) fn name(errno: i32) -> String {
     usize::try_from(errno)
         .ok()
         .and_then(|i| NAMES.get(i))

@@ -39,7 +39,7 @@ pub struct ImageLayout {
     pub at_random: [u8; 16],
 }
 
-pub fn exec_id(boot_id: &str, tgid: u32, start_ticks: u64, image: ImageLayout) -> String {
+pub(crate) fn exec_id(boot_id: &str, tgid: u32, start_ticks: u64, image: ImageLayout) -> String {
     let ImageLayout {
         arg_start,
         start_code,
@@ -71,7 +71,7 @@ pub fn exec_id(boot_id: &str, tgid: u32, start_ticks: u64, image: ImageLayout) -
 
 /// Kernel start time (ns since boot) to /proc clock ticks, exactly as
 /// `nsec_to_clock_t` does it.
-pub fn ns_to_ticks(ns: u64, ticks_per_second: u64) -> u64 {
+pub(crate) fn ns_to_ticks(ns: u64, ticks_per_second: u64) -> u64 {
     let per_tick = 1_000_000_000 / ticks_per_second.max(1);
     ns / per_tick.max(1)
 }

@@ -138,7 +138,7 @@ impl HashState {
 
 /// Bytes a second, with a burst of [`BURST_SECS`] seconds' worth.
 #[derive(Debug)]
-pub struct Budget {
+pub(crate) struct Budget {
     rate: f64,
     capacity: f64,
     tokens: f64,
@@ -146,11 +146,11 @@ pub struct Budget {
 }
 
 /// A file larger than this many seconds of budget is never hashed.
-pub const BURST_SECS: f64 = 4.0;
+pub(crate) const BURST_SECS: f64 = 4.0;
 
 impl Budget {
     /// `mib_per_sec` MiB a second; the bucket starts full.
-    pub fn new(mib_per_sec: f64, now: Instant) -> Self {
+    pub(crate) fn new(mib_per_sec: f64, now: Instant) -> Self {
         let rate = (mib_per_sec * 1024.0 * 1024.0).max(0.0);
         let capacity = rate * BURST_SECS;
         Self {
@@ -168,7 +168,7 @@ impl Budget {
     }
 
     /// Pay for `bytes` if the bucket holds them.
-    pub fn try_take(&mut self, bytes: u64, now: Instant) -> bool {
+    pub(crate) fn try_take(&mut self, bytes: u64, now: Instant) -> bool {
         self.refill(now);
         let b = bytes as f64;
         if b <= self.tokens {
@@ -180,7 +180,7 @@ impl Budget {
     }
 
     /// Give back what a job that never ran was charged.
-    pub fn refund(&mut self, bytes: u64) {
+    pub(crate) fn refund(&mut self, bytes: u64) {
         self.tokens = (self.tokens + bytes as f64).min(self.capacity);
     }
 }
@@ -210,7 +210,7 @@ const UNREADABLE_RETRY: Duration = Duration::from_secs(2);
 
 /// The cache and budget, without the worker: what the event loop decides.
 #[derive(Debug)]
-pub struct HashCache {
+pub(crate) struct HashCache {
     /// At most `max_entries`; the least recently used goes first, so a binary
     /// exec'd often keeps its hash through a storm of one-off ones.
     entries: LruCache<FileVersion, Entry>,
@@ -219,7 +219,7 @@ pub struct HashCache {
 
 /// What [`HashCache::lookup`] wants done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Nothing,
     /// Queue this version for hashing (the budget was charged).
     Hash,
@@ -227,7 +227,7 @@ pub enum Action {
 
 impl HashCache {
     /// `mib_per_sec` 0: hashing disabled.
-    pub fn new(mib_per_sec: f64, max_entries: usize, now: Instant) -> Self {
+    pub(crate) fn new(mib_per_sec: f64, max_entries: usize, now: Instant) -> Self {
         Self {
             entries: LruCache::new(NonZeroUsize::new(max_entries).unwrap_or(NonZeroUsize::MIN)),
             budget: (mib_per_sec > 0.0).then(|| Budget::new(mib_per_sec, now)),
@@ -235,17 +235,12 @@ impl HashCache {
     }
 
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
-    #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The state of `v`, and whether it should be queued now.
-    pub fn lookup(&mut self, v: &FileVersion, now: Instant) -> (HashState, Action) {
+    pub(crate) fn lookup(&mut self, v: &FileVersion, now: Instant) -> (HashState, Action) {
         let Some(budget) = self.budget.as_mut() else {
             return (HashState::Disabled, Action::Nothing);
         };
@@ -265,7 +260,7 @@ impl HashCache {
     }
 
     /// Only what is known: no job queued, no budget spent.
-    pub fn peek(&self, v: &FileVersion, now: Instant) -> HashState {
+    pub(crate) fn peek(&self, v: &FileVersion, now: Instant) -> HashState {
         if self.budget.is_none() {
             return HashState::Disabled;
         }
@@ -279,7 +274,7 @@ impl HashCache {
     }
 
     /// A job could not be queued (worker behind): forget it, refund the budget.
-    pub fn not_queued(&mut self, v: &FileVersion) {
+    pub(crate) fn not_queued(&mut self, v: &FileVersion) {
         if matches!(self.entries.peek(v), Some(Entry::InFlight)) {
             self.entries.pop(v);
         }
@@ -289,7 +284,7 @@ impl HashCache {
     }
 
     /// The worker's answer.
-    pub fn finished(&mut self, v: FileVersion, result: Option<Arc<str>>, now: Instant) {
+    pub(crate) fn finished(&mut self, v: FileVersion, result: Option<Arc<str>>, now: Instant) {
         let entry = match result {
             Some(h) => Entry::Done(h),
             None => Entry::Unreadable(now + UNREADABLE_RETRY),
@@ -307,7 +302,7 @@ impl HashCache {
 /// Jobs the worker may have queued at once; past it, `over_budget`.
 const QUEUE: usize = 1024;
 /// Most cached versions (a few dozen bytes each).
-pub const CACHE_ENTRIES: usize = 16_384;
+pub(crate) const CACHE_ENTRIES: usize = 16_384;
 
 /// The cache plus its worker thread.
 pub struct FileHasher {
@@ -451,7 +446,7 @@ fn same_content_since_exec(job: &Job, now: &FileVersion) -> bool {
 
 /// The SHA-256 of the file `job` names, lowercase hex; None unless the bytes
 /// read are provably those of the version the kernel executed.
-pub fn hash_job(job: &Job) -> Option<Arc<str>> {
+pub(crate) fn hash_job(job: &Job) -> Option<Arc<str>> {
     let v = &job.version;
     let exe = open_file(Path::new(&format!("/proc/{}/exe", job.pid)))
         .filter(|(_, m)| m == v || same_content_since_exec(job, m));
@@ -485,7 +480,7 @@ pub fn hash_job(job: &Job) -> Option<Arc<str>> {
 
 /// `(dev, ino)` of host paths, re-read after [`HOST_PATH_TTL`]: whether the
 /// file an image runs is the one at its path on the host (`unix:path`).
-pub struct HostPaths {
+pub(crate) struct HostPaths {
     root: PathBuf,
     /// Path -> what a stat found there (none: nothing), and when.
     cache: HashMap<Arc<str>, (Option<DevIno>, Instant)>,
@@ -494,11 +489,11 @@ pub struct HostPaths {
 /// (major, minor, inode).
 type DevIno = (u32, u32, u64);
 
-pub const HOST_PATH_TTL: Duration = Duration::from_secs(1);
+pub(crate) const HOST_PATH_TTL: Duration = Duration::from_secs(1);
 const HOST_PATHS_MAX: usize = 8192;
 
 impl HostPaths {
-    pub fn new(root: PathBuf) -> Self {
+    pub(crate) fn new(root: PathBuf) -> Self {
         Self {
             root,
             cache: HashMap::new(),
@@ -506,13 +501,13 @@ impl HostPaths {
     }
 
     /// `path` under the host root (None if not absolute).
-    pub fn host_path(&self, path: &str) -> Option<PathBuf> {
+    pub(crate) fn host_path(&self, path: &str) -> Option<PathBuf> {
         let rel = path.strip_prefix('/')?;
         Some(self.root.join(rel))
     }
 
     /// Whether the file at `path` on the host is `file` (device and inode).
-    pub fn is_at(&mut self, path: &Arc<str>, file: &FileVersion, now: Instant) -> bool {
+    pub(crate) fn is_at(&mut self, path: &Arc<str>, file: &FileVersion, now: Instant) -> bool {
         let id = match self.cache.get(path) {
             Some((id, at)) if now.saturating_duration_since(*at) < HOST_PATH_TTL => *id,
             _ => {

@@ -9,7 +9,7 @@ const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 const HOSTNAME_PATH: &str = "/proc/sys/kernel/hostname";
 
 #[derive(Debug, Error)]
-pub enum HostError {
+pub(crate) enum HostError {
     #[error("reading the host name")]
     Hostname(#[source] io::Error),
     #[error("reading {BOOT_ID_PATH}")]
@@ -19,13 +19,13 @@ pub enum HostError {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostInfo {
+pub(crate) struct HostInfo {
     pub name: String,
     pub boot_id: String,
 }
 
 impl HostInfo {
-    pub fn read() -> Result<HostInfo, HostError> {
+    pub(crate) fn read() -> Result<HostInfo, HostError> {
         let name = hostname()?;
         let raw = std::fs::read_to_string(BOOT_ID_PATH).map_err(HostError::BootIdRead)?;
         let boot_id = parse_boot_id(&raw).ok_or_else(|| HostError::BootIdFormat(raw.clone()))?;
@@ -78,7 +78,7 @@ fn clock_ns(clock: libc::clockid_t) -> Option<i128> {
 ///
 /// Reads REALTIME, BOOTTIME, REALTIME back to back and keeps the try with the
 /// tightest bracket, so a preemption between the reads does not skew it.
-pub fn boottime_to_realtime_offset_ns() -> i128 {
+pub(crate) fn boottime_to_realtime_offset_ns() -> i128 {
     const TRIES: usize = 8;
     let mut best: Option<(i128, i128)> = None; // (bracket width, offset)
     for _ in 0..TRIES {
@@ -109,14 +109,14 @@ pub fn boottime_to_realtime_offset_ns() -> i128 {
 }
 
 /// USER_HZ, the unit of `/proc/<pid>/stat` times (100 on x86).
-pub fn clock_ticks_per_second() -> u64 {
+pub(crate) fn clock_ticks_per_second() -> u64 {
     // SAFETY: sysconf has no memory-safety preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     u64::try_from(hz).ok().filter(|&hz| hz > 0).unwrap_or(100)
 }
 
 /// RLIMIT_NOFILE as (soft, hard).
-pub fn nofile_limit() -> std::io::Result<(u64, u64)> {
+pub(crate) fn nofile_limit() -> std::io::Result<(u64, u64)> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -130,7 +130,7 @@ pub fn nofile_limit() -> std::io::Result<(u64, u64)> {
 
 /// Raise the soft open-file limit to the hard one (1,024 by default on most
 /// systems, too few once a host is busy), returning (before, after).
-pub fn raise_nofile_limit() -> std::io::Result<(u64, u64)> {
+pub(crate) fn raise_nofile_limit() -> std::io::Result<(u64, u64)> {
     let (soft, hard) = nofile_limit()?;
     if soft >= hard {
         return Ok((soft, soft));

@@ -34,7 +34,7 @@ struct Report<'a> {
 /// Small: nothing is read from it.
 const RING_BYTES: u32 = 64 * 1024;
 
-pub fn run(args: CheckKernelArgs) -> Result<()> {
+pub(crate) fn run(args: CheckKernelArgs) -> Result<()> {
     let caps = preflight::check_caps()?;
     preflight::check_btf(&args.btf)?;
     preflight::check_kernel()?;

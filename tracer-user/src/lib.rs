@@ -8,30 +8,30 @@
 //!
 //! `cli` wires the stages together for `tracer run`; `main.rs` only calls it.
 pub mod attribute;
-pub mod btf;
-pub mod budget;
-pub mod chain;
+pub(crate) mod btf;
+pub(crate) mod budget;
+pub(crate) mod chain;
 pub mod cli;
-pub mod config;
+pub(crate) mod config;
 pub mod decode;
-pub mod errno;
+pub(crate) mod errno;
 pub mod escape;
 pub mod event;
-pub mod exec_id;
-pub mod filehash;
-pub mod host;
+pub(crate) mod exec_id;
+pub(crate) mod filehash;
+pub(crate) mod host;
 pub mod identity;
-pub mod kernel_check;
-pub mod loss;
-pub mod metrics;
-pub mod outcome;
-pub mod probes;
+pub(crate) mod kernel_check;
+pub(crate) mod loss;
+pub(crate) mod metrics;
+pub(crate) mod outcome;
+pub(crate) mod probes;
 pub mod proc;
-pub mod reader;
-pub mod run;
+pub(crate) mod reader;
+pub(crate) mod run;
 pub mod sink;
-pub mod tail;
-pub mod verify;
+pub(crate) mod tail;
+pub(crate) mod verify;
 
 /// Helpers the unit tests of several modules share.
 #[cfg(test)]

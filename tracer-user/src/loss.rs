@@ -5,13 +5,13 @@
 use crate::{event::LossCounts, probes::KernelCounters};
 
 #[derive(Default)]
-pub struct LossTracker {
+pub(crate) struct LossTracker {
     reported: LossCounts,
 }
 
 impl LossTracker {
     /// Totals so far -> what is new since the last report (None when nothing is).
-    pub fn delta(&mut self, kernel: KernelCounters, malformed: u64) -> Option<LossCounts> {
+    pub(crate) fn delta(&mut self, kernel: KernelCounters, malformed: u64) -> Option<LossCounts> {
         let now = LossCounts {
             ring_full: kernel.ring_full,
             read_fault: kernel.read_fault,

@@ -29,14 +29,14 @@ struct Waiting {
 
 /// What happened to connects that did not get their result in time.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct OutcomeCounts {
+pub(crate) struct OutcomeCounts {
     /// Went out after the wait without a final result.
     pub timed_out: u64,
     /// Went out early because too many (or too many bytes) were waiting.
     pub overflowed: u64,
 }
 
-pub struct Outcomes {
+pub(crate) struct Outcomes {
     waiting: HashMap<u64, Waiting>,
     /// (deadline, cookie, seq) in arrival order; entries whose seq no longer
     /// matches `waiting` were answered already.
@@ -51,7 +51,7 @@ pub struct Outcomes {
 
 impl Outcomes {
     /// At most `max` events and `max_bytes` wait at once.
-    pub fn new(wait: Duration, max: usize, max_bytes: usize) -> Self {
+    pub(crate) fn new(wait: Duration, max: usize, max_bytes: usize) -> Self {
         Self {
             waiting: HashMap::new(),
             deadlines: VecDeque::new(),
@@ -64,16 +64,16 @@ impl Outcomes {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.waiting.is_empty()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.waiting.len()
     }
 
     /// Bytes the waiting events hold, as accounted.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 
@@ -85,7 +85,7 @@ impl Outcomes {
 
     /// Route an attributed event: a connect whose result may still come waits;
     /// everything else (and whatever had to leave to make room) goes to `out`.
-    pub fn admit(&mut self, a: Attributed, now: Instant, out: &mut Vec<Attributed>) {
+    pub(crate) fn admit(&mut self, a: Attributed, now: Instant, out: &mut Vec<Attributed>) {
         let Action::Connect(c) = &a.event.action else {
             out.push(a);
             return;
@@ -132,7 +132,7 @@ impl Outcomes {
 
     /// A result arrived: its connect goes out with it. Results of connects not
     /// waiting here (begun before the tracer attached, or already out) are dropped.
-    pub fn result(&mut self, r: &ConnectResultRecord) -> Option<Attributed> {
+    pub(crate) fn result(&mut self, r: &ConnectResultRecord) -> Option<Attributed> {
         let mut w = self.take(r.cookie)?;
         if let Action::Connect(c) = &mut w.attributed.event.action {
             apply_result(c, r);
@@ -147,7 +147,7 @@ impl Outcomes {
     }
 
     /// Connects past their wait go out (all of them when `all`, at shutdown).
-    pub fn expire(&mut self, now: Instant, all: bool, out: &mut Vec<Attributed>) {
+    pub(crate) fn expire(&mut self, now: Instant, all: bool, out: &mut Vec<Attributed>) {
         while let Some(&(deadline, cookie, seq)) = self.deadlines.front() {
             if !all && deadline > now {
                 break;

@@ -9,7 +9,7 @@ use tokio::io::unix::AsyncFd;
 
 use crate::decode::{Record, decode};
 
-pub struct Reader {
+pub(crate) struct Reader {
     ring: AsyncFd<RingBuf<MapData>>,
     poll: tokio::time::Interval,
     /// Records that failed validation; counted as loss.
@@ -19,7 +19,7 @@ pub struct Reader {
 impl Reader {
     /// `poll`: how often the ring is drained without a wake-up (the latency bound
     /// of a quiet trickle of events).
-    pub fn new(ring: RingBuf<MapData>, poll: Duration) -> io::Result<Self> {
+    pub(crate) fn new(ring: RingBuf<MapData>, poll: Duration) -> io::Result<Self> {
         let mut poll = tokio::time::interval(poll.max(Duration::from_millis(1)));
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Ok(Self {
@@ -34,7 +34,7 @@ impl Reader {
 
     /// Wait until records are there (a wake-up or the poll timer), then move up to
     /// `max` of them into `out`. Cancel-safe: records stay in the ring until read here.
-    pub async fn next_batch(&mut self, out: &mut Vec<Record>, max: usize) -> io::Result<()> {
+    pub(crate) async fn next_batch(&mut self, out: &mut Vec<Record>, max: usize) -> io::Result<()> {
         loop {
             let ticked = tokio::select! {
                 guard = self.ring.readable_mut() => {
@@ -56,7 +56,7 @@ impl Reader {
     }
 
     /// Whatever is in the ring right now, without waiting (start-up replay, shutdown).
-    pub fn drain_now(&mut self, out: &mut Vec<Record>) {
+    pub(crate) fn drain_now(&mut self, out: &mut Vec<Record>) {
         read(self.ring.get_mut(), out, usize::MAX, &mut self.malformed);
     }
 }

@@ -52,7 +52,7 @@ use crate::{
     sink::Sinks,
 };
 
-pub async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result<()> {
+pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) -> Result<()> {
     let budget = config.budget()?;
     let caps = preflight::check_caps()?;
     preflight::check_btf(&config.btf_path)?;

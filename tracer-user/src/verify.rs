@@ -35,7 +35,7 @@ pub struct VerifyArgs {
 
 /// `tracer verify`'s exit status (2 is a usage error, from the parser).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Intact; with a key, every record covered by a valid checkpoint.
     Intact = 0,
     /// A record was edited, deleted, reordered..., or a checkpoint is bad.
@@ -50,7 +50,7 @@ pub enum Verdict {
 
 /// What is wrong with a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
+pub(crate) enum Problem {
     /// Its content no longer matches its hash, or it is no longer valid JSON.
     Edited(String),
     /// Records are missing before it (deleted, or moved further on).
@@ -101,7 +101,7 @@ impl fmt::Display for Problem {
 
 /// Where the first problem is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
+pub(crate) struct Finding {
     pub file: PathBuf,
     /// 1-based line number in `file`.
     pub line: u64,
@@ -111,7 +111,7 @@ pub struct Finding {
 }
 
 #[derive(Debug, Default)]
-pub struct Report {
+pub(crate) struct Report {
     /// The files in the order they were checked.
     pub files: Vec<PathBuf>,
     pub records: u64,
@@ -132,7 +132,7 @@ pub struct Report {
 
 /// A stretch the tracer itself declared missing or not vouched for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Declared {
+pub(crate) struct Declared {
     pub file: PathBuf,
     pub line: u64,
     /// Seq of the declaring record.
@@ -141,7 +141,7 @@ pub struct Declared {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeclaredKind {
+pub(crate) enum DeclaredKind {
     /// A `loss` record with `gap`: records dropped unwritten (`sink_error`).
     SinkGap { records: u64 },
     /// A `chain_segment` record: records `first..=last` came after the last
@@ -154,11 +154,11 @@ pub enum DeclaredKind {
 }
 
 impl Report {
-    pub fn intact(&self) -> bool {
+    pub(crate) fn intact(&self) -> bool {
         self.finding.is_none()
     }
 
-    pub fn verdict(&self, keyed: bool, accept_unsigned_tail: bool) -> Verdict {
+    pub(crate) fn verdict(&self, keyed: bool, accept_unsigned_tail: bool) -> Verdict {
         if !self.intact() {
             Verdict::Tampered
         } else if keyed && self.unsigned_tail > 0 && !accept_unsigned_tail {
@@ -171,7 +171,7 @@ impl Report {
     }
 }
 
-pub fn run(args: VerifyArgs) -> Result<Verdict> {
+pub(crate) fn run(args: VerifyArgs) -> Result<Verdict> {
     let key = args
         .public_key
         .as_deref()
@@ -186,7 +186,7 @@ pub fn run(args: VerifyArgs) -> Result<Verdict> {
 }
 
 /// The report as an operator reads it.
-pub fn describe(r: &Report, keyed: bool, accept_unsigned_tail: bool) -> String {
+pub(crate) fn describe(r: &Report, keyed: bool, accept_unsigned_tail: bool) -> String {
     let mut out = String::new();
     let seqs = match (r.first_seq, r.last_seq) {
         (Some(a), Some(b)) => format!(" (seq {a}..={b})"),
@@ -270,7 +270,7 @@ fn first_seq(path: &Path) -> Option<u64> {
     Link::of_record(&v).map(|l| l.seq)
 }
 
-pub fn verify_files(files: &[PathBuf], key: Option<&VerifyingKey>) -> Result<Report> {
+pub(crate) fn verify_files(files: &[PathBuf], key: Option<&VerifyingKey>) -> Result<Report> {
     let mut ordered: Vec<(Option<u64>, &PathBuf)> =
         files.iter().map(|p| (first_seq(p), p)).collect();
     // Unreadable or unlinked files go last, where they are reported.

@@ -138,7 +138,7 @@ impl Image {
     }
 
     /// The table entry for this image: the one place an exec_id is derived.
-    pub fn into_process(self, boot_id: &str) -> Process {
+    pub(super) fn into_process(self, boot_id: &str) -> Process {
         let Image {
             pid,
             ppid,

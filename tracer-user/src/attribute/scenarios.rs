@@ -25,17 +25,17 @@ use crate::{
     },
 };
 
-pub const BOOT_ID: &str = "00000000-0000-0000-0000-000000000000";
+pub(super) const BOOT_ID: &str = "00000000-0000-0000-0000-000000000000";
 /// Clock ticks per second of the scenarios (ns per tick: 10 ms).
 const HZ: u64 = 100;
 const NS_PER_TICK: u64 = 1_000_000_000 / HZ;
 
 /// A host whose /proc is what the test put there.
 #[derive(Clone, Default)]
-pub struct FakeHost(Arc<Mutex<FakeProcs>>);
+pub(super) struct FakeHost(Arc<Mutex<FakeProcs>>);
 
 #[derive(Default)]
-pub struct FakeProcs {
+pub(super) struct FakeProcs {
     pub procs: HashMap<u32, ProcSnapshot>,
     pub cwds: HashMap<u32, ProcCwd>,
     pub cgroups: HashMap<u32, ProcCgroups>,
@@ -44,7 +44,7 @@ pub struct FakeProcs {
 }
 
 impl FakeHost {
-    pub fn with<R>(&self, f: impl FnOnce(&mut FakeProcs) -> R) -> R {
+    pub(super) fn with<R>(&self, f: impl FnOnce(&mut FakeProcs) -> R) -> R {
         f(&mut self.0.lock().expect("fake host lock"))
     }
 }
@@ -68,7 +68,7 @@ impl HostView for FakeHost {
 }
 
 /// An attributor on `host`, its cgroups under `v2_mount`.
-pub fn attributor_on(host: FakeHost, v2_mount: PathBuf, emit_lifecycle: bool) -> Attributor {
+pub(super) fn attributor_on(host: FakeHost, v2_mount: PathBuf, emit_lifecycle: bool) -> Attributor {
     let ctx = Context {
         host: Arc::new(Host {
             name: "test".into(),

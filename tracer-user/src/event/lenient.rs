@@ -11,7 +11,7 @@ use serde::de::{
 
 /// A type a view field can hold. Each constructor takes one JSON kind; the
 /// default refuses it (the field reads as absent) and skips what it holds.
-pub trait Field<'de>: Sized {
+pub(super) trait Field<'de>: Sized {
     fn from_u64(_: u64) -> Option<Self> {
         None
     }
@@ -36,7 +36,9 @@ pub trait Field<'de>: Sized {
 }
 
 /// For `#[serde(deserialize_with = "lenient")]` on an `Option<T>` field.
-pub fn lenient<'de, D: Deserializer<'de>, T: Field<'de>>(d: D) -> Result<Option<T>, D::Error> {
+pub(super) fn lenient<'de, D: Deserializer<'de>, T: Field<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
     d.deserialize_any(Lenient(PhantomData))
 }
 
@@ -168,7 +170,9 @@ impl<'de, T: Field<'de>> Field<'de> for Present<T> {
 }
 
 /// Objects of the view: read member by member, each lenient in turn.
-pub fn object<'de, T: Deserialize<'de>, A: MapAccess<'de>>(map: A) -> Result<Option<T>, A::Error> {
+pub(super) fn object<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
+    map: A,
+) -> Result<Option<T>, A::Error> {
     T::deserialize(MapAccessDeserializer::new(map)).map(Some)
 }
 

@@ -15,33 +15,33 @@ use prometheus_client::{
 };
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabel {
+pub(crate) struct KindLabel {
     pub kind: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CauseLabel {
+pub(crate) struct CauseLabel {
     pub cause: String,
 }
 
 /// A structure with a share of `--memory-limit`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StructureLabel {
+pub(crate) struct StructureLabel {
     pub structure: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StatusLabel {
+pub(crate) struct StatusLabel {
     pub status: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabel {
+pub(crate) struct OutcomeLabel {
     pub outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct SinkLabel {
+pub(crate) struct SinkLabel {
     pub sink: String,
 }
 
@@ -51,7 +51,7 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     pub events: Family<KindLabel, Counter>,
     pub lost: Family<CauseLabel, Counter>,
     pub identity: Family<StatusLabel, Counter>,
@@ -114,10 +114,10 @@ pub struct Metrics {
 }
 
 /// `/healthz` fails once the event loop has not gone round for this long.
-pub const STALL_AFTER: Duration = Duration::from_secs(30);
+pub(crate) const STALL_AFTER: Duration = Duration::from_secs(30);
 
 impl Metrics {
-    pub fn new() -> Arc<Metrics> {
+    pub(crate) fn new() -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("tracer");
         let m = Metrics {
             events: Family::default(),
@@ -342,7 +342,7 @@ impl Metrics {
     }
 
     /// The event loop is alive (call at least every few seconds from it).
-    pub fn beat(&self) {
+    pub(crate) fn beat(&self) {
         let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.heartbeat_ms.store(ms.max(1), Ordering::Relaxed);
     }
@@ -360,11 +360,11 @@ impl Metrics {
         (age >= STALL_AFTER).then_some(age)
     }
 
-    pub fn set(g: &Gauge, v: u64) {
+    pub(crate) fn set(g: &Gauge, v: u64) {
         g.set(i64::try_from(v).unwrap_or(i64::MAX));
     }
 
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();

@@ -57,7 +57,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::metrics::STALL_AFTER;
+    use crate::metrics::counters::STALL_AFTER;
 
     #[test]
     fn healthz_fails_when_the_event_loop_stalls() {

@@ -15,8 +15,7 @@ mod counters;
 mod endpoints;
 mod server;
 
-pub use counters::{
-    CauseLabel, KindLabel, Metrics, OutcomeLabel, STALL_AFTER, SinkLabel, StatusLabel,
-    StructureLabel,
+pub(crate) use counters::{
+    CauseLabel, KindLabel, Metrics, OutcomeLabel, SinkLabel, StatusLabel, StructureLabel,
 };
-pub use server::{REQUEST_TIMEOUT, ServeError, connection_cap, serve};
+pub(crate) use server::{connection_cap, serve};

@@ -18,7 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use super::{Metrics, OutcomeLabel, endpoints::respond};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ServeError {
+pub(crate) enum ServeError {
     #[error("cannot listen on --metrics-addr {addr}")]
     Listen {
         addr: SocketAddr,
@@ -30,7 +30,7 @@ pub enum ServeError {
 }
 
 /// Whole request in, whole response out: an idle or trickling client is cut off.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause after a failed `accept` (EMFILE and the like would fail again at once).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// At most one warning per kind in this time.
@@ -40,7 +40,7 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 /// descriptors: 64, and never more than an eighth of them, so the event path
 /// (output files and their rotation, hashed executables, tail readers, the
 /// Kubernetes and containerd clients) keeps the rest.
-pub fn connection_cap(nofile: u64) -> usize {
+pub(crate) fn connection_cap(nofile: u64) -> usize {
     usize::try_from(nofile / 8)
         .unwrap_or(usize::MAX)
         .clamp(4, 64)
@@ -49,7 +49,7 @@ pub fn connection_cap(nofile: u64) -> usize {
 /// Serve `/metrics`, `/healthz`, `/readyz` on `addr` until the process ends,
 /// on a thread of its own, with at most `cap` connections open. Returns the
 /// address bound (its port when `addr` asked for any).
-pub fn serve(
+pub(crate) fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     cap: usize,

@@ -4,8 +4,8 @@
 //! from BTF ([`offsets`]), load the object with those offsets as a global, attach
 //! every program. Each failure names its cause: a missing capability, no BTF, an old
 //! kernel, or a program the verifier rejected (with the end of its log).
-pub mod offsets;
-pub mod preflight;
+pub(crate) mod offsets;
+pub(crate) mod preflight;
 
 use std::{fs::File, os::fd::AsFd, path::Path};
 
@@ -25,7 +25,7 @@ use crate::{
 /// one is mounted (cgroup v1 and hybrid hosts): the controller chosen from
 /// /proc/self/mountinfo, its index from `btf`. Returns it, or None (a pure v2
 /// host, or a kernel that does not say; then workloads come from v2 alone).
-pub fn cgroup_v1(btf: &Btf, offsets: &mut Offsets) -> Option<V1Controller> {
+pub(crate) fn cgroup_v1(btf: &Btf, offsets: &mut Offsets) -> Option<V1Controller> {
     let (v1, hierarchy_id) = match cgroup::discover_v1() {
         Ok(Some(found)) => found,
         Ok(None) => {
@@ -59,7 +59,7 @@ pub fn cgroup_v1(btf: &Btf, offsets: &mut Offsets) -> Option<V1Controller> {
 static PROBES: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-probes"));
 
 #[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
+pub(crate) enum ProbeError {
     #[error("loading the probe object failed")]
     Load(#[source] aya::EbpfError),
     #[error("program {program} missing from the probe object")]
@@ -103,7 +103,7 @@ pub enum ProbeError {
 }
 
 /// What the tracer needs from a loaded probe set.
-pub struct Probes {
+pub(crate) struct Probes {
     /// Keeps programs and their links alive; dropping it detaches everything.
     _ebpf: Ebpf,
     counters: PerCpuArray<MapData, u64>,
@@ -118,7 +118,7 @@ pub struct Probes {
 /// one-million-instruction budget it used, so growth is seen before a kernel
 /// rejects it.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct ProgramStats {
+pub(crate) struct ProgramStats {
     pub program: &'static str,
     pub attach: String,
     /// Instructions the verifier processed; `None` before Linux 5.16, which does
@@ -127,7 +127,7 @@ pub struct ProgramStats {
 }
 
 /// How to load the probes.
-pub struct LoadOptions<'a> {
+pub(crate) struct LoadOptions<'a> {
     pub offsets: Offsets,
     pub ring_buffer_bytes: u32,
     pub cgroup_root: &'a Path,
@@ -238,7 +238,7 @@ const PROGRAMS: &[(&str, Hook, Need)] = &[
 
 /// An optional program this kernel would not take, and what that costs.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Degraded {
+pub(crate) struct Degraded {
     pub program: &'static str,
     pub lost: &'static str,
     pub error: String,
@@ -277,7 +277,7 @@ fn verifier_error(program: &'static str, err: ProgramError) -> ProbeError {
 
 /// Load and attach all probes. Programs of the lifecycle are attached before the
 /// exec and connect programs so the process table never misses a parent.
-pub fn load(opts: &LoadOptions<'_>) -> Result<(Probes, RingBuf<MapData>), ProbeError> {
+pub(crate) fn load(opts: &LoadOptions<'_>) -> Result<(Probes, RingBuf<MapData>), ProbeError> {
     let cpus = aya::util::nr_cpus().map_or(1, |n| n.max(1)) as u32;
     let log_level = probe_log_level();
     let mut ebpf = EbpfLoader::new()
@@ -381,7 +381,7 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<(Probes, RingBuf<MapData>), ProbeE
 
 /// Loss counters summed over CPUs, by cause.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct KernelCounters {
+pub(crate) struct KernelCounters {
     pub ring_full: u64,
     pub read_fault: u64,
     pub pending_full: u64,
@@ -456,21 +456,21 @@ fn verified(info: Result<aya::programs::ProgramInfo, ProgramError>) -> Option<u3
 
 impl Probes {
     /// Every program, in attach order, with its verifier statistics.
-    pub fn stats(&self) -> &[ProgramStats] {
+    pub(crate) fn stats(&self) -> &[ProgramStats] {
         &self.stats
     }
 
     /// The probes' log ring, for the caller to poll (see [`poll_probe_logs`]).
-    pub fn take_logger(&mut self) -> Option<aya_log::EbpfLogger<&'static dyn log::Log>> {
+    pub(crate) fn take_logger(&mut self) -> Option<aya_log::EbpfLogger<&'static dyn log::Log>> {
         self.logger.take()
     }
 
     /// Optional programs that did not load or attach here.
-    pub fn degraded(&self) -> &[Degraded] {
+    pub(crate) fn degraded(&self) -> &[Degraded] {
         &self.degraded
     }
 
-    pub fn counters(&self) -> KernelCounters {
+    pub(crate) fn counters(&self) -> KernelCounters {
         let sum = |idx: u32| -> u64 {
             self.counters
                 .get(&idx, 0)
@@ -490,7 +490,7 @@ impl Probes {
 
 /// Forward the probes' diagnostics to our log (through the `log` facade, which
 /// tracing-subscriber bridges) whenever their ring has records.
-pub fn poll_probe_logs(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
+pub(crate) fn poll_probe_logs(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
     use tokio::io::{Interest, unix::AsyncFd};
     // SAFETY: the logger owns its ring's fd for as long as the AsyncFd owns the
     // logger, and nothing else closes it.

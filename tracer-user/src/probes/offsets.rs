@@ -130,7 +130,7 @@ const POINTER_SIZE: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 #[error("kernel BTF lacks {ty}.{member} (needed by the probes)")]
-pub struct OffsetError {
+pub(crate) struct OffsetError {
     pub ty: String,
     pub member: String,
     #[source]
@@ -139,7 +139,7 @@ pub struct OffsetError {
 
 /// Resolve every offset the probes read. Fails naming the first member the
 /// running kernel does not have, rather than loading probes that read garbage.
-pub fn resolve(btf: &Btf) -> Result<Offsets, OffsetError> {
+pub(crate) fn resolve(btf: &Btf) -> Result<Offsets, OffsetError> {
     let mut offsets = Offsets::default();
     for (ty, candidates, set) in MEMBERS {
         let mut last_err = None;
@@ -180,7 +180,7 @@ pub fn resolve(btf: &Btf) -> Result<Offsets, OffsetError> {
 /// `memory_cgrp_id`; the numbering depends on the kernel's configuration), and
 /// `hierarchy_id` is its v1 hierarchy (for the `cgroup:*` tracepoints; 0 none).
 /// Without this call `offsets.cgroup_v1` stays 0 and the probes skip the read.
-pub fn enable_cgroup_v1(
+pub(crate) fn enable_cgroup_v1(
     btf: &Btf,
     offsets: &mut Offsets,
     subsys_id: &str,

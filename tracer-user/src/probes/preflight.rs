@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 /// Capabilities `tracer run` needs, with why.
-pub const REQUIRED_CAPS: &[(u32, &str, &str)] = &[
+pub(crate) const REQUIRED_CAPS: &[(u32, &str, &str)] = &[
     (39, "CAP_BPF", "load BPF programs and maps"),
     (
         38,
@@ -27,18 +27,18 @@ pub const REQUIRED_CAPS: &[(u32, &str, &str)] = &[
     ),
 ];
 /// Only needed when tracefs, or cgroup2, is not mounted yet.
-pub const CAP_SYS_ADMIN: u32 = 21;
+pub(crate) const CAP_SYS_ADMIN: u32 = 21;
 
 /// Where the tracer mounts cgroup2 itself on hosts that mount none (cgroup v1
 /// only: Amazon Linux 2, RHEL 8, Ubuntu 20.04 with the legacy layout).
-pub const PRIVATE_CGROUP2: &str = "/run/tracer/cgroup2";
+pub(crate) const PRIVATE_CGROUP2: &str = "/run/tracer/cgroup2";
 
 /// Oldest kernel the probes are written for: BPF ring buffer (5.8) and
 /// `bpf_get_current_pid_tgid` in cgroup sock_addr programs.
-pub const MIN_KERNEL: (u32, u32) = (5, 8);
+pub(crate) const MIN_KERNEL: (u32, u32) = (5, 8);
 
 #[derive(Debug, thiserror::Error)]
-pub enum PreflightError {
+pub(crate) enum PreflightError {
     #[error(
         "missing capabilities: {missing}. Run as root, or grant them (e.g. `setcap cap_bpf,cap_perfmon,cap_net_admin,cap_sys_ptrace,cap_dac_read_search+ep tracer`)"
     )]
@@ -64,7 +64,7 @@ pub enum PreflightError {
 }
 
 /// Parse `CapEff:` from /proc/self/status content.
-pub fn effective_caps(status: &str) -> Option<u64> {
+pub(crate) fn effective_caps(status: &str) -> Option<u64> {
     status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
@@ -72,7 +72,7 @@ pub fn effective_caps(status: &str) -> Option<u64> {
 }
 
 /// Names of the required capabilities missing from `caps`.
-pub fn missing_caps(caps: u64) -> Vec<&'static str> {
+pub(crate) fn missing_caps(caps: u64) -> Vec<&'static str> {
     REQUIRED_CAPS
         .iter()
         .filter(|(bit, _, _)| caps & (1u64 << bit) == 0)
@@ -80,7 +80,7 @@ pub fn missing_caps(caps: u64) -> Vec<&'static str> {
         .collect()
 }
 
-pub fn check_caps() -> Result<u64, PreflightError> {
+pub(crate) fn check_caps() -> Result<u64, PreflightError> {
     let status = std::fs::read_to_string("/proc/self/status").map_err(PreflightError::Status)?;
     let caps = effective_caps(&status).unwrap_or(0);
     let missing = missing_caps(caps);
@@ -93,7 +93,7 @@ pub fn check_caps() -> Result<u64, PreflightError> {
     }
 }
 
-pub fn check_btf(path: &Path) -> Result<(), PreflightError> {
+pub(crate) fn check_btf(path: &Path) -> Result<(), PreflightError> {
     if path.exists() {
         Ok(())
     } else {
@@ -102,14 +102,14 @@ pub fn check_btf(path: &Path) -> Result<(), PreflightError> {
 }
 
 /// "6.18.44-fc-v782" -> (6, 18)
-pub fn parse_release(release: &str) -> Option<(u32, u32)> {
+pub(crate) fn parse_release(release: &str) -> Option<(u32, u32)> {
     let mut parts = release.split(['.', '-', '+']);
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next()?.parse().ok()?;
     Some((major, minor))
 }
 
-pub fn check_kernel() -> Result<(u32, u32), PreflightError> {
+pub(crate) fn check_kernel() -> Result<(u32, u32), PreflightError> {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map_err(|e| PreflightError::KernelRelease(e.to_string()))?;
     let release = release.trim();
@@ -135,7 +135,7 @@ fn tracefs_mounted(mountinfo: &str) -> bool {
 }
 
 /// Tracepoints attach through perf, which needs tracefs. Mount it when missing.
-pub fn ensure_tracefs(caps: u64) -> Result<(), PreflightError> {
+pub(crate) fn ensure_tracefs(caps: u64) -> Result<(), PreflightError> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     if tracefs_mounted(&mountinfo) || Path::new(TRACEFS).join("events").exists() {
         return Ok(());
@@ -170,7 +170,7 @@ pub fn ensure_tracefs(caps: u64) -> Result<(), PreflightError> {
 /// [`PRIVATE_CGROUP2`]. The v2 hierarchy exists in every kernel, mounted or not
 /// (on a cgroup v1 host every process sits in its root); the connect hooks
 /// attach to that root, and cgroup ids are inode numbers in it.
-pub fn ensure_cgroup2(caps: u64) -> Result<PathBuf, PreflightError> {
+pub(crate) fn ensure_cgroup2(caps: u64) -> Result<PathBuf, PreflightError> {
     let mountinfo =
         std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| PreflightError::Cgroup2 {
             reason: format!("reading /proc/self/mountinfo: {e}"),

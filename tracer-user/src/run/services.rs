@@ -5,14 +5,14 @@ use anyhow::{Context as _, Result};
 /// The runtime of the async services (see the module's doc): one worker
 /// thread, `tracer-services`. Shut down without waiting when `run` returns,
 /// as the caller's runtime would have done with these tasks.
-pub struct Services {
+pub(super) struct Services {
     /// Taken on drop.
     rt: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
 }
 
 impl Services {
-    pub fn start() -> Result<Services> {
+    pub(super) fn start() -> Result<Services> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("tracer-services")
@@ -25,7 +25,7 @@ impl Services {
         })
     }
 
-    pub fn handle(&self) -> &tokio::runtime::Handle {
+    pub(super) fn handle(&self) -> &tokio::runtime::Handle {
         &self.handle
     }
 }

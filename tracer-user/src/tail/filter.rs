@@ -197,7 +197,7 @@ impl Dest {
 /// unless `--kind` leaves them out, since the lost events could have matched any
 /// filter. Neither counts towards `--count` unless asked for with `--kind loss`.
 #[derive(Debug, Clone)]
-pub struct Filter {
+pub(crate) struct Filter {
     kinds: Vec<String>,
     spiffe_id: Option<Glob>,
     namespace: Option<Glob>,
@@ -209,7 +209,7 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn from_args(a: &TailArgs) -> anyhow::Result<Filter> {
+    pub(crate) fn from_args(a: &TailArgs) -> anyhow::Result<Filter> {
         let mut kinds = Vec::new();
         for k in a.kind.iter().flat_map(|k| k.split(',')).map(str::trim) {
             if !KINDS.contains(&k) {
@@ -247,7 +247,7 @@ impl Filter {
         })
     }
 
-    pub fn matches(&self, ev: &Line) -> bool {
+    pub(crate) fn matches(&self, ev: &Line) -> bool {
         let kind = ev.kind().unwrap_or_default();
         match kind {
             "missed" => return true,

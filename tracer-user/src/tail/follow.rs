@@ -18,7 +18,7 @@ const POLL: Duration = Duration::from_millis(200);
 
 /// Follows an event file across rotations (`FILE` renamed to `FILE.1` and a new
 /// `FILE` created) and truncation, returning whole lines.
-pub struct FileFollower {
+pub(crate) struct FileFollower {
     path: PathBuf,
     file: File,
     /// (dev, inode) of `file`.
@@ -37,7 +37,7 @@ const MAX_ROTATED: usize = 10_000;
 
 impl FileFollower {
     /// From the start of the file, or from its end (only new lines).
-    pub fn open(path: &Path, from_start: bool) -> io::Result<FileFollower> {
+    pub(crate) fn open(path: &Path, from_start: bool) -> io::Result<FileFollower> {
         let file = File::open(path)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
@@ -64,7 +64,7 @@ impl FileFollower {
     }
 
     /// Lines written since the last call (empty if none).
-    pub fn poll_lines(&mut self) -> io::Result<Vec<String>> {
+    pub(crate) fn poll_lines(&mut self) -> io::Result<Vec<String>> {
         let mut out = Vec::new();
         // Look at the path before draining: whatever the writer put in the old
         // file before renaming it away is then read below.

@@ -15,17 +15,15 @@ use std::{
 use anyhow::{Context as _, bail};
 use tokio::io::AsyncBufReadExt as _;
 
-pub use args::TailArgs;
-pub use filter::Filter;
-pub use follow::FileFollower;
+pub(crate) use args::TailArgs;
+pub(crate) use filter::Filter;
 use render::Printer;
-pub use render::compact_line;
 
 use crate::event::view::Line;
 
-pub const DEFAULT_SOCKET: &str = "/run/tracer/tracer.sock";
+pub(crate) const DEFAULT_SOCKET: &str = "/run/tracer/tracer.sock";
 
-pub async fn run(args: TailArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: TailArgs) -> anyhow::Result<()> {
     let filter = Filter::from_args(&args)?;
     let color = !args.json
         && io::stdout().is_terminal()

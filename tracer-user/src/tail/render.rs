@@ -193,7 +193,7 @@ fn loss_line(ev: &Line, color: bool) -> String {
 }
 
 /// One line for a human: time, kind, identity, user, then what was done.
-pub fn compact_line(ev: &Line, color: bool) -> String {
+pub(crate) fn compact_line(ev: &Line, color: bool) -> String {
     let kind = ev.kind().unwrap_or("?");
     match kind {
         "missed" => {

@@ -10,9 +10,9 @@ use serde::{Serialize, Serializer};
 use crate::event::{Ancestor, EventId};
 
 /// An OCSF enum value: (id, caption).
-pub type Enum = (u32, &'static str);
+pub(super) type Enum = (u32, &'static str);
 
-pub struct Class {
+pub(super) struct Class {
     pub uid: u32,
     pub name: &'static str,
     pub category_uid: u32,
@@ -320,6 +320,6 @@ pub struct ConnectionInfo<'a> {
     pub protocol_ver_id: u32,
 }
 
-pub fn basename(path: &str) -> &str {
+pub(super) fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }

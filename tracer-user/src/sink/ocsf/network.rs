@@ -26,7 +26,7 @@ const IN_PROGRESS: Enum = (99, "In Progress");
 /// Our connects all go out.
 const OUTBOUND: Enum = (2, "Outbound");
 
-pub fn connect<'a>(ev: &'a Event, a: &'a ConnectAction) -> EventRecord<'a> {
+pub(super) fn connect<'a>(ev: &'a Event, a: &'a ConnectAction) -> EventRecord<'a> {
     let x = &ev.executor;
     let (activity, status) = match a.outcome {
         // A first unconnected send is traffic, not a connection being opened.

@@ -12,7 +12,7 @@ use crate::event::{
     Event, ExecAction, Executor, ExitAction, FileId, ForkAction, Login, Outcome, User, Workload,
 };
 
-pub type EventRecord<'a> = Record<'a, EventUnmapped<'a>>;
+pub(super) type EventRecord<'a> = Record<'a, EventUnmapped<'a>>;
 
 const LAUNCH: Enum = (1, "Launch");
 const TERMINATE: Enum = (2, "Terminate");
@@ -42,7 +42,7 @@ fn process_header<'a>(
     )
 }
 
-pub fn exec<'a>(ev: &'a Event, a: &'a ExecAction) -> EventRecord<'a> {
+pub(super) fn exec<'a>(ev: &'a Event, a: &'a ExecAction) -> EventRecord<'a> {
     let x = &ev.executor;
     let action = ActionView {
         argv_truncated: Some(a.argv_truncated),
@@ -70,7 +70,7 @@ pub fn exec<'a>(ev: &'a Event, a: &'a ExecAction) -> EventRecord<'a> {
     r
 }
 
-pub fn fork<'a>(ev: &'a Event, a: &ForkAction) -> EventRecord<'a> {
+pub(super) fn fork<'a>(ev: &'a Event, a: &ForkAction) -> EventRecord<'a> {
     let x = &ev.executor;
     let mut r = process_header(ev, LAUNCH, EventUnmapped::new(ev, &x.argv, None));
     r.set_launch_type(LAUNCH_FORK);
@@ -97,7 +97,7 @@ pub fn fork<'a>(ev: &'a Event, a: &ForkAction) -> EventRecord<'a> {
     r
 }
 
-pub fn exit<'a>(ev: &'a Event, a: &ExitAction) -> EventRecord<'a> {
+pub(super) fn exit<'a>(ev: &'a Event, a: &ExitAction) -> EventRecord<'a> {
     let x = &ev.executor;
     let action = a.signal.map(|s| ActionView {
         signal: Some(s),
@@ -114,7 +114,7 @@ pub fn exit<'a>(ev: &'a Event, a: &ExitAction) -> EventRecord<'a> {
     r
 }
 
-pub fn actor<'a>(x: &'a Executor, process: Option<Process<'a>>) -> Actor<'a> {
+pub(super) fn actor<'a>(x: &'a Executor, process: Option<Process<'a>>) -> Actor<'a> {
     Actor {
         process,
         session: x.login.as_ref().and_then(session),
@@ -124,7 +124,7 @@ pub fn actor<'a>(x: &'a Executor, process: Option<Process<'a>>) -> Actor<'a> {
 
 /// The executor as the top-level process object, running `binary`/`argv`
 /// (the executor's own image, or what a failed exec tried to run).
-pub fn process<'a>(
+pub(super) fn process<'a>(
     ev: &'a Event,
     binary: &'a str,
     argv: &'a [String],

@@ -264,7 +264,7 @@ impl<'a> From<&'a Claim> for ClaimView<'a> {
 }
 
 #[derive(Serialize)]
-pub struct ContainerView<'a> {
+pub(super) struct ContainerView<'a> {
     pub id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<&'a str>,
@@ -290,7 +290,7 @@ impl<'a> From<&'a Container> for ContainerView<'a> {
 
 /// An ancestor's whole workload, where it differs from the executor's.
 #[derive(Serialize)]
-pub struct FullWorkloadView<'a> {
+pub(super) struct FullWorkloadView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claim: Option<ClaimView<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -316,7 +316,7 @@ impl<'a> From<&'a Workload> for FullWorkloadView<'a> {
 
 /// An ancestor's whole identity, where it differs from the executor's.
 #[derive(Serialize)]
-pub struct FullIdentityView<'a> {
+pub(super) struct FullIdentityView<'a> {
     pub selectors: &'a Selectors,
     pub source: &'a [String],
     pub spiffe_ids: &'a [String],
