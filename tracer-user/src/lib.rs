@@ -19,6 +19,7 @@ pub mod escape;
 pub mod event;
 pub(crate) mod exec_id;
 pub(crate) mod filehash;
+pub mod glob;
 pub(crate) mod host;
 pub mod identity;
 pub(crate) mod kernel_check;

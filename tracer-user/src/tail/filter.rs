@@ -2,82 +2,21 @@
 //! binary and destination, all of which must match.
 use std::net::IpAddr;
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, anyhow, bail};
 
 use super::{TailArgs, base_name};
 use crate::event::view::Line;
+use crate::glob::{Glob, TextGlobProblem};
 
 const KINDS: [&str; 5] = ["exec", "connect", "fork", "exit", "loss"];
 
-/// A glob over characters: `*` any run, `?` one, `\` makes the next one literal.
-#[derive(Debug, Clone, PartialEq)]
-struct Glob(Vec<Tok>);
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Tok {
-    Lit(char),
-    One,
-    Any,
-}
-
-impl Glob {
-    fn parse(flag: &str, pattern: &str) -> anyhow::Result<Glob> {
-        if pattern.is_empty() {
-            bail!("--{flag}: empty pattern");
-        }
-        let mut toks = Vec::new();
-        let mut chars = pattern.chars();
-        while let Some(c) = chars.next() {
-            toks.push(match c {
-                '*' => Tok::Any,
-                '?' => Tok::One,
-                '\\' => match chars.next() {
-                    Some(c) => Tok::Lit(c),
-                    None => bail!("--{flag}: `{pattern}` ends with a lone `\\`"),
-                },
-                c => Tok::Lit(c),
-            });
-        }
-        Ok(Glob(toks))
-    }
-
-    fn matches(&self, s: &str) -> bool {
-        let text: Vec<char> = s.chars().collect();
-        let toks = &self.0;
-        let (mut p, mut i) = (0, 0);
-        // Last `*` seen and where in the text it is tried up to: with only `*` as
-        // a variable-length token, backtracking to the last one suffices.
-        let mut star: Option<(usize, usize)> = None;
-        while i < text.len() {
-            match toks.get(p) {
-                Some(Tok::Any) => {
-                    star = Some((p, i));
-                    p += 1;
-                }
-                Some(Tok::One) => {
-                    p += 1;
-                    i += 1;
-                }
-                Some(Tok::Lit(c)) if *c == text[i] => {
-                    p += 1;
-                    i += 1;
-                }
-                _ => match star {
-                    Some((sp, si)) => {
-                        p = sp + 1;
-                        i = si + 1;
-                        star = Some((sp, si + 1));
-                    }
-                    None => return false,
-                },
-            }
-        }
-        toks[p..].iter().all(|t| *t == Tok::Any)
-    }
-
-    fn has_slash(&self) -> bool {
-        self.0.contains(&Tok::Lit('/'))
-    }
+/// A filter's glob, in text mode (`*` any run, `?` one, `\` makes the next
+/// one literal), its problems named after `--flag`.
+fn parse_glob(flag: &str, pattern: &str) -> anyhow::Result<Glob> {
+    Glob::text(pattern).map_err(|problem| match problem {
+        TextGlobProblem::Empty => anyhow!("--{flag}: empty pattern"),
+        TextGlobProblem::LoneBackslash => anyhow!("--{flag}: `{pattern}` ends with a lone `\\`"),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -221,7 +160,7 @@ impl Filter {
             kinds.push(k.to_owned());
         }
         let glob =
-            |flag: &str, p: &Option<String>| p.as_deref().map(|p| Glob::parse(flag, p)).transpose();
+            |flag: &str, p: &Option<String>| p.as_deref().map(|p| parse_glob(flag, p)).transpose();
         let user = a.user.as_deref().map(|u| match u.parse::<u32>() {
             Ok(uid) => UserSel::Uid(uid),
             Err(_) => UserSel::Name(u.to_owned()),
@@ -498,6 +437,16 @@ mod tests {
                 .unwrap_or_default();
             assert!(err.starts_with(flag), "{args:?}: {err}");
         }
+        // The glob errors word for word.
+        let err = |args: &[&str]| filter(args).err().map(|e| e.to_string());
+        assert_eq!(
+            err(&["--pod", "x\\"]).as_deref(),
+            Some("--pod: `x\\` ends with a lone `\\`")
+        );
+        assert_eq!(
+            err(&["--binary", ""]).as_deref(),
+            Some("--binary: empty pattern")
+        );
         assert!(
             filter(&["--socket", "/a", "--file", "/b"]).is_err(),
             "exclusive"
@@ -518,7 +467,7 @@ mod tests {
             ("/usr/bin/[", "/usr/bin/[", true),
             ("*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false),
         ] {
-            let g = Glob::parse("x", pat).unwrap();
+            let g = parse_glob("x", pat).unwrap();
             assert_eq!(g.matches(s), want, "{pat} on {s}");
         }
     }

@@ -2,7 +2,6 @@
 //! of the entries whose selectors all hold, or for a Kubernetes pod
 //! `spiffe://<td>/ns/<ns>/sa/<sa>`. File format: docs/registrations.md.
 
-mod glob;
 mod id;
 mod registrations;
 mod selector;
@@ -14,7 +13,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 use thiserror::Error;
 
-pub use glob::{Glob, GlobProblem};
+/// `cgroup:path:` globs: path mode of the crate's one glob engine.
+pub use crate::glob::{Glob, GlobProblem};
 pub use id::{IdProblem, validate_spiffe_id, validate_trust_domain};
 use id::{MAX_ID_LEN, SCHEME, is_path_segment};
 pub use registrations::{EntryError, EntryLabel, EntryProblem};

@@ -8,7 +8,7 @@ use std::fmt;
 use thiserror::Error;
 
 use super::WorkloadFacts;
-use super::glob::{Glob, GlobProblem};
+use crate::glob::{Glob, GlobProblem};
 
 const SELECTOR_TYPES: &str = "k8s, unix, systemd, cgroup";
 const K8S_NAMES: &str = "ns, sa, pod-label, pod-name, pod-uid, container-name, container-image";

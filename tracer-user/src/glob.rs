@@ -1,9 +1,22 @@
-//! The glob engine for `cgroup:path:` selectors: `*`, `**` and `?` over
-//! cgroup paths, matched as an NFA in time linear in pattern × path.
+//! The crate's one glob engine, in two modes sharing one matcher:
+//!
+//! - path mode ([`Glob::new`]), for `cgroup:path:` selectors in SPIFFE
+//!   registrations (docs/registrations.md): `*` within one path segment, `**`
+//!   across segments (`/a/**/b` also matches `/a/b`), `?` one character other
+//!   than '/', everything else literal (`[` and `\` included);
+//! - text mode ([`Glob::text`]), for the filters of `tracer tail`: `*` any run
+//!   of characters ('/' included: path mode's `**` without the segment rule),
+//!   `?` any one character, `\` makes the next character literal.
+//!
+//! Either way the pattern compiles to tokens matched as an NFA, in time linear
+//! in pattern × text whatever the stars.
+//!
+//! Not `globset`: its `[...]` classes and `**` only as a whole path component
+//! would change the documented matching of registrations already written.
 
 use thiserror::Error;
 
-/// What is wrong with a cgroup path glob.
+/// What is wrong with a cgroup path glob (path mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum GlobProblem {
     #[error("it must start with '/' or '*' (cgroup paths are absolute)")]
@@ -12,25 +25,36 @@ pub enum GlobProblem {
     TripleStar,
 }
 
+/// What is wrong with a text-mode glob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub(crate) enum TextGlobProblem {
+    #[error("empty pattern")]
+    Empty,
+    #[error("ends with a lone `\\`")]
+    LoneBackslash,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tok {
     Char(char),
-    /// `?`: one character other than '/'.
+    /// Path mode's `?`: one character other than '/'.
     One,
-    /// `*`: any run of characters other than '/'.
+    /// Text mode's `?`: any one character.
+    AnyOne,
+    /// Path mode's `*`: any run of characters other than '/'.
     Star,
-    /// `**`: any run of characters.
+    /// Path mode's `**`, text mode's `*`: any run of characters.
     DoubleStar,
     /// Starts the optional `**/` of `/**/`, so that it also matches a lone '/'.
     OptDirs,
 }
 
-/// A glob over cgroup paths: `*` matches within one path segment, `**`
-/// across segments (`/a/**/b` also matches `/a/b`), `?` one character other
-/// than '/'. Everything else is literal.
+/// A glob, in path mode ([`Glob::new`]) or text mode ([`Glob::text`]); see
+/// the module documentation for each mode's syntax. It must match the whole
+/// text.
 ///
 /// Matching simulates the pattern as an NFA (one state per token), so it
-/// takes time proportional to pattern × path whatever the stars, and
+/// takes time proportional to pattern × text whatever the stars, and
 /// allocates nothing for patterns under 512 tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Glob {
@@ -42,6 +66,9 @@ pub struct Glob {
 const GLOB_STACK_WORDS: usize = 16;
 
 impl Glob {
+    /// A path-mode glob over cgroup paths: `*` matches within one path
+    /// segment, `**` across segments (`/a/**/b` also matches `/a/b`), `?` one
+    /// character other than '/'. Everything else is literal.
     pub fn new(pattern: &str) -> Result<Glob, GlobProblem> {
         if !(pattern.starts_with('/') || pattern.starts_with('*')) {
             return Err(GlobProblem::NotAbsolute);
@@ -78,6 +105,28 @@ impl Glob {
         })
     }
 
+    /// A text-mode glob: `*` matches any run of characters, '/' included,
+    /// `?` any one character, and `\` makes the next character literal.
+    pub(crate) fn text(pattern: &str) -> Result<Glob, TextGlobProblem> {
+        if pattern.is_empty() {
+            return Err(TextGlobProblem::Empty);
+        }
+        let mut toks = Vec::with_capacity(pattern.len());
+        let mut chars = pattern.chars();
+        while let Some(c) = chars.next() {
+            toks.push(match c {
+                '*' => Tok::DoubleStar,
+                '?' => Tok::AnyOne,
+                '\\' => Tok::Char(chars.next().ok_or(TextGlobProblem::LoneBackslash)?),
+                c => Tok::Char(c),
+            });
+        }
+        Ok(Glob {
+            pattern: pattern.to_owned(),
+            toks,
+        })
+    }
+
     pub fn pattern(&self) -> &str {
         &self.pattern
     }
@@ -103,6 +152,7 @@ impl Glob {
                 match self.toks.get(i) {
                     Some(Tok::Char(want)) if *want == c => set_bit(next, i + 1),
                     Some(Tok::One) if c != '/' => set_bit(next, i + 1),
+                    Some(Tok::AnyOne) => set_bit(next, i + 1),
                     Some(Tok::Star) if c != '/' => set_bit(next, i),
                     Some(Tok::DoubleStar) => set_bit(next, i),
                     _ => {}
@@ -116,6 +166,12 @@ impl Glob {
             }
         }
         next_set_bit(cur, self.toks.len()) == Some(self.toks.len())
+    }
+
+    /// Whether the pattern names a literal '/' (escaped or not): a text-mode
+    /// glob without one may be meant for a base name.
+    pub(crate) fn has_slash(&self) -> bool {
+        self.toks.contains(&Tok::Char('/'))
     }
 
     /// Adds the states reachable without input; such moves only go forward,
@@ -250,5 +306,60 @@ mod tests {
         let glob = Glob::new("/**a**a**a**a**a**a**a**b").unwrap();
         assert!(!glob.matches(&format!("/{}", "a".repeat(4000))));
         assert!(glob.matches(&format!("/{}b", "a".repeat(4000))));
+    }
+
+    #[test]
+    fn text_mode_matching() {
+        let table = [
+            // `*` crosses '/', `?` takes it: no segment rule.
+            (
+                "spiffe://example.org/*",
+                "spiffe://example.org/ns/a/sa/b",
+                true,
+            ),
+            ("a?b", "a/b", true),
+            ("*", "", true),
+            ("*", "/x/y", true),
+            ("**", "abc", true),
+            ("***", "a/b", true),
+            // `/**/` is nothing special: both '/' are literal.
+            ("a/*/b", "a/b", false),
+            ("a/*/b", "a//b", true),
+            // No leading '/' needed, and the whole text must match.
+            ("web-*", "web-1", true),
+            ("web-*", "xweb-1", false),
+            ("sh", "shop", false),
+            // `\` escapes whatever follows, `\\` a backslash itself.
+            ("\\?", "?", true),
+            ("\\?", "x", false),
+            ("a\\\\b", "a\\b", true),
+            ("\\a", "a", true),
+            ("[ab]", "[ab]", true),
+            ("[ab]", "a", false),
+        ];
+        for (pattern, text, want) in table {
+            let glob = Glob::text(pattern).unwrap();
+            assert_eq!(glob.matches(text), want, "{pattern} ~ {text}");
+        }
+        // Stars that would make backtracking exponential stay linear.
+        let glob = Glob::text("*a*a*a*a*a*a*a*b").unwrap();
+        assert!(!glob.matches(&"a".repeat(4000)));
+        assert!(glob.matches(&format!("{}b", "a".repeat(4000))));
+    }
+
+    #[test]
+    fn text_mode_problems_and_slashes() {
+        assert_eq!(Glob::text(""), Err(TextGlobProblem::Empty));
+        assert_eq!(Glob::text("a\\"), Err(TextGlobProblem::LoneBackslash));
+        assert_eq!(Glob::text("\\\\\\"), Err(TextGlobProblem::LoneBackslash));
+        assert!(Glob::text("\\\\").is_ok());
+        // Path mode's errors are not text mode's.
+        assert!(Glob::text("rel/***").is_ok());
+        assert_eq!(Glob::text("a*").unwrap().pattern(), "a*");
+        assert!(Glob::text("/*/ls").unwrap().has_slash());
+        assert!(Glob::text("a\\/b").unwrap().has_slash());
+        assert!(!Glob::text("cu?l").unwrap().has_slash());
+        // The same pattern in the two modes is two globs.
+        assert_ne!(Glob::new("/a*").unwrap(), Glob::text("/a*").unwrap());
     }
 }
