@@ -36,6 +36,7 @@ fn attributor() -> &'static Mutex<Attributor> {
             realtime_offset_ns: 0,
             ticks_per_second: 100,
             lineage_depth: 8,
+            lineage_ids: false,
             emit_lifecycle: true,
         };
         let registry = Registry::new("example.org", true).expect("trust domain");

@@ -86,6 +86,12 @@ pub struct RunArgs {
     /// whole); 0 keeps all. The executor's own argv is never cut here.
     #[arg(long, default_value_t = crate::config::DEFAULT_LINEAGE_ARGV_MAX, value_name = "BYTES")]
     pub lineage_argv_max: usize,
+    /// What each event's lineage says of an ancestor: `full` (binary and argv,
+    /// on every event) or `ids` (its exec_id and pid; its binary and argv are
+    /// in an earlier line of the same file, its own event or a `process`
+    /// record, so each file still stands alone). `ids` makes lines much shorter.
+    #[arg(long, value_enum, default_value_t = crate::event::LineageMode::Full, value_name = "MODE")]
+    pub lineage: crate::event::LineageMode,
     /// Also emit fork and exit events.
     #[arg(long)]
     pub emit_lifecycle: bool,
@@ -220,6 +226,7 @@ impl RunArgs {
             retry_buffer_bytes: self
                 .output_buffer_size
                 .unwrap_or(crate::sink::RETRY_BUFFER_BYTES),
+            lineage_ids: self.lineage == crate::event::LineageMode::Ids,
         })
     }
 
@@ -227,6 +234,7 @@ impl RunArgs {
         Config {
             lineage_depth: self.lineage_depth,
             lineage_argv_max: self.lineage_argv_max,
+            lineage: self.lineage,
             emit_lifecycle: self.emit_lifecycle,
             compat_exec_probes: self.compat_exec_probes,
             exit_grace_secs: self.exit_grace,

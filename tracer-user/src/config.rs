@@ -23,6 +23,8 @@ pub struct Config {
     pub lineage_depth: usize,
     /// Bytes of each ancestor's argv kept in `lineage` (0: all).
     pub lineage_argv_max: usize,
+    /// Ancestors described in full on every event, or named by exec_id.
+    pub lineage: crate::event::LineageMode,
     /// Emit `fork` and `exit` events too.
     pub emit_lifecycle: bool,
     /// Report failed execs through the 32-bit compat syscall table (a probe on
@@ -107,6 +109,7 @@ impl Default for Config {
         Self {
             lineage_depth: 32,
             lineage_argv_max: DEFAULT_LINEAGE_ARGV_MAX,
+            lineage: crate::event::LineageMode::Full,
             emit_lifecycle: false,
             compat_exec_probes: false,
             exit_grace_secs: 30,
@@ -222,6 +225,9 @@ mod tests {
         let mut c = a.clone();
         c.lineage_argv_max = 0;
         assert_ne!(a.digest(), c.digest());
+        let mut d = a.clone();
+        d.lineage = crate::event::LineageMode::Ids;
+        assert_ne!(a.digest(), d.digest());
         assert!(a.digest().starts_with("sha256:"));
         assert_eq!(a.digest().len(), 7 + 64);
     }

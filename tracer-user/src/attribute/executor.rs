@@ -131,6 +131,7 @@ impl Attributor {
             .lineage(task.ptgid, start_ticks, self.ctx.lineage_depth);
         let own = self.cgroup_key(task.cgroup_id, task.cgroup_v1_id);
         for a in &mut lineage {
+            a.brief = self.ctx.lineage_ids;
             let Some((cgroup_id, v1_id, uid, gid, file)) = self
                 .table
                 .get(a.pid)

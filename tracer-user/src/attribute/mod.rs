@@ -51,6 +51,8 @@ pub struct Context {
     pub realtime_offset_ns: i128,
     pub ticks_per_second: u64,
     pub lineage_depth: usize,
+    /// `--lineage ids`: ancestors are written by exec_id only.
+    pub lineage_ids: bool,
     pub emit_lifecycle: bool,
 }
 

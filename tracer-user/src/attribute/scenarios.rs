@@ -81,6 +81,7 @@ pub(super) fn attributor_on(host: FakeHost, v2_mount: PathBuf, emit_lifecycle: b
         realtime_offset_ns: 0,
         ticks_per_second: HZ,
         lineage_depth: 4,
+        lineage_ids: false,
         emit_lifecycle,
     };
     Attributor::new(

@@ -25,6 +25,37 @@ pub struct Ancestor {
     /// argv goes into every event of its descendants, and escaping it again each
     /// time was the largest cost of a storm.
     pub json: Option<Arc<RawValue>>,
+    /// `--lineage ids`: written as `exec_id` and `pid` only (plus `workload` and
+    /// `identity` where they differ); the sink makes sure the file already
+    /// describes the process ([`ProcessRecord`]).
+    pub brief: bool,
+}
+
+/// What `lineage` holds for each ancestor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LineageMode {
+    /// Each ancestor's binary and argv, on every event: each line stands alone.
+    #[default]
+    Full,
+    /// Each ancestor's exec_id and pid (and its workload and identity where they
+    /// differ from the executor's); its binary and argv are in a line written
+    /// earlier in the same file: its own event, or a `process` record.
+    Ids,
+}
+
+/// `kind: "process"`: the description of a process that an event's lineage
+/// names by exec_id only (`--lineage ids`), written before that event in the
+/// same file when no earlier line of the file describes it.
+#[derive(Serialize)]
+pub struct ProcessRecord<'a> {
+    pub time: super::UnixNanos,
+    pub kind: &'static str,
+    pub host: &'a super::Host,
+    /// What a full lineage entry says of it: exec_id, pid, binary, argv (cut
+    /// to `--lineage-argv-max`), argv_truncated, image_source.
+    pub process: &'a RawValue,
+    pub policy: &'a super::Policy,
 }
 
 /// The part of an [`Ancestor`] that never changes for a process image.
@@ -41,6 +72,21 @@ pub struct AncestorBase<'a> {
 }
 
 impl Ancestor {
+    /// The process's own description (the serialized [`AncestorBase`]).
+    pub fn description(&self) -> Option<Arc<RawValue>> {
+        if let Some(raw) = &self.json {
+            return Some(raw.clone());
+        }
+        Ancestor::base_json(&AncestorBase {
+            exec_id: &self.exec_id,
+            pid: self.pid,
+            binary: &self.binary,
+            argv: &self.argv,
+            argv_truncated: self.argv_truncated,
+            image_source: self.image_source,
+        })
+    }
+
     /// Serialize the unchanging fields once, as every line is
     /// ([`crate::escape::to_writer`]): this text goes into lines verbatim.
     pub fn base_json(base: &AncestorBase) -> Option<Arc<RawValue>> {
@@ -52,6 +98,19 @@ impl Ancestor {
 impl Serialize for Ancestor {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct as _;
+        if self.brief {
+            let n = 2 + usize::from(self.workload.is_some()) + usize::from(self.identity.is_some());
+            let mut m = s.serialize_struct("Ancestor", n)?;
+            m.serialize_field("exec_id", &self.exec_id)?;
+            m.serialize_field("pid", &self.pid)?;
+            if let Some(w) = &self.workload {
+                m.serialize_field("workload", w)?;
+            }
+            if let Some(i) = &self.identity {
+                m.serialize_field("identity", i)?;
+            }
+            return m.end();
+        }
         if let (Some(raw), None, None) = (&self.json, &self.workload, &self.identity) {
             return raw.serialize(s);
         }

@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::filehash::{FileVersion, HashState, HashStatus};
 
 pub use action::{Action, ConnectAction, Endpoint, ExecAction, ExitAction, ForkAction, Outcome};
-pub use lineage::{Ancestor, AncestorBase};
+pub use lineage::{Ancestor, AncestorBase, LineageMode, ProcessRecord};
 pub use loss::{BudgetCounts, LossCounts, LossRecord, SinkGap};
 #[cfg(test)]
 pub(crate) use sample::{sample_exec_event, sample_executor};

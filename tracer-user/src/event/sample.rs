@@ -27,6 +27,7 @@ pub(crate) fn sample_exec_event() -> Event {
             workload: None,
             identity: None,
             json: None,
+            brief: false,
         }],
         action: Action::Exec(ExecAction {
             binary: "/bin/true".into(),

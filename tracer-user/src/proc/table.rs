@@ -103,6 +103,7 @@ impl Process {
             workload: None,
             identity: None,
             json: parts.json.clone(),
+            brief: false,
         }
     }
 }

@@ -77,6 +77,9 @@ pub struct RotatingFile {
     max_bytes: u64,
     keep: usize,
     rotations: u64,
+    /// Rotate by size while writing; off when the owner rotates between groups
+    /// of lines itself ([`RotatingFile::rotate_now`]).
+    auto_rotate: bool,
 }
 
 impl RotatingFile {
@@ -91,7 +94,28 @@ impl RotatingFile {
             max_bytes,
             keep,
             rotations: 0,
+            auto_rotate: true,
         })
+    }
+
+    /// Leave rotation to the owner: lines that must share a file (a process's
+    /// description and the events naming it, `--lineage ids`) are never split
+    /// by a rotation the owner did not choose.
+    pub(crate) fn rotate_manually(&mut self) {
+        self.auto_rotate = false;
+    }
+
+    /// Bytes in the current file, and the size it rotates at (0: never).
+    pub(crate) fn fill(&self) -> (u64, u64) {
+        (self.size, self.max_bytes)
+    }
+
+    /// Start a new file now, unless the current one is empty.
+    pub(crate) fn rotate_now(&mut self) -> Result<(), FileSinkError> {
+        if self.size == 0 || self.max_bytes == 0 {
+            return Ok(());
+        }
+        self.rotate()
     }
 
     /// [`RotatingFile::write_lines_counted`] without the count (for tests).
@@ -115,7 +139,7 @@ impl RotatingFile {
         if lines.last() != Some(&b'\n') {
             return Err(FileSinkError::PartialLine(self.path.clone()));
         }
-        if self.max_bytes == 0 {
+        if self.max_bytes == 0 || !self.auto_rotate {
             self.append(lines)?;
             *written += lines.len();
             return Ok(());

@@ -10,6 +10,7 @@
 //! Each output (file or stdout) seals its records into its own hash chain
 //! ([`crate::chain`]), carried across rotations and restarts, and with a signing
 //! key adds signed checkpoint records. The tail socket is a live view: unsealed.
+mod describe;
 pub mod file;
 pub mod ocsf;
 mod output;
@@ -28,9 +29,10 @@ use serde::Serialize;
 
 use crate::{
     chain::{Chain, Checkpointer},
-    event::{Event, Host, LossRecord, Policy, now_unix_ns},
+    event::{Event, Host, LossRecord, Policy, ProcessRecord, now_unix_ns},
 };
-use output::{Output, Target};
+use describe::Described;
+use output::{LINK_BYTES, Output, Target};
 use segment::unvouched_tail;
 pub use segment::{ChainRef, Segment, Unvouched};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -78,6 +80,9 @@ pub struct SinkOptions<'a> {
     pub checkpoint_every: Duration,
     /// Bound of each output file's retry buffer ([`RETRY_BUFFER_BYTES`]).
     pub retry_buffer_bytes: usize,
+    /// `--lineage ids`: describe each process a lineage names before the first
+    /// event of a file (or of the tail stream) that names it.
+    pub lineage_ids: bool,
 }
 
 pub struct Sinks {
@@ -87,6 +92,10 @@ pub struct Sinks {
     batch_times: Vec<i128>,
     latency: Option<prometheus_client::metrics::histogram::Histogram>,
     socket: Option<socket::SocketSink>,
+    /// `--lineage ids`: what the tail stream has described (its own set: it
+    /// may carry our JSON when no file does).
+    socket_described: Option<Described>,
+    lineage_ids: bool,
     line: Vec<u8>,
     ocsf_line: Vec<u8>,
 }
@@ -121,6 +130,11 @@ impl Sinks {
         if let Some(path) = o.ocsf_output {
             outputs.push(open_file(path, Format::Ocsf)?);
         }
+        if o.lineage_ids {
+            for out in outputs.iter_mut().filter(|x| x.format == Format::Json) {
+                out.describe_lineage();
+            }
+        }
         if let Some(key) = &o.signing_key {
             for out in outputs.iter_mut().filter(|x| x.format == Format::Json) {
                 let head = out.chain.head().map(|(seq, _)| seq);
@@ -154,6 +168,8 @@ impl Sinks {
             batch_times: Vec::with_capacity(4096),
             latency: None,
             socket: None,
+            socket_described: o.lineage_ids.then(Described::new),
+            lineage_ids: o.lineage_ids,
             line: Vec::with_capacity(4096),
             ocsf_line: Vec::with_capacity(4096),
         })
@@ -223,9 +239,73 @@ impl Sinks {
     }
 
     pub fn write_event(&mut self, ev: &Event) {
-        self.emit(ev, |out| ocsf::write(&ocsf::event_to_ocsf(ev), out));
+        if self.lineage_ids {
+            self.emit_described(ev);
+        } else {
+            self.emit(ev, |out| ocsf::write(&ocsf::event_to_ocsf(ev), out));
+        }
         if self.latency.is_some() {
             self.batch_times.push(ev.unix_ns());
+        }
+    }
+
+    /// `--lineage ids`: each of our JSON outputs (and the tail stream) gets, before
+    /// the event, a `process` record for each ancestor its current file has not
+    /// described yet; the event then describes its own executor. OCSF keeps the
+    /// whole lineage (`process.ancestry`) on every event.
+    fn emit_described(&mut self, ev: &Event) {
+        let json_outputs = self.outputs.iter().any(|o| o.format == Format::Json);
+        if json_outputs || self.socket.is_some() {
+            self.line.clear();
+            if crate::escape::to_writer(&mut self.line, ev).is_ok() {
+                let mut descriptions = Descriptions::new(ev);
+                let group = self.line.len() + 1 + LINK_BYTES + descriptions.upper_bound();
+                let at = self.line.len().saturating_sub(1);
+                for o in self.outputs.iter_mut().filter(|o| o.format == Format::Json) {
+                    o.make_file_room(group);
+                    let Some(mut seen) = o.described.take() else {
+                        o.push(&self.line, at);
+                        continue;
+                    };
+                    for (i, a) in ev.lineage.iter().enumerate() {
+                        if a.brief && !seen.has(&a.exec_id) {
+                            let Some(text) = descriptions.get(i) else {
+                                continue;
+                            };
+                            if o.push(text, text.len() - 1) {
+                                seen.add(&a.exec_id);
+                            }
+                        }
+                    }
+                    if o.push(&self.line, at) {
+                        seen.add(&ev.executor.exec_id);
+                    }
+                    o.described = Some(seen);
+                }
+                if let (Some(s), Some(seen)) = (&self.socket, &mut self.socket_described) {
+                    for (i, a) in ev.lineage.iter().enumerate() {
+                        if a.brief
+                            && !seen.has(&a.exec_id)
+                            && let Some(text) = descriptions.get(i)
+                        {
+                            let mut line = text.to_vec();
+                            line.push(b'\n');
+                            s.publish(&Arc::from(line));
+                            seen.add(&a.exec_id);
+                        }
+                    }
+                    self.line.push(b'\n');
+                    s.publish(&Arc::from(self.line.as_slice()));
+                    self.line.pop();
+                    seen.add(&ev.executor.exec_id);
+                }
+            }
+        }
+        if self.outputs.iter().any(|o| o.format == Format::Ocsf) {
+            let at = ocsf::write(&ocsf::event_to_ocsf(ev), &mut self.ocsf_line);
+            for o in self.outputs.iter_mut().filter(|o| o.format == Format::Ocsf) {
+                o.push(&self.ocsf_line, at);
+            }
         }
     }
 
@@ -271,5 +351,62 @@ impl Sinks {
                 );
             }
         }
+    }
+}
+
+/// The `process` records an event's lineage may need, each serialized at most
+/// once whatever the number of outputs that need it.
+struct Descriptions<'a> {
+    ev: &'a Event,
+    texts: Vec<Option<Vec<u8>>>,
+}
+
+impl<'a> Descriptions<'a> {
+    fn new(ev: &'a Event) -> Self {
+        Descriptions {
+            ev,
+            texts: vec![None; ev.lineage.len()],
+        }
+    }
+
+    /// Bytes the records would take, from above: what a file must have room for.
+    fn upper_bound(&self) -> usize {
+        // Record frame (time, kind, host, policy) and link, beside the description.
+        const FRAME: usize = 512 + LINK_BYTES;
+        let escaped = |a: &crate::event::Ancestor| {
+            // Escaping at most sixfolds a byte (`\u00XX`).
+            64 + 6 * (a.binary.len() + a.argv.iter().map(|x| x.len() + 3).sum::<usize>())
+        };
+        self.ev
+            .lineage
+            .iter()
+            .filter(|a| a.brief)
+            .map(|a| {
+                FRAME
+                    + a.json
+                        .as_ref()
+                        .map_or_else(|| escaped(a), |j| j.get().len())
+            })
+            .sum()
+    }
+
+    /// The record describing the `i`th ancestor (no newline).
+    fn get(&mut self, i: usize) -> Option<&[u8]> {
+        let a = self.ev.lineage.get(i)?;
+        let slot = self.texts.get_mut(i)?;
+        if slot.is_none() {
+            let process = a.description()?;
+            let rec = ProcessRecord {
+                time: self.ev.time,
+                kind: "process",
+                host: &self.ev.host,
+                process: &process,
+                policy: &self.ev.policy,
+            };
+            let mut text = Vec::with_capacity(process.get().len() + 512);
+            crate::escape::to_writer(&mut text, &rec).ok()?;
+            *slot = Some(text);
+        }
+        slot.as_deref()
     }
 }

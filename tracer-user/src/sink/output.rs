@@ -11,7 +11,9 @@ use std::{
 use serde::Serialize;
 
 use super::{
-    Format, RETRY_BUFFER_BYTES, file, ocsf,
+    Format, RETRY_BUFFER_BYTES,
+    describe::Described,
+    file, ocsf,
     segment::{Segment, SegmentRecord},
 };
 use crate::{
@@ -44,6 +46,8 @@ pub(super) struct Output {
     pub(super) dropped_total: u64,
     /// Host and policy for the loss records declaring gaps.
     pub(super) origin: Option<(Arc<Host>, Arc<Policy>)>,
+    /// `--lineage ids` (our JSON): the processes this file already describes.
+    pub(super) described: Option<Described>,
 }
 
 /// A signed checkpoint record.
@@ -56,7 +60,7 @@ struct CheckpointRecord<'a> {
 }
 
 /// Bytes a link adds to a record.
-const LINK_BYTES: usize = 200;
+pub(super) const LINK_BYTES: usize = 200;
 
 impl Output {
     pub(super) fn new(name: String, format: Format, target: Target, chain: Chain) -> Output {
@@ -73,6 +77,45 @@ impl Output {
             dropped: 0,
             dropped_total: 0,
             origin: None,
+            described: None,
+        }
+    }
+
+    /// `--lineage ids`: this output tracks which processes its file describes,
+    /// and rotates only between an event and the descriptions it needs.
+    pub(super) fn describe_lineage(&mut self) {
+        self.described = Some(Described::new());
+        if let Target::File(f) = &mut self.target {
+            f.rotate_manually();
+        }
+    }
+
+    /// Before a group of lines (descriptions, then their event) of at most
+    /// `group_bytes`: start a new file if the group would not fit in this one,
+    /// so that it is never split across files. The new file describes nothing.
+    pub(super) fn make_file_room(&mut self, group_bytes: usize) {
+        let Target::File(f) = &self.target else {
+            return;
+        };
+        let (size, max) = f.fill();
+        let used = size + self.pending.len() as u64;
+        if max == 0 || used == 0 || used + group_bytes as u64 <= max {
+            return;
+        }
+        self.write_pending();
+        // What could not be written stays for this file: rotate once it is.
+        if self.failing || !self.pending.is_empty() {
+            return;
+        }
+        let Target::File(f) = &mut self.target else {
+            return;
+        };
+        let r = f.rotate_now();
+        if let Some(d) = &mut self.described {
+            d.forget_all();
+        }
+        if let Err(e) = r {
+            self.fail(&format!("{:#}", anyhow::Error::from(e)));
         }
     }
 
@@ -118,9 +161,10 @@ impl Output {
 
     /// Seal one record, then a checkpoint right after it if it is the
     /// `--checkpoint-records`th since the last.
-    pub(super) fn push(&mut self, record: &[u8], at: usize) {
+    /// False when the record was dropped (the retry buffer is full).
+    pub(super) fn push(&mut self, record: &[u8], at: usize) -> bool {
         let Some(link) = self.seal(record, at) else {
-            return;
+            return false;
         };
         if self
             .checkpoints
@@ -129,6 +173,7 @@ impl Output {
         {
             self.checkpoint(Instant::now(), true);
         }
+        true
     }
 
     /// A checkpoint record when one is due (always when `force`, if anything new).

@@ -8,7 +8,9 @@ use super::{TailArgs, base_name};
 use crate::event::view::Line;
 use crate::glob::{Glob, TextGlobProblem};
 
-const KINDS: [&str; 5] = ["exec", "connect", "fork", "exit", "loss"];
+/// `process` records (`--lineage ids`: descriptions of ancestors, not actions)
+/// show only when asked for by name.
+const KINDS: [&str; 6] = ["exec", "connect", "fork", "exit", "loss", "process"];
 
 /// A filter's glob, in text mode (`*` any run, `?` one, `\` makes the next
 /// one literal), its problems named after `--flag`.
@@ -191,6 +193,7 @@ impl Filter {
         match kind {
             "missed" => return true,
             "loss" => return self.kinds.is_empty() || self.wants("loss"),
+            "process" => return self.wants("process"),
             _ => {}
         }
         if !self.kinds.is_empty() && !self.wants(kind) {
@@ -282,6 +285,8 @@ mod tests {
         let mapped = connect_event("::ffff:10.1.2.3", 443);
         let missed = json!({"kind": "missed", "missed": 3});
         let loss = loss_event();
+        let process = json!({"time": "2026-11-23T20:21:47.123456789Z", "kind": "process",
+            "process": {"exec_id": "x", "pid": 7, "binary": "/bin/sh", "argv": ["sh"]}});
         let mut other = exec_event();
         other["executor"]["user"] =
             json!({"uid": 0, "name": "root", "gid": 0, "group": "root", "euid": 0, "egid": 0});
@@ -400,6 +405,11 @@ mod tests {
             (&["--kind", "exec"], &loss, false),
             (&["--kind", "loss"], &loss, true),
             (&["--kind", "loss"], &exec, false),
+            // Descriptions of ancestors (`--lineage ids`): only when asked for.
+            (&[], &process, false),
+            (&["--user", "nobody"], &process, false),
+            (&["--kind", "process"], &process, true),
+            (&["--kind", "process"], &exec, false),
         ];
         for (args, ev, want) in cases {
             let f = filter(args).unwrap();

@@ -164,6 +164,7 @@ pub(super) fn pod_lineage() -> Vec<Ancestor> {
             workload: None,
             identity: None,
             json: None,
+            brief: false,
         },
         Ancestor {
             exec_id: "exec-3000".into(),
@@ -180,6 +181,7 @@ pub(super) fn pod_lineage() -> Vec<Ancestor> {
                 status: IdentityStatus::Resolved,
             })),
             json: None,
+            brief: false,
         },
     ]
 }
@@ -240,6 +242,7 @@ pub(super) fn failed_exec() -> Event {
             workload: None,
             identity: None,
             json: None,
+            brief: false,
         }],
         Action::Exec(ExecAction {
             binary: "/usr/local/bin/missing".into(),

@@ -225,6 +225,7 @@ fn exec_login_without_session() -> Event {
             status: IdentityStatus::Resolved,
         })),
         json: None,
+        brief: false,
     });
     ev
 }
