@@ -275,6 +275,23 @@ fn kptr(base: usize, off: usize) -> usize {
     kread::<u64>(base, off) as usize
 }
 
+/// Two `u32` members at `base + a` and `base + b`: one 8-byte read when the
+/// running kernel puts `b` right after `a` (pid and tgid, uid and gid, euid
+/// and egid, loginuid and sessionid are declared so), else two reads. Each
+/// read is a helper call, the largest part of describing a task.
+#[inline(always)]
+fn kread_pair(base: usize, a: usize, b: usize) -> (u32, u32) {
+    if b != a + 4 {
+        return (kread::<u32>(base, a), kread::<u32>(base, b));
+    }
+    let v = kread::<u64>(base, a);
+    if cfg!(target_endian = "little") {
+        (v as u32, (v >> 32) as u32)
+    } else {
+        ((v >> 32) as u32, v as u32)
+    }
+}
+
 // comm and tty are read with `kread16`.
 const _: () = assert!(COMM_LEN == 16 && TTY_LEN == 16);
 
@@ -324,17 +341,13 @@ unsafe fn fill_task(task: usize, info: *mut TaskInfo) -> usize {
     // valid for any bytes the reservation held before.
     unsafe {
         let info = &mut *info;
-        info.tid = kread::<u32>(task, off!(task_pid));
-        info.tgid = kread::<u32>(task, off!(task_tgid));
+        (info.tid, info.tgid) = kread_pair(task, off!(task_pid), off!(task_tgid));
         let parent = kptr(task, off!(task_real_parent));
         info.ptgid = kread::<u32>(parent, off!(task_tgid));
         let cred = kptr(task, off!(task_real_cred));
-        info.uid = kread::<u32>(cred, off!(cred_uid));
-        info.gid = kread::<u32>(cred, off!(cred_gid));
-        info.euid = kread::<u32>(cred, off!(cred_euid));
-        info.egid = kread::<u32>(cred, off!(cred_egid));
-        info.auid = kread::<u32>(task, off!(task_loginuid));
-        info.sessionid = kread::<u32>(task, off!(task_sessionid));
+        (info.uid, info.gid) = kread_pair(cred, off!(cred_uid), off!(cred_gid));
+        (info.euid, info.egid) = kread_pair(cred, off!(cred_euid), off!(cred_egid));
+        (info.auid, info.sessionid) = kread_pair(task, off!(task_loginuid), off!(task_sessionid));
 
         let nsproxy = kptr(task, off!(task_nsproxy));
         let mnt_ns = kptr(nsproxy, off!(nsproxy_mnt_ns));
