@@ -275,6 +275,23 @@ fn kptr(base: usize, off: usize) -> usize {
     kread::<u64>(base, off) as usize
 }
 
+/// Two `u32` members at `base + a` and `base + b`: one 8-byte read when the
+/// running kernel puts `b` right after `a` (pid and tgid, uid and gid, euid
+/// and egid, loginuid and sessionid are declared so), else two reads. Each
+/// read is a helper call, the largest part of describing a task.
+#[inline(always)]
+fn kread_pair(base: usize, a: usize, b: usize) -> (u32, u32) {
+    if b != a + 4 {
+        return (kread::<u32>(base, a), kread::<u32>(base, b));
+    }
+    let v = kread::<u64>(base, a);
+    if cfg!(target_endian = "little") {
+        (v as u32, (v >> 32) as u32)
+    } else {
+        ((v >> 32) as u32, v as u32)
+    }
+}
+
 // comm and tty are read with `kread16`.
 const _: () = assert!(COMM_LEN == 16 && TTY_LEN == 16);
 
@@ -311,29 +328,26 @@ unsafe fn kread16(dst: *mut [u8; 16], base: usize, off: usize) {
     }
 }
 
-/// Describe `task` (a `struct task_struct *`) as it is right now.
+/// Describe `task` (a `struct task_struct *`) as it is right now; returns its
+/// `mm` (0 for a kernel thread or on fault), which the exec probe reads on.
 ///
 /// # Safety
 ///
 /// `info` must be valid for writes and aligned (a record in a ring buffer
 /// reservation or the scratch map); every field is written.
 #[inline(always)]
-unsafe fn fill_task(task: usize, info: *mut TaskInfo) {
+unsafe fn fill_task(task: usize, info: *mut TaskInfo) -> usize {
     // SAFETY: the caller's contract on `info`; a `TaskInfo` is plain integers,
     // valid for any bytes the reservation held before.
     unsafe {
         let info = &mut *info;
-        info.tid = kread::<u32>(task, off!(task_pid));
-        info.tgid = kread::<u32>(task, off!(task_tgid));
+        (info.tid, info.tgid) = kread_pair(task, off!(task_pid), off!(task_tgid));
         let parent = kptr(task, off!(task_real_parent));
         info.ptgid = kread::<u32>(parent, off!(task_tgid));
         let cred = kptr(task, off!(task_real_cred));
-        info.uid = kread::<u32>(cred, off!(cred_uid));
-        info.gid = kread::<u32>(cred, off!(cred_gid));
-        info.euid = kread::<u32>(cred, off!(cred_euid));
-        info.egid = kread::<u32>(cred, off!(cred_egid));
-        info.auid = kread::<u32>(task, off!(task_loginuid));
-        info.sessionid = kread::<u32>(task, off!(task_sessionid));
+        (info.uid, info.gid) = kread_pair(cred, off!(cred_uid), off!(cred_gid));
+        (info.euid, info.egid) = kread_pair(cred, off!(cred_euid), off!(cred_egid));
+        (info.auid, info.sessionid) = kread_pair(task, off!(task_loginuid), off!(task_sessionid));
 
         let nsproxy = kptr(task, off!(task_nsproxy));
         let mnt_ns = kptr(nsproxy, off!(nsproxy_mnt_ns));
@@ -359,6 +373,7 @@ unsafe fn fill_task(task: usize, info: *mut TaskInfo) {
         let tty = kptr(signal, off!(signal_tty));
         kread16(addr_of_mut!(info.tty), tty, off!(tty_name));
         info.cgroup_v1_id = cgroup_v1_id(task);
+        mm
     }
 }
 
@@ -481,7 +496,7 @@ fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
     // room for all three); the helpers check their source addresses.
     unsafe {
         let rec = &mut (*buf).rec;
-        fill_task(task as usize, &mut rec.task);
+        let mm = fill_task(task as usize, &mut rec.task);
         rec.task.cgroup_id = current_cgroup_id();
         rec.errno = 0;
         rec.flags = 0;
@@ -502,9 +517,9 @@ fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
         };
         rec.path_len = path_len as u32;
 
-        // argv as the kernel laid it out on the new stack: NUL-separated strings.
-        let mm = kptr(task as usize, off!(task_mm));
-        let start = kread::<u64>(mm, off!(mm_arg_start));
+        // argv as the kernel laid it out on the new stack: NUL-separated strings
+        // (`mm` and its `arg_start` as `fill_task` read them).
+        let start = rec.task.arg_start;
         let end = kread::<u64>(mm, off!(mm_arg_end));
         let mut len = end.saturating_sub(start) as usize;
         if len > ARGV_MAX {
@@ -560,31 +575,43 @@ fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
         rec.file_size = kread::<u64>(inode, off!(inode_size));
         rec.file_ctime_sec = kread::<i64>(inode, off!(inode_ctime_sec));
         rec.file_ctime_nsec = kread::<u32>(inode, off!(inode_ctime_nsec)) & CTIME_NSEC_MASK;
-        at_random(mm, addr_of_mut!(rec.at_random));
+        at_random(buf, mm, addr_of_mut!(rec.at_random));
         submit_exec(buf, path_len, argv_len + env_len);
     }
     0
 }
 
-/// `AT_RANDOM`, and how many auxiliary vector entries are searched for it
-/// (x86-64 puts it about 17th; the vector holds at most 28 pairs).
+/// `AT_RANDOM`, and how many auxiliary vector entries are searched for it:
+/// x86-64 puts it 17th at most (after the arch's `AT_SYSINFO_EHDR` and
+/// `AT_MINSIGSTKSZ` and the generic code's 14 fixed entries), and
+/// `mm->saved_auxv` holds more than 20 pairs on every kernel we support
+/// (`AT_VECTOR_SIZE` is 46 words or more on x86-64 since 5.10), so the search never
+/// reads past it.
 const AT_RANDOM: u64 = 25;
 /// Nanoseconds fit in 30 bits; the kernel keeps a flag in bit 31 of
 /// `i_ctime_nsec` (multigrain timestamps, 6.13+).
 const CTIME_NSEC_MASK: u32 = (1 << 30) - 1;
-const AUXV_PAIRS_MAX: usize = 32;
+const AUXV_PAIRS_MAX: usize = 20;
+/// Where in the scratch data the auxiliary vector is copied to be searched:
+/// past everything an exec record carries (path, argv, env), inside `data`.
+const AUXV_SCRATCH: usize = PATH_MAX + ARGV_MAX + ENV_MAX;
+const _: () = assert!(AUXV_SCRATCH + AUXV_PAIRS_MAX * 16 <= DATA_LEN);
 
 /// Copy the image's 16 `AT_RANDOM` bytes: their address from the kernel's own
-/// copy of the auxiliary vector (`mm->saved_auxv`), the bytes from the new
-/// stack, which the image has not run yet to change.
+/// copy of the auxiliary vector (`mm->saved_auxv`, copied in one read and
+/// searched in the scratch buffer, not read a pair at a time), the bytes from
+/// the new stack, which the image has not run yet to change.
 ///
 /// # Safety
 ///
-/// As for [`zero16`]: `dst` valid for writes and 8-byte aligned.
+/// As for [`zero16`]: `dst` valid for writes and 8-byte aligned; `buf` this
+/// CPU's scratch entry (see `scratch`).
 #[inline(always)]
-unsafe fn at_random(mm: usize, dst: *mut [u8; 16]) {
-    // SAFETY: the caller's contract on `dst`; the helper writes 16 bytes there
-    // at most and checks the user address itself.
+unsafe fn at_random(buf: *mut ExecScratch, mm: usize, dst: *mut [u8; 16]) {
+    // SAFETY: the caller's contract on `dst` and `buf`; the helpers write 16
+    // bytes to `dst` and `AUXV_PAIRS_MAX * 16` bytes at `AUXV_SCRATCH` in
+    // `data` (inside it, see the assertion) at most, and check their source
+    // addresses themselves; the search reads only those bytes.
     unsafe {
         let words = dst.cast::<u64>();
         write_volatile(words, 0);
@@ -592,15 +619,26 @@ unsafe fn at_random(mm: usize, dst: *mut [u8; 16]) {
         if mm == 0 {
             return;
         }
-        let auxv = mm + off!(mm_saved_auxv);
+        let auxv = addr_of_mut!((*buf).data)
+            .cast::<u8>()
+            .add(AUXV_SCRATCH)
+            .cast::<u64>();
+        if bpf_probe_read_kernel(
+            auxv.cast(),
+            (AUXV_PAIRS_MAX * 16) as u32,
+            (mm + off!(mm_saved_auxv)) as *const _,
+        ) != 0
+        {
+            return;
+        }
         let mut i = 0;
         while i < AUXV_PAIRS_MAX {
-            let key = kread::<u64>(auxv, i * 16);
+            let key = read_volatile(auxv.add(2 * i));
             if key == 0 {
                 return;
             }
             if key == AT_RANDOM {
-                let at = kread::<u64>(auxv, i * 16 + 8);
+                let at = read_volatile(auxv.add(2 * i + 1));
                 if bpf_probe_read_user(dst.cast(), 16, at as *const _) != 0 {
                     write_volatile(words, 0);
                     write_volatile(words.add(1), 0);
@@ -731,15 +769,21 @@ fn sys_enter_execveat(ctx: TracePointContext) -> i32 {
 #[inline(always)]
 fn exec_exit(ctx: &TracePointContext) {
     let key = &pid_tgid();
+    // SAFETY: `ret` is at 16 in the sys_exit format; checked by the helper.
+    let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
+    // A successful exec (sched_process_exec reported it): drop the entry
+    // without copying it out first.
+    if ret >= 0 {
+        let _ = PENDING_EXEC.remove(key);
+        return;
+    }
     // SAFETY: copied out at once; an entry deleted meanwhile (LRU eviction) stays
     // readable until the program returns (BPF programs run under RCU).
     let Some(pending) = (unsafe { PENDING_EXEC.get(key) }).copied() else {
         return;
     };
     let _ = PENDING_EXEC.remove(key);
-    // SAFETY: `ret` is at 16 in the sys_exit format; checked by the helper.
-    let ret: i64 = unsafe { ctx.read_at(16) }.unwrap_or(0);
-    if ret >= 0 || !offsets_ready(ctx) {
+    if !offsets_ready(ctx) {
         return;
     }
     exec_failed(ctx, ret, &pending);

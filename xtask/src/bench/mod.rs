@@ -1,6 +1,8 @@
 //! `cargo xtask bench` and `cargo xtask soak`: the tracer's cost on storms of the
 //! actions it records, side by side with peers (auditd, bpftrace) when installed.
-//! Orchestration only: workloads, peers, measurement and report are submodules.
+//! Orchestration only: workloads, peers, measurement, kernel-side cost per
+//! program and report are submodules.
+mod kcost;
 mod measure;
 mod peers;
 mod report;
@@ -23,6 +25,13 @@ use measure::{
 };
 use report::summarize;
 use workloads::{Workload, churn, run_workload};
+
+const WORKLOADS: [Workload; 4] = [
+    Workload::Exec,
+    Workload::Connect,
+    Workload::Churn,
+    Workload::Syscall,
+];
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Variant {
@@ -109,12 +118,7 @@ pub(crate) fn run(root: &Path, o: &Options) -> Result<()> {
     }
 
     let mut summaries = Vec::new();
-    for workload in [
-        Workload::Exec,
-        Workload::Connect,
-        Workload::Churn,
-        Workload::Syscall,
-    ] {
+    for workload in WORKLOADS {
         // The compat-exec probes' cost shows on syscalls alone: measure them
         // off only there.
         let mut variants = variants.clone();
@@ -160,6 +164,27 @@ pub(crate) fn run(root: &Path, o: &Options) -> Result<()> {
             }
         }
     }
+    // Kernel-side cost per program: one run per workload with BPF statistics on.
+    let mut costs = Vec::new();
+    for workload in WORKLOADS {
+        let mut variants = vec![Variant::Tracer];
+        if workload == Workload::Syscall {
+            variants.push(Variant::TracerCompat);
+        }
+        for v in variants {
+            match kcost::measure(&tracer, v, workload, dur, o.rounds) {
+                Ok(rows) => {
+                    eprintln!(
+                        "bench: {} with {}: program costs measured",
+                        workload.name(),
+                        v.name()
+                    );
+                    costs.extend(rows);
+                }
+                Err(e) => peer_notes.push(format!("program costs ({}): {e:#}", workload.name())),
+            }
+        }
+    }
     let table_rss = if o.table_procs > 0 {
         Some(table_rss(&tracer, o.table_procs)?)
     } else {
@@ -169,7 +194,7 @@ pub(crate) fn run(root: &Path, o: &Options) -> Result<()> {
     peer_notes.sort();
     peer_notes.dedup();
 
-    report::write(root, o, &summaries, &peer_notes, table_rss)
+    report::write(root, o, &summaries, &costs, &peer_notes, table_rss)
 }
 
 /// `cargo xtask soak --minutes N`: mixed churn with the tracer for N minutes;

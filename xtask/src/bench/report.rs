@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::{
     Options, Variant, capture,
+    kcost::ProgramCost,
     measure::{Traced, quantile},
     workloads::{Ops, WORKERS, Workload},
 };
@@ -32,17 +33,21 @@ pub(super) fn write(
     root: &Path,
     o: &Options,
     summaries: &[Summary],
+    costs: &[ProgramCost],
     peer_notes: &[String],
     table_rss: Option<(u32, f64)>,
 ) -> Result<()> {
     let table = markdown_table(summaries);
     println!("{table}");
+    let cost_table = cost_table(costs);
+    println!("{cost_table}");
     if let Some((n, rss)) = table_rss {
         println!("RSS with {n} processes tracked: {rss:.1} MiB");
     }
     let bench_dir = root.join("target/bench");
     fs::create_dir_all(&bench_dir)?;
     let mut latest: Vec<Value> = summaries.iter().map(summary_json).collect();
+    latest.extend(costs.iter().map(cost_json));
     if let Some((n, rss)) = table_rss {
         latest.push(
             json!({"workload": "table_100k", "tracer": "tracer", "processes": n, "rss_mib": rss}),
@@ -52,7 +57,7 @@ pub(super) fn write(
     fs::write(&latest_path, serde_json::to_string_pretty(&latest)? + "\n")
         .with_context(|| format!("writing {}", latest_path.display()))?;
     eprintln!("bench: wrote {}", latest_path.display());
-    let md = benchmarks_md(&table, o, peer_notes, table_rss);
+    let md = benchmarks_md(&table, &cost_table, o, peer_notes, table_rss);
     let md_path = root.join("BENCHMARKS.md");
     fs::write(&md_path, md).with_context(|| format!("writing {}", md_path.display()))?;
     eprintln!("bench: wrote {}", md_path.display());
@@ -75,6 +80,57 @@ fn summary_json(s: &Summary) -> Value {
         "p50_ms": s.p50_ms,
         "p99_ms": s.p99_ms,
     })
+}
+
+fn cost_json(c: &ProgramCost) -> Value {
+    json!({
+        "workload": c.workload,
+        "tracer": c.variant,
+        "program": c.program,
+        "runs": c.runs,
+        "run_time_ns": c.ns,
+        "ops": c.ops,
+        "ns_per_run": c.ns_per_run(),
+        "runs_per_op": c.runs_per_op(),
+        "ns_per_op": c.ns_per_op(),
+    })
+}
+
+/// Programs that ran under each workload, costliest first, and their sum per op.
+fn cost_table(costs: &[ProgramCost]) -> String {
+    let mut s = String::from(
+        "| workload | tracer | program | runs per op | ns per run | ns per op |\n\
+         |---|---|---|---:|---:|---:|\n",
+    );
+    let fmt =
+        |v: Option<f64>, digits: usize| v.map_or_else(|| "n/a".into(), |v| format!("{v:.digits$}"));
+    let mut i = 0;
+    while i < costs.len() {
+        let (w, v) = (costs[i].workload, costs[i].variant);
+        let group: Vec<&ProgramCost> = costs[i..]
+            .iter()
+            .take_while(|c| c.workload == w && c.variant == v)
+            .collect();
+        i += group.len();
+        for c in group.iter().filter(|c| c.runs > 0) {
+            let _ = writeln!(
+                s,
+                "| {w} | {v} | {} | {} | {} | {} |",
+                c.program,
+                fmt(c.runs_per_op(), 3),
+                fmt(c.ns_per_run(), 0),
+                fmt(c.ns_per_op(), 0),
+            );
+        }
+        let ops = group.first().map_or(0, |c| c.ops);
+        let ns: u64 = group.iter().map(|c| c.ns).sum();
+        let _ = writeln!(
+            s,
+            "| {w} | {v} | **all programs** | | | **{}** |",
+            fmt((ops > 0).then(|| ns as f64 / ops as f64), 0)
+        );
+    }
+    s
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -197,6 +253,7 @@ fn machine() -> String {
 
 fn benchmarks_md(
     table: &str,
+    cost_table: &str,
     o: &Options,
     peer_notes: &[String],
     table_rss: Option<(u32, f64)>,
@@ -244,7 +301,17 @@ fn benchmarks_md(
          including BPF verification, excluded), per 1,000 events (peers: per 1,000 workload events; \
          auditd's kernel-side work in kauditd is not in it). rss: peak RSS (VmHWM).\n\
          - p50/p99: from the action's kernel timestamp to its line being written, from the tracer's \
-         `tracer_event_latency_seconds` histogram (interpolated within buckets).\n",
+         `tracer_event_latency_seconds` histogram (interpolated within buckets).\n\n\
+         ## Kernel-side cost per program\n\n\
+         One more run of each workload under the tracer with BPF run-time statistics on \
+         (`BPF_ENABLE_STATS`, or `kernel.bpf_stats_enabled` restored afterwards), outside the \
+         rounds above: the kernel's `run_time_ns` and `run_cnt` of each of the tracer's \
+         programs (from `/proc/PID/fdinfo`), over the workload. An op is the workload's op \
+         (syscall_storm: 1,000 `getppid` calls). Programs that did not run are left out. \
+         run_time_ns is the program alone: the cost of having a syscall tracepoint attached \
+         at all (every syscall on the host takes the slow path) is not in it, and shows in \
+         the syscall_storm ratio. See docs/performance.md.\n\n\
+         {cost_table}",
         machine = machine(),
         rounds = o.rounds,
         seconds = o.seconds,
