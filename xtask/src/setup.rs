@@ -229,7 +229,7 @@ fn dpkg_installed(pkg: &str) -> Option<bool> {
 
 /// `apt-get install -y` quietly; on failure refresh the package lists once and
 /// retry (a fresh machine or CI image often has none, or stale ones).
-fn apt_install(packages: &[&str]) -> bool {
+pub(crate) fn apt_install(packages: &[&str]) -> bool {
     let apt = |args: &[&str]| {
         Command::new("apt-get")
             .args(args)

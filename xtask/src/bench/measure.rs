@@ -132,6 +132,7 @@ pub(super) fn run_variant(
 ) -> Result<Traced> {
     match v {
         Variant::Tracer => run_traced(tracer, workload, dur, round, &[]),
+        Variant::TracerIds => run_traced(tracer, workload, dur, round, &["--lineage", "ids"]),
         Variant::TracerCompat => {
             run_traced(tracer, workload, dur, round, &["--compat-exec-probes"])
         }

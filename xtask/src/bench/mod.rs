@@ -2,6 +2,7 @@
 //! actions it records, side by side with peers (auditd, bpftrace) when installed.
 //! Orchestration only: workloads, peers, measurement, kernel-side cost per
 //! program and report are submodules.
+mod bytes;
 mod kcost;
 mod measure;
 mod peers;
@@ -36,6 +37,8 @@ const WORKLOADS: [Workload; 4] = [
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Variant {
     Tracer,
+    /// Ours with `--lineage ids` (ancestors by exec_id: shorter lines).
+    TracerIds,
     /// Ours with the compat-exec probe, which runs on every syscall's exit.
     TracerCompat,
     Auditd,
@@ -46,6 +49,7 @@ impl Variant {
     fn name(self) -> &'static str {
         match self {
             Variant::Tracer => "tracer",
+            Variant::TracerIds => "tracer --lineage ids",
             Variant::TracerCompat => "tracer --compat-exec-probes",
             Variant::Auditd => "auditd",
             Variant::Bpftrace => "bpftrace",
@@ -103,6 +107,18 @@ pub(crate) fn run(root: &Path, o: &Options) -> Result<()> {
     let mut variants = vec![Variant::Tracer];
     let mut peer_notes = Vec::new();
     if o.peers {
+        // The peers are part of a full run: install them where apt can.
+        let missing: Vec<&str> = [("auditd", "auditd"), ("bpftrace", "bpftrace")]
+            .into_iter()
+            .filter(|(bin, _)| which(bin).is_none())
+            .map(|(_, pkg)| pkg)
+            .collect();
+        if !missing.is_empty() && Path::new("/usr/bin/apt-get").exists() {
+            eprintln!("bench: installing peers: {}", missing.join(" "));
+            if !crate::setup::apt_install(&missing) {
+                eprintln!("bench: could not install {}", missing.join(" "));
+            }
+        }
         if which("auditd").is_some() && which("auditctl").is_some() {
             variants.push(Variant::Auditd);
         } else {
@@ -124,6 +140,8 @@ pub(crate) fn run(root: &Path, o: &Options) -> Result<()> {
         let mut variants = variants.clone();
         if workload == Workload::Syscall {
             variants.insert(1, Variant::TracerCompat);
+        } else {
+            variants.insert(1, Variant::TracerIds);
         }
         let mut without = Vec::new();
         let mut with: Vec<Vec<Traced>> = variants.iter().map(|_| Vec::new()).collect();
@@ -185,6 +203,14 @@ pub(crate) fn run(root: &Path, o: &Options) -> Result<()> {
             }
         }
     }
+    // Bytes per event in each lineage mode, both formats.
+    let mut bytes = Vec::new();
+    for workload in [Workload::Exec, Workload::Connect, Workload::Churn] {
+        match bytes::measure(&tracer, workload, dur.min(Duration::from_secs(4))) {
+            Ok(rows) => bytes.extend(rows),
+            Err(e) => peer_notes.push(format!("bytes per event ({}): {e:#}", workload.name())),
+        }
+    }
     let table_rss = if o.table_procs > 0 {
         Some(table_rss(&tracer, o.table_procs)?)
     } else {
@@ -194,7 +220,7 @@ pub(crate) fn run(root: &Path, o: &Options) -> Result<()> {
     peer_notes.sort();
     peer_notes.dedup();
 
-    report::write(root, o, &summaries, &costs, &peer_notes, table_rss)
+    report::write(root, o, &summaries, &costs, &bytes, &peer_notes, table_rss)
 }
 
 /// `cargo xtask soak --minutes N`: mixed churn with the tracer for N minutes;

@@ -34,6 +34,7 @@ pub(super) fn write(
     o: &Options,
     summaries: &[Summary],
     costs: &[ProgramCost],
+    bytes: &[super::bytes::Bytes],
     peer_notes: &[String],
     table_rss: Option<(u32, f64)>,
 ) -> Result<()> {
@@ -41,6 +42,8 @@ pub(super) fn write(
     println!("{table}");
     let cost_table = cost_table(costs);
     println!("{cost_table}");
+    let bytes_table = super::bytes::table(bytes);
+    println!("{bytes_table}");
     if let Some((n, rss)) = table_rss {
         println!("RSS with {n} processes tracked: {rss:.1} MiB");
     }
@@ -48,6 +51,7 @@ pub(super) fn write(
     fs::create_dir_all(&bench_dir)?;
     let mut latest: Vec<Value> = summaries.iter().map(summary_json).collect();
     latest.extend(costs.iter().map(cost_json));
+    latest.extend(bytes.iter().map(super::bytes::to_json));
     if let Some((n, rss)) = table_rss {
         latest.push(
             json!({"workload": "table_100k", "tracer": "tracer", "processes": n, "rss_mib": rss}),
@@ -57,7 +61,7 @@ pub(super) fn write(
     fs::write(&latest_path, serde_json::to_string_pretty(&latest)? + "\n")
         .with_context(|| format!("writing {}", latest_path.display()))?;
     eprintln!("bench: wrote {}", latest_path.display());
-    let md = benchmarks_md(&table, &cost_table, o, peer_notes, table_rss);
+    let md = benchmarks_md(&table, &cost_table, &bytes_table, o, peer_notes, table_rss);
     let md_path = root.join("BENCHMARKS.md");
     fs::write(&md_path, md).with_context(|| format!("writing {}", md_path.display()))?;
     eprintln!("bench: wrote {}", md_path.display());
@@ -254,6 +258,7 @@ fn machine() -> String {
 fn benchmarks_md(
     table: &str,
     cost_table: &str,
+    bytes_table: &str,
     o: &Options,
     peer_notes: &[String],
     table_rss: Option<(u32, f64)>,
@@ -311,7 +316,15 @@ fn benchmarks_md(
          run_time_ns is the program alone: the cost of having a syscall tracepoint attached \
          at all (every syscall on the host takes the slow path) is not in it, and shows in \
          the syscall_storm ratio. See docs/performance.md.\n\n\
-         {cost_table}",
+         {cost_table}\n\
+         ## Bytes per event\n\n\
+         One short run of each workload per lineage mode, the tracer writing our JSON and \
+         OCSF (`--ocsf-output`) at once: each file's bytes divided by the action events \
+         (exec, connect, fork, exit) in the JSON file. The JSON file's bytes include \
+         everything in it: with `--lineage ids`, the `process` records that describe the \
+         ancestors the events name by exec_id. OCSF keeps the whole ancestry in both modes. \
+         Events counted in each mode are shown (full / ids): they include the host's own.\n\n\
+         {bytes_table}",
         machine = machine(),
         rounds = o.rounds,
         seconds = o.seconds,
