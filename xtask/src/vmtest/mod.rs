@@ -169,7 +169,10 @@ pub(crate) fn vmtest(root: &Path, opts: &Options) -> Result<()> {
         let mut o = run_kernel(root, &dirs, k, image.as_deref(), opts)?;
         // A guest that vanished without writing a status (no timeout, no test
         // failure: QEMU's emulated machine went away mid-run, seen in about a
-        // quarter of 6.12 boots under TCG, cause not found yet), or whose
+        // quarter of 6.12 boots under TCG: the console shows an int3 oops in
+        // `syscall_exit_to_user_mode_prepare` right after the tracer's
+        // `perf_event_open` attaches a syscall tracepoint, i.e. the kernel's
+        // live code patching going wrong under the emulator), or whose
         // kernel reported a soft lockup or RCU stall (its CPUs starved by the
         // emulator: seen once on 6.1 in containerd), is booted again, up to
         // MAX_BOOTS in all; a timeout or any failing test fails.
