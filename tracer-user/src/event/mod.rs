@@ -117,7 +117,7 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Executor {
     pub exec_id: Arc<str>,
     pub pid: u32,
@@ -154,6 +154,39 @@ pub struct Executor {
     pub namespaces: Namespaces,
     pub workload: Arc<Workload>,
     pub identity: Arc<Identity>,
+}
+
+impl Executor {
+    /// Whether `self` and `other` serialize to the same bytes: shared values
+    /// compare by pointer first, then by content, so a cache keyed on this is
+    /// never fooled by an address reused for another value.
+    pub fn serializes_like(&self, o: &Executor) -> bool {
+        fn same<T: PartialEq + ?Sized>(a: &Arc<T>, b: &Arc<T>) -> bool {
+            Arc::ptr_eq(a, b) || **a == **b
+        }
+        self.pid == o.pid
+            && self.tid == o.tid
+            && self.ppid == o.ppid
+            && self.argv_truncated == o.argv_truncated
+            && self.image_source == o.image_source
+            && self.start_time == o.start_time
+            && same(&self.exec_id, &o.exec_id)
+            && same(&self.binary, &o.binary)
+            && same(&self.argv, &o.argv)
+            && self.file == o.file
+            && match (&self.loader_env, &o.loader_env) {
+                (Some(a), Some(b)) => same(a, b),
+                (a, b) => a.is_none() && b.is_none(),
+            }
+            && self.cwd == o.cwd
+            && self.comm == o.comm
+            && self.user == o.user
+            && self.login == o.login
+            && self.cgroup == o.cgroup
+            && self.namespaces == o.namespaces
+            && same(&self.workload, &o.workload)
+            && same(&self.identity, &o.identity)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -193,7 +226,7 @@ impl FileId {
 /// Loader variable name -> value, in name order.
 pub type LoaderEnv = std::collections::BTreeMap<String, String>;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct User {
     pub uid: u32,
     pub name: Option<String>,
@@ -203,7 +236,7 @@ pub struct User {
     pub egid: u32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Login {
     pub auid: u32,
     pub name: Option<String>,
@@ -211,7 +244,7 @@ pub struct Login {
     pub tty: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Cgroup {
     /// cgroup v2 id, captured in the kernel.
     pub id: u64,
@@ -257,7 +290,7 @@ pub fn naming_path(path: Option<&Arc<str>>, truncated: bool) -> Option<Arc<str>>
 /// [`Cgroup::hierarchy`] of a v2 path.
 pub const HIERARCHY_V2: &str = "v2";
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Namespaces {
     pub pid: u32,
     pub mnt: u32,

@@ -11,6 +11,7 @@
 //! ([`crate::chain`]), carried across rotations and restarts, and with a signing
 //! key adds signed checkpoint records. The tail socket is a live view: unsealed.
 mod describe;
+mod executor_cache;
 pub mod file;
 pub mod ocsf;
 mod output;
@@ -32,6 +33,7 @@ use crate::{
     event::{Event, Host, LossRecord, Policy, ProcessRecord, now_unix_ns},
 };
 use describe::Described;
+use executor_cache::{EventLine, ExecutorCache};
 use output::{LINK_BYTES, Output, Target};
 use segment::unvouched_tail;
 pub use segment::{ChainRef, Segment, Unvouched};
@@ -96,6 +98,8 @@ pub struct Sinks {
     /// may carry our JSON when no file does).
     socket_described: Option<Described>,
     lineage_ids: bool,
+    /// Executors serialized once per process (taken out while in use).
+    executors: Option<ExecutorCache>,
     line: Vec<u8>,
     ocsf_line: Vec<u8>,
 }
@@ -169,6 +173,7 @@ impl Sinks {
             latency: None,
             socket: None,
             socket_described: o.lineage_ids.then(Described::new),
+            executors: Some(ExecutorCache::new()),
             lineage_ids: o.lineage_ids,
             line: Vec::with_capacity(4096),
             ocsf_line: Vec::with_capacity(4096),
@@ -239,11 +244,36 @@ impl Sinks {
     }
 
     pub fn write_event(&mut self, ev: &Event) {
-        if self.lineage_ids {
-            self.emit_described(ev);
-        } else {
-            self.emit(ev, |out| ocsf::write(&ocsf::event_to_ocsf(ev), out));
+        let needs_json =
+            self.socket.is_some() || self.outputs.iter().any(|o| o.format == Format::Json);
+        let mut executors = self.executors.take();
+        let raw = executors
+            .as_mut()
+            .filter(|_| needs_json)
+            .and_then(|c| c.json(&ev.executor));
+        let ocsf = |out: &mut Vec<u8>| ocsf::write(&ocsf::event_to_ocsf(ev), out);
+        match raw {
+            Some(executor) => {
+                let line = EventLine {
+                    event_id: &ev.event_id,
+                    time: ev.time,
+                    kind: ev.kind,
+                    host: &ev.host,
+                    executor,
+                    lineage: &ev.lineage,
+                    action: &ev.action,
+                    policy: &ev.policy,
+                };
+                if self.lineage_ids {
+                    self.emit_described(ev, &line);
+                } else {
+                    self.emit(&line, ocsf);
+                }
+            }
+            None if self.lineage_ids => self.emit_described(ev, ev),
+            None => self.emit(ev, ocsf),
         }
+        self.executors = executors;
         if self.latency.is_some() {
             self.batch_times.push(ev.unix_ns());
         }
@@ -253,11 +283,11 @@ impl Sinks {
     /// the event, a `process` record for each ancestor its current file has not
     /// described yet; the event then describes its own executor. OCSF keeps the
     /// whole lineage (`process.ancestry`) on every event.
-    fn emit_described(&mut self, ev: &Event) {
+    fn emit_described(&mut self, ev: &Event, ours: &impl Serialize) {
         let json_outputs = self.outputs.iter().any(|o| o.format == Format::Json);
         if json_outputs || self.socket.is_some() {
             self.line.clear();
-            if crate::escape::to_writer(&mut self.line, ev).is_ok() {
+            if crate::escape::to_writer(&mut self.line, ours).is_ok() {
                 let mut descriptions = Descriptions::new(ev);
                 let group = self.line.len() + 1 + LINK_BYTES + descriptions.upper_bound();
                 let at = self.line.len().saturating_sub(1);

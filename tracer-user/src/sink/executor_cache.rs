@@ -1,0 +1,146 @@
+//! The executor's JSON, serialized once per process and reused while nothing
+//! in it changes: every connect of a process carries the same executor, and
+//! escaping its argv, paths and selectors again each time was the largest
+//! share of a connect's cost.
+use std::{num::NonZeroUsize, sync::Arc};
+
+use lru::LruCache;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::event::{Action, Ancestor, EventId, Executor, Host, Kind, Policy, UnixNanos};
+
+/// Processes whose executor JSON is kept; bounded in bytes too.
+const ENTRIES: usize = 1024;
+const MAX_BYTES: usize = 4 * 1024 * 1024;
+
+pub(super) struct ExecutorCache {
+    lru: LruCache<Arc<str>, (Executor, Box<RawValue>)>,
+    bytes: usize,
+}
+
+/// An event with its executor already serialized: the same members, in the
+/// same order, as [`crate::event::Event`] (a unit test holds them equal).
+#[derive(Serialize)]
+pub(super) struct EventLine<'a> {
+    pub(super) event_id: &'a EventId,
+    pub(super) time: UnixNanos,
+    pub(super) kind: Kind,
+    pub(super) host: &'a Host,
+    pub(super) executor: &'a RawValue,
+    pub(super) lineage: &'a [Ancestor],
+    pub(super) action: &'a Action,
+    pub(super) policy: &'a Policy,
+}
+
+/// What an entry costs against [`MAX_BYTES`]: its JSON twice (the JSON, and
+/// the executor kept to compare with, which holds the same strings or shares them).
+fn cost(json: &RawValue) -> usize {
+    2 * json.get().len() + 256
+}
+
+impl ExecutorCache {
+    pub(super) fn new() -> ExecutorCache {
+        ExecutorCache {
+            lru: LruCache::new(NonZeroUsize::new(ENTRIES).unwrap_or(NonZeroUsize::MIN)),
+            bytes: 0,
+        }
+    }
+
+    /// `x` serialized as a line would have it: from the cache when the
+    /// process's last executor serializes the same, else serialized now.
+    pub(super) fn json(&mut self, x: &Executor) -> Option<&RawValue> {
+        let hit = self
+            .lru
+            .get(&x.exec_id)
+            .is_some_and(|(cached, _)| cached.serializes_like(x));
+        if !hit {
+            let text = String::from_utf8(crate::escape::to_vec(x).ok()?).ok()?;
+            let raw = RawValue::from_string(text).ok()?;
+            self.bytes += cost(&raw);
+            if let Some((_, (_, old))) = self.lru.push(x.exec_id.clone(), (x.clone(), raw)) {
+                self.bytes = self.bytes.saturating_sub(cost(&old));
+            }
+            while self.bytes > MAX_BYTES && self.lru.len() > 1 {
+                match self.lru.pop_lru() {
+                    Some((_, (_, old))) => self.bytes = self.bytes.saturating_sub(cost(&old)),
+                    None => break,
+                }
+            }
+        }
+        self.lru.peek(&x.exec_id).map(|(_, raw)| &**raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, IdentityStatus, sample_exec_event};
+
+    fn line(c: &mut ExecutorCache, ev: &Event) -> Vec<u8> {
+        let raw = c.json(&ev.executor).expect("serializes");
+        crate::escape::to_vec(&EventLine {
+            event_id: &ev.event_id,
+            time: ev.time,
+            kind: ev.kind,
+            host: &ev.host,
+            executor: raw,
+            lineage: &ev.lineage,
+            action: &ev.action,
+            policy: &ev.policy,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_cached_executor_writes_the_same_bytes_as_the_event_and_follows_its_changes() {
+        let mut c = ExecutorCache::new();
+        let mut ev = sample_exec_event();
+        type Change = (&'static str, fn(&mut Event));
+        let changes: &[Change] = &[
+            ("nothing", |_| {}),
+            ("nothing again", |_| {}),
+            ("another thread", |e| e.executor.tid += 1),
+            ("a chdir", |e| {
+                e.executor.cwd = Some(Arc::from("/tmp/elsewhere"))
+            }),
+            ("setuid", |e| e.executor.user.euid = 4242),
+            ("a login", |e| e.executor.login = None),
+            ("an equal identity in a new Arc", |e| {
+                e.executor.identity = Arc::new((*e.executor.identity).clone());
+            }),
+            ("the identity resolved later", |e| {
+                let mut id = (*e.executor.identity).clone();
+                id.status = IdentityStatus::Unresolved;
+                e.executor.identity = Arc::new(id);
+            }),
+            ("the file hashed", |e| e.executor.file = None),
+            ("a moved cgroup", |e| e.executor.cgroup.id += 1),
+            ("reparented", |e| e.executor.ppid = 1),
+        ];
+        for (what, change) in changes {
+            change(&mut ev);
+            let want = crate::escape::to_vec(&ev).unwrap();
+            assert_eq!(
+                String::from_utf8(line(&mut c, &ev)).unwrap(),
+                String::from_utf8(want).unwrap(),
+                "after {what}"
+            );
+        }
+    }
+
+    #[test]
+    fn bounded_in_entries_and_bytes() {
+        let mut c = ExecutorCache::new();
+        let mut ev = sample_exec_event();
+        for i in 0..ENTRIES + 50 {
+            ev.executor.exec_id = Arc::from(format!("id-{i}"));
+            ev.executor.argv = vec!["x".repeat(8 * 1024)].into();
+            c.json(&ev.executor).unwrap();
+        }
+        assert!(c.lru.len() <= ENTRIES);
+        assert!(c.bytes <= MAX_BYTES, "{} bytes", c.bytes);
+        let counted: usize = c.lru.iter().map(|(_, (_, raw))| cost(raw)).sum();
+        assert_eq!(counted, c.bytes, "exact accounting");
+    }
+}
