@@ -14,8 +14,12 @@ use crate::event::{Action, Ancestor, EventId, Executor, Host, Kind, Policy, Unix
 const ENTRIES: usize = 1024;
 const MAX_BYTES: usize = 4 * 1024 * 1024;
 
+/// Per thread of a process (exec_id, tid): the executor names its thread, and
+/// the threads of a busy server take turns.
+type Key = (Arc<str>, u32);
+
 pub(super) struct ExecutorCache {
-    lru: LruCache<Arc<str>, (Executor, Box<RawValue>)>,
+    lru: LruCache<Key, (Executor, Box<RawValue>)>,
     bytes: usize,
 }
 
@@ -50,15 +54,16 @@ impl ExecutorCache {
     /// `x` serialized as a line would have it: from the cache when the
     /// process's last executor serializes the same, else serialized now.
     pub(super) fn json(&mut self, x: &Executor) -> Option<&RawValue> {
+        let key = (x.exec_id.clone(), x.tid);
         let hit = self
             .lru
-            .get(&x.exec_id)
+            .get(&key)
             .is_some_and(|(cached, _)| cached.serializes_like(x));
         if !hit {
             let text = String::from_utf8(crate::escape::to_vec(x).ok()?).ok()?;
             let raw = RawValue::from_string(text).ok()?;
             self.bytes += cost(&raw);
-            if let Some((_, (_, old))) = self.lru.push(x.exec_id.clone(), (x.clone(), raw)) {
+            if let Some((_, (_, old))) = self.lru.push(key.clone(), (x.clone(), raw)) {
                 self.bytes = self.bytes.saturating_sub(cost(&old));
             }
             while self.bytes > MAX_BYTES && self.lru.len() > 1 {
@@ -68,7 +73,7 @@ impl ExecutorCache {
                 }
             }
         }
-        self.lru.peek(&x.exec_id).map(|(_, raw)| &**raw)
+        self.lru.peek(&key).map(|(_, raw)| &**raw)
     }
 }
 
@@ -101,6 +106,8 @@ mod tests {
             ("nothing", |_| {}),
             ("nothing again", |_| {}),
             ("another thread", |e| e.executor.tid += 1),
+            ("the first thread again", |e| e.executor.tid -= 1),
+            ("the second again", |e| e.executor.tid += 1),
             ("a chdir", |e| {
                 e.executor.cwd = Some(Arc::from("/tmp/elsewhere"))
             }),
@@ -127,6 +134,17 @@ mod tests {
                 "after {what}"
             );
         }
+    }
+
+    #[test]
+    fn threads_taking_turns_each_keep_their_entry() {
+        let mut c = ExecutorCache::new();
+        let mut ev = sample_exec_event();
+        for i in 0..10 {
+            ev.executor.tid = 100 + i % 2;
+            line(&mut c, &ev);
+        }
+        assert_eq!(c.lru.len(), 2);
     }
 
     #[test]
