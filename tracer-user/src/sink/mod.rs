@@ -216,25 +216,37 @@ impl Sinks {
             .collect()
     }
 
+    /// Whether any output (or the tail stream) takes our JSON.
+    fn needs_json(&self) -> bool {
+        self.socket.is_some() || self.outputs.iter().any(|o| o.format == Format::Json)
+    }
+
     fn emit<T: Serialize>(&mut self, ours: &T, ocsf: impl Fn(&mut Vec<u8>) -> usize) {
-        let needs_json =
-            self.socket.is_some() || self.outputs.iter().any(|o| o.format == Format::Json);
-        if needs_json {
-            self.line.clear();
-            if crate::escape::to_writer(&mut self.line, ours).is_ok() {
-                if let Some(s) = &self.socket {
-                    self.line.push(b'\n');
-                    let shared: Arc<[u8]> = Arc::from(self.line.as_slice());
-                    s.publish(&shared);
-                    self.line.pop();
-                }
-                // The link goes last in the object.
-                let at = self.line.len().saturating_sub(1);
-                for o in self.outputs.iter_mut().filter(|o| o.format == Format::Json) {
-                    o.push(&self.line, at);
-                }
-            }
+        if self.needs_json() {
+            self.emit_json(ours);
         }
+        self.emit_ocsf(ocsf);
+    }
+
+    fn emit_json(&mut self, ours: &impl Serialize) {
+        self.line.clear();
+        if crate::escape::to_writer(&mut self.line, ours).is_err() {
+            return;
+        }
+        if let Some(s) = &self.socket {
+            self.line.push(b'\n');
+            let shared: Arc<[u8]> = Arc::from(self.line.as_slice());
+            s.publish(&shared);
+            self.line.pop();
+        }
+        // The link goes last in the object.
+        let at = self.line.len().saturating_sub(1);
+        for o in self.outputs.iter_mut().filter(|o| o.format == Format::Json) {
+            o.push(&self.line, at);
+        }
+    }
+
+    fn emit_ocsf(&mut self, ocsf: impl Fn(&mut Vec<u8>) -> usize) {
         if self.outputs.iter().any(|o| o.format == Format::Ocsf) {
             let at = ocsf(&mut self.ocsf_line);
             for o in self.outputs.iter_mut().filter(|o| o.format == Format::Ocsf) {
@@ -244,38 +256,38 @@ impl Sinks {
     }
 
     pub fn write_event(&mut self, ev: &Event) {
-        let needs_json =
-            self.socket.is_some() || self.outputs.iter().any(|o| o.format == Format::Json);
-        let mut executors = self.executors.take();
-        let raw = executors
-            .as_mut()
-            .filter(|_| needs_json)
-            .and_then(|c| c.json(&ev.executor));
-        let ocsf = |out: &mut Vec<u8>| ocsf::write(&ocsf::event_to_ocsf(ev), out);
-        match raw {
-            Some(executor) => {
-                let line = EventLine {
-                    event_id: &ev.event_id,
-                    time: ev.time,
-                    kind: ev.kind,
-                    host: &ev.host,
-                    executor,
-                    lineage: &ev.lineage,
-                    action: &ev.action,
-                    policy: &ev.policy,
-                };
-                if self.lineage_ids {
-                    self.emit_described(ev, &line);
-                } else {
-                    self.emit(&line, ocsf);
-                }
+        if self.needs_json() {
+            let mut executors = self.executors.take();
+            match executors.as_mut().and_then(|c| c.json(&ev.executor)) {
+                Some(executor) => self.emit_event_json(
+                    ev,
+                    &EventLine {
+                        event_id: &ev.event_id,
+                        time: ev.time,
+                        kind: ev.kind,
+                        host: &ev.host,
+                        executor,
+                        lineage: &ev.lineage,
+                        action: &ev.action,
+                        policy: &ev.policy,
+                    },
+                ),
+                None => self.emit_event_json(ev, ev),
             }
-            None if self.lineage_ids => self.emit_described(ev, ev),
-            None => self.emit(ev, ocsf),
+            self.executors = executors;
         }
-        self.executors = executors;
+        self.emit_ocsf(|out| ocsf::write(&ocsf::event_to_ocsf(ev), out));
         if self.latency.is_some() {
             self.batch_times.push(ev.unix_ns());
+        }
+    }
+
+    /// `ours` is `ev` as our JSON writes it (its executor perhaps pre-serialized).
+    fn emit_event_json(&mut self, ev: &Event, ours: &impl Serialize) {
+        if self.lineage_ids {
+            self.emit_described(ev, ours);
+        } else {
+            self.emit_json(ours);
         }
     }
 
@@ -284,58 +296,49 @@ impl Sinks {
     /// described yet; the event then describes its own executor. OCSF keeps the
     /// whole lineage (`process.ancestry`) on every event.
     fn emit_described(&mut self, ev: &Event, ours: &impl Serialize) {
-        let json_outputs = self.outputs.iter().any(|o| o.format == Format::Json);
-        if json_outputs || self.socket.is_some() {
-            self.line.clear();
-            if crate::escape::to_writer(&mut self.line, ours).is_ok() {
-                let mut descriptions = Descriptions::new(ev);
-                let group = self.line.len() + 1 + LINK_BYTES + descriptions.upper_bound();
-                let at = self.line.len().saturating_sub(1);
-                for o in self.outputs.iter_mut().filter(|o| o.format == Format::Json) {
-                    o.make_file_room(group);
-                    let Some(mut seen) = o.described.take() else {
-                        o.push(&self.line, at);
-                        continue;
-                    };
-                    for (i, a) in ev.lineage.iter().enumerate() {
-                        if a.brief && !seen.has(&a.exec_id) {
-                            let Some(text) = descriptions.get(i) else {
-                                continue;
-                            };
-                            if o.push(text, text.len() - 1) {
-                                seen.add(&a.exec_id);
-                            }
-                        }
-                    }
-                    if o.push(&self.line, at) {
-                        seen.add(&ev.executor.exec_id);
-                    }
-                    o.described = Some(seen);
-                }
-                if let (Some(s), Some(seen)) = (&self.socket, &mut self.socket_described) {
-                    for (i, a) in ev.lineage.iter().enumerate() {
-                        if a.brief
-                            && !seen.has(&a.exec_id)
-                            && let Some(text) = descriptions.get(i)
-                        {
-                            let mut line = text.to_vec();
-                            line.push(b'\n');
-                            s.publish(&Arc::from(line));
-                            seen.add(&a.exec_id);
-                        }
-                    }
-                    self.line.push(b'\n');
-                    s.publish(&Arc::from(self.line.as_slice()));
-                    self.line.pop();
-                    seen.add(&ev.executor.exec_id);
-                }
-            }
+        self.line.clear();
+        if crate::escape::to_writer(&mut self.line, ours).is_err() {
+            return;
         }
-        if self.outputs.iter().any(|o| o.format == Format::Ocsf) {
-            let at = ocsf::write(&ocsf::event_to_ocsf(ev), &mut self.ocsf_line);
-            for o in self.outputs.iter_mut().filter(|o| o.format == Format::Ocsf) {
-                o.push(&self.ocsf_line, at);
+        let mut descriptions = Descriptions::new(ev);
+        let group = self.line.len() + 1 + LINK_BYTES + descriptions.upper_bound();
+        let at = self.line.len().saturating_sub(1);
+        for o in self.outputs.iter_mut().filter(|o| o.format == Format::Json) {
+            o.make_file_room(group);
+            let Some(mut seen) = o.described.take() else {
+                o.push(&self.line, at);
+                continue;
+            };
+            for (i, a) in ev.lineage.iter().enumerate() {
+                if a.brief
+                    && !seen.has(&a.exec_id)
+                    && let Some(text) = descriptions.get(i)
+                    && o.push(text, text.len() - 1)
+                {
+                    seen.add(&a.exec_id);
+                }
             }
+            if o.push(&self.line, at) {
+                seen.add(&ev.executor.exec_id);
+            }
+            o.described = Some(seen);
+        }
+        if let (Some(s), Some(seen)) = (&self.socket, &mut self.socket_described) {
+            for (i, a) in ev.lineage.iter().enumerate() {
+                if a.brief
+                    && !seen.has(&a.exec_id)
+                    && let Some(text) = descriptions.get(i)
+                {
+                    let mut line = text.to_vec();
+                    line.push(b'\n');
+                    s.publish(&Arc::from(line));
+                    seen.add(&a.exec_id);
+                }
+            }
+            self.line.push(b'\n');
+            s.publish(&Arc::from(self.line.as_slice()));
+            self.line.pop();
+            seen.add(&ev.executor.exec_id);
         }
     }
 
