@@ -56,6 +56,11 @@ pub struct Line<'a> {
 #[serde(default, bound(deserialize = "'de: 'a"))]
 pub struct Executor<'a> {
     #[serde(deserialize_with = "lenient")]
+    pub exec_id: Option<Text<'a>>,
+    /// `--lineage ids`: described by an earlier line of the file.
+    #[serde(rename = "ref", deserialize_with = "lenient")]
+    pub by_ref: Option<bool>,
+    #[serde(deserialize_with = "lenient")]
     pub pid: Option<u64>,
     #[serde(deserialize_with = "lenient")]
     pub binary: Option<Text<'a>>,

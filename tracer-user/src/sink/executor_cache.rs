@@ -19,22 +19,40 @@ const MAX_BYTES: usize = 4 * 1024 * 1024;
 type Key = (Arc<str>, u32);
 
 pub(super) struct ExecutorCache {
-    lru: LruCache<Key, (Executor, Box<RawValue>)>,
+    lru: LruCache<Key, Entry>,
     bytes: usize,
 }
+
+/// The executor kept to compare with, its JSON, and its fingerprint but for
+/// the tid ([`super::describe::executor_fact`]).
+type Entry = (Executor, Box<RawValue>, u64);
 
 /// An event with its executor already serialized: the same members, in the
 /// same order, as [`crate::event::Event`] (a unit test holds them equal).
 #[derive(Serialize)]
-pub(super) struct EventLine<'a> {
+pub(super) struct EventLine<'a, X: Serialize = &'a RawValue> {
     pub(super) event_id: &'a EventId,
     pub(super) time: UnixNanos,
     pub(super) kind: Kind,
     pub(super) host: &'a Host,
-    pub(super) executor: &'a RawValue,
-    pub(super) lineage: &'a [Ancestor],
+    pub(super) executor: X,
+    /// Absent: `--lineage ids` and the same as on the line that described the
+    /// executor (see [`super::describe::Facts`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) lineage: Option<&'a [Ancestor]>,
     pub(super) action: &'a Action,
     pub(super) policy: &'a Policy,
+}
+
+/// `--lineage ids`: the executor of an event whose process the file has
+/// described in full already, by reference (see [`super::describe::Facts`]).
+#[derive(Serialize)]
+pub(super) struct ExecutorRef<'a> {
+    pub(super) exec_id: &'a str,
+    pub(super) pid: u32,
+    pub(super) tid: u32,
+    #[serde(rename = "ref")]
+    pub(super) by_ref: bool,
 }
 
 /// What an entry costs against [`MAX_BYTES`]: its JSON twice (the JSON, and
@@ -51,29 +69,31 @@ impl ExecutorCache {
         }
     }
 
-    /// `x` serialized as a line would have it: from the cache when the
-    /// process's last executor serializes the same, else serialized now.
-    pub(super) fn json(&mut self, x: &Executor) -> Option<&RawValue> {
+    /// `x` serialized as a line would have it, and its fingerprint: from the
+    /// cache when the process's last executor serializes the same, else
+    /// serialized now.
+    pub(super) fn json(&mut self, x: &Executor) -> Option<(&RawValue, u64)> {
         let key = (x.exec_id.clone(), x.tid);
         let hit = self
             .lru
             .get(&key)
-            .is_some_and(|(cached, _)| cached.serializes_like(x));
+            .is_some_and(|(cached, _, _)| cached.serializes_like(x));
         if !hit {
             let text = String::from_utf8(crate::escape::to_vec(x).ok()?).ok()?;
             let raw = RawValue::from_string(text).ok()?;
+            let fact = super::describe::executor_fact(raw.get());
             self.bytes += cost(&raw);
-            if let Some((_, (_, old))) = self.lru.push(key.clone(), (x.clone(), raw)) {
+            if let Some((_, (_, old, _))) = self.lru.push(key.clone(), (x.clone(), raw, fact)) {
                 self.bytes = self.bytes.saturating_sub(cost(&old));
             }
             while self.bytes > MAX_BYTES && self.lru.len() > 1 {
                 match self.lru.pop_lru() {
-                    Some((_, (_, old))) => self.bytes = self.bytes.saturating_sub(cost(&old)),
+                    Some((_, (_, old, _))) => self.bytes = self.bytes.saturating_sub(cost(&old)),
                     None => break,
                 }
             }
         }
-        self.lru.peek(&key).map(|(_, raw)| &**raw)
+        self.lru.peek(&key).map(|(_, raw, fact)| (&**raw, *fact))
     }
 }
 
@@ -83,14 +103,14 @@ mod tests {
     use crate::event::{Event, IdentityStatus, sample_exec_event};
 
     fn line(c: &mut ExecutorCache, ev: &Event) -> Vec<u8> {
-        let raw = c.json(&ev.executor).expect("serializes");
+        let (raw, _) = c.json(&ev.executor).expect("serializes");
         crate::escape::to_vec(&EventLine {
             event_id: &ev.event_id,
             time: ev.time,
             kind: ev.kind,
             host: &ev.host,
             executor: raw,
-            lineage: &ev.lineage,
+            lineage: Some(&ev.lineage),
             action: &ev.action,
             policy: &ev.policy,
         })
@@ -158,7 +178,7 @@ mod tests {
         }
         assert!(c.lru.len() <= ENTRIES);
         assert!(c.bytes <= MAX_BYTES, "{} bytes", c.bytes);
-        let counted: usize = c.lru.iter().map(|(_, (_, raw))| cost(raw)).sum();
+        let counted: usize = c.lru.iter().map(|(_, (_, raw, _))| cost(raw)).sum();
         assert_eq!(counted, c.bytes, "exact accounting");
     }
 }

@@ -33,7 +33,7 @@ use crate::{
     event::{Event, Host, LossRecord, Policy, ProcessRecord, now_unix_ns},
 };
 use describe::Described;
-use executor_cache::{EventLine, ExecutorCache};
+use executor_cache::{EventLine, ExecutorCache, ExecutorRef};
 use output::{LINK_BYTES, Output, Target};
 use segment::unvouched_tail;
 pub use segment::{ChainRef, Segment, Unvouched};
@@ -258,21 +258,27 @@ impl Sinks {
     pub fn write_event(&mut self, ev: &Event) {
         if self.needs_json() {
             let mut executors = self.executors.take();
-            match executors.as_mut().and_then(|c| c.json(&ev.executor)) {
-                Some(executor) => self.emit_event_json(
-                    ev,
-                    &EventLine {
+            let cached = executors.as_mut().and_then(|c| c.json(&ev.executor));
+            match cached {
+                Some((executor, fact)) => {
+                    let ours = EventLine {
                         event_id: &ev.event_id,
                         time: ev.time,
                         kind: ev.kind,
                         host: &ev.host,
                         executor,
-                        lineage: &ev.lineage,
+                        lineage: Some(&ev.lineage),
                         action: &ev.action,
                         policy: &ev.policy,
-                    },
-                ),
-                None => self.emit_event_json(ev, ev),
+                    };
+                    if self.lineage_ids {
+                        self.emit_described(ev, &ours, Some(fact));
+                    } else {
+                        self.emit_json(&ours);
+                    }
+                }
+                None if self.lineage_ids => self.emit_described(ev, ev, None),
+                None => self.emit_json(ev),
             }
             self.executors = executors;
         }
@@ -282,48 +288,78 @@ impl Sinks {
         }
     }
 
-    /// `ours` is `ev` as our JSON writes it (its executor perhaps pre-serialized).
-    fn emit_event_json(&mut self, ev: &Event, ours: &impl Serialize) {
-        if self.lineage_ids {
-            self.emit_described(ev, ours);
-        } else {
-            self.emit_json(ours);
-        }
-    }
-
     /// `--lineage ids`: each of our JSON outputs (and the tail stream) gets, before
     /// the event, a `process` record for each ancestor its current file has not
-    /// described yet; the event then describes its own executor. OCSF keeps the
-    /// whole lineage (`process.ancestry`) on every event.
-    fn emit_described(&mut self, ev: &Event, ours: &impl Serialize) {
-        self.line.clear();
-        if crate::escape::to_writer(&mut self.line, ours).is_err() {
-            return;
-        }
+    /// described yet. The event describes its own executor in full, unless the
+    /// file's last full description of the process (its exec event, or an
+    /// earlier event) still holds: then the executor is named by reference and
+    /// the lineage, when unchanged, left out. The tail stream always gets the
+    /// executor in full (a client may join at any time). OCSF keeps the whole
+    /// lineage (`process.ancestry`) on every event.
+    ///
+    /// `ours` is `ev` as our JSON writes it in full; `executor_fact` the
+    /// fingerprint of its executor (None: never by reference).
+    fn emit_described(&mut self, ev: &Event, ours: &impl Serialize, executor_fact: Option<u64>) {
         let mut descriptions = Descriptions::new(ev);
-        let group = self.line.len() + 1 + LINK_BYTES + descriptions.upper_bound();
-        let at = self.line.len().saturating_sub(1);
+        // Each text is serialized at most once, when an output needs it.
+        let mut full = Text::default();
+        let mut brief = [Text::default(), Text::default()];
+        let mut lineage = None;
+        let exec_id = &ev.executor.exec_id;
         for o in self.outputs.iter_mut().filter(|o| o.format == Format::Json) {
-            o.make_file_room(group);
-            let Some(mut seen) = o.described.take() else {
-                o.push(&self.line, at);
+            let mut by_ref = plan(o, ev, executor_fact, &mut lineage);
+            let Some((line, _)) = text(by_ref, &mut full, &mut brief, ev, ours) else {
                 continue;
             };
-            for (i, a) in ev.lineage.iter().enumerate() {
-                if a.brief
-                    && !seen.has(&a.exec_id)
-                    && let Some(text) = descriptions.get(i)
-                    && o.push(text, text.len() - 1)
-                {
-                    seen.add(&a.exec_id);
+            let bound = if by_ref == Some(false) {
+                0
+            } else {
+                descriptions.upper_bound()
+            };
+            o.make_file_room(line.len() + 1 + LINK_BYTES + bound);
+            if by_ref.is_some() && plan(o, ev, executor_fact, &mut lineage) != by_ref {
+                // The file rotated: the new one describes nothing yet.
+                by_ref = None;
+            }
+            let Some((line, at)) = text(by_ref, &mut full, &mut brief, ev, ours) else {
+                continue;
+            };
+            let Some(mut seen) = o.described.take() else {
+                o.push(line, at);
+                continue;
+            };
+            if by_ref != Some(false) {
+                for (i, a) in ev.lineage.iter().enumerate() {
+                    if a.brief
+                        && !seen.has(&a.exec_id)
+                        && let Some(text) = descriptions.get(i)
+                        && o.push(text, text.len() - 1)
+                    {
+                        seen.add(&a.exec_id);
+                    }
                 }
             }
-            if o.push(&self.line, at) {
-                seen.add(&ev.executor.exec_id);
+            if o.push(line, at) && by_ref.is_none() {
+                match executor_fact {
+                    Some(executor) => seen.add_executor(
+                        exec_id,
+                        describe::Facts {
+                            executor,
+                            lineage: *lineage
+                                .get_or_insert_with(|| describe::lineage_fact(&ev.lineage)),
+                        },
+                    ),
+                    None => seen.add(exec_id),
+                }
             }
             o.described = Some(seen);
         }
         if let (Some(s), Some(seen)) = (&self.socket, &mut self.socket_described) {
+            let Some((line, _)) = full.get(|buf| crate::escape::to_writer(buf, ours).is_ok())
+            else {
+                return;
+            };
+            let mut line = line.to_vec();
             for (i, a) in ev.lineage.iter().enumerate() {
                 if a.brief
                     && !seen.has(&a.exec_id)
@@ -335,10 +371,9 @@ impl Sinks {
                     seen.add(&a.exec_id);
                 }
             }
-            self.line.push(b'\n');
-            s.publish(&Arc::from(self.line.as_slice()));
-            self.line.pop();
-            seen.add(&ev.executor.exec_id);
+            line.push(b'\n');
+            s.publish(&Arc::from(line));
+            seen.add(exec_id);
         }
     }
 
@@ -383,6 +418,86 @@ impl Sinks {
                     "stopping with records that could not be written; they are lost"
                 );
             }
+        }
+    }
+}
+
+/// An event with its executor by reference, and its lineage if asked.
+fn brief_line(ev: &Event, with_lineage: bool) -> EventLine<'_, ExecutorRef<'_>> {
+    EventLine {
+        event_id: &ev.event_id,
+        time: ev.time,
+        kind: ev.kind,
+        host: &ev.host,
+        executor: ExecutorRef {
+            exec_id: &ev.executor.exec_id,
+            pid: ev.executor.pid,
+            tid: ev.executor.tid,
+            by_ref: true,
+        },
+        lineage: with_lineage.then_some(ev.lineage.as_slice()),
+        action: &ev.action,
+        policy: &ev.policy,
+    }
+}
+
+/// How `o` can write `ev`: its executor by reference, with the lineage
+/// (`Some(true)`) or without it (`Some(false)`, unchanged since the file
+/// described the process), or in full (`None`). `lineage` caches the
+/// lineage's fingerprint.
+fn plan(
+    o: &mut Output,
+    ev: &Event,
+    executor_fact: Option<u64>,
+    lineage: &mut Option<u64>,
+) -> Option<bool> {
+    let facts = o.described.as_mut()?.facts(&ev.executor.exec_id)?;
+    if Some(facts.executor) != executor_fact {
+        return None;
+    }
+    let now = *lineage.get_or_insert_with(|| describe::lineage_fact(&ev.lineage));
+    Some(now != facts.lineage)
+}
+
+/// The line `emit_described` writes: by reference (`Some(with_lineage)`) or in full.
+fn text<'t>(
+    by_ref: Option<bool>,
+    full: &'t mut Text,
+    brief: &'t mut [Text; 2],
+    ev: &Event,
+    ours: &impl Serialize,
+) -> Option<(&'t [u8], usize)> {
+    match by_ref {
+        None => full.get(|buf| crate::escape::to_writer(buf, ours).is_ok()),
+        Some(with_lineage) => brief[usize::from(with_lineage)]
+            .get(|buf| crate::escape::to_writer(buf, &brief_line(ev, with_lineage)).is_ok()),
+    }
+}
+
+/// A line serialized on first use: its text and where its chain link goes.
+#[derive(Default)]
+enum Text {
+    #[default]
+    NotYet,
+    Failed,
+    Done(Vec<u8>, usize),
+}
+
+impl Text {
+    fn get(&mut self, write: impl FnOnce(&mut Vec<u8>) -> bool) -> Option<(&[u8], usize)> {
+        if let Text::NotYet = self {
+            let mut buf = Vec::with_capacity(2048);
+            *self = if write(&mut buf) {
+                // The link goes last in the object.
+                let at = buf.len().saturating_sub(1);
+                Text::Done(buf, at)
+            } else {
+                Text::Failed
+            };
+        }
+        match self {
+            Text::Done(buf, at) => Some((buf.as_slice(), *at)),
+            _ => None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `tracer tail`: show the events of a running tracer (its Unix socket) or of an
 //! event file (followed across rotations), filtered, as compact lines or raw JSON.
 mod args;
+mod described;
 mod filter;
 #[cfg(test)]
 mod fixtures;

@@ -301,6 +301,7 @@ pub(super) struct Printer {
     color: bool,
     left: Option<u64>,
     buf: Vec<u8>,
+    executors: super::described::Executors,
 }
 
 impl Printer {
@@ -312,6 +313,7 @@ impl Printer {
             color,
             left,
             buf: Vec::with_capacity(64 * 1024),
+            executors: super::described::Executors::new(),
         }
     }
 
@@ -331,7 +333,13 @@ impl Printer {
                 return false;
             }
         };
-        if !self.filter.matches(&ev) {
+        // An executor by reference reads as the one it refers to.
+        let joined = self.executors.join(line, &ev);
+        let joined_ev = joined
+            .as_deref()
+            .and_then(|j| Line::parse(j.as_bytes()).ok());
+        let ev = joined_ev.as_ref().unwrap_or(&ev);
+        if !self.filter.matches(ev) {
             return false;
         }
         if self.json {
@@ -341,10 +349,10 @@ impl Printer {
                 .extend_from_slice(crate::escape::json_line_safe(line).as_bytes());
         } else {
             self.buf
-                .extend_from_slice(compact_line(&ev, self.color).as_bytes());
+                .extend_from_slice(compact_line(ev, self.color).as_bytes());
         }
         self.buf.push(b'\n');
-        if self.filter.is_notice(&ev) {
+        if self.filter.is_notice(ev) {
             return false;
         }
         match &mut self.left {
@@ -442,6 +450,7 @@ mod tests {
             color: false,
             left: Some(2),
             buf: Vec::new(),
+            executors: crate::tail::described::Executors::new(),
         };
         let exec = exec_event().to_string();
         assert!(!p.line(&connect_event("10.0.0.1", 1).to_string()));
