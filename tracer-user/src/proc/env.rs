@@ -13,12 +13,13 @@ pub const LOADER_VARS: &[&str] = &["LD_AUDIT", "LD_LIBRARY_PATH", "LD_PRELOAD"];
 /// of a name wins, as glibc's `getenv` finds it.
 pub fn loader_env(env: &[u8]) -> Option<Arc<LoaderEnv>> {
     let mut out = LoaderEnv::new();
-    for entry in env.split(|&b| b == 0) {
-        // Cheap filter first: nearly every entry fails here.
-        if !entry.starts_with(b"LD_") {
-            continue;
-        }
-        let Some(eq) = entry.iter().position(|&b| b == b'=') else {
+    // Only entries that start with `LD_` matter: find those (SIMD search)
+    // rather than walking every entry of an environment of a few KiB.
+    let starts = memchr::memmem::find_iter(env, b"LD_").filter(|&at| at == 0 || env[at - 1] == 0);
+    for start in starts {
+        let rest = &env[start..];
+        let entry = &rest[..memchr::memchr(0, rest).unwrap_or(rest.len())];
+        let Some(eq) = memchr::memchr(b'=', entry) else {
             continue;
         };
         let (name, value) = (&entry[..eq], &entry[eq + 1..]);

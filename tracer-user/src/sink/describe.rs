@@ -90,20 +90,22 @@ impl std::io::Write for HashWriter {
 
 /// Fingerprint of an executor's JSON but for its `tid` (the threads of a
 /// process take turns and each is named on its own line).
-pub(super) fn executor_fact(json: &str) -> u64 {
+pub(super) fn executor_fact(json: &[u8]) -> u64 {
+    const TID: &[u8] = br#","tid":"#;
     let mut h = KEYS.build_hasher();
     // Our writer puts exec_id (base64url, never a `"`), pid, tid first, so the
     // first `,"tid":` is the member.
-    match json.find(r#","tid":"#) {
+    match memchr::memmem::find(json, TID) {
         Some(at) => {
-            let rest = &json[at + 7..];
+            let rest = &json[at + TID.len()..];
             let end = rest
-                .find(|c: char| !c.is_ascii_digit())
+                .iter()
+                .position(|b| !b.is_ascii_digit())
                 .unwrap_or(rest.len());
-            h.write(&json.as_bytes()[..at]);
-            h.write(&rest.as_bytes()[end..]);
+            h.write(&json[..at]);
+            h.write(&rest[end..]);
         }
-        None => h.write(json.as_bytes()),
+        None => h.write(json),
     }
     h.finish()
 }
@@ -200,7 +202,11 @@ mod tests {
             (a, true),
         ];
         for (b, same) in cases {
-            assert_eq!(executor_fact(a) == executor_fact(b), same, "{b}");
+            assert_eq!(
+                executor_fact(a.as_bytes()) == executor_fact(b.as_bytes()),
+                same,
+                "{b}"
+            );
         }
     }
 

@@ -5,10 +5,8 @@
 use std::{num::NonZeroUsize, sync::Arc};
 
 use lru::LruCache;
-use serde::Serialize;
-use serde_json::value::RawValue;
 
-use crate::event::{Action, Ancestor, EventId, Executor, Host, Kind, Policy, UnixNanos};
+use crate::event::Executor;
 
 /// Processes whose executor JSON is kept; bounded in bytes too.
 const ENTRIES: usize = 1024;
@@ -25,40 +23,12 @@ pub(super) struct ExecutorCache {
 
 /// The executor kept to compare with, its JSON, and its fingerprint but for
 /// the tid ([`super::describe::executor_fact`]).
-type Entry = (Executor, Box<RawValue>, u64);
-
-/// An event with its executor already serialized: the same members, in the
-/// same order, as [`crate::event::Event`] (a unit test holds them equal).
-#[derive(Serialize)]
-pub(super) struct EventLine<'a, X: Serialize = &'a RawValue> {
-    pub(super) event_id: &'a EventId,
-    pub(super) time: UnixNanos,
-    pub(super) kind: Kind,
-    pub(super) host: &'a Host,
-    pub(super) executor: X,
-    /// Absent: `--lineage ids` and the same as on the line that described the
-    /// executor (see [`super::describe::Facts`]).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) lineage: Option<&'a [Ancestor]>,
-    pub(super) action: &'a Action,
-    pub(super) policy: &'a Policy,
-}
-
-/// `--lineage ids`: the executor of an event whose process the file has
-/// described in full already, by reference (see [`super::describe::Facts`]).
-#[derive(Serialize)]
-pub(super) struct ExecutorRef<'a> {
-    pub(super) exec_id: &'a str,
-    pub(super) pid: u32,
-    pub(super) tid: u32,
-    #[serde(rename = "ref")]
-    pub(super) by_ref: bool,
-}
+type Entry = (Executor, Box<[u8]>, u64);
 
 /// What an entry costs against [`MAX_BYTES`]: its JSON twice (the JSON, and
 /// the executor kept to compare with, which holds the same strings or shares them).
-fn cost(json: &RawValue) -> usize {
-    2 * json.get().len() + 256
+fn cost(json: &[u8]) -> usize {
+    2 * json.len() + 256
 }
 
 impl ExecutorCache {
@@ -72,16 +42,15 @@ impl ExecutorCache {
     /// `x` serialized as a line would have it, and its fingerprint: from the
     /// cache when the process's last executor serializes the same, else
     /// serialized now.
-    pub(super) fn json(&mut self, x: &Executor) -> Option<(&RawValue, u64)> {
+    pub(super) fn json(&mut self, x: &Executor) -> Option<(&[u8], u64)> {
         let key = (x.exec_id.clone(), x.tid);
         let hit = self
             .lru
             .get(&key)
             .is_some_and(|(cached, _, _)| cached.serializes_like(x));
         if !hit {
-            let text = String::from_utf8(crate::escape::to_vec(x).ok()?).ok()?;
-            let raw = RawValue::from_string(text).ok()?;
-            let fact = super::describe::executor_fact(raw.get());
+            let raw = crate::escape::to_vec(x).ok()?.into_boxed_slice();
+            let fact = super::describe::executor_fact(&raw);
             self.bytes += cost(&raw);
             if let Some((_, (_, old, _))) = self.lru.push(key.clone(), (x.clone(), raw, fact)) {
                 self.bytes = self.bytes.saturating_sub(cost(&old));
@@ -93,7 +62,7 @@ impl ExecutorCache {
                 }
             }
         }
-        self.lru.peek(&key).map(|(_, raw, fact)| (&**raw, *fact))
+        self.lru.peek(&key).map(|(_, raw, fact)| (&raw[..], *fact))
     }
 }
 
@@ -104,17 +73,15 @@ mod tests {
 
     fn line(c: &mut ExecutorCache, ev: &Event) -> Vec<u8> {
         let (raw, _) = c.json(&ev.executor).expect("serializes");
-        crate::escape::to_vec(&EventLine {
-            event_id: &ev.event_id,
-            time: ev.time,
-            kind: ev.kind,
-            host: &ev.host,
-            executor: raw,
-            lineage: Some(&ev.lineage),
-            action: &ev.action,
-            policy: &ev.policy,
-        })
-        .unwrap()
+        let mut out = Vec::new();
+        super::super::line::write(
+            &mut out,
+            ev,
+            super::super::line::ExecutorText::Json(raw),
+            true,
+        )
+        .unwrap();
+        out
     }
 
     #[test]

@@ -13,6 +13,7 @@
 mod describe;
 mod executor_cache;
 pub mod file;
+mod line;
 pub mod ocsf;
 mod output;
 mod segment;
@@ -20,6 +21,7 @@ pub mod socket;
 
 use std::{
     io,
+    ops::Range,
     path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
@@ -30,10 +32,11 @@ use serde::Serialize;
 
 use crate::{
     chain::{Chain, Checkpointer},
-    event::{Event, Host, LossRecord, Policy, ProcessRecord, now_unix_ns},
+    event::{Event, Host, Kind, LossRecord, Policy, ProcessRecord, now_unix_ns},
 };
 use describe::Described;
-use executor_cache::{EventLine, ExecutorCache, ExecutorRef};
+use executor_cache::ExecutorCache;
+use line::ExecutorText;
 use output::{LINK_BYTES, Output, Target};
 use segment::unvouched_tail;
 pub use segment::{ChainRef, Segment, Unvouched};
@@ -230,9 +233,13 @@ impl Sinks {
 
     fn emit_json(&mut self, ours: &impl Serialize) {
         self.line.clear();
-        if crate::escape::to_writer(&mut self.line, ours).is_err() {
-            return;
+        if crate::escape::to_writer(&mut self.line, ours).is_ok() {
+            self.publish_line();
         }
+    }
+
+    /// `self.line` to the tail stream and every output of our JSON.
+    fn publish_line(&mut self) {
         if let Some(s) = &self.socket {
             self.line.push(b'\n');
             let shared: Arc<[u8]> = Arc::from(self.line.as_slice());
@@ -258,27 +265,22 @@ impl Sinks {
     pub fn write_event(&mut self, ev: &Event) {
         if self.needs_json() {
             let mut executors = self.executors.take();
-            let cached = executors.as_mut().and_then(|c| c.json(&ev.executor));
-            match cached {
-                Some((executor, fact)) => {
-                    let ours = EventLine {
-                        event_id: &ev.event_id,
-                        time: ev.time,
-                        kind: ev.kind,
-                        host: &ev.host,
-                        executor,
-                        lineage: Some(&ev.lineage),
-                        action: &ev.action,
-                        policy: &ev.policy,
-                    };
-                    if self.lineage_ids {
-                        self.emit_described(ev, &ours, Some(fact));
-                    } else {
-                        self.emit_json(&ours);
-                    }
+            // A successful exec is the first event of its image: nothing to reuse,
+            // and most images (a build's compilers, a script's commands) have no other.
+            let cached = match (ev.kind, executors.as_mut()) {
+                (Kind::Exec, _) | (_, None) => None,
+                (_, Some(c)) => c.json(&ev.executor),
+            };
+            let executor = cached.map_or(ExecutorText::Serialize, |(text, _)| {
+                ExecutorText::Json(text)
+            });
+            if self.lineage_ids {
+                self.emit_described(ev, executor, cached.map(|(_, fact)| fact));
+            } else {
+                self.line.clear();
+                if line::write(&mut self.line, ev, executor, true).is_ok() {
+                    self.publish_line();
                 }
-                None if self.lineage_ids => self.emit_described(ev, ev, None),
-                None => self.emit_json(ev),
             }
             self.executors = executors;
         }
@@ -297,9 +299,13 @@ impl Sinks {
     /// executor in full (a client may join at any time). OCSF keeps the whole
     /// lineage (`process.ancestry`) on every event.
     ///
-    /// `ours` is `ev` as our JSON writes it in full; `executor_fact` the
-    /// fingerprint of its executor (None: never by reference).
-    fn emit_described(&mut self, ev: &Event, ours: &impl Serialize, executor_fact: Option<u64>) {
+    /// `executor_fact`: the fingerprint of the cached executor text, if any.
+    fn emit_described(
+        &mut self,
+        ev: &Event,
+        executor: ExecutorText<'_>,
+        executor_fact: Option<u64>,
+    ) {
         let mut descriptions = Descriptions::new(ev);
         // Each text is serialized at most once, when an output needs it.
         let mut full = Text::default();
@@ -308,7 +314,7 @@ impl Sinks {
         let exec_id = &ev.executor.exec_id;
         for o in self.outputs.iter_mut().filter(|o| o.format == Format::Json) {
             let mut by_ref = plan(o, ev, executor_fact, &mut lineage);
-            let Some((line, _)) = text(by_ref, &mut full, &mut brief, ev, ours) else {
+            let Some((line, _)) = text(by_ref, &mut full, &mut brief, ev, executor) else {
                 continue;
             };
             let bound = if by_ref == Some(false) {
@@ -321,7 +327,7 @@ impl Sinks {
                 // The file rotated: the new one describes nothing yet.
                 by_ref = None;
             }
-            let Some((line, at)) = text(by_ref, &mut full, &mut brief, ev, ours) else {
+            let Some((line, at)) = text(by_ref, &mut full, &mut brief, ev, executor) else {
                 continue;
             };
             let Some(mut seen) = o.described.take() else {
@@ -340,23 +346,20 @@ impl Sinks {
                 }
             }
             if o.push(line, at) && by_ref.is_none() {
-                match executor_fact {
-                    Some(executor) => seen.add_executor(
-                        exec_id,
-                        describe::Facts {
-                            executor,
-                            lineage: *lineage
-                                .get_or_insert_with(|| describe::lineage_fact(&ev.lineage)),
-                        },
-                    ),
+                let fact = executor_fact.or_else(|| full.executor_fact());
+                let facts = fact.map(|executor| describe::Facts {
+                    executor,
+                    lineage: *lineage.get_or_insert_with(|| describe::lineage_fact(&ev.lineage)),
+                });
+                match facts {
+                    Some(facts) => seen.add_executor(exec_id, facts),
                     None => seen.add(exec_id),
                 }
             }
             o.described = Some(seen);
         }
         if let (Some(s), Some(seen)) = (&self.socket, &mut self.socket_described) {
-            let Some((line, _)) = full.get(|buf| crate::escape::to_writer(buf, ours).is_ok())
-            else {
+            let Some((line, _)) = text(None, &mut full, &mut brief, ev, executor) else {
                 return;
             };
             let mut line = line.to_vec();
@@ -422,25 +425,6 @@ impl Sinks {
     }
 }
 
-/// An event with its executor by reference, and its lineage if asked.
-fn brief_line(ev: &Event, with_lineage: bool) -> EventLine<'_, ExecutorRef<'_>> {
-    EventLine {
-        event_id: &ev.event_id,
-        time: ev.time,
-        kind: ev.kind,
-        host: &ev.host,
-        executor: ExecutorRef {
-            exec_id: &ev.executor.exec_id,
-            pid: ev.executor.pid,
-            tid: ev.executor.tid,
-            by_ref: true,
-        },
-        lineage: with_lineage.then_some(ev.lineage.as_slice()),
-        action: &ev.action,
-        policy: &ev.policy,
-    }
-}
-
 /// How `o` can write `ev`: its executor by reference, with the lineage
 /// (`Some(true)`) or without it (`Some(false)`, unchanged since the file
 /// described the process), or in full (`None`). `lineage` caches the
@@ -465,38 +449,51 @@ fn text<'t>(
     full: &'t mut Text,
     brief: &'t mut [Text; 2],
     ev: &Event,
-    ours: &impl Serialize,
+    executor: ExecutorText<'_>,
 ) -> Option<(&'t [u8], usize)> {
     match by_ref {
-        None => full.get(|buf| crate::escape::to_writer(buf, ours).is_ok()),
+        None => full.get(|buf| line::write(buf, ev, executor, true)),
         Some(with_lineage) => brief[usize::from(with_lineage)]
-            .get(|buf| crate::escape::to_writer(buf, &brief_line(ev, with_lineage)).is_ok()),
+            .get(|buf| line::write(buf, ev, ExecutorText::Ref, with_lineage)),
     }
 }
 
-/// A line serialized on first use: its text and where its chain link goes.
+/// A line serialized on first use: its text, where its chain link goes, and
+/// where its executor is.
 #[derive(Default)]
 enum Text {
     #[default]
     NotYet,
     Failed,
-    Done(Vec<u8>, usize),
+    Done(Vec<u8>, usize, Range<usize>),
 }
 
 impl Text {
-    fn get(&mut self, write: impl FnOnce(&mut Vec<u8>) -> bool) -> Option<(&[u8], usize)> {
+    fn get(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<Range<usize>>,
+    ) -> Option<(&[u8], usize)> {
         if let Text::NotYet = self {
             let mut buf = Vec::with_capacity(2048);
-            *self = if write(&mut buf) {
+            *self = match write(&mut buf) {
                 // The link goes last in the object.
-                let at = buf.len().saturating_sub(1);
-                Text::Done(buf, at)
-            } else {
-                Text::Failed
+                Ok(span) => {
+                    let at = buf.len().saturating_sub(1);
+                    Text::Done(buf, at, span)
+                }
+                Err(_) => Text::Failed,
             };
         }
         match self {
-            Text::Done(buf, at) => Some((buf.as_slice(), *at)),
+            Text::Done(buf, at, _) => Some((buf.as_slice(), *at)),
+            _ => None,
+        }
+    }
+
+    /// The fingerprint of the executor this full line describes.
+    fn executor_fact(&self) -> Option<u64> {
+        match self {
+            Text::Done(buf, _, span) => buf.get(span.clone()).map(describe::executor_fact),
             _ => None,
         }
     }
