@@ -175,6 +175,13 @@ pub struct RunArgs {
     /// Seconds a deleted pod stays resolvable.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub pod_grace: u64,
+    /// Fold repeated connects of one image to one destination (address, port,
+    /// protocol) within this many seconds (1 to 3600) into one summary event
+    /// (`action.aggregate`: count, first and last time, outcome counts); the
+    /// first connect of each window still goes out on its own, at once.
+    /// 0: off, every connect is its own event.
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub aggregate_connects: u64,
     /// A Kubernetes root to trust besides the kubelet's default places (the
     /// top level of the cgroup v2 tree or below host slices): the cgroup path,
     /// relative to the mount, that holds the QoS tiers and pods, e.g. a kind
@@ -252,6 +259,7 @@ impl RunArgs {
             hash_wait_ms: self.hash_wait,
             connect_wait_ms: self.connect_wait,
             pod_grace_secs: self.pod_grace,
+            aggregate_connects_s: self.aggregate_connects,
             kubepods_roots: self.kubepods_roots.clone(),
             containerd_socket: Some(self.containerd_socket.clone())
                 .filter(|p| !p.as_os_str().is_empty()),

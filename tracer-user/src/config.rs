@@ -17,6 +17,14 @@ pub(crate) const DEFAULT_LINEAGE_ARGV_MAX: usize = 512;
 /// most (a fraction of one core; a node's binaries are hashed once each).
 pub(crate) const DEFAULT_HASH_BUDGET_MIB: f64 = 64.0;
 
+/// Longest `--aggregate-connects` window, seconds: an hour. Longer would
+/// keep a connect's evidence (its count) back for longer than a reader waits.
+pub(crate) const MAX_AGGREGATE_WINDOW_S: u64 = 3600;
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
     /// Ancestors listed in `lineage`, at most.
@@ -69,6 +77,13 @@ pub struct Config {
     /// without them is what it was before they existed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kubepods_roots: Vec<String>,
+    /// `--aggregate-connects`: the window, seconds, in which repeated connects
+    /// of one image to one destination are folded into a summary; 0: off.
+    /// Left out of the digest's JSON when off (the digest of a configuration
+    /// without it is what it was before it existed), in it when on: a reader
+    /// must know that connects were folded.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub aggregate_connects_s: u64,
     #[serde(skip)]
     pub registrations: Option<PathBuf>,
     /// Where `/metrics`, `/healthz`, `/readyz` are served.
@@ -128,6 +143,7 @@ impl Default for Config {
             connect_wait_ms: 1000,
             pod_grace_secs: 300,
             kubepods_roots: Vec::new(),
+            aggregate_connects_s: 0,
             registrations: None,
             metrics_addr: None,
             socket: None,
@@ -154,6 +170,10 @@ pub enum ConfigError {
     KubepodsRoot(String),
     #[error("--hash-budget must be a number of MiB per second, at least 0, got {0}")]
     HashBudget(f64),
+    #[error(
+        "--aggregate-connects must be 0 (off) or a window of 1 to {MAX_AGGREGATE_WINDOW_S} seconds, got {0}"
+    )]
+    AggregateWindow(u64),
     #[error(transparent)]
     Budget(#[from] crate::budget::BudgetError),
 }
@@ -181,6 +201,9 @@ impl Config {
             .map_err(ConfigError::KubepodsRoot)?;
         if !self.hash_budget_mib.is_finite() || self.hash_budget_mib < 0.0 {
             return Err(ConfigError::HashBudget(self.hash_budget_mib));
+        }
+        if self.aggregate_connects_s > MAX_AGGREGATE_WINDOW_S {
+            return Err(ConfigError::AggregateWindow(self.aggregate_connects_s));
         }
         self.budget()?;
         Ok(())
@@ -228,6 +251,15 @@ mod tests {
         let mut d = a.clone();
         d.lineage = crate::event::LineageMode::Ids;
         assert_ne!(a.digest(), d.digest());
+        // Aggregation off is the digest as before the flag existed; on, it differs.
+        let mut e = a.clone();
+        e.aggregate_connects_s = 0;
+        assert_eq!(a.digest(), e.digest());
+        e.aggregate_connects_s = 2;
+        assert_ne!(a.digest(), e.digest());
+        let mut f = a.clone();
+        f.aggregate_connects_s = 3;
+        assert_ne!(e.digest(), f.digest());
         assert!(a.digest().starts_with("sha256:"));
         assert_eq!(a.digest().len(), 7 + 64);
     }
@@ -240,5 +272,32 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().is_err());
+        // --aggregate-connects: 0 (off) or 1..=3600 seconds.
+        for (secs, ok) in [
+            (0, true),
+            (1, true),
+            (3600, true),
+            (3601, false),
+            (u64::MAX, false),
+        ] {
+            let c = Config {
+                aggregate_connects_s: secs,
+                ..Config::default()
+            };
+            assert_eq!(c.validate().is_ok(), ok, "{secs}");
+        }
+        let c = Config {
+            aggregate_connects_s: 3601,
+            ..Config::default()
+        };
+        let err = c
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("--aggregate-connects") && err.contains("3601"),
+            "{err}"
+        );
     }
 }

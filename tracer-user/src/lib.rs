@@ -7,6 +7,7 @@
 //! ```
 //!
 //! `cli` wires the stages together for `tracer run`; `main.rs` only calls it.
+pub(crate) mod aggregate;
 pub mod attribute;
 pub(crate) mod btf;
 pub(crate) mod budget;

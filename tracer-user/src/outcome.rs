@@ -213,6 +213,7 @@ mod tests {
                     error: None,
                     outcome_from: None,
                     socket_cookie: cookie,
+                    aggregate: None,
                 }),
                 policy: Arc::new(Policy {
                     tracer_version: "t",

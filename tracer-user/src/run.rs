@@ -28,6 +28,7 @@ use flow::{CONNECTS_WAITING_MAX, Flow};
 use services::Services;
 
 use crate::{
+    aggregate::{self, Aggregates},
     attribute::{Attributor, Context},
     btf::Btf,
     config::Config,
@@ -211,16 +212,34 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
         .context("scanning /proc")?;
     attributor.seed(snapshots);
     let mut batch = Vec::with_capacity(4096);
+    // The waiting-events share is split between the queues that hold events:
+    // a third each when connects are aggregated, else half each.
+    let waiting_parts = if config.aggregate_connects_s > 0 {
+        3
+    } else {
+        2
+    };
+    let aggregates = (config.aggregate_connects_s > 0).then(|| {
+        tracing::info!(
+            window_s = config.aggregate_connects_s,
+            "aggregating repeated connects (--aggregate-connects)"
+        );
+        Aggregates::new(
+            config.aggregate_connects_s,
+            aggregate::MAX_KEYS,
+            budget.waiting_events / waiting_parts,
+        )
+    });
     let mut flow = Flow {
         outcomes: Outcomes::new(
             Duration::from_millis(config.connect_wait_ms),
             CONNECTS_WAITING_MAX,
-            budget.waiting_events / 2,
+            budget.waiting_events / waiting_parts,
         ),
         parked: Waiting::new(
             Duration::from_millis(config.kube_wait_ms),
             Duration::from_millis(config.hash_wait_ms),
-            budget.waiting_events / 2,
+            budget.waiting_events / waiting_parts,
             pods.iter()
                 .map(|p| p.changed.clone())
                 .chain(containerd.iter().map(|c| c.changed.clone()))
@@ -228,6 +247,7 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
         ),
         ready: Vec::new(),
         out: Vec::new(),
+        aggregates,
     };
     reader.drain_now(&mut batch);
     flow.records(&mut batch, &mut attributor, &mut sinks, &metrics);
@@ -321,7 +341,7 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
                 Metrics::set(&metrics.process_table, attributor.table.len() as u64);
                 for (structure, used) in [
                     ("process_table", attributor.table.bytes()),
-                    ("waiting_events", flow.parked.bytes() + flow.outcomes.bytes()),
+                    ("waiting_events", flow.waiting_bytes()),
                 ] {
                     Metrics::set(
                         &metrics.memory_used.get_or_create(&StructureLabel { structure: structure.into() }),
@@ -336,6 +356,10 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
                 let c = flow.outcomes.counts;
                 Metrics::set(&metrics.connect_results_late, c.timed_out);
                 Metrics::set(&metrics.connect_results_overflow, c.overflowed);
+                if let Some(agg) = &flow.aggregates {
+                    Metrics::set(&metrics.connect_aggregates_pending, agg.len() as u64);
+                    Metrics::set(&metrics.connect_aggregates_flushed_early, agg.flushed_early);
+                }
             }
             _ = heartbeat.tick() => metrics.beat(),
             _ = sigint.recv() => break,

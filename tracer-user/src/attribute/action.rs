@@ -70,6 +70,7 @@ pub(super) fn connect_action(c: &tracer_common::ConnectRecord) -> ConnectAction 
         error: None,
         outcome_from: None,
         socket_cookie: c.cookie,
+        aggregate: None,
     }
 }
 

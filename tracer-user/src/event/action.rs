@@ -3,6 +3,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::UnixNanos;
+
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum Action {
@@ -66,6 +68,54 @@ pub struct ConnectAction {
     /// The socket's cookie: unique per socket for the boot, joins the events
     /// of one socket.
     pub socket_cookie: u64,
+    /// `--aggregate-connects`: this event is a summary of `count` further
+    /// connects of one image to one destination, not emitted one by one.
+    /// Absent on every other event (the first connect of a window included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<Box<Aggregate>>,
+}
+
+/// Connects folded into one summary event (`--aggregate-connects`). The
+/// summary's other fields (`source`, `outcome`, `error`, `socket_cookie`,
+/// the executor and its identity) are those of the last connect folded, its
+/// `event_id` and `time` too. Each folded connect is counted by the outcome
+/// it went out with: after its wait for a result (`--connect-wait`), so an
+/// `in_progress` here is a connect whose handshake had not ended by then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Aggregate {
+    /// The window's length, seconds: from the first connect (emitted on its
+    /// own) to the last one folded here, at most this.
+    pub window_s: u64,
+    /// Connects folded into this summary (the window's first is not one of them).
+    pub count: u64,
+    /// When the first and the last connect folded here happened.
+    pub first_time: UnixNanos,
+    pub last_time: UnixNanos,
+    /// `count` by outcome.
+    pub outcomes: OutcomeCounts,
+    /// Failures by error name (`ECONNREFUSED`), in name order.
+    pub errors: std::collections::BTreeMap<String, u64>,
+}
+
+/// Connects by outcome; each is written, zeros too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OutcomeCounts {
+    pub success: u64,
+    pub in_progress: u64,
+    pub failure: u64,
+    pub unknown: u64,
+}
+
+impl OutcomeCounts {
+    pub fn add(&mut self, o: Outcome) {
+        let n = match o {
+            Outcome::Success => &mut self.success,
+            Outcome::InProgress => &mut self.in_progress,
+            Outcome::Failure => &mut self.failure,
+            Outcome::Unknown => &mut self.unknown,
+        };
+        *n += 1;
+    }
 }
 
 #[derive(Debug, Serialize)]

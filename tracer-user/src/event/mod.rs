@@ -18,7 +18,10 @@ use serde::Serialize;
 
 use crate::filehash::{FileVersion, HashState, HashStatus};
 
-pub use action::{Action, ConnectAction, Endpoint, ExecAction, ExitAction, ForkAction, Outcome};
+pub use action::{
+    Action, Aggregate, ConnectAction, Endpoint, ExecAction, ExitAction, ForkAction, Outcome,
+    OutcomeCounts,
+};
 pub use lineage::{Ancestor, AncestorBase, LineageMode, ProcessRecord};
 pub use loss::{BudgetCounts, LossCounts, LossRecord, SinkGap};
 #[cfg(test)]

@@ -154,6 +154,25 @@ pub struct Action<'a> {
     pub exit_code: Option<u64>,
     #[serde(deserialize_with = "lenient")]
     pub signal: Option<u64>,
+    /// A connect summary (`--aggregate-connects`).
+    #[serde(deserialize_with = "lenient")]
+    pub aggregate: Option<Aggregate<'a>>,
+}
+
+/// `action.aggregate` of a connect summary.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
+pub struct Aggregate<'a> {
+    #[serde(deserialize_with = "lenient")]
+    pub count: Option<u64>,
+    #[serde(deserialize_with = "lenient")]
+    pub window_s: Option<u64>,
+    /// Connects by outcome, in outcome-name order.
+    #[serde(deserialize_with = "lenient")]
+    pub outcomes: Option<BTreeMap<Text<'a>, Option<u64>>>,
+    /// Failures by error name.
+    #[serde(deserialize_with = "lenient")]
+    pub errors: Option<BTreeMap<Text<'a>, Option<u64>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -229,8 +248,8 @@ pub struct Unvouched {
 }
 
 object_field!(
-    Line, Executor, User, Login, Workload, Pod, Container, Identity, Action, Endpoint, Link,
-    Unmapped, Gap, Checkpoint, Segment,
+    Line, Executor, User, Login, Workload, Pod, Container, Identity, Action, Aggregate, Endpoint,
+    Link, Unmapped, Gap, Checkpoint, Segment,
 );
 
 impl<'de> Field<'de> for Unvouched {

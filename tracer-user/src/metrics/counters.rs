@@ -87,6 +87,10 @@ pub(crate) struct Metrics {
     pub connects_waiting: Gauge,
     pub connect_results_late: Gauge,
     pub connect_results_overflow: Gauge,
+    /// `--aggregate-connects`: keys with an open window, and summaries that
+    /// went out before their window closed because too many were pending.
+    pub connect_aggregates_pending: Gauge,
+    pub connect_aggregates_flushed_early: Gauge,
     /// Each structure's share of `--memory-limit`, and what it holds now.
     pub memory_budget: Family<StructureLabel, Gauge>,
     pub memory_used: Family<StructureLabel, Gauge>,
@@ -147,6 +151,8 @@ impl Metrics {
             connects_waiting: Gauge::default(),
             connect_results_late: Gauge::default(),
             connect_results_overflow: Gauge::default(),
+            connect_aggregates_pending: Gauge::default(),
+            connect_aggregates_flushed_early: Gauge::default(),
             memory_budget: Family::default(),
             memory_used: Family::default(),
             budget_drops: Family::default(),
@@ -302,6 +308,16 @@ impl Metrics {
             "connect_results_overflow",
             "Connect events that went out before their result because too many were waiting",
             m.connect_results_overflow.clone(),
+        );
+        registry.register(
+            "connect_aggregates_pending",
+            "Connect keys with an open --aggregate-connects window",
+            m.connect_aggregates_pending.clone(),
+        );
+        registry.register(
+            "connect_aggregates_flushed_early",
+            "Connect summaries that went out before their --aggregate-connects window closed because too many keys were pending",
+            m.connect_aggregates_flushed_early.clone(),
         );
         registry.register(
             "memory_budget_bytes",

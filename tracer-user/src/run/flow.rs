@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use crate::{
+    aggregate::Aggregates,
     attribute::{Attributed, Attributor},
     decode::Record,
     event::{BudgetCounts, Event},
@@ -39,6 +40,9 @@ pub(super) struct Flow {
     /// Reused between batches.
     pub(super) ready: Vec<Attributed>,
     pub(super) out: Vec<Event>,
+    /// `--aggregate-connects`: the last stage, after every wait, so connects
+    /// are folded with the outcome and identity they would have gone out with.
+    pub(super) aggregates: Option<Aggregates>,
 }
 
 impl Flow {
@@ -54,7 +58,16 @@ impl Flow {
     }
 
     pub(super) fn is_idle(&self) -> bool {
-        self.outcomes.is_empty() && self.parked.is_empty()
+        self.outcomes.is_empty()
+            && self.parked.is_empty()
+            && self.aggregates.as_ref().is_none_or(Aggregates::is_empty)
+    }
+
+    /// Bytes held by events that wait: for a result, an identity, a window.
+    pub(super) fn waiting_bytes(&self) -> usize {
+        self.parked.bytes()
+            + self.outcomes.bytes()
+            + self.aggregates.as_ref().map_or(0, Aggregates::bytes)
     }
 
     pub(super) fn records(
@@ -69,6 +82,10 @@ impl Flow {
             match rec {
                 Record::ConnectResult(r) => self.ready.extend(self.outcomes.result(&r)),
                 rec => {
+                    if let (Record::Exit { task, .. }, Some(agg)) = (&rec, &mut self.aggregates) {
+                        // What it folded goes out now, before its exit.
+                        agg.exited(task.tgid, &mut |ev| emit(sinks, m, &ev));
+                    }
                     if let Some(a) = attributor.handle(rec) {
                         self.outcomes.admit(a, now, &mut self.ready);
                     }
@@ -106,13 +123,23 @@ impl Flow {
     }
 
     pub(super) fn send(&mut self, sinks: &mut Sinks, m: &Metrics) {
-        for ev in self.out.drain(..) {
-            emit(sinks, m, &ev);
+        match &mut self.aggregates {
+            Some(agg) => {
+                let now = Instant::now();
+                for ev in self.out.drain(..) {
+                    agg.admit(ev, now, &mut |ev| emit(sinks, m, &ev));
+                }
+            }
+            None => {
+                for ev in self.out.drain(..) {
+                    emit(sinks, m, &ev);
+                }
+            }
         }
     }
 
     /// Time-based progress: connects past their wait, parked events resolved
-    /// or past theirs (everything when `all`).
+    /// or past theirs, aggregation windows over (everything when `all`).
     pub(super) fn tick(
         &mut self,
         attributor: &mut Attributor,
@@ -127,5 +154,8 @@ impl Flow {
         }
         self.send(sinks, m);
         self.retry(attributor, sinks, m, all);
+        if let Some(agg) = &mut self.aggregates {
+            agg.expire(Instant::now(), all, &mut |ev| emit(sinks, m, &ev));
+        }
     }
 }

@@ -147,6 +147,44 @@ fn outcome(act: Option<&view::Action>, color: bool) -> String {
     paint(color, code, &s)
 }
 
+/// A summary's outcomes: `success 38, failure 3 (ECONNREFUSED 3)`, the
+/// outcomes with none left out.
+fn aggregate_outcomes(g: &view::Aggregate, color: bool) -> String {
+    let mut parts = Vec::new();
+    for name in ["success", "in_progress", "failure", "unknown"] {
+        let n = g
+            .outcomes
+            .as_ref()
+            .and_then(|o| o.get(name).copied().flatten())
+            .unwrap_or(0);
+        if n == 0 {
+            continue;
+        }
+        let code = match name {
+            "success" => GREEN,
+            "in_progress" => YELLOW,
+            _ => RED,
+        };
+        let mut s = format!("{name} {n}");
+        if name == "failure" {
+            let errors: Vec<String> = g
+                .errors
+                .iter()
+                .flatten()
+                .map(|(e, n)| format!("{} {}", clean(e), n.unwrap_or(0)))
+                .collect();
+            if !errors.is_empty() {
+                s.push_str(&format!(" ({})", errors.join(", ")));
+            }
+        }
+        parts.push(paint(color, code, &s));
+    }
+    if parts.is_empty() {
+        return "?".to_owned();
+    }
+    parts.join(", ")
+}
+
 /// Causes in the order the event format lists them; unknown ones after.
 const KNOWN_LOSSES: [&str; 7] = [
     "ring_full",
@@ -272,11 +310,20 @@ pub(crate) fn compact_line(ev: &Line, color: bool) -> String {
                 format!("{ip}:{port}")
             };
             let protocol = act.and_then(|a| a.protocol.as_deref()).unwrap_or("?");
-            out.push_str(&format!(
-                " {} {addr} -> {}",
-                clean(protocol),
-                outcome(act, color)
-            ));
+            match act.and_then(|a| a.aggregate.as_ref()) {
+                // A summary: how many, and how they went.
+                Some(g) => out.push_str(&format!(
+                    " {} {addr} \u{d7}{} -> {}",
+                    clean(protocol),
+                    g.count.map_or("?".to_owned(), |n| n.to_string()),
+                    aggregate_outcomes(g, color)
+                )),
+                None => out.push_str(&format!(
+                    " {} {addr} -> {}",
+                    clean(protocol),
+                    outcome(act, color)
+                )),
+            }
         }
         "fork" => {
             let child = act.and_then(|a| a.child_pid).unwrap_or(0);
@@ -425,6 +472,22 @@ mod tests {
         ok["action"]["outcome"] = json!("success");
         ok["action"]["error"] = Value::Null;
         assert!(show(&ok, false).ends_with(" /usr/bin/curl tcp 10.1.2.3:443 -> success"));
+        // A summary (`--aggregate-connects`): how many, and how they went.
+        let mut summary = ok.clone();
+        summary["action"]["aggregate"] = json!({
+            "window_s": 2, "count": 41,
+            "first_time": "2026-11-23T20:21:45.123456789Z",
+            "last_time": "2026-11-23T20:21:47.123456789Z",
+            "outcomes": {"success": 38, "in_progress": 0, "failure": 3, "unknown": 0},
+            "errors": {"ECONNREFUSED": 2, "ETIMEDOUT": 1}
+        });
+        assert!(
+            show(&summary, false).ends_with(
+                " /usr/bin/curl tcp 10.1.2.3:443 \u{d7}41 -> success 38, failure 3 (ECONNREFUSED 2, ETIMEDOUT 1)"
+            ),
+            "{}",
+            show(&summary, false)
+        );
 
         assert_eq!(
             show(&loss_event(), false),

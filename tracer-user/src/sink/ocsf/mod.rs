@@ -133,8 +133,10 @@ fn header<'a, U>(
         class_name: class.name,
         class_uid: class.uid,
         connection_info: None,
+        count: None,
         device: device(o.host),
         dst_endpoint: None,
+        end_time: None,
         exit_code: None,
         launch_type: None,
         launch_type_id: None,
@@ -154,6 +156,7 @@ fn header<'a, U>(
         severity: INFORMATIONAL.1,
         severity_id: INFORMATIONAL.0,
         src_endpoint: None,
+        start_time: None,
         // Each class sets its own.
         status: SUCCESS.1,
         status_code: None,

@@ -32,9 +32,15 @@ pub struct Record<'a, U> {
     pub class_uid: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connection_info: Option<ConnectionInfo<'a>>,
+    /// A summary of connects (`--aggregate-connects`): how many it stands
+    /// for, and the first's and last's times (`start_time`, `end_time`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
     pub device: Device<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dst_endpoint: Option<NetworkEndpoint<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -50,6 +56,8 @@ pub struct Record<'a, U> {
     pub severity_id: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub src_endpoint: Option<NetworkEndpoint<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<i64>,
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_code: Option<&'a str>,

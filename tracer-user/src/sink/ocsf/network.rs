@@ -38,6 +38,7 @@ pub(super) fn connect<'a>(ev: &'a Event, a: &'a ConnectAction) -> EventRecord<'a
         Outcome::Failure => (FAIL, FAILURE),
     };
     let action = ActionView {
+        aggregate: a.aggregate.as_deref(),
         in_syscall: Some(a.in_syscall),
         method: Some(a.method),
         outcome_from: a.outcome_from,
@@ -54,6 +55,13 @@ pub(super) fn connect<'a>(ev: &'a Event, a: &'a ConnectAction) -> EventRecord<'a
     );
     r.set_status(status);
     r.set_error(a.error.as_deref());
+    if let Some(g) = &a.aggregate {
+        // OCSF's base event aggregates this way: `count` events of the same
+        // kind, between `start_time` and `end_time`.
+        r.count = Some(g.count);
+        r.start_time = Some(g.first_time.millis());
+        r.end_time = Some(g.last_time.millis());
+    }
     let p = process(ev, &x.binary, &x.argv, Some(&x.exec_id));
     r.actor = Some(actor(x, Some(p)));
     r.dst_endpoint = Some(endpoint(&a.destination));

@@ -19,7 +19,7 @@ use crate::{
 #[derive(Serialize)]
 pub struct EventUnmapped<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub action: Option<ActionView>,
+    pub action: Option<ActionView<'a>>,
     pub argv: &'a [String],
     pub cgroup: CgroupView<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,7 +44,7 @@ pub struct EventUnmapped<'a> {
 impl<'a> EventUnmapped<'a> {
     /// Everything about the executor and its lineage; `argv` is the one the
     /// event's process ran (or tried to).
-    pub fn new(ev: &'a Event, argv: &'a [String], action: Option<ActionView>) -> Self {
+    pub fn new(ev: &'a Event, argv: &'a [String], action: Option<ActionView<'a>>) -> Self {
         let x: &'a Executor = &ev.executor;
         let id = &x.identity;
         EventUnmapped {
@@ -83,7 +83,12 @@ impl<'a> EventUnmapped<'a> {
 
 /// What the event's action says beyond OCSF's attributes; each kind sets its own.
 #[derive(Default, Serialize)]
-pub struct ActionView {
+pub struct ActionView<'a> {
+    /// A connect summary (`--aggregate-connects`): what OCSF's `count`,
+    /// `start_time` and `end_time` do not say (the window, the outcome and
+    /// error counts, the times in ns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<&'a crate::event::Aggregate>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub argv_truncated: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]

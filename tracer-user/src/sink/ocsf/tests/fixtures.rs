@@ -289,6 +289,7 @@ pub(super) fn connect(
             error: error.map(str::to_owned),
             outcome_from: Some("socket"),
             socket_cookie: 7,
+            aggregate: None,
         }),
     )
 }

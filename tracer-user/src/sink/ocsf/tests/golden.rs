@@ -249,6 +249,33 @@ fn tcp(
     connect("tcp", family, dst, src, outcome, error)
 }
 
+/// A summary of 41 connects (`--aggregate-connects 2`), the last refused.
+fn connect_aggregate() -> Event {
+    let ev = tcp(
+        "ipv4",
+        ("10.96.12.7", 8080),
+        None,
+        Outcome::Failure,
+        Some("ECONNREFUSED"),
+    );
+    let last = ev.time;
+    with_connect(ev, |c| {
+        c.aggregate = Some(Box::new(crate::event::Aggregate {
+            window_s: 2,
+            count: 41,
+            first_time: crate::event::UnixNanos(last.0 - 1_500_000_000),
+            last_time: last,
+            outcomes: crate::event::OutcomeCounts {
+                success: 38,
+                in_progress: 0,
+                failure: 3,
+                unknown: 0,
+            },
+            errors: BTreeMap::from([("ECONNREFUSED".to_owned(), 3)]),
+        }));
+    })
+}
+
 fn loss_with_budget() -> LossRecord {
     let mut l = loss();
     l.lost = Default::default();
@@ -350,6 +377,7 @@ fn events() -> Vec<(&'static str, Event)> {
             "connect_unknown_protocol_name",
             connect("mptcp", "ipv4", v4, None, Outcome::Success, None),
         ),
+        ("connect_v4_aggregate", connect_aggregate()),
         ("fork_in_pod", fork_in_pod()),
         ("exit_killed", exit_killed()),
         ("exit_normal", exit_normal()),

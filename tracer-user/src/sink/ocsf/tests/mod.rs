@@ -387,3 +387,39 @@ fn loss_is_application_error() {
     assert_eq!(v["metadata"]["event_code"], "loss");
     assert_eq!(v["time"], 1_795_465_307_123_i64);
 }
+
+/// A connect summary (`--aggregate-connects`): its count and first and last
+/// times in OCSF's base attributes, the rest under `unmapped.action.aggregate`;
+/// a plain connect has none of them.
+#[test]
+fn connect_summary_maps_count_and_times() {
+    let mut ev = tcp_connect();
+    let plain = event_to_ocsf(&ev);
+    for k in ["count", "start_time", "end_time"] {
+        assert!(plain.get(k).is_none(), "{k}: {plain}");
+    }
+    assert!(plain["unmapped"]["action"].get("aggregate").is_none());
+    let last = ev.time;
+    if let Action::Connect(c) = &mut ev.action {
+        c.aggregate = Some(Box::new(crate::event::Aggregate {
+            window_s: 2,
+            count: 7,
+            first_time: crate::event::UnixNanos(last.0 - 1_000_000_000),
+            last_time: last,
+            outcomes: crate::event::OutcomeCounts {
+                success: 7,
+                ..Default::default()
+            },
+            errors: Default::default(),
+        }));
+    }
+    let o = event_to_ocsf(&ev);
+    assert_type(&o, 4001, 1);
+    assert_eq!(o["count"], 7);
+    assert_eq!(o["end_time"], last.millis());
+    assert_eq!(o["start_time"], last.millis() - 1000);
+    let g = &o["unmapped"]["action"]["aggregate"];
+    assert_eq!(g["window_s"], 2);
+    assert_eq!(g["outcomes"]["success"], 7);
+    assert_eq!(g["count"], 7);
+}
