@@ -105,6 +105,9 @@ pub struct Sinks {
     executors: Option<ExecutorCache>,
     line: Vec<u8>,
     ocsf_line: Vec<u8>,
+    /// `--lineage ids`: an event's line in full and by reference.
+    full_text: Text,
+    brief_text: [Text; 2],
 }
 
 impl Sinks {
@@ -180,6 +183,8 @@ impl Sinks {
             lineage_ids: o.lineage_ids,
             line: Vec::with_capacity(4096),
             ocsf_line: Vec::with_capacity(4096),
+            full_text: Text::default(),
+            brief_text: Default::default(),
         })
     }
 
@@ -308,13 +313,14 @@ impl Sinks {
     ) {
         let mut descriptions = Descriptions::new(ev);
         // Each text is serialized at most once, when an output needs it.
-        let mut full = Text::default();
-        let mut brief = [Text::default(), Text::default()];
+        let (full, brief) = (&mut self.full_text, &mut self.brief_text);
+        full.reset();
+        brief.iter_mut().for_each(Text::reset);
         let mut lineage = None;
         let exec_id = &ev.executor.exec_id;
         for o in self.outputs.iter_mut().filter(|o| o.format == Format::Json) {
             let mut by_ref = plan(o, ev, executor_fact, &mut lineage);
-            let Some((line, _)) = text(by_ref, &mut full, &mut brief, ev, executor) else {
+            let Some((line, _)) = text(by_ref, full, brief, ev, executor) else {
                 continue;
             };
             let bound = if by_ref == Some(false) {
@@ -327,7 +333,7 @@ impl Sinks {
                 // The file rotated: the new one describes nothing yet.
                 by_ref = None;
             }
-            let Some((line, at)) = text(by_ref, &mut full, &mut brief, ev, executor) else {
+            let Some((line, at)) = text(by_ref, full, brief, ev, executor) else {
                 continue;
             };
             let Some(mut seen) = o.described.take() else {
@@ -359,7 +365,7 @@ impl Sinks {
             o.described = Some(seen);
         }
         if let (Some(s), Some(seen)) = (&self.socket, &mut self.socket_described) {
-            let Some((line, _)) = text(None, &mut full, &mut brief, ev, executor) else {
+            let Some((line, _)) = text(None, full, brief, ev, executor) else {
                 return;
             };
             let mut line = line.to_vec();
@@ -459,41 +465,50 @@ fn text<'t>(
 }
 
 /// A line serialized on first use: its text, where its chain link goes, and
-/// where its executor is.
+/// where its executor is. The buffer is kept from event to event.
 #[derive(Default)]
-enum Text {
+struct Text {
+    buf: Vec<u8>,
+    state: TextState,
+}
+
+#[derive(Default)]
+enum TextState {
     #[default]
     NotYet,
     Failed,
-    Done(Vec<u8>, usize, Range<usize>),
+    Done(usize, Range<usize>),
 }
 
 impl Text {
+    /// For the next event.
+    fn reset(&mut self) {
+        self.buf.clear();
+        self.state = TextState::NotYet;
+    }
+
     fn get(
         &mut self,
         write: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<Range<usize>>,
     ) -> Option<(&[u8], usize)> {
-        if let Text::NotYet = self {
-            let mut buf = Vec::with_capacity(2048);
-            *self = match write(&mut buf) {
+        if let TextState::NotYet = self.state {
+            self.buf.clear();
+            self.state = match write(&mut self.buf) {
                 // The link goes last in the object.
-                Ok(span) => {
-                    let at = buf.len().saturating_sub(1);
-                    Text::Done(buf, at, span)
-                }
-                Err(_) => Text::Failed,
+                Ok(span) => TextState::Done(self.buf.len().saturating_sub(1), span),
+                Err(_) => TextState::Failed,
             };
         }
-        match self {
-            Text::Done(buf, at, _) => Some((buf.as_slice(), *at)),
+        match &self.state {
+            TextState::Done(at, _) => Some((self.buf.as_slice(), *at)),
             _ => None,
         }
     }
 
     /// The fingerprint of the executor this full line describes.
     fn executor_fact(&self) -> Option<u64> {
-        match self {
-            Text::Done(buf, _, span) => buf.get(span.clone()).map(describe::executor_fact),
+        match &self.state {
+            TextState::Done(_, span) => self.buf.get(span.clone()).map(describe::executor_fact),
             _ => None,
         }
     }
