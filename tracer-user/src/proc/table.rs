@@ -188,6 +188,11 @@ fn entry_bytes(p: &Process, ancestor_argv_max: usize) -> usize {
             + argv_bytes
             + p.argv.len() * ARG_OVERHEAD
             + p.file.as_ref().map_or(0, |_| ARC + FILE)
+            + p.loader_env.as_ref().map_or(0, |e| {
+                e.iter()
+                    .map(|(k, v)| k.len() + v.len() + 2 * ARG_OVERHEAD)
+                    .sum()
+            })
     };
     // The lineage entry (built on first use) is JSON of the argv cut to the
     // lineage bound, plus that cut argv as strings when it is cut.
@@ -202,18 +207,12 @@ fn entry_bytes(p: &Process, ancestor_argv_max: usize) -> usize {
     };
     let lineage =
         96 + p.exec_id.len() + p.binary.len() + lineage_argv + 3 * p.argv.len() + cut_copy;
-    let env = p.loader_env.as_ref().map_or(0, |e| {
-        e.iter()
-            .map(|(k, v)| k.len() + v.len() + 2 * ARG_OVERHEAD)
-            .sum()
-    });
     ENTRY_OVERHEAD
         + ARC
         + p.exec_id.len()
         + own
         + lineage
         + p.cwd.as_ref().map_or(0, |c| ARC + c.len())
-        + env
 }
 
 /// `argv` cut to what an entry keeps, or None when it fits.
@@ -462,7 +461,7 @@ impl ProcessTable {
     }
 
     /// Processes added since the last call that are still running share their
-    /// binary and argv with equal ones. Done here, not per exec, so a storm of
+    /// binary, argv, file version and loader environment with equal ones. Done here, not per exec, so a storm of
     /// short-lived processes pays nothing for it; the long-lived ones, which
     /// make a table large, are shared within a tick.
     pub fn share_long_lived(&mut self, intern: &mut Interner) {
@@ -475,16 +474,24 @@ impl ProcessTable {
                 let binary = intern.str(&p.binary);
                 let argv = intern.argv(&p.argv);
                 let file = p.file.as_ref().map(|f| intern.file(f));
+                // A loader environment (LD_LIBRARY_PATH and the like) is the
+                // parent's, the same for all its children, and larger than the rest.
+                let loader_env = p.loader_env.as_ref().map(|e| intern.env(e));
                 // Copies another entry holds (not this entry's own, kept as the shared one).
                 p.shared = !Arc::ptr_eq(&binary, &p.binary)
                     && !Arc::ptr_eq(&argv, &p.argv)
                     && p.file
                         .as_ref()
                         .zip(file.as_ref())
+                        .is_none_or(|(a, b)| !Arc::ptr_eq(a, b))
+                    && p.loader_env
+                        .as_ref()
+                        .zip(loader_env.as_ref())
                         .is_none_or(|(a, b)| !Arc::ptr_eq(a, b));
                 p.binary = binary;
                 p.argv = argv;
                 p.file = file;
+                p.loader_env = loader_env;
                 let after = entry_bytes(p, self.ancestor_argv_max);
                 self.bytes = (self.bytes + after).saturating_sub(before);
             }
@@ -638,6 +645,9 @@ mod tests {
             let mut p = proc(pid, 1, 5, "sleep");
             p.exec_id = format!("id{pid}").into();
             p.file = Some(Arc::new(file));
+            // As `cargo run` and many launchers pass to all their children.
+            let env = [("LD_LIBRARY_PATH".to_owned(), "/opt/lib".to_owned())];
+            p.loader_env = Some(Arc::new(env.into_iter().collect()));
             t.upsert(p);
         }
         let unshared = t.bytes();
