@@ -72,6 +72,10 @@ enum Task {
         /// (default 100000; 0 skips; --quick skips).
         #[arg(long)]
         table_procs: Option<u32>,
+        /// Only the large-table RSS step (no workloads, no report): prints the
+        /// tracer's RSS before and after taking in --table-procs processes.
+        #[arg(long)]
+        table_only: bool,
     },
     /// Mixed churn with the tracer for N minutes: RSS over time, loss, event rate
     /// (target/bench/soak.json).
@@ -175,7 +179,11 @@ fn main() -> Result<()> {
             seconds,
             peers,
             table_procs,
+            table_only,
         } => {
+            if table_only {
+                return bench::table_only(&root, table_procs.unwrap_or(100_000));
+            }
             let (rounds, seconds) = if quick { (1, 3) } else { (rounds, seconds) };
             bench::run(
                 &root,

@@ -39,7 +39,7 @@ impl Attributor {
     /// The executed file with its hash as known now (queued for hashing when
     /// new), and whether that hash is still being computed.
     fn file_id(&mut self, pid: u32, p: &Process) -> (Option<FileId>, bool) {
-        let Some(v) = p.file else {
+        let Some(v) = p.file.as_deref().copied() else {
             return (None, false);
         };
         let host_paths = &self.host_paths;
@@ -84,7 +84,7 @@ impl Attributor {
                 uid: task.uid,
                 user: user.name.as_deref(),
                 gid: task.gid,
-                path: host_path_fact(&mut self.host_paths, &p.binary, p.file.as_ref()),
+                path: host_path_fact(&mut self.host_paths, &p.binary, p.file.as_deref()),
             },
         );
         let (file, waiting_for_hash) = self.file_id(task.tgid, p);
@@ -132,11 +132,15 @@ impl Attributor {
         let own = self.cgroup_key(task.cgroup_id, task.cgroup_v1_id);
         for a in &mut lineage {
             a.brief = self.ctx.lineage_ids;
-            let Some((cgroup_id, v1_id, uid, gid, file)) = self
-                .table
-                .get(a.pid)
-                .map(|p| (p.cgroup_id, p.cgroup_v1_id, p.uid, p.gid, p.file))
-            else {
+            let Some((cgroup_id, v1_id, uid, gid, file)) = self.table.get(a.pid).map(|p| {
+                (
+                    p.cgroup_id,
+                    p.cgroup_v1_id,
+                    p.uid,
+                    p.gid,
+                    p.file.as_deref().copied(),
+                )
+            }) else {
                 continue;
             };
             if cgroup_id == 0 || self.cgroup_key(cgroup_id, v1_id) == own {

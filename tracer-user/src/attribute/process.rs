@@ -32,7 +32,7 @@ pub(super) struct Image {
     pub argv_truncated: bool,
     pub cwd: Option<Arc<str>>,
     pub cwd_ino: u64,
-    pub file: Option<FileVersion>,
+    pub file: Option<Arc<FileVersion>>,
     pub loader_env: Option<Arc<LoaderEnv>>,
     /// (v2 id, v1 id); 0 unknown.
     pub cgroups: (u64, u64),
@@ -99,7 +99,7 @@ impl Image {
             argv_truncated: parent.argv_truncated,
             cwd: parent.cwd.clone(),
             cwd_ino: parent.cwd_ino,
-            file: parent.file,
+            file: parent.file.clone(),
             loader_env: parent.loader_env.clone(),
             ..base
         }
@@ -129,7 +129,7 @@ impl Image {
             argv_truncated: s.argv_truncated,
             cwd: s.cwd.as_deref().map(|c| escape(c).into()),
             cwd_ino: s.cwd_ino,
-            file: s.file,
+            file: s.file.map(Arc::new),
             loader_env: s.loader_env.clone(),
             cgroups,
             uid: s.uid,
@@ -178,6 +178,8 @@ impl Image {
             gid,
             exited: None,
             lineage_entry: Default::default(),
+            serial: 0,
+            shared: false,
         }
     }
 }
@@ -318,13 +320,13 @@ impl Attributor {
             cwd_ino: if cwd.is_some() { key.2 } else { 0 },
             cwd,
             file: (e.rec.file_ino != 0).then(|| {
-                FileVersion::from_kernel(
+                Arc::new(FileVersion::from_kernel(
                     e.rec.file_dev,
                     e.rec.file_ino,
                     e.rec.file_size,
                     e.rec.file_ctime_sec,
                     e.rec.file_ctime_nsec,
-                )
+                ))
             }),
             loader_env: crate::proc::env::loader_env(&e.env),
             ..base

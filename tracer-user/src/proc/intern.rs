@@ -3,10 +3,14 @@
 //! entry pointing at one copy keeps a large table small.
 use std::{collections::HashSet, sync::Arc};
 
+use crate::{event::LoaderEnv, filehash::FileVersion};
+
 #[derive(Default)]
 pub struct Interner {
     strs: HashSet<Arc<str>>,
     argvs: HashSet<Arc<[String]>>,
+    files: HashSet<Arc<FileVersion>>,
+    envs: HashSet<Arc<LoaderEnv>>,
     /// Entries after the last purge, so purges run only when the sets grew.
     size_at_purge: usize,
 }
@@ -30,8 +34,26 @@ impl Interner {
         argv.clone()
     }
 
+    /// The shared copy equal to `file`; `file` itself becomes it if there is none.
+    pub fn file(&mut self, file: &Arc<FileVersion>) -> Arc<FileVersion> {
+        if let Some(a) = self.files.get(&**file) {
+            return a.clone();
+        }
+        self.files.insert(file.clone());
+        file.clone()
+    }
+
+    /// The shared copy equal to `env`; `env` itself becomes it if there is none.
+    pub fn env(&mut self, env: &Arc<LoaderEnv>) -> Arc<LoaderEnv> {
+        if let Some(a) = self.envs.get(&**env) {
+            return a.clone();
+        }
+        self.envs.insert(env.clone());
+        env.clone()
+    }
+
     pub fn len(&self) -> usize {
-        self.strs.len() + self.argvs.len()
+        self.strs.len() + self.argvs.len() + self.files.len() + self.envs.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -46,6 +68,8 @@ impl Interner {
         }
         self.strs.retain(|a| Arc::strong_count(a) > 1);
         self.argvs.retain(|a| Arc::strong_count(a) > 1);
+        self.files.retain(|a| Arc::strong_count(a) > 1);
+        self.envs.retain(|a| Arc::strong_count(a) > 1);
         self.size_at_purge = self.len();
     }
 }

@@ -28,8 +28,9 @@ pub struct Process {
     /// image; None while only /proc has described it (the first record sets it).
     pub exec_seq: Option<u64>,
     pub image_source: ImageSource,
-    /// The executed file's version (device, inode, size, ctime).
-    pub file: Option<FileVersion>,
+    /// The executed file's version (device, inode, size, ctime); behind a
+    /// pointer so that the processes running one binary share one copy.
+    pub file: Option<Arc<FileVersion>>,
     pub loader_env: Option<Arc<LoaderEnv>>,
     pub pid: u32,
     pub ppid: u32,
@@ -54,7 +55,15 @@ pub struct Process {
     /// When the exit was seen; the entry stays for lineage until the grace ends.
     pub exited: Option<Instant>,
     /// This process as a lineage entry, built and serialized on first use.
-    pub lineage_entry: OnceLock<AncestorParts>,
+    /// Boxed: most processes never become an ancestor, and a pointer is a
+    /// fifth of the parts' size in every entry.
+    pub lineage_entry: OnceLock<Box<AncestorParts>>,
+    /// Set by the table on insertion: tells this image's places in the
+    /// table's queues from those of an earlier image of the same pid.
+    pub serial: u64,
+    /// Set by the table once its binary, argv and file are copies other
+    /// entries hold too: [`entry_bytes`] then leaves them out.
+    pub shared: bool,
 }
 
 /// What a process contributes to its descendants' lineage; never changes for
@@ -87,11 +96,11 @@ impl Process {
                 argv_truncated,
                 image_source: self.reported_source(),
             });
-            AncestorParts {
+            Box::new(AncestorParts {
                 argv,
                 argv_truncated,
                 json,
-            }
+            })
         });
         Ancestor {
             exec_id: self.exec_id.clone(),
@@ -148,19 +157,43 @@ pub const KEPT_ARGS_MAX: usize = 256;
 const ARG_OVERHEAD: usize = 24 + 16;
 
 /// What an entry costs besides its strings: the boxed `Process` and its
-/// allocator header, its map slot (with the map's spare room), its place in
-/// the insertion-order queue.
-const ENTRY_OVERHEAD: usize = std::mem::size_of::<Process>() + 16 + 32 + 48;
+/// allocator header, its map slot (with the map's spare room), its places in
+/// the insertion-order queue (a pid and serial, up to [`ORDER_SLACK`] of them
+/// per entry, in a queue with up to twice the room).
+const ENTRY_OVERHEAD: usize = std::mem::size_of::<Process>() + 16 + 32 + 2 * 16 * 5 / 4;
+
+/// `order` is compacted once it holds a quarter more positions than the table
+/// entries (plus a constant): a process that forks and then execs leaves one
+/// stale position per image, and the queue must not keep twice the entries.
+const ORDER_SLACK: usize = 4;
 
 /// An `Arc<str>`'s header.
 const ARC: usize = 16;
 
-/// Approximate heap bytes an entry holds, from above: equal binaries and argv
-/// shared by [`Interner`] are counted once per entry, and the lineage entry
-/// as if every process became an ancestor.
+/// A [`FileVersion`] with its allocator header.
+const FILE: usize = std::mem::size_of::<FileVersion>() + 8;
+
+/// Approximate heap bytes an entry holds, from above: the lineage entry as if
+/// every process became an ancestor, and its binary, argv and file version
+/// unless [`Interner`] found them equal to copies other entries already hold
+/// ([`Process::shared`]: those are counted by the entry that first held them,
+/// so each shared copy once, not once per process).
 fn entry_bytes(p: &Process, ancestor_argv_max: usize) -> usize {
     let argv_bytes: usize = p.argv.iter().map(|a| a.len() + 1).sum();
-    let argv = ARC + argv_bytes + p.argv.len() * ARG_OVERHEAD;
+    let own = if p.shared {
+        0
+    } else {
+        ARC + p.binary.len()
+            + ARC
+            + argv_bytes
+            + p.argv.len() * ARG_OVERHEAD
+            + p.file.as_ref().map_or(0, |_| ARC + FILE)
+            + p.loader_env.as_ref().map_or(0, |e| {
+                e.iter()
+                    .map(|(k, v)| k.len() + v.len() + 2 * ARG_OVERHEAD)
+                    .sum()
+            })
+    };
     // The lineage entry (built on first use) is JSON of the argv cut to the
     // lineage bound, plus that cut argv as strings when it is cut.
     let lineage_argv = match ancestor_argv_max {
@@ -174,20 +207,12 @@ fn entry_bytes(p: &Process, ancestor_argv_max: usize) -> usize {
     };
     let lineage =
         96 + p.exec_id.len() + p.binary.len() + lineage_argv + 3 * p.argv.len() + cut_copy;
-    let env = p.loader_env.as_ref().map_or(0, |e| {
-        e.iter()
-            .map(|(k, v)| k.len() + v.len() + 2 * ARG_OVERHEAD)
-            .sum()
-    });
     ENTRY_OVERHEAD
         + ARC
         + p.exec_id.len()
-        + ARC
-        + p.binary.len()
-        + argv
+        + own
         + lineage
         + p.cwd.as_ref().map_or(0, |c| ARC + c.len())
-        + env
 }
 
 /// `argv` cut to what an entry keeps, or None when it fits.
@@ -214,11 +239,14 @@ pub struct ProcessTable {
     /// Boxed: a `Process` is ~180 bytes, and the map keeps spare slots and moves
     /// every entry when it grows; with boxes both cost a pointer, not a process.
     procs: HashMap<u32, Box<Process>>,
-    /// Exit order, for eviction: (pid, exec_id at exit).
-    exited: VecDeque<(u32, Arc<str>, Instant)>,
+    /// Exit order, for eviction: (pid, serial of the image that exited).
+    exited: VecDeque<(u32, u64, Instant)>,
     /// Insertion order of entries, for evicting running processes when the
-    /// table is full of them (stale positions are skipped and compacted).
-    order: VecDeque<(u32, Arc<str>)>,
+    /// table is full of them (stale positions are skipped and compacted):
+    /// (pid, serial of the image inserted).
+    order: VecDeque<(u32, u64)>,
+    /// The next image's serial.
+    next_serial: u64,
     grace: Duration,
     max_entries: usize,
     /// Bound on [`entry_bytes`] over all entries.
@@ -244,6 +272,7 @@ impl ProcessTable {
             drops: TableDrops::default(),
             ancestor_argv_max: 0,
             fresh: Vec::new(),
+            next_serial: 0,
         }
     }
 
@@ -272,7 +301,9 @@ impl ProcessTable {
         }
         self.bytes += entry_bytes(&p, self.ancestor_argv_max);
         self.fresh.push(p.pid);
-        self.order.push_back((p.pid, p.exec_id.clone()));
+        p.serial = self.next_serial;
+        self.next_serial += 1;
+        self.order.push_back((p.pid, p.serial));
         if let Some(old) = self.procs.insert(p.pid, Box::new(p)) {
             self.bytes = self
                 .bytes
@@ -362,21 +393,20 @@ impl ProcessTable {
             && p.exited.is_none()
         {
             p.exited = Some(now);
-            self.exited.push_back((pid, p.exec_id.clone(), now));
+            self.exited.push_back((pid, p.serial, now));
         }
     }
 
     /// Drop exited processes whose grace period is over.
     pub fn evict(&mut self, now: Instant) -> usize {
         let mut n = 0;
-        while let Some((pid, exec_id, at)) = self.exited.front() {
-            if now.duration_since(*at) < self.grace {
+        while let Some(&(pid, serial, at)) = self.exited.front() {
+            if now.duration_since(at) < self.grace {
                 break;
             }
             // The pid may have been reused by a new process since: remove only the
             // image that exited.
-            let pid = *pid;
-            if self.procs.get(&pid).is_some_and(|p| p.exec_id == *exec_id) {
+            if self.procs.get(&pid).is_some_and(|p| p.serial == serial) {
                 self.remove(pid);
                 n += 1;
             }
@@ -395,23 +425,23 @@ impl ProcessTable {
     /// that acts again is read back from /proc, and counted as such).
     fn enforce_bound(&mut self) {
         while self.over_bound() {
-            let Some((pid, exec_id, _)) = self.exited.pop_front() else {
+            let Some((pid, serial, _)) = self.exited.pop_front() else {
                 break;
             };
-            if self.procs.get(&pid).is_some_and(|p| p.exec_id == exec_id) {
+            if self.procs.get(&pid).is_some_and(|p| p.serial == serial) {
                 self.remove(pid);
                 self.drops.exited_early += 1;
             }
         }
         // Never the entry just added (the last in `order`): its event is being built.
         while self.over_bound() && self.order.len() > 1 {
-            let Some((pid, exec_id)) = self.order.pop_front() else {
+            let Some((pid, serial)) = self.order.pop_front() else {
                 break;
             };
             if self
                 .procs
                 .get(&pid)
-                .is_some_and(|p| p.exec_id == exec_id && p.exited.is_none())
+                .is_some_and(|p| p.serial == serial && p.exited.is_none())
             {
                 self.remove(pid);
                 self.drops.live += 1;
@@ -423,24 +453,47 @@ impl ProcessTable {
     /// Forget positions of entries gone or replaced once they outnumber the
     /// entries, so the queue stays proportional to the table.
     fn compact_order(&mut self) {
-        if self.order.len() > 2 * self.procs.len() + 1024 {
+        if self.order.len() > self.procs.len() + self.procs.len() / ORDER_SLACK + 1024 {
             let procs = &self.procs;
             self.order
-                .retain(|(pid, id)| procs.get(pid).is_some_and(|p| p.exec_id == *id));
+                .retain(|&(pid, serial)| procs.get(&pid).is_some_and(|p| p.serial == serial));
         }
     }
 
     /// Processes added since the last call that are still running share their
-    /// binary and argv with equal ones. Done here, not per exec, so a storm of
+    /// binary, argv, file version and loader environment with equal ones. Done here, not per exec, so a storm of
     /// short-lived processes pays nothing for it; the long-lived ones, which
     /// make a table large, are shared within a tick.
     pub fn share_long_lived(&mut self, intern: &mut Interner) {
         for pid in self.fresh.drain(..) {
             if let Some(p) = self.procs.get_mut(&pid)
                 && p.exited.is_none()
+                && !p.shared
             {
-                p.binary = intern.str(&p.binary);
-                p.argv = intern.argv(&p.argv);
+                let before = entry_bytes(p, self.ancestor_argv_max);
+                let binary = intern.str(&p.binary);
+                let argv = intern.argv(&p.argv);
+                let file = p.file.as_ref().map(|f| intern.file(f));
+                // A loader environment (LD_LIBRARY_PATH and the like) is the
+                // parent's, the same for all its children, and larger than the rest.
+                let loader_env = p.loader_env.as_ref().map(|e| intern.env(e));
+                // Copies another entry holds (not this entry's own, kept as the shared one).
+                p.shared = !Arc::ptr_eq(&binary, &p.binary)
+                    && !Arc::ptr_eq(&argv, &p.argv)
+                    && p.file
+                        .as_ref()
+                        .zip(file.as_ref())
+                        .is_none_or(|(a, b)| !Arc::ptr_eq(a, b))
+                    && p.loader_env
+                        .as_ref()
+                        .zip(loader_env.as_ref())
+                        .is_none_or(|(a, b)| !Arc::ptr_eq(a, b));
+                p.binary = binary;
+                p.argv = argv;
+                p.file = file;
+                p.loader_env = loader_env;
+                let after = entry_bytes(p, self.ancestor_argv_max);
+                self.bytes = (self.bytes + after).saturating_sub(before);
             }
         }
     }
@@ -494,7 +547,23 @@ mod tests {
             gid: 0,
             exited: None,
             lineage_entry: OnceLock::new(),
+            serial: 0,
+            shared: false,
         }
+    }
+
+    /// A host with 100,000 processes must cost the tracer less than 64 MiB
+    /// (docs/performance.md, "Memory per process"): each entry is boxed, so
+    /// every byte of a `Process` is paid once per process (100 KB per byte),
+    /// and its spare room no less. Grow it only knowingly.
+    #[test]
+    fn entry_stays_small() {
+        assert!(std::mem::size_of::<Process>() <= 232);
+        // Rarely used parts are behind a pointer (most processes never
+        // become an ancestor).
+        assert_eq!(std::mem::size_of::<OnceLock<Box<AncestorParts>>>(), 16);
+        // The queues hold a pid and a serial per position, no strings.
+        assert_eq!(std::mem::size_of::<(u32, u64)>(), 16);
     }
 
     #[test]
@@ -555,6 +624,48 @@ mod tests {
         assert!(Arc::ptr_eq(&a.binary, &b.binary));
         // The one that already exited was left alone (it goes soon anyway).
         assert!(!Arc::ptr_eq(&a.argv, &t.get(12).unwrap().argv));
+    }
+
+    /// 100,000 copies of one command must not be accounted as 100,000 copies
+    /// of its strings, or the byte bound evicts a table that fits in memory;
+    /// and the accounting still returns to zero.
+    #[test]
+    fn shared_strings_are_accounted_once() {
+        let mut t = ProcessTable::new(Duration::from_secs(30), 100);
+        let mut intern = Interner::default();
+        let file = FileVersion {
+            major: 8,
+            minor: 1,
+            ino: 42,
+            size: 1000,
+            ctime_sec: 1,
+            ctime_nsec: 2,
+        };
+        for pid in [10, 11] {
+            let mut p = proc(pid, 1, 5, "sleep");
+            p.exec_id = format!("id{pid}").into();
+            p.file = Some(Arc::new(file));
+            // As `cargo run` and many launchers pass to all their children.
+            let env = [("LD_LIBRARY_PATH".to_owned(), "/opt/lib".to_owned())];
+            p.loader_env = Some(Arc::new(env.into_iter().collect()));
+            t.upsert(p);
+        }
+        let unshared = t.bytes();
+        t.share_long_lived(&mut intern);
+        let (a, b) = (t.get(10).unwrap(), t.get(11).unwrap());
+        assert!(!a.shared && b.shared, "the first holder counts the copy");
+        assert!(Arc::ptr_eq(
+            a.file.as_ref().unwrap(),
+            b.file.as_ref().unwrap()
+        ));
+        let counted = entry_bytes(a, 0) + entry_bytes(b, 0);
+        assert_eq!(t.bytes(), counted);
+        assert!(t.bytes() < unshared);
+        let now = Instant::now();
+        t.mark_exited(10, now);
+        t.mark_exited(11, now);
+        t.evict(now + Duration::from_secs(60));
+        assert_eq!((t.len(), t.bytes()), (0, 0));
     }
 
     #[test]

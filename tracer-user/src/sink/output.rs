@@ -62,6 +62,11 @@ struct CheckpointRecord<'a> {
 /// Bytes a link adds to a record.
 pub(super) const LINK_BYTES: usize = 200;
 
+/// Sealed lines of a batch held before they are written, while writes work:
+/// a batch of 4096 exec events is several MiB, and the buffer's room (which
+/// it keeps) counts in the tracer's peak RSS.
+const WRITE_EARLY_BYTES: usize = 256 * 1024;
+
 impl Output {
     pub(super) fn new(name: String, format: Format, target: Target, chain: Chain) -> Output {
         Output {
@@ -126,7 +131,15 @@ impl Output {
         let fits = |o: &Output| {
             o.pending.is_empty() || o.pending.len() + len + LINK_BYTES <= o.pending_max
         };
-        if matches!(self.target, Target::Stdout(_)) || fits(self) {
+        if matches!(self.target, Target::Stdout(_)) {
+            return true;
+        }
+        // A storm's batch goes out in pieces rather than whole: the buffer
+        // (which keeps its room) stays small while writes work.
+        if !self.failing && self.pending.len() + len + LINK_BYTES > WRITE_EARLY_BYTES {
+            self.write_pending();
+        }
+        if fits(self) {
             return true;
         }
         if !self.failing {

@@ -188,6 +188,12 @@ pub(super) fn table_rss(tracer: &Path, n: u32) -> Result<(u32, f64)> {
     }
     let result = (|| -> Result<(u32, f64)> {
         let mut t = RunningTracer::start(tracer, &["--max-processes", &(n + 100_000).to_string()])?;
+        eprintln!(
+            "bench: table: ready: VmRSS {:.1} MiB, VmHWM {:.1} MiB, {} entries",
+            current_rss_mib(t.pid())?,
+            peak_rss_mib(t.pid())?,
+            table_entries(&t)
+        );
         // Small sleeping processes (fork+exec of sleep: a forked copy of this
         // process costs several times the memory per child).
         let mut kids = Vec::with_capacity(n as usize);
@@ -207,18 +213,18 @@ pub(super) fn table_rss(tracer: &Path, n: u32) -> Result<(u32, f64)> {
         // Let the table take them all in.
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let m = t.scrape().unwrap_or_default();
-            let size = m
-                .lines()
-                .find_map(|l| l.strip_prefix("tracer_process_table_entries "))
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(0);
+            let size = table_entries(&t);
             if size >= u64::from(spawned) || Instant::now() > deadline {
                 break;
             }
             thread::sleep(Duration::from_millis(500));
         }
         let rss = peak_rss_mib(t.pid())?;
+        eprintln!(
+            "bench: table: {spawned} spawned: VmRSS {:.1} MiB, VmHWM {rss:.1} MiB, {} entries",
+            current_rss_mib(t.pid())?,
+            table_entries(&t)
+        );
         for k in &mut kids {
             let _ = k.kill();
         }
@@ -230,6 +236,16 @@ pub(super) fn table_rss(tracer: &Path, n: u32) -> Result<(u32, f64)> {
     })();
     let _ = fs::write(pid_max_path, &old_pid_max);
     result
+}
+
+/// `tracer_process_table_entries` from the tracer's `/metrics` (0 if unreadable).
+fn table_entries(t: &RunningTracer) -> u64 {
+    t.scrape()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("tracer_process_table_entries "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0)
 }
 
 /// utime + stime of a process, in seconds.

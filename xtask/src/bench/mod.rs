@@ -223,6 +223,16 @@ pub(crate) fn run(root: &Path, o: &Options) -> Result<()> {
     report::write(root, o, &summaries, &costs, &bytes, &peer_notes, table_rss)
 }
 
+/// `cargo xtask bench --table-only`: just the large-table RSS step, printed
+/// (a quick loop while working on the process table's memory).
+pub(crate) fn table_only(root: &Path, procs: u32) -> Result<()> {
+    require_root()?;
+    let tracer = build(root)?;
+    let (spawned, rss) = table_rss(&tracer, procs)?;
+    println!("table: {spawned} processes, peak RSS {rss:.1} MiB");
+    Ok(())
+}
+
 /// `cargo xtask soak --minutes N`: mixed churn with the tracer for N minutes;
 /// RSS sampled every few seconds, events expected vs written, event rate.
 pub(crate) fn soak(root: &Path, minutes: u64) -> Result<()> {
