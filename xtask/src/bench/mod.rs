@@ -7,6 +7,7 @@ mod kcost;
 mod measure;
 mod peers;
 mod report;
+mod targets;
 mod workloads;
 
 use std::{

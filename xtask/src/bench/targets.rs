@@ -1,0 +1,144 @@
+//! The run against the targets of the cost issue: each goal, what this run
+//! measured for our tracer (both lineage modes), and by how much it is missed.
+use std::fmt::Write as _;
+
+use super::{bytes::Bytes, report::Summary};
+
+/// What a goal bounds, and how.
+#[derive(Clone, Copy)]
+enum Goal {
+    AtLeast(f64),
+    AtMost(f64),
+}
+
+impl Goal {
+    fn text(self, unit: &str) -> String {
+        match self {
+            Goal::AtLeast(v) => format!(">= {v}{unit}"),
+            Goal::AtMost(v) => format!("<= {v}{unit}"),
+        }
+    }
+
+    /// "met", or how far off in the goal's own terms.
+    fn verdict(self, got: f64) -> String {
+        match self {
+            Goal::AtLeast(v) if got >= v => "met".into(),
+            Goal::AtMost(v) if got <= v => "met".into(),
+            Goal::AtLeast(v) => format!("missed by {:.3}", v - got),
+            Goal::AtMost(v) => format!("missed: {:.1}x the goal", got / v),
+        }
+    }
+}
+
+struct Row {
+    what: String,
+    goal: Goal,
+    unit: &'static str,
+    /// (variant, measured).
+    got: Vec<(&'static str, f64)>,
+}
+
+/// Markdown: one line per goal.
+pub(super) fn section(rows: &[Summary], bytes: &[Bytes], table_rss: Option<(u32, f64)>) -> String {
+    fn ours<'a>(rows: &'a [Summary], w: &'a str) -> impl Iterator<Item = &'a Summary> {
+        rows.iter().filter(move |r| {
+            r.workload == w && r.variant.starts_with("tracer") && !r.variant.contains("compat")
+        })
+    }
+    let mut goals: Vec<Row> = Vec::new();
+    for (w, ratio, cpu) in [
+        ("exec_storm", 0.98, Some(5.0)),
+        ("mixed_churn", 0.98, None),
+        ("connect_storm", 0.9, Some(2.0)),
+    ] {
+        goals.push(Row {
+            what: format!("{w}: ratio"),
+            goal: Goal::AtLeast(ratio),
+            unit: "",
+            got: ours(rows, w).map(|r| (r.variant, r.ratio)).collect(),
+        });
+        if let Some(cpu) = cpu {
+            goals.push(Row {
+                what: format!("{w}: tracer CPU per 1,000 events"),
+                goal: Goal::AtMost(cpu),
+                unit: " ms",
+                got: ours(rows, w)
+                    .filter_map(|r| Some((r.variant, r.cpu_s_per_1k? * 1000.0)))
+                    .collect(),
+            });
+        }
+        goals.push(Row {
+            what: format!("{w}: p99 latency"),
+            goal: Goal::AtMost(100.0),
+            unit: " ms",
+            got: ours(rows, w)
+                .filter_map(|r| Some((r.variant, r.p99_ms?)))
+                .collect(),
+        });
+        goals.push(Row {
+            what: format!("{w}: events lost"),
+            goal: Goal::AtMost(0.0),
+            unit: "",
+            got: ours(rows, w)
+                .filter_map(|r| Some((r.variant, r.lost? as f64)))
+                .collect(),
+        });
+        let full = bytes
+            .iter()
+            .find(|b| b.workload == w && b.lineage == "full");
+        let ids = bytes.iter().find(|b| b.workload == w && b.lineage == "ids");
+        if let (Some(f), Some(i)) = (full, ids)
+            && f.json_per_event > 0.0
+        {
+            goals.push(Row {
+                what: format!("{w}: JSON bytes per event, ids / full"),
+                goal: Goal::AtMost(0.5),
+                unit: "",
+                got: vec![("tracer --lineage ids", i.json_per_event / f.json_per_event)],
+            });
+        }
+    }
+    if let Some((n, rss)) = table_rss {
+        goals.push(Row {
+            what: format!("RSS with {n} processes"),
+            goal: Goal::AtMost(64.0),
+            unit: " MiB",
+            got: vec![("tracer", rss)],
+        });
+    }
+    let mut s = String::from("| target | goal | measured | verdict |\n|---|---|---|---|\n");
+    for g in &goals {
+        if g.got.is_empty() {
+            continue;
+        }
+        let measured: Vec<String> = g
+            .got
+            .iter()
+            .map(|(v, x)| format!("{x:.3} (`{v}`)").replace(".000 (", " ("))
+            .collect();
+        let verdicts: Vec<String> = g.got.iter().map(|(_, x)| g.goal.verdict(*x)).collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            g.what,
+            g.goal.text(g.unit),
+            measured.join(", "),
+            verdicts.join(", ")
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_say_by_how_much() {
+        assert_eq!(Goal::AtLeast(0.98).verdict(0.99), "met");
+        assert_eq!(Goal::AtLeast(0.98).verdict(0.958), "missed by 0.022");
+        assert_eq!(Goal::AtMost(5.0).verdict(18.4), "missed: 3.7x the goal");
+        assert_eq!(Goal::AtMost(0.0).verdict(0.0), "met");
+        assert_eq!(Goal::AtMost(100.0).verdict(14.0), "met");
+    }
+}
