@@ -114,7 +114,15 @@ pub(super) fn section(rows: &[Summary], bytes: &[Bytes], table_rss: Option<(u32,
         let measured: Vec<String> = g
             .got
             .iter()
-            .map(|(v, x)| format!("{x:.3} (`{v}`)").replace(".000 (", " ("))
+            .map(|(v, x)| {
+                // Ratios to the thousandth, times and sizes to the tenth.
+                let x = if g.unit.is_empty() {
+                    format!("{x:.3}").replace(".000", "")
+                } else {
+                    format!("{x:.1}{}", g.unit)
+                };
+                format!("{x} (`{v}`)")
+            })
             .collect();
         let verdicts: Vec<String> = g.got.iter().map(|(_, x)| g.goal.verdict(*x)).collect();
         let _ = writeln!(
