@@ -34,7 +34,10 @@ pub(crate) async fn run(args: TailArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     match &args.file {
-        Some(path) => follow::follow_file(path, args.from_start, &mut printer).await,
+        Some(path) => {
+            printer.join_references();
+            follow::follow_file(path, args.from_start, &mut printer).await
+        }
         None => {
             let path = args
                 .socket

@@ -348,7 +348,9 @@ pub(super) struct Printer {
     color: bool,
     left: Option<u64>,
     buf: Vec<u8>,
-    executors: super::described::Executors,
+    /// Following a file: what it described, to join `executor.ref` with
+    /// (the tail socket always carries executors in full).
+    executors: Option<super::described::Executors>,
 }
 
 impl Printer {
@@ -360,8 +362,13 @@ impl Printer {
             color,
             left,
             buf: Vec::with_capacity(64 * 1024),
-            executors: super::described::Executors::new(),
+            executors: None,
         }
+    }
+
+    /// Join executors by reference with the file's earlier descriptions.
+    pub(super) fn join_references(&mut self) {
+        self.executors = Some(super::described::Executors::new());
     }
 
     /// Handle one line; true once `--count` matches have been printed.
@@ -381,7 +388,7 @@ impl Printer {
             }
         };
         // An executor by reference reads as the one it refers to.
-        let joined = self.executors.join(line, &ev);
+        let joined = self.executors.as_mut().and_then(|x| x.join(line, &ev));
         let joined_ev = joined
             .as_deref()
             .and_then(|j| Line::parse(j.as_bytes()).ok());
@@ -513,7 +520,7 @@ mod tests {
             color: false,
             left: Some(2),
             buf: Vec::new(),
-            executors: crate::tail::described::Executors::new(),
+            executors: None,
         };
         let exec = exec_event().to_string();
         assert!(!p.line(&connect_event("10.0.0.1", 1).to_string()));

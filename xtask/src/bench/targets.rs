@@ -51,37 +51,29 @@ pub(super) fn section(rows: &[Summary], bytes: &[Bytes], table_rss: Option<(u32,
         ("mixed_churn", 0.98, None),
         ("connect_storm", 0.9, Some(2.0)),
     ] {
-        goals.push(Row {
-            what: format!("{w}: ratio"),
-            goal: Goal::AtLeast(ratio),
-            unit: "",
-            got: ours(rows, w).map(|r| (r.variant, r.ratio)).collect(),
-        });
-        if let Some(cpu) = cpu {
+        // A goal measured on each of our variants.
+        let mut each = |what: &str, goal, unit, f: fn(&Summary) -> Option<f64>| {
             goals.push(Row {
-                what: format!("{w}: tracer CPU per 1,000 events"),
-                goal: Goal::AtMost(cpu),
-                unit: " ms",
+                what: format!("{w}: {what}"),
+                goal,
+                unit,
                 got: ours(rows, w)
-                    .filter_map(|r| Some((r.variant, r.cpu_s_per_1k? * 1000.0)))
+                    .filter_map(|r| Some((r.variant, f(r)?)))
                     .collect(),
             });
+        };
+        each("ratio", Goal::AtLeast(ratio), "", |r| Some(r.ratio));
+        if let Some(cpu) = cpu {
+            each(
+                "tracer CPU per 1,000 events",
+                Goal::AtMost(cpu),
+                " ms",
+                |r| Some(r.cpu_s_per_1k? * 1000.0),
+            );
         }
-        goals.push(Row {
-            what: format!("{w}: p99 latency"),
-            goal: Goal::AtMost(100.0),
-            unit: " ms",
-            got: ours(rows, w)
-                .filter_map(|r| Some((r.variant, r.p99_ms?)))
-                .collect(),
-        });
-        goals.push(Row {
-            what: format!("{w}: events lost"),
-            goal: Goal::AtMost(0.0),
-            unit: "",
-            got: ours(rows, w)
-                .filter_map(|r| Some((r.variant, r.lost? as f64)))
-                .collect(),
+        each("p99 latency", Goal::AtMost(100.0), " ms", |r| r.p99_ms);
+        each("events lost", Goal::AtMost(0.0), "", |r| {
+            Some(r.lost? as f64)
         });
         let full = bytes
             .iter()
