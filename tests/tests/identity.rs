@@ -55,7 +55,7 @@ fn pods_get_workload_and_spiffe_ids() {
         test_container_id(),
     );
     let web = marker("web");
-    api.add_pod(pod_json(
+    let mut pod_a = pod_json(
         &node,
         "shop",
         &web,
@@ -63,7 +63,14 @@ fn pods_get_workload_and_spiffe_ids() {
         "web",
         &cid_a,
         "registry:5000/shop/web:1.4",
-    ));
+    );
+    // As the ServiceAccount admission plugin leaves it: the token projected
+    // into `app`. The other pods opted out (automountServiceAccountToken: false).
+    pod_a["spec"]["volumes"] = serde_json::json!([{"name": "kube-api-access-9xk2p",
+        "projected": {"sources": [{"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}}]}}]);
+    pod_a["spec"]["containers"][0]["volumeMounts"] = serde_json::json!([{"name": "kube-api-access-9xk2p",
+        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}]);
+    api.add_pod(pod_a);
     api.add_pod(pod_json(
         &node,
         "shop",
@@ -132,6 +139,14 @@ fn pods_get_workload_and_spiffe_ids() {
         assert_eq!(e["executor"]["workload"]["kind"], "pod");
         assert_eq!(e["executor"]["identity"]["status"], "resolved", "{e:#}");
     }
+    assert_eq!(
+        a["executor"]["credentials"]["service_account_token"], true,
+        "{a:#}"
+    );
+    assert_eq!(
+        b["executor"]["credentials"]["service_account_token"], false,
+        "{b:#}"
+    );
     let wa = &a["executor"]["workload"];
     assert_eq!(wa["pod"]["uid"], uid_a.as_str());
     assert_eq!(wa["pod"]["name"], web.as_str());

@@ -190,6 +190,17 @@ pub struct RunArgs {
     /// config file).
     #[arg(long = "kubepods-root", value_name = "PATH")]
     pub kubepods_roots: Vec<String>,
+    /// An environment variable name that holds a credential (a glob: `*` any
+    /// run of characters, `?` one; case is ignored). An exec whose environment
+    /// sets one lists its name, never its value, in
+    /// `executor.credentials.env`. Added to the built-in list (cloud keys,
+    /// tokens, passwords, KUBECONFIG, VAULT_TOKEN, CI tokens: see the README).
+    /// Repeatable (a list in the config file).
+    #[arg(long = "credential-env", value_name = "GLOB")]
+    pub credential_env: Vec<String>,
+    /// Name only the --credential-env variables, not the built-in list.
+    #[arg(long)]
+    pub no_default_credential_env: bool,
     /// containerd's API socket: plain containerd containers (`ctr run`,
     /// nerdctl) are named from it. Absent socket: not asked. Empty: never asked.
     #[arg(long, default_value = crate::identity::containerd::DEFAULT_SOCKET, value_name = "PATH")]
@@ -261,6 +272,14 @@ impl RunArgs {
             pod_grace_secs: self.pod_grace,
             aggregate_connects_s: self.aggregate_connects,
             kubepods_roots: self.kubepods_roots.clone(),
+            credential_env: {
+                let defaults = crate::proc::env::DEFAULT_CREDENTIAL_ENV.iter();
+                let defaults = defaults.filter(|_| !self.no_default_credential_env);
+                defaults
+                    .map(|p| (*p).to_owned())
+                    .chain(self.credential_env.iter().cloned())
+                    .collect()
+            },
             containerd_socket: Some(self.containerd_socket.clone())
                 .filter(|p| !p.as_os_str().is_empty()),
             registrations: self.registrations.clone(),

@@ -25,6 +25,13 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+fn is_default_credential_env(patterns: &[String]) -> bool {
+    patterns
+        .iter()
+        .map(String::as_str)
+        .eq(crate::proc::env::DEFAULT_CREDENTIAL_ENV.iter().copied())
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
     /// Ancestors listed in `lineage`, at most.
@@ -84,6 +91,11 @@ pub struct Config {
     /// must know that connects were folded.
     #[serde(skip_serializing_if = "is_zero")]
     pub aggregate_connects_s: u64,
+    /// Which environment variables' names are reported as credentials: the
+    /// built-in list and `--credential-env` patterns. In the digest only when
+    /// not the built-in list (which is part of the tracer's version).
+    #[serde(skip_serializing_if = "is_default_credential_env")]
+    pub credential_env: Vec<String>,
     #[serde(skip)]
     pub registrations: Option<PathBuf>,
     /// Where `/metrics`, `/healthz`, `/readyz` are served.
@@ -144,6 +156,10 @@ impl Default for Config {
             pod_grace_secs: 300,
             kubepods_roots: Vec::new(),
             aggregate_connects_s: 0,
+            credential_env: crate::proc::env::DEFAULT_CREDENTIAL_ENV
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect(),
             registrations: None,
             metrics_addr: None,
             socket: None,
@@ -175,6 +191,8 @@ pub enum ConfigError {
     )]
     AggregateWindow(u64),
     #[error(transparent)]
+    CredentialEnv(#[from] crate::proc::env::CredentialPatternError),
+    #[error(transparent)]
     Budget(#[from] crate::budget::BudgetError),
 }
 
@@ -205,8 +223,17 @@ impl Config {
         if self.aggregate_connects_s > MAX_AGGREGATE_WINDOW_S {
             return Err(ConfigError::AggregateWindow(self.aggregate_connects_s));
         }
+        self.credential_patterns()?;
         self.budget()?;
         Ok(())
+    }
+
+    /// The compiled `credential_env` patterns.
+    pub fn credential_patterns(
+        &self,
+    ) -> Result<crate::proc::env::CredentialPatterns, crate::proc::env::CredentialPatternError>
+    {
+        crate::proc::env::CredentialPatterns::new(&self.credential_env)
     }
 
     /// The byte cap of each growing structure.

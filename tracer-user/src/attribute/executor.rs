@@ -9,8 +9,8 @@ use crate::{
     decode::c_str,
     escape::escape,
     event::{
-        Action, Ancestor, Cgroup, Event, EventId, Executor, FileId, HIERARCHY_V2, Kind, Login,
-        Namespaces, UnixNanos, User, naming_path,
+        Action, Ancestor, Cgroup, Credentials, Event, EventId, Executor, FileId, HIERARCHY_V2,
+        Kind, Login, Namespaces, UnixNanos, User, naming_path,
     },
     filehash::{FileVersion, HashStatus, HostPaths, Job},
     identity::resolve::{Resolved, UnixFacts},
@@ -99,6 +99,10 @@ impl Attributor {
             image_source: p.image_source,
             file,
             loader_env: p.loader_env.clone(),
+            credentials: Credentials {
+                env: p.credential_env.clone(),
+                service_account_token: workload.pod.as_ref().and_then(|p| p.service_account_token),
+            },
             cwd: p.cwd.clone(),
             comm: escape(c_str(&task.comm)),
             start_time: UnixNanos(self.unix_ns(task.start_boottime_ns)),

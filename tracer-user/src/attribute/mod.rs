@@ -93,6 +93,8 @@ pub struct Attributor {
     host_paths: HostPaths,
     /// Where /proc is read (a fake in tests).
     host: Box<dyn HostView + Send>,
+    /// Which environment variables are credentials (`--credential-env`).
+    credential_patterns: Arc<crate::proc::env::CredentialPatterns>,
 }
 
 /// A v1 controller hierarchy: which, and its id -> path resolver.
@@ -133,7 +135,18 @@ impl Attributor {
             hashes: FileHasher::new(0.0),
             host_paths: HostPaths::new("/".into()),
             host: Box::new(ProcHost),
+            credential_patterns: Arc::new(crate::proc::env::CredentialPatterns::defaults()),
         }
+    }
+
+    /// Name the environment variables `patterns` match as credentials
+    /// (instead of the built-in list).
+    pub fn with_credential_patterns(
+        mut self,
+        patterns: crate::proc::env::CredentialPatterns,
+    ) -> Self {
+        self.credential_patterns = Arc::new(patterns);
+        self
     }
 
     /// Read processes through `host` instead of this machine's /proc.

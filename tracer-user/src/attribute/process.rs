@@ -3,14 +3,16 @@
 //! record, or what /proc shows), and the table's upkeep on each record.
 use std::{sync::Arc, time::Instant};
 
-use tracer_common::{FLAG_ARGV_TRUNCATED, FLAG_PATH_TRUNCATED, TaskInfo};
+use tracer_common::{
+    FLAG_ARGV_TRUNCATED, FLAG_ENV_TRUNCATED, FLAG_ENV_UNREADABLE, FLAG_PATH_TRUNCATED, TaskInfo,
+};
 
 use super::{Attributed, Attributor};
 use crate::{
     decode::{Exec, c_str},
     errno,
     escape::{escape, split_argv},
-    event::{Action, ExecAction, ImageSource, Kind, LoaderEnv, Outcome},
+    event::{Action, CredentialEnv, ExecAction, ImageSource, Kind, LoaderEnv, Outcome},
     exec_id::{ImageLayout, exec_id, ns_to_ticks},
     filehash::FileVersion,
     proc::{scan::ProcSnapshot, table::Process},
@@ -34,6 +36,7 @@ pub(super) struct Image {
     pub cwd_ino: u64,
     pub file: Option<Arc<FileVersion>>,
     pub loader_env: Option<Arc<LoaderEnv>>,
+    pub credential_env: Option<Arc<CredentialEnv>>,
     /// (v2 id, v1 id); 0 unknown.
     pub cgroups: (u64, u64),
     pub uid: u32,
@@ -68,6 +71,7 @@ impl Image {
             cwd_ino: 0,
             file: None,
             loader_env: None,
+            credential_env: None,
             cgroups: (task.cgroup_id, task.cgroup_v1_id),
             uid: task.uid,
             gid: task.gid,
@@ -101,12 +105,18 @@ impl Image {
             cwd_ino: parent.cwd_ino,
             file: parent.file.clone(),
             loader_env: parent.loader_env.clone(),
+            credential_env: parent.credential_env.clone(),
             ..base
         }
     }
 
-    /// What /proc shows, its cgroup paths already turned into ids.
-    fn seen(s: &ProcSnapshot, cgroups: (u64, u64)) -> Image {
+    /// What /proc shows, its cgroup paths already turned into ids and its
+    /// environment's credential variables into names.
+    fn seen(
+        s: &ProcSnapshot,
+        cgroups: (u64, u64),
+        credential_env: Option<Arc<CredentialEnv>>,
+    ) -> Image {
         let binary: Arc<str> = match (&s.exe, s.argv.first()) {
             (Some(exe), _) => escape(exe).into(),
             (None, Some(a0)) if !a0.is_empty() => escape(a0).into(),
@@ -131,6 +141,7 @@ impl Image {
             cwd_ino: s.cwd_ino,
             file: s.file.map(Arc::new),
             loader_env: s.loader_env.clone(),
+            credential_env,
             cgroups,
             uid: s.uid,
             gid: s.gid,
@@ -153,6 +164,7 @@ impl Image {
             cwd_ino,
             file,
             loader_env,
+            credential_env,
             cgroups: (cgroup_id, cgroup_v1_id),
             uid,
             gid,
@@ -164,6 +176,7 @@ impl Image {
             image_source: source,
             file,
             loader_env,
+            credential_env,
             pid,
             ppid,
             start_ticks,
@@ -205,7 +218,9 @@ impl Attributor {
                 v1.resolver.id_of(rel)
             })
             .unwrap_or(0);
-        self.build(Image::seen(s, (v2, v1)))
+        let credentials =
+            crate::proc::env::credential_env(&s.environ, s.environ_cut, &self.credential_patterns);
+        self.build(Image::seen(s, (v2, v1), credentials))
     }
 
     /// Whether table entry `p` is the image `task` runs: same process (pid and
@@ -329,6 +344,11 @@ impl Attributor {
                 ))
             }),
             loader_env: crate::proc::env::loader_env(&e.env),
+            credential_env: crate::proc::env::credential_env(
+                &e.env,
+                e.rec.flags & (FLAG_ENV_TRUNCATED | FLAG_ENV_UNREADABLE) != 0,
+                &self.credential_patterns,
+            ),
             ..base
         };
         let p = self.build(image);

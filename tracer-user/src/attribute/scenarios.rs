@@ -223,6 +223,8 @@ impl Sim {
             at_random,
             file: None,
             loader_env: None,
+            environ: Vec::new(),
+            environ_cut: false,
             uid: t.uid,
             euid: t.euid,
             gid: t.gid,

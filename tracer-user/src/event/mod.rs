@@ -83,6 +83,11 @@ impl Event {
         n += e.loader_env.as_ref().map_or(0, |env| {
             env.iter().map(|(k, v)| k.len() + v.len() + 80).sum()
         });
+        n += e
+            .credentials
+            .env
+            .as_ref()
+            .map_or(0, |c| c.names.iter().map(|k| k.len() + 40).sum());
         n += e.cgroup.path.as_ref().map_or(0, |p| p.len());
         if let Some(pod) = &e.workload.pod {
             n += pod
@@ -148,6 +153,12 @@ pub struct Executor {
     /// the image. Absent when none is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loader_env: Option<Arc<LoaderEnv>>,
+    /// Credentials the image held: the names (never the values) of the
+    /// credential variables in its environment at exec, and for a pod's
+    /// container whether its service account token is mounted. Absent when
+    /// there is nothing to say.
+    #[serde(skip_serializing_if = "Credentials::is_empty")]
+    pub credentials: Credentials,
     pub cwd: Option<Arc<str>>,
     pub comm: String,
     pub start_time: UnixNanos,
@@ -181,6 +192,7 @@ impl Executor {
                 (Some(a), Some(b)) => same(a, b),
                 (a, b) => a.is_none() && b.is_none(),
             }
+            && self.credentials.serializes_like(&o.credentials)
             && self.cwd == o.cwd
             && self.comm == o.comm
             && self.user == o.user
@@ -228,6 +240,62 @@ impl FileId {
 
 /// Loader variable name -> value, in name order.
 pub type LoaderEnv = std::collections::BTreeMap<String, String>;
+
+/// The names of the credential variables an image's environment held at its
+/// exec (`--credential-env` patterns), sorted; shared by the image's table
+/// entry and its events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct CredentialEnv {
+    pub names: Vec<String>,
+    /// Not all of the environment was seen (the probe's copy was cut or a
+    /// page was unreadable), or it had more names than are kept.
+    pub incomplete: bool,
+}
+
+/// `executor.credentials`: `{"env": [names], "env_incomplete": true,
+/// "service_account_token": bool}`, each part only when known.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Credentials {
+    pub env: Option<Arc<CredentialEnv>>,
+    /// The container mounts its pod's service account token (from the pod
+    /// spec); None when not a pod's container or its spec is not known.
+    pub service_account_token: Option<bool>,
+}
+
+impl Credentials {
+    pub fn is_empty(&self) -> bool {
+        self.env.is_none() && self.service_account_token.is_none()
+    }
+
+    fn serializes_like(&self, o: &Credentials) -> bool {
+        self.service_account_token == o.service_account_token
+            && match (&self.env, &o.env) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                (a, b) => a.is_none() && b.is_none(),
+            }
+    }
+}
+
+impl Serialize for Credentials {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let incomplete = self.env.as_ref().is_some_and(|e| e.incomplete);
+        let len = usize::from(self.env.is_some())
+            + usize::from(incomplete)
+            + usize::from(self.service_account_token.is_some());
+        let mut m = s.serialize_map(Some(len))?;
+        if let Some(env) = &self.env {
+            m.serialize_entry("env", &env.names)?;
+            if incomplete {
+                m.serialize_entry("env_incomplete", &true)?;
+            }
+        }
+        if let Some(t) = self.service_account_token {
+            m.serialize_entry("service_account_token", &t)?;
+        }
+        m.end()
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct User {

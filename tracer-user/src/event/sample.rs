@@ -71,6 +71,7 @@ pub(crate) fn sample_executor() -> Executor {
             ),
         )),
         loader_env: None,
+        credentials: Default::default(),
         cwd: Some("/".into()),
         comm: "true".into(),
         start_time: UnixNanos(0),

@@ -52,6 +52,10 @@ pub struct Pod {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub labels_truncated: bool,
     pub owner: Option<PodOwner>,
+    /// Whether this container mounts the pod's service account token (pod
+    /// spec); shown as `executor.credentials.service_account_token`.
+    #[serde(skip)]
+    pub service_account_token: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -94,6 +94,10 @@ pub struct ContainerMeta {
     pub runtime: Option<String>,
     pub name: String,
     pub image: Option<String>,
+    /// Whether the container mounts a service account token (from the pod
+    /// spec: a projected `serviceAccountToken` volume, or the legacy token
+    /// secret at its well-known path); None when the spec does not list it.
+    pub service_account_token: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +206,7 @@ pub fn pod_meta(pod: &Pod, labels_max: usize) -> Option<PodMeta> {
                 .map(|c| (c.name.as_str(), c.image.as_deref().unwrap_or_default()))
         })
         .collect();
+    let tokens = spec.map(service_account_token_mounts).unwrap_or_default();
     let (labels, labels_truncated) = match &pod.metadata.labels {
         Some(l) => cap_labels(l, labels_max),
         None => (Labels::new(), false),
@@ -230,6 +235,7 @@ pub fn pod_meta(pod: &Pod, labels_max: usize) -> Option<PodMeta> {
                 runtime,
                 name: cs.name.clone(),
                 image,
+                service_account_token: tokens.get(cs.name.as_str()).copied(),
             })
         })
         .collect();
@@ -244,6 +250,49 @@ pub fn pod_meta(pod: &Pod, labels_max: usize) -> Option<PodMeta> {
         owner: owner_of(pod),
         containers,
     })
+}
+
+/// Where the kubelet mounts a service account token (the admission plugin's
+/// projected `kube-api-access-*` volume, or a legacy token secret).
+const SERVICE_ACCOUNT_TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// For each container of the spec (init and ephemeral too): whether it mounts
+/// a service account token: a projected volume with a `serviceAccountToken`
+/// source (the default `kube-api-access-*` one, or a bound token for another
+/// audience), or anything at the well-known token directory.
+fn service_account_token_mounts(spec: &k8s_openapi::api::core::v1::PodSpec) -> HashMap<&str, bool> {
+    let token_volumes: HashSet<&str> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .filter(|v| {
+            v.projected.as_ref().is_some_and(|p| {
+                p.sources
+                    .iter()
+                    .flatten()
+                    .any(|s| s.service_account_token.is_some())
+            })
+        })
+        .map(|v| v.name.as_str())
+        .collect();
+    let mounts = |m: &Option<Vec<k8s_openapi::api::core::v1::VolumeMount>>| {
+        m.iter().flatten().any(|m| {
+            token_volumes.contains(m.name.as_str())
+                || m.mount_path.trim_end_matches('/') == SERVICE_ACCOUNT_TOKEN_DIR
+        })
+    };
+    let mut out: HashMap<&str, bool> = HashMap::new();
+    for c in spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+    {
+        out.insert(c.name.as_str(), mounts(&c.volume_mounts));
+    }
+    for c in spec.ephemeral_containers.iter().flatten() {
+        out.insert(c.name.as_str(), mounts(&c.volume_mounts));
+    }
+    out
 }
 
 struct Entry {
@@ -592,6 +641,57 @@ mod tests {
                 .by_uid("1b2c3d4e-5f60-4718-9a2b-3c4d5e6f7081")
                 .is_some()
         );
+    }
+
+    #[test]
+    fn service_account_token_mounts_from_the_spec() {
+        // As the API server returns a pod after the ServiceAccount admission
+        // plugin: the projected `kube-api-access-*` volume mounted in `app`;
+        // `sidecar` opted out; `legacy` mounts an old token secret at the
+        // well-known path; `bound` mounts a bound token for another audience.
+        let spec = serde_json::json!({
+            "serviceAccountName": "web-sa",
+            "containers": [
+                {"name": "app", "volumeMounts": [{"name": "kube-api-access-x7k2p",
+                    "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}]},
+                {"name": "sidecar", "volumeMounts": [{"name": "data", "mountPath": "/data"}]},
+                {"name": "legacy", "volumeMounts": [{"name": "web-sa-token-abcde",
+                    "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount/"}]},
+                {"name": "bound", "volumeMounts": [{"name": "vault-token", "mountPath": "/var/run/vault"}]}
+            ],
+            "initContainers": [{"name": "init"}],
+            "volumes": [
+                {"name": "kube-api-access-x7k2p", "projected": {"sources": [
+                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}
+                ]}},
+                {"name": "vault-token", "projected": {"sources": [
+                    {"serviceAccountToken": {"audience": "vault", "path": "token"}}]}},
+                {"name": "web-sa-token-abcde", "secret": {"secretName": "web-sa-token-abcde"}},
+                {"name": "data", "emptyDir": {}}
+            ]
+        });
+        let spec: k8s_openapi::api::core::v1::PodSpec = serde_json::from_value(spec).unwrap();
+        let got = service_account_token_mounts(&spec);
+        let want = [
+            ("app", true),
+            ("sidecar", false),
+            ("legacy", true),
+            ("bound", true),
+            ("init", false),
+        ];
+        for (name, mounted) in want {
+            assert_eq!(got.get(name), Some(&mounted), "{name}");
+        }
+        // Through pod_meta: the container the status lists carries it.
+        let mut p = sample();
+        p.spec = Some(spec);
+        let meta = pod_meta(&p, POD_LABELS_MAX_BYTES).unwrap();
+        let app = meta.container(&"a".repeat(64)).unwrap();
+        assert_eq!(app.service_account_token, Some(true));
+        // `debug` is in the status but not the spec: not known.
+        let debug = meta.container(&"c".repeat(64)).unwrap();
+        assert_eq!(debug.service_account_token, None);
     }
 
     #[test]

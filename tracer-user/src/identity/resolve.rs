@@ -451,6 +451,7 @@ impl IdentityResolver {
                     name: o.name.clone(),
                 })
             }),
+            service_account_token: container_meta.and_then(|c| c.service_account_token),
         });
         let kind = if pod.is_some() {
             WorkloadKind::Pod
@@ -561,6 +562,7 @@ mod tests {
                 runtime: Some("containerd".into()),
                 name: "app".into(),
                 image: Some("web:1".into()),
+                service_account_token: Some(true),
             }],
         }
     }

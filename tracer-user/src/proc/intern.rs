@@ -3,7 +3,10 @@
 //! entry pointing at one copy keeps a large table small.
 use std::{collections::HashSet, sync::Arc};
 
-use crate::{event::LoaderEnv, filehash::FileVersion};
+use crate::{
+    event::{CredentialEnv, LoaderEnv},
+    filehash::FileVersion,
+};
 
 #[derive(Default)]
 pub struct Interner {
@@ -11,6 +14,7 @@ pub struct Interner {
     argvs: HashSet<Arc<[String]>>,
     files: HashSet<Arc<FileVersion>>,
     envs: HashSet<Arc<LoaderEnv>>,
+    credentials: HashSet<Arc<CredentialEnv>>,
     /// Entries after the last purge, so purges run only when the sets grew.
     size_at_purge: usize,
 }
@@ -52,8 +56,21 @@ impl Interner {
         env.clone()
     }
 
+    /// The shared copy equal to `c`; `c` itself becomes it if there is none.
+    pub fn credentials(&mut self, c: &Arc<CredentialEnv>) -> Arc<CredentialEnv> {
+        if let Some(a) = self.credentials.get(&**c) {
+            return a.clone();
+        }
+        self.credentials.insert(c.clone());
+        c.clone()
+    }
+
     pub fn len(&self) -> usize {
-        self.strs.len() + self.argvs.len() + self.files.len() + self.envs.len()
+        self.strs.len()
+            + self.argvs.len()
+            + self.files.len()
+            + self.envs.len()
+            + self.credentials.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -70,6 +87,7 @@ impl Interner {
         self.argvs.retain(|a| Arc::strong_count(a) > 1);
         self.files.retain(|a| Arc::strong_count(a) > 1);
         self.envs.retain(|a| Arc::strong_count(a) > 1);
+        self.credentials.retain(|a| Arc::strong_count(a) > 1);
         self.size_at_purge = self.len();
     }
 }

@@ -74,6 +74,12 @@ pub struct ProcSnapshot {
     pub file: Option<crate::filehash::FileVersion>,
     /// `/proc/<pid>/environ`, cut to the loader's variables.
     pub loader_env: Option<std::sync::Arc<crate::event::LoaderEnv>>,
+    /// `/proc/<pid>/environ` itself, at most [`tracer_common::ENV_MAX`] bytes
+    /// as the probe copies it, and whether it was cut (or unreadable): only
+    /// for attribution to take the credential variables' names from, then
+    /// dropped with the snapshot.
+    pub environ: Vec<u8>,
+    pub environ_cut: bool,
     pub uid: u32,
     pub euid: u32,
     pub gid: u32,
@@ -164,9 +170,9 @@ fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
         .map(|m| crate::filehash::FileVersion::from_metadata(&m));
     // Not procfs's `environ()`: its map forgets which of two definitions of a
     // name came first (the one the loader uses).
-    let loader_env = read_bytes(process, pid, "environ")
-        .ok()
-        .and_then(|env| crate::proc::env::loader_env(&env));
+    let (environ, environ_cut) = read_bytes_max(process, pid, "environ", tracer_common::ENV_MAX)
+        .unwrap_or((Vec::new(), true));
+    let loader_env = crate::proc::env::loader_env(&environ);
     let cgroups = read_cgroups(process, pid).unwrap_or_default();
 
     Ok(ProcSnapshot {
@@ -181,6 +187,8 @@ fn snapshot_of(process: &Process, pid: u32) -> Result<ProcSnapshot, ScanError> {
         at_random,
         file,
         loader_env,
+        environ,
+        environ_cut,
         uid,
         euid,
         gid,

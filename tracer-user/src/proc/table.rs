@@ -13,7 +13,7 @@ use std::{
 use serde_json::value::RawValue;
 
 use crate::{
-    event::{Ancestor, AncestorBase, ImageSource, LoaderEnv},
+    event::{Ancestor, AncestorBase, CredentialEnv, ImageSource, LoaderEnv},
     exec_id::ImageLayout,
     filehash::FileVersion,
     proc::intern::Interner,
@@ -32,6 +32,8 @@ pub struct Process {
     /// pointer so that the processes running one binary share one copy.
     pub file: Option<Arc<FileVersion>>,
     pub loader_env: Option<Arc<LoaderEnv>>,
+    /// Names of the credential variables in its environment at exec.
+    pub credential_env: Option<Arc<CredentialEnv>>,
     pub pid: u32,
     pub ppid: u32,
     /// Start time in clock ticks since boot (as /proc shows it).
@@ -192,6 +194,13 @@ fn entry_bytes(p: &Process, ancestor_argv_max: usize) -> usize {
                 e.iter()
                     .map(|(k, v)| k.len() + v.len() + 2 * ARG_OVERHEAD)
                     .sum()
+            })
+            + p.credential_env.as_ref().map_or(0, |c| {
+                ARC + c
+                    .names
+                    .iter()
+                    .map(|k| k.len() + ARG_OVERHEAD)
+                    .sum::<usize>()
             })
     };
     // The lineage entry (built on first use) is JSON of the argv cut to the
@@ -477,6 +486,7 @@ impl ProcessTable {
                 // A loader environment (LD_LIBRARY_PATH and the like) is the
                 // parent's, the same for all its children, and larger than the rest.
                 let loader_env = p.loader_env.as_ref().map(|e| intern.env(e));
+                let credential_env = p.credential_env.as_ref().map(|c| intern.credentials(c));
                 // Copies another entry holds (not this entry's own, kept as the shared one).
                 p.shared = !Arc::ptr_eq(&binary, &p.binary)
                     && !Arc::ptr_eq(&argv, &p.argv)
@@ -487,11 +497,16 @@ impl ProcessTable {
                     && p.loader_env
                         .as_ref()
                         .zip(loader_env.as_ref())
+                        .is_none_or(|(a, b)| !Arc::ptr_eq(a, b))
+                    && p.credential_env
+                        .as_ref()
+                        .zip(credential_env.as_ref())
                         .is_none_or(|(a, b)| !Arc::ptr_eq(a, b));
                 p.binary = binary;
                 p.argv = argv;
                 p.file = file;
                 p.loader_env = loader_env;
+                p.credential_env = credential_env;
                 let after = entry_bytes(p, self.ancestor_argv_max);
                 self.bytes = (self.bytes + after).saturating_sub(before);
             }
@@ -533,6 +548,7 @@ mod tests {
             image_source: ImageSource::Exec,
             file: None,
             loader_env: None,
+            credential_env: None,
             pid,
             ppid,
             start_ticks: start,
@@ -558,7 +574,7 @@ mod tests {
     /// and its spare room no less. Grow it only knowingly.
     #[test]
     fn entry_stays_small() {
-        assert!(std::mem::size_of::<Process>() <= 232);
+        assert!(std::mem::size_of::<Process>() <= 240);
         // Rarely used parts are behind a pointer (most processes never
         // become an ancestor).
         assert_eq!(std::mem::size_of::<OnceLock<Box<AncestorParts>>>(), 16);

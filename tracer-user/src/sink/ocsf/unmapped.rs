@@ -22,6 +22,9 @@ pub struct EventUnmapped<'a> {
     pub action: Option<ActionView<'a>>,
     pub argv: &'a [String],
     pub cgroup: CgroupView<'a>,
+    /// Names of credential variables, never values (`executor.credentials`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<&'a crate::event::Credentials>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<FileView<'a>>,
     pub identity: ExecutorIdentityView<'a>,
@@ -51,6 +54,7 @@ impl<'a> EventUnmapped<'a> {
             action,
             argv,
             cgroup: CgroupView::from(&x.cgroup),
+            credentials: (!x.credentials.is_empty()).then_some(&x.credentials),
             file: x.file.as_ref().map(FileView::from),
             identity: ExecutorIdentityView {
                 selectors: &id.selectors,

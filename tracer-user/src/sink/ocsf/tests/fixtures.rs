@@ -43,6 +43,7 @@ pub(super) fn pod_workload() -> Arc<Workload> {
                 kind: "ReplicaSet".into(),
                 name: "web-7d9f8c".into(),
             }),
+            service_account_token: Some(true),
         }),
         unit: None,
         claim: None,
@@ -86,6 +87,13 @@ pub(super) fn executor(
         image_source: crate::event::ImageSource::Exec,
         file: None,
         loader_env: None,
+        credentials: crate::event::Credentials {
+            env: Some(Arc::new(crate::event::CredentialEnv {
+                names: vec!["AWS_SECRET_ACCESS_KEY".into(), "GITHUB_TOKEN".into()],
+                incomplete: false,
+            })),
+            service_account_token: Some(true),
+        },
         cwd: Some("/app".into()),
         comm: binary
             .rsplit('/')

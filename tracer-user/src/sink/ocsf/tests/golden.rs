@@ -148,6 +148,7 @@ fn exec_static_pod() -> Event {
             labels: None,
             labels_truncated: true,
             owner: None,
+            service_account_token: None,
         }),
         unit: None,
         claim: None,
