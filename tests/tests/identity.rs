@@ -71,7 +71,7 @@ fn pods_get_workload_and_spiffe_ids() {
     pod_a["spec"]["containers"][0]["volumeMounts"] = serde_json::json!([{"name": "kube-api-access-9xk2p",
         "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}]);
     api.add_pod(pod_a);
-    api.add_pod(pod_json(
+    let mut pod_b = pod_json(
         &node,
         "shop",
         &marker("batch"),
@@ -79,7 +79,13 @@ fn pods_get_workload_and_spiffe_ids() {
         "batch",
         &cid_b,
         "busybox:1.36",
-    ));
+    );
+    // A CronJob's Job: named for its scheduled minute (29924400 is the
+    // minute of the pod's creationTimestamp, 2026-11-23T20:00:00Z).
+    pod_b["metadata"]["ownerReferences"] = serde_json::json!([{"apiVersion": "batch/v1",
+        "kind": "Job", "name": "nightly-29924400", "uid": "0a1b2c3d-0000-4000-8000-000000000002",
+        "controller": true}]);
+    api.add_pod(pod_b);
     api.add_pod(pod_json(
         &node,
         "ops",
@@ -155,6 +161,14 @@ fn pods_get_workload_and_spiffe_ids() {
     assert_eq!(wa["pod"]["labels"]["app"], web.as_str());
     assert_eq!(wa["pod"]["owner"]["kind"], "Deployment");
     assert_eq!(wa["pod"]["owner"]["name"], web.as_str());
+    assert_eq!(
+        wa["pod"]["owner"]["via"],
+        format!("ReplicaSet/{web}-5d9f8b7c6")
+    );
+    let ob = &b["executor"]["workload"]["pod"]["owner"];
+    assert_eq!(ob["kind"], "CronJob", "{b:#}");
+    assert_eq!(ob["name"], "nightly");
+    assert_eq!(ob["via"], "Job/nightly-29924400");
     assert_eq!(wa["container"]["id"], cid_a.as_str());
     assert_eq!(wa["container"]["runtime"], "containerd");
     assert_eq!(wa["container"]["name"], "app");

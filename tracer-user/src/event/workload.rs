@@ -62,6 +62,11 @@ pub struct Pod {
 pub struct PodOwner {
     pub kind: String,
     pub name: String,
+    /// The pod's own controller (`ReplicaSet/web-5d9f8b7c6`,
+    /// `Job/backup-29935080`) when `kind`/`name` were inferred from its name
+    /// by Kubernetes' naming conventions; absent when the pod names its owner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -81,10 +81,15 @@ pub fn cap_labels(labels: &Labels, max: usize) -> (Labels, bool) {
     (kept, cut)
 }
 
+/// The workload that controls a pod, at the top of its owner chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
     pub kind: String,
     pub name: String,
+    /// The pod's own controller (`Job/backup-29935080`) when the top was
+    /// inferred from it by a naming convention (see [`owner_of`]); None when
+    /// the pod names its owner itself.
+    pub via: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,15 +167,46 @@ fn split_container_id(raw: &str) -> (String, Option<String>) {
     }
 }
 
-/// The workload that owns the pod. ReplicaSets made by a Deployment are named
-/// `<deployment>-<pod-template-hash>`: with only pod read access (our RBAC) that
-/// suffix is how the Deployment is recognised.
+/// The annotation the kubelet puts on the mirror of a static pod (a manifest
+/// in its own directory, not an API object it was given).
+const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
+/// How far before its pod a Job made by a CronJob may have been scheduled (a
+/// Job's pods are retried, and a CronJob may start late within its deadline).
+const CRONJOB_LATE_MINUTES: i64 = 7 * 24 * 60;
+
+/// The workload at the top of the pod's owner chain, by the conventions
+/// Kubernetes names things with; with only pod read access (our RBAC) the
+/// owners themselves cannot be read:
+/// - a ReplicaSet made by a Deployment is `<deployment>-<pod-template-hash>`,
+///   and the pod carries that hash as a label;
+/// - a Job made by a CronJob is `<cronjob>-<scheduled time in minutes since
+///   the epoch>`: accepted when that time is at most a week before the pod
+///   was created and not after it, so a Job someone named `backup-20261201`
+///   is not taken for a CronJob's;
+/// - StatefulSets, DaemonSets and bare Jobs own their pods directly;
+/// - a static pod's mirror is owned by its Node (or, from kubelets before
+///   owner references, only carries the mirror annotation).
 fn owner_of(pod: &Pod) -> Option<Owner> {
-    let refs = pod.metadata.owner_references.as_ref()?;
-    let r = refs
+    let refs = pod.metadata.owner_references.as_deref().unwrap_or_default();
+    let Some(r) = refs
         .iter()
         .find(|r| r.controller == Some(true))
-        .or(refs.first())?;
+        .or(refs.first())
+    else {
+        let mirror = pod
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(MIRROR_ANNOTATION));
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+        return mirror.then_some(()).and(node).map(|name| Owner {
+            kind: "Node".into(),
+            name,
+            via: None,
+        });
+    };
+    let via = || Some(format!("{}/{}", r.kind, r.name));
     if r.kind == "ReplicaSet"
         && let Some(hash) = pod
             .metadata
@@ -182,12 +218,37 @@ fn owner_of(pod: &Pod) -> Option<Owner> {
         return Some(Owner {
             kind: "Deployment".into(),
             name: deploy.to_owned(),
+            via: via(),
+        });
+    }
+    if r.kind == "Job"
+        && let Some(created) = &pod.metadata.creation_timestamp
+        && let Some(cronjob) = cronjob_of_job(&r.name, created.0.as_second() / 60)
+    {
+        return Some(Owner {
+            kind: "CronJob".into(),
+            name: cronjob.to_owned(),
+            via: via(),
         });
     }
     Some(Owner {
         kind: r.kind.clone(),
         name: r.name.clone(),
+        via: None,
     })
+}
+
+/// The CronJob that named Job `job` (`<cronjob>-<minutes>`), given the
+/// minute its pod was created; None when the suffix is not a plausible
+/// scheduled time.
+fn cronjob_of_job(job: &str, created_minute: i64) -> Option<&str> {
+    let (cronjob, minutes) = job.rsplit_once('-')?;
+    if cronjob.is_empty() || minutes.is_empty() || !minutes.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let scheduled: i64 = minutes.parse().ok()?;
+    (scheduled <= created_minute && created_minute - scheduled <= CRONJOB_LATE_MINUTES)
+        .then_some(cronjob)
 }
 
 /// The metadata we keep from a Pod object, its labels cut to `labels_max`
@@ -623,7 +684,8 @@ mod tests {
             meta.owner,
             Some(Owner {
                 kind: "Deployment".into(),
-                name: "web".into()
+                name: "web".into(),
+                via: Some("ReplicaSet/web-7d4b9c8f6".into()),
             })
         );
         assert_eq!(meta.containers.len(), 3);
@@ -641,6 +703,132 @@ mod tests {
                 .by_uid("1b2c3d4e-5f60-4718-9a2b-3c4d5e6f7081")
                 .is_some()
         );
+    }
+
+    #[test]
+    fn owners_resolve_to_the_top_level_controller() {
+        // (owner references, labels, annotations, created, want (kind, name, via)).
+        type Case<'a> = (
+            serde_json::Value,
+            serde_json::Value,
+            serde_json::Value,
+            &'a str,
+            Option<(&'a str, &'a str, Option<&'a str>)>,
+        );
+        let reference = |kind: &str, name: &str| {
+            serde_json::json!([{"apiVersion": "v1", "kind": kind, "name": name,
+                "uid": "u", "controller": true}])
+        };
+        let none = serde_json::Value::Null;
+        // 2026-12-01T06:00:00Z is minute 29,935,080 since the epoch.
+        let cases: Vec<Case> = vec![
+            (
+                reference("ReplicaSet", "web-7d4b9c8f6"),
+                serde_json::json!({"pod-template-hash": "7d4b9c8f6"}),
+                none.clone(),
+                "2026-12-01T06:00:05Z",
+                Some(("Deployment", "web", Some("ReplicaSet/web-7d4b9c8f6"))),
+            ),
+            // A ReplicaSet of its own (no matching hash): itself.
+            (
+                reference("ReplicaSet", "legacy-rs"),
+                serde_json::json!({"pod-template-hash": "abc"}),
+                none.clone(),
+                "2026-12-01T06:00:05Z",
+                Some(("ReplicaSet", "legacy-rs", None)),
+            ),
+            // A CronJob's Job, its pod started on time or a day late (a retry).
+            (
+                reference("Job", "backup-29935080"),
+                none.clone(),
+                none.clone(),
+                "2026-12-01T06:00:09Z",
+                Some(("CronJob", "backup", Some("Job/backup-29935080"))),
+            ),
+            (
+                reference("Job", "db-dump-nightly-29935080"),
+                none.clone(),
+                none.clone(),
+                "2026-12-02T06:00:00Z",
+                Some((
+                    "CronJob",
+                    "db-dump-nightly",
+                    Some("Job/db-dump-nightly-29935080"),
+                )),
+            ),
+            // Jobs named by people: a date, a build number, a time in the future.
+            (
+                reference("Job", "backup-20261201"),
+                none.clone(),
+                none.clone(),
+                "2026-12-01T06:00:09Z",
+                Some(("Job", "backup-20261201", None)),
+            ),
+            (
+                reference("Job", "migrate-42"),
+                none.clone(),
+                none.clone(),
+                "2026-12-01T06:00:09Z",
+                Some(("Job", "migrate-42", None)),
+            ),
+            (
+                reference("Job", "backup-29935090"),
+                none.clone(),
+                none.clone(),
+                "2026-12-01T06:00:09Z",
+                Some(("Job", "backup-29935090", None)),
+            ),
+            (
+                reference("StatefulSet", "db"),
+                none.clone(),
+                none.clone(),
+                "2026-12-01T06:00:00Z",
+                Some(("StatefulSet", "db", None)),
+            ),
+            (
+                reference("DaemonSet", "node-exporter"),
+                none.clone(),
+                none.clone(),
+                "2026-12-01T06:00:00Z",
+                Some(("DaemonSet", "node-exporter", None)),
+            ),
+            // A static pod's mirror: owned by the Node, or only annotated.
+            (
+                reference("Node", "node-1"),
+                none.clone(),
+                serde_json::json!({"kubernetes.io/config.mirror": "3f2a"}),
+                "2026-12-01T06:00:00Z",
+                Some(("Node", "node-1", None)),
+            ),
+            (
+                none.clone(),
+                none.clone(),
+                serde_json::json!({"kubernetes.io/config.mirror": "3f2a"}),
+                "2026-12-01T06:00:00Z",
+                Some(("Node", "node-1", None)),
+            ),
+            // A bare pod.
+            (
+                none.clone(),
+                none.clone(),
+                none.clone(),
+                "2026-12-01T06:00:00Z",
+                None,
+            ),
+        ];
+        for (refs, labels, annotations, created, want) in cases {
+            let p = pod(serde_json::json!({
+                "metadata": {"name": "p", "uid": "u", "ownerReferences": refs,
+                    "labels": labels, "annotations": annotations,
+                    "creationTimestamp": created},
+                "spec": {"nodeName": "node-1", "containers": []}
+            }));
+            let got = owner_of(&p);
+            let got = got
+                .as_ref()
+                .map(|o| (o.kind.as_str(), o.name.as_str(), o.via.as_deref()));
+            assert_eq!(got, want, "{:?}", p.metadata);
+        }
     }
 
     #[test]

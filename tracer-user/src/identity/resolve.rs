@@ -449,6 +449,7 @@ impl IdentityResolver {
                 m.owner.as_ref().map(|o| PodOwner {
                     kind: o.kind.clone(),
                     name: o.name.clone(),
+                    via: o.via.clone(),
                 })
             }),
             service_account_token: container_meta.and_then(|c| c.service_account_token),

@@ -42,6 +42,7 @@ pub(super) fn pod_workload() -> Arc<Workload> {
             owner: Some(PodOwner {
                 kind: "ReplicaSet".into(),
                 name: "web-7d9f8c".into(),
+                via: None,
             }),
             service_account_token: Some(true),
         }),
