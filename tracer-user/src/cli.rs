@@ -63,9 +63,15 @@ pub struct RunArgs {
     /// Rotated files kept (FILE.1 newest ... FILE.N oldest).
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub rotate_keep: usize,
-    /// Serve events to `tracer tail` on this Unix socket (mode 0600).
-    #[arg(long, value_name = "PATH")]
+    /// Serve events to `tracer tail` on this Unix socket (mode 0600, root
+    /// only). Default: /run/tracer/tracer.sock, unless another running tracer
+    /// serves that already (then this one serves none, and says so); a path
+    /// given here must be free.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_socket")]
     pub socket: Option<PathBuf>,
+    /// Serve no tail socket.
+    #[arg(long)]
+    pub no_socket: bool,
     /// Lines a tail reader may fall behind before it misses events (it is told how many).
     #[arg(long, default_value_t = crate::sink::socket::CLIENT_QUEUE, value_name = "LINES")]
     pub tail_queue: usize,
@@ -285,7 +291,12 @@ impl RunArgs {
             registrations: self.registrations.clone(),
             node_name: self.node_name.clone().filter(|n| !n.is_empty()),
             metrics_addr: self.metrics_addr,
-            socket: self.socket.clone(),
+            socket: match (&self.socket, self.no_socket) {
+                (_, true) => None,
+                (Some(p), false) => Some(p.clone()).filter(|p| !p.as_os_str().is_empty()),
+                (None, false) => Some(PathBuf::from(crate::sink::socket::DEFAULT_PATH)),
+            },
+            socket_explicit: self.socket.is_some(),
             tail_queue: self.tail_queue,
             tail_queue_bytes: self.tail_queue_bytes,
             tail_total_bytes: self.tail_queue_bytes.saturating_mul(

@@ -104,6 +104,10 @@ pub struct Config {
     /// Unix socket for `tracer tail`.
     #[serde(skip)]
     pub socket: Option<PathBuf>,
+    /// `socket` was asked for (not the default): failing to serve it is an
+    /// error, not a warning.
+    #[serde(skip)]
+    pub socket_explicit: bool,
     /// Lines a tail reader may fall behind before it misses events.
     #[serde(skip)]
     pub tail_queue: usize,
@@ -163,6 +167,7 @@ impl Default for Config {
             registrations: None,
             metrics_addr: None,
             socket: None,
+            socket_explicit: false,
             tail_queue: crate::sink::socket::CLIENT_QUEUE,
             tail_queue_bytes: crate::sink::socket::CLIENT_QUEUE_BYTES,
             tail_total_bytes: crate::sink::socket::TOTAL_QUEUE_BYTES,

@@ -78,8 +78,17 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
         limits.client_bytes = limits.client_bytes.min(budget.tail_queues);
         // Bound in the services' context: its listener and readers live there.
         let _services = services.handle().enter();
-        sinks.bind_socket(path, limits)?;
-        tracing::info!(path = %path.display(), "serving events to `tracer tail`");
+        match sinks.bind_socket(path, limits) {
+            Ok(()) => tracing::info!(path = %path.display(), "serving events to `tracer tail`"),
+            // The default place is best effort: a second tracer on the host
+            // (or a read-only /run) still traces; the operator is told why
+            // `tracer tail` will not reach it.
+            Err(e) if !config.socket_explicit => tracing::warn!(
+                error = %e,
+                "no tail socket for this tracer (give --socket PATH to serve one elsewhere)"
+            ),
+            Err(e) => return Err(e.into()),
+        }
     }
 
     let btf = Btf::from_file(&config.btf_path)

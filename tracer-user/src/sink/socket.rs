@@ -53,8 +53,13 @@ impl Default for SocketLimits {
     }
 }
 
+/// Where `tracer run` serves, and `tracer tail` reads, unless told otherwise.
+pub const DEFAULT_PATH: &str = "/run/tracer/tracer.sock";
+
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
+    #[error("tail socket {0}: another running tracer serves it")]
+    InUse(PathBuf),
     #[error("tail socket {path}: {what}")]
     Io {
         path: PathBuf,
@@ -119,6 +124,11 @@ impl SocketSink {
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             if !meta.file_type().is_socket() {
                 return Err(SocketError::NotASocket(path.to_owned()));
+            }
+            // A live tracer answers: never take its readers away. Only a
+            // socket nobody listens on (a run that did not shut down) is removed.
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(SocketError::InUse(path.to_owned()));
             }
             std::fs::remove_file(path).map_err(io("removing the stale socket"))?;
         }
@@ -293,6 +303,26 @@ mod tests {
         while sink.clients() < n {
             tokio::task::yield_now().await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_live_socket_is_never_taken_a_stale_one_is_replaced() {
+        let (path, dir) = sock_path("owner");
+        let first = SocketSink::bind(&path, SocketLimits::default()).unwrap();
+        match SocketSink::bind(&path, SocketLimits::default()) {
+            Err(SocketError::InUse(p)) => assert_eq!(p, path),
+            other => panic!("a second tracer took the socket: {:?}", other.map(|_| ())),
+        }
+        assert!(path.exists(), "the refused bind removed the live socket");
+        drop(first);
+        // A run killed before its clean-up leaves its socket file behind.
+        let stale = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        drop(stale);
+        assert!(path.exists());
+        let again = SocketSink::bind(&path, SocketLimits::default()).unwrap();
+        UnixStream::connect(&path).await.unwrap();
+        drop(again);
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[tokio::test]

@@ -22,8 +22,6 @@ use render::Printer;
 
 use crate::event::view::Line;
 
-pub(crate) const DEFAULT_SOCKET: &str = "/run/tracer/tracer.sock";
-
 pub(crate) async fn run(args: TailArgs) -> anyhow::Result<()> {
     let filter = Filter::from_args(&args)?;
     let color = !args.json
@@ -42,7 +40,7 @@ pub(crate) async fn run(args: TailArgs) -> anyhow::Result<()> {
             let path = args
                 .socket
                 .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+                .unwrap_or_else(|| PathBuf::from(crate::sink::socket::DEFAULT_PATH));
             read_socket(&path, &mut printer).await
         }
     }
