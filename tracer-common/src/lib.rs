@@ -9,7 +9,7 @@
 #![no_std]
 
 /// Bumped whenever the layout of any record changes.
-pub const RECORD_VERSION: u16 = 4;
+pub const RECORD_VERSION: u16 = 5;
 
 /// Bytes of argv the probes copy for one exec. Longer argument lists are cut at
 /// this length and flagged with [`FLAG_ARGV_TRUNCATED`].
@@ -172,6 +172,24 @@ pub struct ExecRecord {
     pub file_ctime_sec: i64,
     pub file_ctime_nsec: u32,
     pub _pad_file: u32,
+    /// The process's CPU time when the image started: what its usage at exit
+    /// is counted from.
+    pub cpu: CpuUsage,
+}
+
+/// A process's CPU time so far, as the kernel accounts it: what its reaped
+/// threads left in `signal_struct` plus the thread reading it (the only one
+/// left at an exec, and the last at the process's exit).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuUsage {
+    /// `utime` and `stime`, ns: sampled at ticks, they give the split
+    /// between user and system time...
+    pub utime_ns: u64,
+    pub stime_ns: u64,
+    /// ...of this, the scheduler's exact total (`sum_exec_runtime`), as
+    /// /proc/<pid>/stat scales them.
+    pub runtime_ns: u64,
 }
 
 /// A new process (not a thread). `task` describes the child.
@@ -191,6 +209,11 @@ pub struct ExitRecord {
     /// `task->exit_code`: wait status (exit code << 8, or the signal).
     pub exit_code: u32,
     pub _pad: u32,
+    /// CPU time of the whole process at its end.
+    pub cpu: CpuUsage,
+    /// `signal->maxrss`: the process's peak resident set, in pages, over its
+    /// life (an image before an exec included: the kernel keeps one).
+    pub maxrss_pages: u64,
 }
 
 pub const AF_INET: u16 = 2;
@@ -443,6 +466,14 @@ pub struct Offsets {
     /// That controller's v1 hierarchy id (the `root` of the `cgroup:*`
     /// tracepoints), whose mkdir/rmdir/rename are forwarded besides v2's; 0 none.
     pub cgroup_v1_hierarchy: u32,
+    /// CPU accounting ([`CpuUsage`]): the thread's and the reaped threads'.
+    pub task_utime: u32,
+    pub task_stime: u32,
+    pub task_sum_exec_runtime: u32,
+    pub signal_utime: u32,
+    pub signal_stime: u32,
+    pub signal_sum_sched_runtime: u32,
+    pub signal_maxrss: u32,
 }
 
 #[cfg(feature = "user")]

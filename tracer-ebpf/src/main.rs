@@ -43,7 +43,7 @@ use aya_log_ebpf::{error, warn};
 use tracer_common::{
     ARGV_MAX, CGROUP_MKDIR, CGROUP_PATH_MAX, CGROUP_RENAME, CGROUP_RMDIR, COMM_LEN,
     CONNECT_IN_SYSCALL, CONNECT_OP_CONNECT, CONNECT_OP_SENDMSG, CgroupRecord, ConnectRecord,
-    ConnectResultRecord, ENV_MAX, ExecRecord, ExitRecord, FAILED_EXEC_ARG_MAX,
+    ConnectResultRecord, CpuUsage, ENV_MAX, ExecRecord, ExitRecord, FAILED_EXEC_ARG_MAX,
     FAILED_EXEC_ARGS_MAX, FLAG_ARGV_TRUNCATED, FLAG_ARGV_UNREADABLE, FLAG_COMPAT,
     FLAG_ENV_TRUNCATED, FLAG_ENV_UNREADABLE, FLAG_EXECVEAT, FLAG_FILE_UNLINKED,
     FLAG_PATH_FROM_FILE, FLAG_PATH_TRUNCATED, ForkRecord, Header, NAME_MAX, Offsets,
@@ -136,6 +136,13 @@ static OFFSETS: Offsets = Offsets {
     cgroup_v1: 0,
     cgroup_v1_css: 0,
     cgroup_v1_hierarchy: 0,
+    task_utime: 0,
+    task_stime: 0,
+    task_sum_exec_runtime: 0,
+    signal_utime: 0,
+    signal_stime: 0,
+    signal_sum_sched_runtime: 0,
+    signal_maxrss: 0,
 };
 
 /// Read one offset; volatile so the compiler never folds the zero initialiser.
@@ -576,9 +583,29 @@ fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
         rec.file_ctime_sec = kread::<i64>(inode, off!(inode_ctime_sec));
         rec.file_ctime_nsec = kread::<u32>(inode, off!(inode_ctime_nsec)) & CTIME_NSEC_MASK;
         at_random(buf, mm, addr_of_mut!(rec.at_random));
+        cpu_usage(task as usize, addr_of_mut!(rec.cpu));
         submit_exec(buf, path_len, argv_len + env_len);
     }
     0
+}
+
+/// The process's CPU time so far into `dst`: its reaped threads' (kept in
+/// `signal_struct`) plus `task`'s own. Called where `task` is the only thread
+/// left (after an exec's de_thread) or the last one (at the process's exit).
+///
+/// # Safety
+///
+/// `dst` valid for writes and 8-byte aligned (a field of a record or scratch).
+#[inline(always)]
+unsafe fn cpu_usage(task: usize, dst: *mut CpuUsage) {
+    let signal = kptr(task, off!(task_signal));
+    let sum = |a: usize, b: usize| kread::<u64>(signal, a).wrapping_add(kread::<u64>(task, b));
+    // SAFETY: per this function's contract.
+    unsafe {
+        (*dst).utime_ns = sum(off!(signal_utime), off!(task_utime));
+        (*dst).stime_ns = sum(off!(signal_stime), off!(task_stime));
+        (*dst).runtime_ns = sum(off!(signal_sum_sched_runtime), off!(task_sum_exec_runtime));
+    }
 }
 
 /// `AT_RANDOM`, and how many auxiliary vector entries are searched for it:
@@ -809,6 +836,9 @@ fn exec_failed<C: EbpfContext>(ctx: &C, ret: i64, pending: &PendingExec) {
         write_volatile(addr_of_mut!(rec.cwd_dentry), 0);
         write_volatile(addr_of_mut!(rec.cwd_mnt), 0);
         write_volatile(addr_of_mut!(rec.cwd_ino), 0);
+        write_volatile(addr_of_mut!(rec.cpu.utime_ns), 0);
+        write_volatile(addr_of_mut!(rec.cpu.stime_ns), 0);
+        write_volatile(addr_of_mut!(rec.cpu.runtime_ns), 0);
         let data = addr_of_mut!((*buf).data).cast::<u8>();
         let n = bpf_probe_read_user_str(data.cast(), PATH_MAX as u32, pending.filename as *const _);
         let path_len = if n > 0 { (n - 1) as usize } else { 0 };
@@ -1004,6 +1034,8 @@ fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
         (*rec).task.cgroup_id = current_cgroup_id();
         (*rec).exit_code = kread::<u32>(task, off!(task_exit_code));
         (*rec)._pad = 0;
+        cpu_usage(task, addr_of_mut!((*rec).cpu));
+        (*rec).maxrss_pages = kread::<u64>(signal, off!(signal_maxrss));
     }
     entry.submit(wakeup_flags());
     count(counter::SUBMITTED);

@@ -511,11 +511,21 @@ fn check_config(args: RunArgs) -> Result<()> {
             );
         }
     }
-    println!(
-        "config OK: {} registration entries, trust domain {}, config digest {}",
+    print_stdout(&format!(
+        "config OK: {} registration entries, trust domain {}, config digest {}\n",
         registry.len(),
         registry.trust_domain(),
         config.digest()
-    );
-    Ok(())
+    ))
+}
+
+/// Write a command's output. A reader that went away (`| head`) ends the
+/// output quietly, as it does for other Unix tools, instead of a panic.
+pub(crate) fn print_stdout(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing to stdout"),
+    }
 }

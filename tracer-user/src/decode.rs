@@ -17,6 +17,9 @@ pub enum Record {
         ts_boot_ns: u64,
         task: TaskInfo,
         exit_code: u32,
+        /// The process's CPU time at its end, and its peak RSS in pages.
+        cpu: tracer_common::CpuUsage,
+        maxrss_pages: u64,
     },
     Connect(ConnectRecord),
     /// What became of a connect ([`Record::Connect`] with the same cookie).
@@ -153,6 +156,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
                 ts_boot_ns: rec.header.ts_boot_ns,
                 task: rec.task,
                 exit_code: rec.exit_code,
+                cpu: rec.cpu,
+                maxrss_pages: rec.maxrss_pages,
             })
         }
         Some(RecordKind::Connect) => Ok(Record::Connect(read(bytes)?)),

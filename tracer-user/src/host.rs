@@ -115,6 +115,13 @@ pub(crate) fn clock_ticks_per_second() -> u64 {
     u64::try_from(hz).ok().filter(|&hz| hz > 0).unwrap_or(100)
 }
 
+/// Bytes of a memory page (what `signal->maxrss` counts in).
+pub(crate) fn page_size() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
+}
+
 /// RLIMIT_NOFILE as (soft, hard).
 pub(crate) fn nofile_limit() -> std::io::Result<(u64, u64)> {
     let mut lim = libc::rlimit {

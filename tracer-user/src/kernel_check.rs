@@ -63,9 +63,6 @@ pub(crate) fn run(args: CheckKernelArgs) -> Result<()> {
         programs: probes.stats(),
         degraded: probes.degraded(),
     };
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&report).context("serializing the report")?
-    );
-    Ok(())
+    let json = serde_json::to_string_pretty(&report).context("serializing the report")?;
+    crate::cli::print_stdout(&format!("{json}\n"))
 }

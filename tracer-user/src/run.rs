@@ -135,6 +135,7 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
         }),
         realtime_offset_ns: host::boottime_to_realtime_offset_ns(),
         ticks_per_second: host::clock_ticks_per_second(),
+        page_size: host::page_size(),
         lineage_depth: config.lineage_depth,
         lineage_ids: config.lineage == crate::event::LineageMode::Ids,
         emit_lifecycle: config.emit_lifecycle,

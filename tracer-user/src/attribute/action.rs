@@ -3,21 +3,57 @@ use tracer_common::{AF_INET6, CONNECT_IN_SYSCALL, CONNECT_OP_SENDMSG, RESULT_FRO
 
 use crate::{
     errno,
-    event::{ConnectAction, Endpoint, ExitAction, Outcome},
+    event::{ConnectAction, Endpoint, ExitAction, Outcome, Usage, UsageSince},
 };
 
-pub(super) fn exit_action(code: u32) -> ExitAction {
+pub(super) fn exit_action(code: u32, usage: Option<Usage>) -> ExitAction {
     let signal = code & 0x7f;
     if signal != 0 {
         ExitAction {
             exit_code: 128 + signal,
             signal: Some(signal),
+            usage,
         }
     } else {
         ExitAction {
             exit_code: (code >> 8) & 0xff,
             signal: None,
+            usage,
         }
+    }
+}
+
+/// What an image used, from the process's CPU time at its exit (`end`) and
+/// at the image's start (`base`: its exec, or zero for a process whose exec
+/// the tracer did not see), as /proc/<pid>/stat reports it: the scheduler's
+/// exact runtime, split between user and system in the ratio of the
+/// tick-sampled `utime` and `stime` (the kernel's `cputime_adjust`).
+pub(super) fn usage(
+    end: &tracer_common::CpuUsage,
+    base_runtime_ns: Option<u64>,
+    maxrss_pages: u64,
+    page_size: u64,
+    lifetime_ns: u64,
+) -> Usage {
+    let rtime = end.runtime_ns.saturating_sub(base_runtime_ns.unwrap_or(0));
+    let (u, s) = (end.utime_ns, end.stime_ns);
+    let user = match (u, s) {
+        (_, 0) => rtime,
+        (0, _) => 0,
+        // u128: runtime times a tick sum overflows u64 past ~4 s x 4 s.
+        _ => u64::try_from(u128::from(rtime) * u128::from(u) / (u128::from(u) + u128::from(s)))
+            .unwrap_or(rtime),
+    };
+    Usage {
+        cpu_user_ns: user,
+        cpu_system_ns: rtime - user.min(rtime),
+        peak_rss_kib: maxrss_pages.saturating_mul(page_size) / 1024,
+        lifetime_ns,
+        since: if base_runtime_ns.is_some() {
+            UsageSince::Exec
+        } else {
+            UsageSince::Start
+        },
     }
 }
 
@@ -100,10 +136,60 @@ mod tests {
 
     #[test]
     fn exit_status() {
-        assert_eq!(exit_action(0).exit_code, 0);
-        assert_eq!(exit_action(3 << 8).exit_code, 3);
-        let k = exit_action(9);
+        assert_eq!(exit_action(0, None).exit_code, 0);
+        assert_eq!(exit_action(3 << 8, None).exit_code, 3);
+        let k = exit_action(9, None);
         assert_eq!((k.exit_code, k.signal), (137, Some(9)));
+    }
+
+    #[test]
+    fn usage_splits_runtime_as_proc_does() {
+        use tracer_common::CpuUsage;
+        let cpu = |u: u64, s: u64, r: u64| CpuUsage {
+            utime_ns: u,
+            stime_ns: s,
+            runtime_ns: r,
+        };
+        const S: u64 = 1_000_000_000;
+        // (at exit, runtime at exec, want (user, system, since)).
+        let cases = [
+            // A busy loop: all user; 0.1 s before the exec is not the image's.
+            (
+                cpu(3 * S, 0, 3 * S),
+                Some(S / 10),
+                (3 * S - S / 10, 0, UsageSince::Exec),
+            ),
+            // Ticks say 3:1; the exact runtime is split so.
+            (
+                cpu(3 * S, S, 8 * S),
+                None,
+                (6 * S, 2 * S, UsageSince::Start),
+            ),
+            // Too short for a tick: the runtime is the user's (as the kernel does).
+            (cpu(0, 0, 700_000), None, (700_000, 0, UsageSince::Start)),
+            (
+                cpu(0, 4_000_000, 5_000_000),
+                None,
+                (0, 5_000_000, UsageSince::Start),
+            ),
+            // Hours of both: no overflow.
+            (
+                cpu(40_000 * S, 30_000 * S, 70_000 * S),
+                None,
+                (40_000 * S, 30_000 * S, UsageSince::Start),
+            ),
+            // A base past the end (a counter the kernel reset): zero, not a wrap.
+            (cpu(S, 0, S), Some(2 * S), (0, 0, UsageSince::Exec)),
+        ];
+        for (end, base, (user, system, since)) in cases {
+            let u = usage(&end, base, 100, 4096, 5);
+            assert_eq!(
+                (u.cpu_user_ns, u.cpu_system_ns, u.since),
+                (user, system, since),
+                "{end:?} {base:?}"
+            );
+            assert_eq!((u.peak_rss_kib, u.lifetime_ns), (400, 5));
+        }
     }
 
     #[test]

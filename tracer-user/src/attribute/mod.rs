@@ -50,6 +50,8 @@ pub struct Context {
     /// Added to a boot-clock ns value to get Unix-epoch ns.
     pub realtime_offset_ns: i128,
     pub ticks_per_second: u64,
+    /// Bytes of a memory page (the unit of the kernel's peak RSS).
+    pub page_size: u64,
     pub lineage_depth: usize,
     /// `--lineage ids`: ancestors are written by exec_id only.
     pub lineage_ids: bool,
@@ -269,10 +271,26 @@ impl Attributor {
                 ts_boot_ns,
                 task,
                 exit_code,
+                cpu,
+                maxrss_pages,
             } => {
                 let ev = self.ctx.emit_lifecycle.then(|| {
                     let p = self.process_for(&task);
-                    let action = Action::Exit(action::exit_action(exit_code));
+                    let started = match p.image_start_ns {
+                        0 => {
+                            p.start_ticks.saturating_mul(1_000_000_000)
+                                / self.ctx.ticks_per_second.max(1)
+                        }
+                        ns => ns,
+                    };
+                    let usage = action::usage(
+                        &cpu,
+                        p.cpu_base_ns.map(std::num::NonZeroU64::get),
+                        maxrss_pages,
+                        self.ctx.page_size,
+                        ts_boot_ns.saturating_sub(started),
+                    );
+                    let action = Action::Exit(action::exit_action(exit_code, Some(usage)));
                     self.event(Kind::Exit, ts_boot_ns, &task, &p, action)
                 });
                 self.table.mark_exited(task.tgid, Instant::now());

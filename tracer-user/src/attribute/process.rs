@@ -37,6 +37,9 @@ pub(super) struct Image {
     pub file: Option<Arc<FileVersion>>,
     pub loader_env: Option<Arc<LoaderEnv>>,
     pub credential_env: Option<Arc<CredentialEnv>>,
+    /// CPU runtime at the exec and when the image started (see [`Process`]).
+    pub cpu_base_ns: Option<std::num::NonZeroU64>,
+    pub image_start_ns: u64,
     /// (v2 id, v1 id); 0 unknown.
     pub cgroups: (u64, u64),
     pub uid: u32,
@@ -72,6 +75,8 @@ impl Image {
             file: None,
             loader_env: None,
             credential_env: None,
+            cpu_base_ns: None,
+            image_start_ns: task.start_boottime_ns,
             cgroups: (task.cgroup_id, task.cgroup_v1_id),
             uid: task.uid,
             gid: task.gid,
@@ -142,6 +147,8 @@ impl Image {
             file: s.file.map(Arc::new),
             loader_env: s.loader_env.clone(),
             credential_env,
+            cpu_base_ns: None,
+            image_start_ns: 0,
             cgroups,
             uid: s.uid,
             gid: s.gid,
@@ -165,6 +172,8 @@ impl Image {
             file,
             loader_env,
             credential_env,
+            cpu_base_ns,
+            image_start_ns,
             cgroups: (cgroup_id, cgroup_v1_id),
             uid,
             gid,
@@ -177,6 +186,8 @@ impl Image {
             file,
             loader_env,
             credential_env,
+            cpu_base_ns,
+            image_start_ns,
             pid,
             ppid,
             start_ticks,
@@ -349,6 +360,8 @@ impl Attributor {
                 e.rec.flags & (FLAG_ENV_TRUNCATED | FLAG_ENV_UNREADABLE) != 0,
                 &self.credential_patterns,
             ),
+            cpu_base_ns: std::num::NonZeroU64::new(e.rec.cpu.runtime_ns),
+            image_start_ns: e.rec.header.ts_boot_ns,
             ..base
         };
         let p = self.build(image);

@@ -80,6 +80,7 @@ pub(super) fn attributor_on(host: FakeHost, v2_mount: PathBuf, emit_lifecycle: b
         }),
         realtime_offset_ns: 0,
         ticks_per_second: HZ,
+        page_size: 4096,
         lineage_depth: 4,
         lineage_ids: false,
         emit_lifecycle,
@@ -368,6 +369,8 @@ impl Sim {
                     ts_boot_ns: self.now_ns(),
                     task,
                     exit_code: 0,
+                    cpu: Default::default(),
+                    maxrss_pages: 0,
                 }
             }
         };

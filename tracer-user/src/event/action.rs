@@ -123,6 +123,33 @@ pub struct ExitAction {
     /// Exit status as the shell shows it: the code, or 128 + signal.
     pub exit_code: u32,
     pub signal: Option<u32>,
+    /// What the image used, read in the kernel at the exit; absent when the
+    /// kernel record carried none (a test's hand-made record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// `action.usage` of an exit: CPU time and lifetime of the image (since its
+/// exec, or since the process started when the tracer saw no exec of it:
+/// `since`), and the process's peak resident set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub cpu_user_ns: u64,
+    pub cpu_system_ns: u64,
+    /// The kernel's `maxrss` of the process: over its whole life, an image
+    /// before an exec included (the kernel keeps no other).
+    pub peak_rss_kib: u64,
+    pub lifetime_ns: u64,
+    /// `exec`: counted from the image's exec; `start`: from the process's
+    /// start (a fork that never exec'd, or a process older than the tracer).
+    pub since: UsageSince,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageSince {
+    Exec,
+    Start,
 }
 
 #[derive(Debug, Serialize)]

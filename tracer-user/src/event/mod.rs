@@ -20,7 +20,7 @@ use crate::filehash::{FileVersion, HashState, HashStatus};
 
 pub use action::{
     Action, Aggregate, ConnectAction, Endpoint, ExecAction, ExitAction, ForkAction, Outcome,
-    OutcomeCounts,
+    OutcomeCounts, Usage, UsageSince,
 };
 pub use lineage::{Ancestor, AncestorBase, LineageMode, ProcessRecord};
 pub use loss::{BudgetCounts, LossCounts, LossRecord, SinkGap};

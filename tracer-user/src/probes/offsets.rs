@@ -120,6 +120,18 @@ const MEMBERS: &[(&str, &[&str], Setter)] = &[
     ("cgroup_subsys_state", &["cgroup"], |o, v| o.css_cgroup = v),
     ("cgroup", &["kn"], |o, v| o.cgroup_kn = v),
     ("kernfs_node", &["id"], |o, v| o.kernfs_node_id = v),
+    // CPU time and peak memory of a process, for its exit event's usage.
+    ("task_struct", &["utime"], |o, v| o.task_utime = v),
+    ("task_struct", &["stime"], |o, v| o.task_stime = v),
+    ("task_struct", &["se.sum_exec_runtime"], |o, v| {
+        o.task_sum_exec_runtime = v
+    }),
+    ("signal_struct", &["utime"], |o, v| o.signal_utime = v),
+    ("signal_struct", &["stime"], |o, v| o.signal_stime = v),
+    ("signal_struct", &["sum_sched_runtime"], |o, v| {
+        o.signal_sum_sched_runtime = v
+    }),
+    ("signal_struct", &["maxrss"], |o, v| o.signal_maxrss = v),
 ];
 
 /// The BTF enum whose values index `css_set.subsys`.

@@ -34,6 +34,14 @@ pub struct Process {
     pub loader_env: Option<Arc<LoaderEnv>>,
     /// Names of the credential variables in its environment at exec.
     pub credential_env: Option<Arc<CredentialEnv>>,
+    /// The process's CPU runtime (ns) when this image was exec'd: its exit's
+    /// usage counts from there. None when no exec of it was seen (a fork
+    /// child running its parent's image, a process older than the tracer):
+    /// usage then counts from the process's start. Never zero after an exec.
+    pub cpu_base_ns: Option<std::num::NonZeroU64>,
+    /// When the image started, ns since boot (its exec, or the process's
+    /// start); 0 when only /proc described it (`start_ticks` says then).
+    pub image_start_ns: u64,
     pub pid: u32,
     pub ppid: u32,
     /// Start time in clock ticks since boot (as /proc shows it).
@@ -549,6 +557,8 @@ mod tests {
             file: None,
             loader_env: None,
             credential_env: None,
+            cpu_base_ns: None,
+            image_start_ns: 0,
             pid,
             ppid,
             start_ticks: start,
@@ -574,7 +584,7 @@ mod tests {
     /// and its spare room no less. Grow it only knowingly.
     #[test]
     fn entry_stays_small() {
-        assert!(std::mem::size_of::<Process>() <= 240);
+        assert!(std::mem::size_of::<Process>() <= 256);
         // Rarely used parts are behind a pointer (most processes never
         // become an ancestor).
         assert_eq!(std::mem::size_of::<OnceLock<Box<AncestorParts>>>(), 16);

@@ -14,9 +14,11 @@ use super::Options;
 /// (events), every path a connect or failed exec can take (evasion), one
 /// image one identity (image_identity), workload identity and its forgeries
 /// (identity, forgery; skipped on `-v1` guests), containers found in v1
-/// hierarchies (cgroup_v1) and real podman and containerd containers (runtimes).
+/// hierarchies (cgroup_v1), real podman and containerd containers (runtimes),
+/// and what an exit says the image used (usage).
 pub(crate) const MATRIX_TESTS: &[&str] = &[
     "events",
+    "usage",
     "evasion",
     "image_identity",
     "identity",

@@ -97,10 +97,11 @@ pub(super) fn fork<'a>(ev: &'a Event, a: &ForkAction) -> EventRecord<'a> {
     r
 }
 
-pub(super) fn exit<'a>(ev: &'a Event, a: &ExitAction) -> EventRecord<'a> {
+pub(super) fn exit<'a>(ev: &'a Event, a: &'a ExitAction) -> EventRecord<'a> {
     let x = &ev.executor;
-    let action = a.signal.map(|s| ActionView {
-        signal: Some(s),
+    let action = (a.signal.is_some() || a.usage.is_some()).then(|| ActionView {
+        signal: a.signal,
+        usage: a.usage.as_ref(),
         ..ActionView::default()
     });
     let mut r = process_header(ev, TERMINATE, EventUnmapped::new(ev, &x.argv, action));

@@ -107,6 +107,9 @@ pub struct ActionView<'a> {
     pub socket_cookie: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub socket_family: Option<&'static str>,
+    /// An exit's usage (CPU, peak RSS, lifetime): OCSF's process has no place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<&'a crate::event::Usage>,
 }
 
 /// The executor's identity; its SPIFFE IDs are `unmapped.spiffe_ids`.

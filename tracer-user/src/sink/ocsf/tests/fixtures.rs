@@ -351,6 +351,13 @@ pub(super) fn exit_killed() -> Event {
         Action::Exit(ExitAction {
             exit_code: 137,
             signal: Some(9),
+            usage: Some(crate::event::Usage {
+                cpu_user_ns: 1_500_000_000,
+                cpu_system_ns: 250_000_000,
+                peak_rss_kib: 20480,
+                lifetime_ns: 61_000_000_000,
+                since: crate::event::UsageSince::Exec,
+            }),
         }),
     )
 }

@@ -236,6 +236,7 @@ fn exit_normal() -> Event {
     ev.action = Action::Exit(ExitAction {
         exit_code: 0,
         signal: None,
+        usage: None,
     });
     ev
 }

@@ -370,7 +370,12 @@ fn fork_and_exit_are_launch_and_terminate() {
     assert_eq!(v["exit_code"], 137);
     assert_eq!(v["process"]["terminated_time"], 1_795_465_307_123_i64);
     assert_eq!(v["actor"]["process"]["uid"], v["process"]["uid"]);
-    assert_eq!(v["unmapped"]["action"], json!({"signal": 9}));
+    assert_eq!(v["unmapped"]["action"]["signal"], 9);
+    assert_eq!(
+        v["unmapped"]["action"]["usage"]["cpu_user_ns"],
+        1_500_000_000_u64
+    );
+    assert_eq!(v["unmapped"]["action"]["usage"]["since"], "exec");
 }
 
 #[test]

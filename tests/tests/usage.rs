@@ -1,0 +1,87 @@
+//! `exit` events carry what the image used, read in the kernel at the exit:
+//! CPU time (user, system), peak RSS and lifetime. Checked against what /proc
+//! said of the same process just before it exited.
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    process::{Command, Stdio},
+};
+
+use tracer_tests::{Tracer, marker};
+
+/// utime + stime of `pid` from /proc, in ns.
+fn proc_cpu_ns(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command's closing parenthesis; utime and stime are
+    // fields 14 and 15 of the line.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap();
+    ticks * 1_000_000_000 / hz
+}
+
+fn proc_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn exit_carries_cpu_time_and_peak_memory_of_the_image() {
+    let tracer = Tracer::start(&["--emit-lifecycle"]);
+    let mark = marker("usage");
+    // Busy for 0.6 s of CPU with 64 MiB touched, then wait for stdin to close.
+    let script = "import sys, time\n\
+                  buf = bytearray(64 << 20)\n\
+                  for i in range(0, len(buf), 4096): buf[i] = 1\n\
+                  t = time.process_time()\n\
+                  while time.process_time() - t < 0.6:\n\
+                  \x20   for _ in range(200000): pass\n\
+                  print('done', flush=True)\n\
+                  sys.stdin.read()\n";
+    let mut child = Command::new("python3")
+        .args(["-c", script, &mark])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "done");
+    let (cpu, hwm) = (proc_cpu_ns(pid), proc_hwm_kib(pid));
+    child.stdin.take().unwrap().write_all(b"").unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let exit = tracer.wait_for(1, |v| {
+        v["kind"] == "exit" && v["executor"]["pid"].as_u64() == Some(u64::from(pid))
+    });
+    let u = &exit[0]["action"]["usage"];
+    let got = u["cpu_user_ns"].as_u64().unwrap() + u["cpu_system_ns"].as_u64().unwrap();
+    let diff = got.abs_diff(cpu) as f64 / cpu as f64;
+    assert!(
+        diff <= 0.10,
+        "CPU {got} ns at exit vs {cpu} ns in /proc just before: {:.1}% off; {}",
+        diff * 100.0,
+        exit[0]
+    );
+    assert!(
+        u["cpu_user_ns"].as_u64().unwrap() > u["cpu_system_ns"].as_u64().unwrap(),
+        "a busy loop is user time: {u}"
+    );
+    let peak = u["peak_rss_kib"].as_u64().unwrap();
+    assert!(
+        // The kernel's RSS counters are per-CPU and batched: two reads of
+        // the same high-water mark may differ by a few pages.
+        peak.abs_diff(hwm) * 20 <= hwm && peak >= 64 * 1024,
+        "peak {peak} KiB, VmHWM {hwm} KiB"
+    );
+    assert!(u["lifetime_ns"].as_u64().unwrap() >= 600_000_000, "{u}");
+    assert_eq!(u["since"], "exec");
+    assert_eq!(exit[0]["action"]["exit_code"], 0);
+    tracer_tests::check_schema(&tracer.output);
+    assert!(tracer.stop().success());
+}
