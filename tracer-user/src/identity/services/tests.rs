@@ -374,3 +374,76 @@ fn stays_within_its_byte_bound() {
     assert!(m.lookup(ip("10.244.0.1"), 80, "tcp").pod.is_none());
     assert!(m.bytes() <= 3 * one);
 }
+
+/// Through the identity resolver: names as the event carries them, and the
+/// pod's SPIFFE ID only when the node's pod cache holds the very pod the
+/// endpoint names (by UID, namespace and name).
+#[test]
+fn destinations_with_spiffe_ids() {
+    use crate::identity::{kube, resolve::IdentityResolver, spiffe::Registry};
+    let index = ServiceIndex::new(Duration::from_secs(300), ServiceLimits::default());
+    {
+        let mut m = index.map.write().unwrap();
+        m.upsert_service(service(svc_json(
+            "shop",
+            "cart",
+            json!({"clusterIP": "10.96.3.7", "ports": [{"name": "https", "port": 443}]}),
+        )));
+        m.upsert_slice(slice(slice_json(
+            "shop",
+            "cart-1",
+            "cart",
+            json!([
+                pod_ep("10.244.1.9", "shop", "local"),
+                pod_ep("10.244.1.10", "shop", "remote"),
+                pod_ep("10.244.1.11", "shop", "renamed")
+            ]),
+            json!([]),
+        )));
+    }
+    let pods = kube::PodIndex::new(Duration::from_secs(300));
+    let pod = |name: &str, uid: &str| {
+        let p: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "shop", "uid": uid},
+            "spec": {"serviceAccountName": "cart-sa", "containers": []}
+        }))
+        .unwrap();
+        kube::pod_meta(&p, kube::POD_LABELS_MAX_BYTES).unwrap()
+    };
+    {
+        let mut c = pods.cache.write().unwrap();
+        c.upsert(pod("local", "uid-local"));
+        // Same UID as the endpoint says, another name: not trusted.
+        c.upsert(pod("other", "uid-renamed"));
+    }
+    let registry = Registry::new("example.org", true).unwrap();
+    let r = IdentityResolver::new(Some(pods), registry).with_services(Some(index));
+    let (svc, none) = r.destination("10.96.3.7", 443, "tcp");
+    let svc = svc.unwrap();
+    assert_eq!(
+        (
+            svc.namespace.as_str(),
+            svc.name.as_str(),
+            svc.port_name.as_deref()
+        ),
+        ("shop", "cart", Some("https"))
+    );
+    assert!(none.is_none());
+    let spiffe = |ip: &str| {
+        let (_, p) = r.destination(ip, 8080, "tcp");
+        p.map(|p| (p.name.clone(), p.spiffe_id.clone()))
+    };
+    assert_eq!(
+        spiffe("10.244.1.9"),
+        Some((
+            "local".into(),
+            Some("spiffe://example.org/ns/shop/sa/cart-sa".into())
+        ))
+    );
+    assert_eq!(spiffe("10.244.1.10"), Some(("remote".into(), None)));
+    assert_eq!(spiffe("10.244.1.11"), Some(("renamed".into(), None)));
+    assert_eq!(r.destination("not an ip", 1, "tcp"), (None, None));
+    // Outside a cluster: nothing.
+    let bare = IdentityResolver::new(None, Registry::new("example.org", true).unwrap());
+    assert_eq!(bare.destination("10.96.3.7", 443, "tcp"), (None, None));
+}
