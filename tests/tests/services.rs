@@ -244,6 +244,17 @@ fn connects_to_a_service_ip_and_to_pod_ips_are_named() {
         assert!(Instant::now() < deadline, "reused ClusterIP never renamed");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Every line, the named connects too, follows docs/event.schema.json.
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    run_ok(
+        Command::new("python3")
+            .arg(repo.join("tests/schema_check.py"))
+            .arg(repo.join("docs/event.schema.json"))
+            .arg(&tracer.output),
+        Duration::from_secs(60),
+    );
     drop(cg);
     drop(tracer);
     let _ = std::fs::remove_dir_all(dir);

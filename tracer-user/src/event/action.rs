@@ -48,11 +48,12 @@ pub struct Endpoint {
     pub pod: Option<Arc<DestPod>>,
 }
 
-/// `action.destination.service`.
+/// `action.destination.service` (fields in name order, as OCSF's
+/// `unmapped` writes them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DestService {
-    pub namespace: String,
     pub name: String,
+    pub namespace: String,
     /// The Service's port matching the destination's port and protocol.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port_name: Option<String>,
@@ -61,8 +62,8 @@ pub struct DestService {
 /// `action.destination.pod`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DestPod {
-    pub namespace: String,
     pub name: String,
+    pub namespace: String,
     /// Known when the pod runs on this node (its service account is in the
     /// pod cache): the ID the tracer gives the pod's own processes.
     #[serde(skip_serializing_if = "Option::is_none")]
