@@ -333,7 +333,10 @@ pub fn endpoint_slice_json(
             "namespace": namespace,
             "uid": format!("eps-{namespace}-{name}"),
             "resourceVersion": "1",
-            "labels": {"kubernetes.io/service-name": service},
+            "labels": {
+                "kubernetes.io/service-name": service,
+                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+            },
         },
         "addressType": "IPv4",
         "endpoints": endpoints.iter().map(|(ip, pod, uid)| json!({

@@ -34,8 +34,8 @@ use kube::{
 
 use super::kube::WatchState;
 
-/// Bytes the index may hold (default, without `--memory-limit`'s share):
-/// about 10,000 Services with 50,000 endpoints.
+/// Bytes the index may hold when no share of `--memory-limit` is given: a
+/// Service costs ~300 bytes, a slice ~200 plus ~200 per pod endpoint.
 pub const SERVICE_INDEX_MAX_BYTES: usize = 8 * 1024 * 1024;
 /// What a Service costs beyond its strings (map entries, vectors).
 const SERVICE_OVERHEAD: usize = 160;
@@ -166,9 +166,13 @@ pub struct SliceMeta {
     pub key: Key,
     /// The Service it belongs to (label `kubernetes.io/service-name`).
     pub service: Option<Key>,
-    /// Addresses of endpoints whose target is a Pod.
+    /// Addresses of endpoints whose target is a Pod of the slice's namespace.
     pub endpoints: Vec<(IpAddr, PodRef)>,
     pub ports: Vec<Port>,
+    /// Written by Kubernetes' EndpointSlice controller (label
+    /// `endpointslice.kubernetes.io/managed-by`), from the pods' own status:
+    /// such a slice wins an address over a hand-written one.
+    pub managed: bool,
 }
 
 impl SliceMeta {
@@ -188,17 +192,22 @@ impl SliceMeta {
 }
 
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
+const CONTROLLER: &str = "endpointslice-controller.k8s.io";
 
 /// The parts of an EndpointSlice naming needs; None without a name. Endpoints
 /// that are not pods (a Node, an address without a target) are left out: the
-/// index names pods only.
+/// index names pods only. So is a target in another namespace: whoever may
+/// write slices in one namespace must not name another namespace's pods (the
+/// controller never does).
 pub fn slice_meta(s: &EndpointSlice) -> Option<SliceMeta> {
     let name = s.metadata.name.as_deref()?;
     let namespace = s.metadata.namespace.as_deref().unwrap_or("default");
-    let service = s
-        .metadata
-        .labels
-        .as_ref()
+    let labels = s.metadata.labels.as_ref();
+    let managed = labels
+        .and_then(|l| l.get(MANAGED_BY_LABEL))
+        .is_some_and(|m| m == CONTROLLER);
+    let service = labels
         .and_then(|l| l.get(SERVICE_NAME_LABEL))
         .filter(|n| !n.is_empty() && !n.contains('/'))
         .map(|n| key(namespace, n));
@@ -213,8 +222,11 @@ pub fn slice_meta(s: &EndpointSlice) -> Option<SliceMeta> {
         let Some(pod) = t.name.as_deref().filter(|n| !n.is_empty()) else {
             continue;
         };
+        if t.namespace.as_deref().is_some_and(|ns| ns != namespace) {
+            continue;
+        }
         let pod = PodRef {
-            key: key(t.namespace.as_deref().unwrap_or(namespace), pod),
+            key: key(namespace, pod),
             uid: t.uid.as_deref().filter(|u| !u.is_empty()).map(Arc::from),
         };
         for a in &ep.addresses {
@@ -234,6 +246,7 @@ pub fn slice_meta(s: &EndpointSlice) -> Option<SliceMeta> {
         service,
         endpoints,
         ports,
+        managed,
     })
 }
 
@@ -497,10 +510,16 @@ impl ServiceMap {
                 key: h.meta.key.clone(),
                 port_name: port_name(&h.meta.ports),
             });
-        let slice = self
-            .pod_ips
-            .get(&ip)
-            .and_then(|keys| pick(keys, &self.slices));
+        let slice = self.pod_ips.get(&ip).and_then(|keys| {
+            // The controller's word first: a hand-written slice (anyone with
+            // write access to slices in some namespace) cannot take over an
+            // address a live managed one holds.
+            keys.iter()
+                .rev()
+                .filter_map(|k| self.slices.get(k))
+                .find(|h| h.meta.managed && h.deleted_at.is_none())
+                .or_else(|| pick(keys, &self.slices))
+        });
         let pod = slice.and_then(|s| {
             s.meta
                 .endpoints

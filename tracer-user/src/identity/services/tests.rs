@@ -125,7 +125,9 @@ fn slices_parse() {
              "targetRef": {"kind": "Pod", "name": "cart-2"}},
             {"addresses": ["192.168.0.5"], "targetRef": {"kind": "Node", "name": "node-1"}},
             {"addresses": ["192.168.0.6"]},
-            {"addresses": ["not-an-ip"], "targetRef": {"kind": "Pod", "name": "cart-3"}}
+            {"addresses": ["not-an-ip"], "targetRef": {"kind": "Pod", "name": "cart-3"}},
+            // Another namespace's pod: never named from this one's slice.
+            {"addresses": ["10.244.9.9"], "targetRef": {"kind": "Pod", "namespace": "payments", "name": "api-0"}}
         ]),
         json!([{"name": "http", "port": 8080, "protocol": "TCP"}]),
     ));
@@ -446,4 +448,38 @@ fn destinations_with_spiffe_ids() {
     // Outside a cluster: nothing.
     let bare = IdentityResolver::new(None, Registry::new("example.org", true).unwrap());
     assert_eq!(bare.destination("10.96.3.7", 443, "tcp"), (None, None));
+}
+
+/// A hand-written slice (no controller label) listing an address a managed
+/// slice holds does not take it over, whichever was written last; it names
+/// addresses nobody else holds.
+#[test]
+fn managed_slices_win_addresses() {
+    let mut m = map();
+    let managed = |name: &str, eps: Value| {
+        let mut v = slice_json("shop", name, "cart", eps, json!([]));
+        v["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] =
+            json!("endpointslice-controller.k8s.io");
+        slice(v)
+    };
+    m.upsert_slice(managed(
+        "cart-1",
+        json!([pod_ep("10.244.1.9", "shop", "cart-0")]),
+    ));
+    m.upsert_slice(slice(slice_json(
+        "shop",
+        "hand",
+        "cart",
+        json!([
+            pod_ep("10.244.1.9", "shop", "fake"),
+            pod_ep("10.244.1.50", "shop", "extra")
+        ]),
+        json!([]),
+    )));
+    let pod = |m: &ServiceMap, a: &str| m.lookup(ip(a), 80, "tcp").pod.map(|p| p.key.to_string());
+    assert_eq!(pod(&m, "10.244.1.9").as_deref(), Some("shop/cart-0"));
+    assert_eq!(pod(&m, "10.244.1.50").as_deref(), Some("shop/extra"));
+    // The managed slice deleted: the live hand-written one names the address.
+    m.delete_slice("shop/cart-1", Instant::now());
+    assert_eq!(pod(&m, "10.244.1.9").as_deref(), Some("shop/fake"));
 }
