@@ -121,7 +121,7 @@ pub struct DestinationView<'a> {
 impl<'a> DestinationView<'a> {
     /// None when the destination is named by neither.
     pub fn of(d: &'a crate::event::Endpoint) -> Option<Self> {
-        (d.service.is_some() || d.pod.is_some()).then(|| DestinationView {
+        (d.service.is_some() || d.pod.is_some()).then_some(DestinationView {
             pod: d.pod.as_deref(),
             service: d.service.as_deref(),
         })
