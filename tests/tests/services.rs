@@ -45,13 +45,14 @@ fn connect_to<'a>(events: &'a [Value], ip: &str) -> Option<&'a Value> {
         .find(|e| e["kind"] == "connect" && e["action"]["destination"]["ip"] == ip)
 }
 
-/// Wait until the metrics say both watches are `state` (refreshed once per
-/// --loss-interval).
+/// Wait until the metrics say the three watches (pods, Services,
+/// EndpointSlices) are `state` (refreshed once per --loss-interval).
 fn wait_for_watch_state(port: u16, state: u64) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, text) = http_get(port, "/metrics");
-        if metric(&text, "tracer_kube_service_watch_state") == state
+        if metric(&text, "tracer_kube_watch_state ") == state
+            && metric(&text, "tracer_kube_service_watch_state") == state
             && metric(&text, "tracer_kube_endpointslice_watch_state") == state
         {
             return text;
