@@ -316,13 +316,14 @@ pub fn service_json(namespace: &str, name: &str, cluster_ip: &str, ports: &[(&st
     })
 }
 
-/// An EndpointSlice of Service `service`, one endpoint per `(ip, pod name,
-/// pod uid)`, with TCP ports `(name, port)`.
+/// An EndpointSlice of Service `service` (as the EndpointSlice controller
+/// writes it), one endpoint per `(ip, pod name, pod uid, node name)`, with TCP
+/// ports `(name, port)`.
 pub fn endpoint_slice_json(
     namespace: &str,
     name: &str,
     service: &str,
-    endpoints: &[(&str, &str, &str)],
+    endpoints: &[(&str, &str, &str, &str)],
     ports: &[(&str, u16)],
 ) -> Value {
     json!({
@@ -339,9 +340,10 @@ pub fn endpoint_slice_json(
             },
         },
         "addressType": "IPv4",
-        "endpoints": endpoints.iter().map(|(ip, pod, uid)| json!({
+        "endpoints": endpoints.iter().map(|(ip, pod, uid, node)| json!({
             "addresses": [ip],
             "conditions": {"ready": true},
+            "nodeName": node,
             "targetRef": {"kind": "Pod", "namespace": namespace, "name": pod, "uid": uid},
         })).collect::<Vec<_>>(),
         "ports": ports.iter().map(|(n, p)| json!({"name": n, "port": p, "protocol": "TCP"})).collect::<Vec<_>>(),

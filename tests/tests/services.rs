@@ -122,8 +122,8 @@ fn connects_to_a_service_ip_and_to_pod_ips_are_named() {
         "cart-x7k2p",
         "cart",
         &[
-            (&local_ip, "cart-0", &uid_s),
-            (&remote_ip, "cart-1", &uid_r),
+            (&local_ip, "cart-0", &uid_s, &node),
+            (&remote_ip, "cart-1", &uid_r, "another-node"),
         ],
         &[("https", 8443)],
     );

@@ -169,7 +169,8 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
                     let index = ServiceIndex::new(
                         Duration::from_secs(config.pod_grace_secs),
                         ServiceLimits { bytes },
-                    );
+                    )
+                    .with_node(node);
                     tracing::info!(
                         max_bytes = bytes,
                         "watching the cluster's Services and EndpointSlices for destination names"

@@ -199,8 +199,10 @@ const CONTROLLER: &str = "endpointslice-controller.k8s.io";
 /// that are not pods (a Node, an address without a target) are left out: the
 /// index names pods only. So is a target in another namespace: whoever may
 /// write slices in one namespace must not name another namespace's pods (the
-/// controller never does).
-pub fn slice_meta(s: &EndpointSlice) -> Option<SliceMeta> {
+/// controller never does). With `node`, a pod UID is kept only for endpoints
+/// on that node (or of no known node): only those can be in the node's pod
+/// cache, and the UID is a fifth of what an endpoint costs.
+pub fn slice_meta(s: &EndpointSlice, node: Option<&str>) -> Option<SliceMeta> {
     let name = s.metadata.name.as_deref()?;
     let namespace = s.metadata.namespace.as_deref().unwrap_or("default");
     let labels = s.metadata.labels.as_ref();
@@ -225,9 +227,17 @@ pub fn slice_meta(s: &EndpointSlice) -> Option<SliceMeta> {
         if t.namespace.as_deref().is_some_and(|ns| ns != namespace) {
             continue;
         }
+        let here = match (node, ep.node_name.as_deref()) {
+            (Some(ours), Some(theirs)) => ours == theirs,
+            _ => true,
+        };
         let pod = PodRef {
             key: key(namespace, pod),
-            uid: t.uid.as_deref().filter(|u| !u.is_empty()).map(Arc::from),
+            uid: t
+                .uid
+                .as_deref()
+                .filter(|u| here && !u.is_empty())
+                .map(Arc::from),
         };
         for a in &ep.addresses {
             if let Ok(ip) = a.parse::<IpAddr>() {
@@ -580,6 +590,8 @@ impl ServiceState {
 pub struct ServiceIndex {
     pub map: Arc<RwLock<ServiceMap>>,
     pub state: Arc<ServiceState>,
+    /// This node: pod UIDs are kept only for its endpoints.
+    node: Option<Arc<str>>,
 }
 
 /// Which of the two watches.
@@ -594,7 +606,15 @@ impl ServiceIndex {
         Self {
             map: Arc::new(RwLock::new(ServiceMap::new(grace, limits))),
             state: Arc::new(ServiceState::default()),
+            node: None,
         }
+    }
+
+    /// Keep pod UIDs (for SPIFFE IDs) only for endpoints on `node`.
+    #[must_use]
+    pub fn with_node(mut self, node: &str) -> Self {
+        self.node = Some(node.into());
+        self
     }
 
     pub fn lookup(&self, ip: IpAddr, port: u16, protocol: &str) -> Destination {
@@ -656,13 +676,13 @@ impl ServiceIndex {
         let Ok(mut m) = self.map.write() else { return };
         match ev {
             watcher::Event::Apply(s) | watcher::Event::InitApply(s) => {
-                if let Some(meta) = slice_meta(&s) {
+                if let Some(meta) = slice_meta(&s, self.node.as_deref()) {
                     listing.insert(meta.key.clone());
                     m.upsert_slice(meta);
                 }
             }
             watcher::Event::Delete(s) => {
-                if let Some(meta) = slice_meta(&s) {
+                if let Some(meta) = slice_meta(&s, self.node.as_deref()) {
                     m.delete_slice(&meta.key, now);
                 }
             }

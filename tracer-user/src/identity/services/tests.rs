@@ -8,7 +8,7 @@ fn service(v: Value) -> ServiceMeta {
 
 fn slice(v: Value) -> SliceMeta {
     let s: EndpointSlice = serde_json::from_value(v).unwrap();
-    slice_meta(&s).unwrap()
+    slice_meta(&s, None).unwrap()
 }
 
 fn svc_json(ns: &str, name: &str, spec: Value) -> Value {
@@ -146,6 +146,36 @@ fn slices_parse() {
         ]
     );
     assert_eq!(s.ports[0].name.as_deref(), Some("http"));
+    // On a node: pod UIDs only for its own endpoints (and those of no node).
+    let v = slice_json(
+        "shop",
+        "cart-n",
+        "cart",
+        json!([
+            {"addresses": ["10.244.1.1"], "nodeName": "node-1",
+             "targetRef": {"kind": "Pod", "name": "here", "uid": "u-here"}},
+            {"addresses": ["10.244.2.1"], "nodeName": "node-2",
+             "targetRef": {"kind": "Pod", "name": "there", "uid": "u-there"}},
+            {"addresses": ["10.244.3.1"],
+             "targetRef": {"kind": "Pod", "name": "nowhere", "uid": "u-nowhere"}}
+        ]),
+        json!([]),
+    );
+    let s: EndpointSlice = serde_json::from_value(v).unwrap();
+    let meta = slice_meta(&s, Some("node-1")).unwrap();
+    let uids: Vec<(&str, Option<&str>)> = meta
+        .endpoints
+        .iter()
+        .map(|(_, p)| (&*p.key, p.uid.as_deref()))
+        .collect();
+    assert_eq!(
+        uids,
+        [
+            ("shop/here", Some("u-here")),
+            ("shop/there", None),
+            ("shop/nowhere", Some("u-nowhere"))
+        ]
+    );
     // No owner label: still names its pods.
     let mut v = slice_json(
         "shop",
