@@ -1,7 +1,9 @@
 //! A local stand-in for the Kubernetes API server, speaking just enough of it for
-//! a node-scoped pod watch: `GET /api/v1/pods` (list) and the same with
-//! `watch=true` (a chunked stream of watch events). Tests add and delete pods
-//! while the tracer watches, or stop the server to play an API outage.
+//! a node-scoped pod watch and the cluster-wide Services and EndpointSlices
+//! watches: `GET /api/v1/pods`, `/api/v1/services` and
+//! `/apis/discovery.k8s.io/v1/endpointslices` (list) and the same with
+//! `watch=true` (a chunked stream of watch events). Tests add and delete
+//! objects while the tracer watches, or stop the server to play an API outage.
 use std::{
     io::{BufRead, BufReader, Write},
     net::{TcpListener, TcpStream},
@@ -17,14 +19,27 @@ use std::{
 
 use serde_json::{Value, json};
 
+/// The resources served: (path, resource, list kind, list apiVersion).
+const RESOURCES: [(&str, &str, &str, &str); 3] = [
+    ("/api/v1/pods", "pods", "PodList", "v1"),
+    ("/api/v1/services", "services", "ServiceList", "v1"),
+    (
+        "/apis/discovery.k8s.io/v1/endpointslices",
+        "endpointslices",
+        "EndpointSliceList",
+        "discovery.k8s.io/v1",
+    ),
+];
+
 #[derive(Default)]
 struct State {
-    /// Current pods by uid, with the resource version they were last changed at.
-    pods: Vec<Value>,
-    /// (resourceVersion, watch event) in order.
-    log: Vec<(u64, Value)>,
+    /// Current objects by (resource, uid), with the resource version they
+    /// were last changed at.
+    objects: Vec<(&'static str, Value)>,
+    /// (resourceVersion, resource, watch event) in order.
+    log: Vec<(u64, &'static str, Value)>,
     rv: u64,
-    watchers: Vec<mpsc::Sender<Value>>,
+    watchers: Vec<(&'static str, mpsc::Sender<Value>)>,
     requests: Vec<String>,
 }
 
@@ -67,27 +82,47 @@ impl FakeApi {
         path
     }
 
-    fn publish(&self, kind: &str, mut pod: Value) {
+    fn publish(&self, resource: &'static str, kind: &str, mut obj: Value) {
         let mut s = self.state.lock().expect("state");
         s.rv += 1;
         let rv = s.rv;
-        pod["metadata"]["resourceVersion"] = json!(rv.to_string());
-        let uid = pod["metadata"]["uid"].clone();
-        s.pods.retain(|p| p["metadata"]["uid"] != uid);
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let uid = obj["metadata"]["uid"].clone();
+        s.objects
+            .retain(|(r, o)| *r != resource || o["metadata"]["uid"] != uid);
         if kind != "DELETED" {
-            s.pods.push(pod.clone());
+            s.objects.push((resource, obj.clone()));
         }
-        let ev = json!({"type": kind, "object": pod});
-        s.log.push((rv, ev.clone()));
-        s.watchers.retain(|w| w.send(ev.clone()).is_ok());
+        let ev = json!({"type": kind, "object": obj});
+        s.log.push((rv, resource, ev.clone()));
+        s.watchers
+            .retain(|(r, w)| *r != resource || w.send(ev.clone()).is_ok());
     }
 
     pub fn add_pod(&self, pod: Value) {
-        self.publish("ADDED", pod);
+        self.publish("pods", "ADDED", pod);
     }
 
     pub fn delete_pod(&self, pod: Value) {
-        self.publish("DELETED", pod);
+        self.publish("pods", "DELETED", pod);
+    }
+
+    /// Add (or, same uid, replace) a Service.
+    pub fn add_service(&self, service: Value) {
+        self.publish("services", "ADDED", service);
+    }
+
+    pub fn delete_service(&self, service: Value) {
+        self.publish("services", "DELETED", service);
+    }
+
+    /// Add (or, same uid, replace) an EndpointSlice.
+    pub fn add_endpoint_slice(&self, slice: Value) {
+        self.publish("endpointslices", "ADDED", slice);
+    }
+
+    pub fn delete_endpoint_slice(&self, slice: Value) {
+        self.publish("endpointslices", "DELETED", slice);
     }
 
     /// Request lines seen so far (to check the field selector).
@@ -129,7 +164,8 @@ fn serve(mut conn: TcpStream, state: Arc<Mutex<State>>, stop: Arc<AtomicBool>) {
         s.requests.push(target.clone());
     }
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    if path != "/api/v1/pods" {
+    let Some(&(_, resource, list_kind, list_version)) = RESOURCES.iter().find(|(p, ..)| *p == path)
+    else {
         let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","code":404}"#;
         let _ = write!(
             conn,
@@ -137,7 +173,7 @@ fn serve(mut conn: TcpStream, state: Arc<Mutex<State>>, stop: Arc<AtomicBool>) {
             body.len()
         );
         return;
-    }
+    };
     let param = |name: &str| {
         query
             .split('&')
@@ -150,11 +186,11 @@ fn serve(mut conn: TcpStream, state: Arc<Mutex<State>>, stop: Arc<AtomicBool>) {
         let (tx, rx) = mpsc::channel();
         let backlog: Vec<Value> = {
             let Ok(mut s) = state.lock() else { return };
-            s.watchers.push(tx);
+            s.watchers.push((resource, tx));
             s.log
                 .iter()
-                .filter(|(rv, _)| *rv > since)
-                .map(|(_, e)| e.clone())
+                .filter(|(rv, r, _)| *rv > since && *r == resource)
+                .map(|(_, _, e)| e.clone())
                 .collect()
         };
         if write!(
@@ -190,11 +226,17 @@ fn serve(mut conn: TcpStream, state: Arc<Mutex<State>>, stop: Arc<AtomicBool>) {
     }
     let body = {
         let Ok(s) = state.lock() else { return };
+        let items: Vec<&Value> = s
+            .objects
+            .iter()
+            .filter(|(r, _)| *r == resource)
+            .map(|(_, o)| o)
+            .collect();
         json!({
-            "kind": "PodList",
-            "apiVersion": "v1",
+            "kind": list_kind,
+            "apiVersion": list_version,
             "metadata": {"resourceVersion": s.rv.to_string()},
-            "items": s.pods,
+            "items": items,
         })
         .to_string()
     };
@@ -250,5 +292,60 @@ pub fn pod_json(
                 "state": {"running": {"startedAt": "2026-11-23T20:00:01Z"}}
             }]
         }
+    })
+}
+
+/// A Service object with a ClusterIP (`None`: headless) and TCP ports
+/// `(name, port)`.
+pub fn service_json(namespace: &str, name: &str, cluster_ip: &str, ports: &[(&str, u16)]) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": format!("svc-{namespace}-{name}"),
+            "resourceVersion": "1",
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": cluster_ip,
+            "clusterIPs": [cluster_ip],
+            "ports": ports.iter().map(|(n, p)| json!({"name": n, "port": p, "protocol": "TCP"})).collect::<Vec<_>>(),
+        }
+    })
+}
+
+/// An EndpointSlice of Service `service` (as the EndpointSlice controller
+/// writes it), one endpoint per `(ip, pod name, pod uid, node name)`, with TCP
+/// ports `(name, port)`.
+pub fn endpoint_slice_json(
+    namespace: &str,
+    name: &str,
+    service: &str,
+    endpoints: &[(&str, &str, &str, &str)],
+    ports: &[(&str, u16)],
+) -> Value {
+    json!({
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": format!("eps-{namespace}-{name}"),
+            "resourceVersion": "1",
+            "labels": {
+                "kubernetes.io/service-name": service,
+                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+            },
+        },
+        "addressType": "IPv4",
+        "endpoints": endpoints.iter().map(|(ip, pod, uid, node)| json!({
+            "addresses": [ip],
+            "conditions": {"ready": true},
+            "nodeName": node,
+            "targetRef": {"kind": "Pod", "namespace": namespace, "name": pod, "uid": uid},
+        })).collect::<Vec<_>>(),
+        "ports": ports.iter().map(|(n, p)| json!({"name": n, "port": p, "protocol": "TCP"})).collect::<Vec<_>>(),
     })
 }

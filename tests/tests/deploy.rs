@@ -406,19 +406,39 @@ fn network_policy_admits_only_the_metrics_port() {
 }
 
 #[test]
-fn cluster_role_only_reads_pods() {
+fn cluster_role_only_reads_pods_services_and_endpointslices() {
     let docs = manifests();
     let role = one(&docs, "ClusterRole");
     let rules = role["rules"].as_sequence().expect("rules");
-    assert_eq!(rules.len(), 1, "one rule: {rules:?}");
-    let rule = &rules[0];
-    assert_eq!(strings(&rule["apiGroups"], "apiGroups"), [""]);
-    assert_eq!(strings(&rule["resources"], "resources"), ["pods"]);
-    assert_eq!(
-        sorted(strings(&rule["verbs"], "verbs")),
-        ["get", "list", "watch"]
-    );
-    assert!(rule["resourceNames"].is_null() && rule["nonResourceURLs"].is_null());
+    // (apiGroup, resource): pods for workload metadata; Services and
+    // EndpointSlices to name connect destinations. Read-only, nothing else.
+    let mut granted: Vec<(String, String)> = Vec::new();
+    for rule in rules {
+        assert_eq!(
+            sorted(strings(&rule["verbs"], "verbs")),
+            ["get", "list", "watch"],
+            "{rule:?}"
+        );
+        assert!(
+            rule["resourceNames"].is_null() && rule["nonResourceURLs"].is_null(),
+            "{rule:?}"
+        );
+        for g in strings(&rule["apiGroups"], "apiGroups") {
+            for r in strings(&rule["resources"], "resources") {
+                granted.push((g.clone(), r));
+            }
+        }
+    }
+    granted.sort();
+    let want: Vec<(String, String)> = [
+        ("", "pods"),
+        ("", "services"),
+        ("discovery.k8s.io", "endpointslices"),
+    ]
+    .iter()
+    .map(|(g, r)| ((*g).to_owned(), (*r).to_owned()))
+    .collect();
+    assert_eq!(granted, want, "{rules:?}");
 
     let binding = one(&docs, "ClusterRoleBinding");
     assert_eq!(binding["roleRef"]["kind"], "ClusterRole");

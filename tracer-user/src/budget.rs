@@ -30,6 +30,8 @@ pub struct Budget {
     pub process_table: usize,
     /// Pod metadata cache (labels and annotations included).
     pub pod_cache: usize,
+    /// Services and EndpointSlices of the cluster (destination names).
+    pub service_index: usize,
     /// Lines queued for `tracer tail` clients, all clients together.
     pub tail_queues: usize,
     /// Events waiting for their connect result, pod metadata or file hash.
@@ -66,8 +68,9 @@ impl Budget {
         let part = |percent: u64| usize::try_from(shared / 100 * percent).unwrap_or(usize::MAX);
         Ok(Budget {
             limit,
-            process_table: part(45),
+            process_table: part(40),
             pod_cache: part(10),
+            service_index: part(5),
             tail_queues: part(15),
             waiting_events: part(10),
             sink_retry: part(5),
@@ -124,6 +127,7 @@ mod tests {
         let b = Budget::split(DEFAULT_MEMORY_LIMIT, ring).unwrap();
         let sum = b.process_table
             + b.pod_cache
+            + b.service_index
             + b.tail_queues
             + b.waiting_events
             + b.sink_retry

@@ -159,6 +159,16 @@ pub struct RunArgs {
     /// Kubernetes node whose pods are watched for metadata (no watch without it).
     #[arg(long, env = "NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,
+    /// Do not watch the cluster's Services and EndpointSlices (which name a
+    /// connect's destination: `action.destination.service` and `.pod`). The
+    /// watch runs only with --node-name and a Kubernetes client configuration.
+    #[arg(long)]
+    pub no_service_watch: bool,
+    /// Bytes the index of Services and EndpointSlices may hold (e.g. 16MiB);
+    /// an object that does not fit is left out, counted in
+    /// `tracer_service_index_dropped_total`. Default: its share of --memory-limit.
+    #[arg(long, value_parser = memory_limit, value_name = "SIZE")]
+    pub service_index_size: Option<u64>,
     /// Longest an event waits for its pod's metadata (or containerd's answer
     /// about its container; also the bound on one containerd lookup, at least
     /// 1 s), in milliseconds.
@@ -290,6 +300,8 @@ impl RunArgs {
                 .filter(|p| !p.as_os_str().is_empty()),
             registrations: self.registrations.clone(),
             node_name: self.node_name.clone().filter(|n| !n.is_empty()),
+            service_watch: !self.no_service_watch,
+            service_index_bytes: self.service_index_size,
             metrics_addr: self.metrics_addr,
             socket: match (&self.socket, self.no_socket) {
                 (_, true) => None,

@@ -126,6 +126,13 @@ pub struct Config {
     /// Node whose pods are watched; no watch without it.
     #[serde(skip)]
     pub node_name: Option<String>,
+    /// Watch Services and EndpointSlices (with the pod watch) to name
+    /// connect destinations.
+    #[serde(skip)]
+    pub service_watch: bool,
+    /// Bound of that index, bytes; `None`: its share of the memory limit.
+    #[serde(skip)]
+    pub service_index_bytes: Option<u64>,
     /// containerd's socket, asked about plain containerd containers; `None`: never.
     #[serde(skip)]
     pub containerd_socket: Option<PathBuf>,
@@ -174,6 +181,8 @@ impl Default for Config {
             tail_clients: crate::sink::socket::MAX_CLIENTS,
             cgroup_mount: None,
             node_name: None,
+            service_watch: true,
+            service_index_bytes: None,
             containerd_socket: Some(PathBuf::from(crate::identity::containerd::DEFAULT_SOCKET)),
             output: None,
             btf_path: PathBuf::from("/sys/kernel/btf/vmlinux"),

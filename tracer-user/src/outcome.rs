@@ -207,6 +207,7 @@ mod tests {
                     destination: Endpoint {
                         ip: "127.0.0.1".into(),
                         port: 80,
+                        ..Default::default()
                     },
                     source: None,
                     outcome: Outcome::Unknown,

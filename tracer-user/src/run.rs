@@ -40,6 +40,7 @@ use crate::{
         containerd::Containerd,
         kube::{self, PodIndex, PodLimits},
         resolve::IdentityResolver,
+        services::{ServiceIndex, ServiceLimits},
         spiffe::Registry,
         users::UserDb,
         waiting::Waiting,
@@ -148,41 +149,61 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
     )
     .with_ancestor_argv_max(config.lineage_argv_max)
     .with_max_bytes(budget.process_table);
-    let pods = match &config.node_name {
-        // The client's own tasks are spawned where it is made: there too.
-        Some(node) => match services
-            .handle()
-            .spawn(kube::client())
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|made| made.map_err(|e| e.to_string()))
-        {
-            Ok(client) => {
-                let index = PodIndex::with_limits(
-                    Duration::from_secs(config.pod_grace_secs),
-                    PodLimits {
-                        cache_bytes: budget.pod_cache,
-                        ..PodLimits::default()
-                    },
-                );
-                tracing::info!(node = %node, "watching this node's pods for workload metadata");
-                services
-                    .handle()
-                    .spawn(index.clone().run(client, node.clone()));
-                Some(index)
-            }
-            // No usable client configuration: events carry what the cgroup
-            // gives, without waiting for metadata that cannot come.
-            Err(e) => {
-                tracing::warn!(
-                    error = %e,
-                    "no Kubernetes client configuration; pod metadata disabled"
-                );
-                None
-            }
-        },
-        None => None,
-    };
+    let (pods, services_index) =
+        match &config.node_name {
+            // The client's own tasks are spawned where it is made: there too.
+            Some(node) => match services
+                .handle()
+                .spawn(kube::client())
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|made| made.map_err(|e| e.to_string()))
+            {
+                Ok(client) => {
+                    let index = PodIndex::with_limits(
+                        Duration::from_secs(config.pod_grace_secs),
+                        PodLimits {
+                            cache_bytes: budget.pod_cache,
+                            ..PodLimits::default()
+                        },
+                    );
+                    tracing::info!(node = %node, "watching this node's pods for workload metadata");
+                    services
+                        .handle()
+                        .spawn(index.clone().run(client.clone(), node.clone()));
+                    let names = config.service_watch.then(|| {
+                    let bytes = config.service_index_bytes.map_or(budget.service_index, |b| {
+                        usize::try_from(b).unwrap_or(usize::MAX)
+                    });
+                    // Deleted Services keep their names as long as deleted pods do.
+                    let index = ServiceIndex::new(
+                        Duration::from_secs(config.pod_grace_secs),
+                        ServiceLimits { bytes },
+                    )
+                    .with_node(node);
+                    tracing::info!(
+                        max_bytes = bytes,
+                        "watching the cluster's Services and EndpointSlices for destination names"
+                    );
+                    let h = services.handle();
+                    h.spawn(index.clone().run_services(client.clone()));
+                    h.spawn(index.clone().run_slices(client));
+                    index
+                });
+                    (Some(index), names)
+                }
+                // No usable client configuration: events carry what the cgroup
+                // gives, without waiting for metadata that cannot come.
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        "no Kubernetes client configuration; pod metadata disabled"
+                    );
+                    (None, None)
+                }
+            },
+            None => (None, None),
+        };
     let containerd = config.containerd_socket.as_deref().and_then(|socket| {
         let _services = services.handle().enter();
         Containerd::start(
@@ -196,7 +217,8 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
     let identity = IdentityResolver::new(pods.clone(), registry)
         .with_memo_bytes(budget.caches / 3 * 2)
         .with_containerd(containerd.clone())
-        .with_kubepods_roots(kubepods_roots);
+        .with_kubepods_roots(kubepods_roots)
+        .with_services(services_index.clone());
     let memo_stats = identity.memo_stats.clone();
     let mut attributor = Attributor::new(
         ctx,
@@ -287,6 +309,7 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
     for (structure, bytes) in [
         ("process_table", budget.process_table),
         ("pod_cache", budget.pod_cache),
+        ("service_index", budget.service_index),
         ("tail_queues", budget.tail_queues),
         ("waiting_events", budget.waiting_events),
         ("sink_retry", budget.sink_retry),
@@ -342,6 +365,20 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
                     Metrics::set(&metrics.pod_cache_bytes, s.cache_bytes.load(Ordering::Relaxed));
                     total(&metrics.pod_cache_evictions, s.evicted.load(Ordering::Relaxed));
                     total(&metrics.pod_labels_truncated, s.labels_truncated.load(Ordering::Relaxed));
+                }
+                if let Some(n) = &services_index {
+                    n.evict(now);
+                    let s = &n.state;
+                    Metrics::set(&metrics.service_watch_state, s.services() as u64);
+                    Metrics::set(&metrics.endpointslice_watch_state, s.slices() as u64);
+                    Metrics::set(&metrics.service_watch_errors, s.errors.load(Ordering::Relaxed));
+                    Metrics::set(&metrics.service_index_bytes, s.bytes.load(Ordering::Relaxed));
+                    Metrics::set(&metrics.service_index_entries, s.entries.load(Ordering::Relaxed));
+                    total(&metrics.service_index_dropped, s.dropped.load(Ordering::Relaxed));
+                    Metrics::set(
+                        &metrics.memory_used.get_or_create(&StructureLabel { structure: "service_index".into() }),
+                        s.bytes.load(Ordering::Relaxed),
+                    );
                 }
                 Metrics::set(&metrics.identity_memo_bytes, memo_stats.bytes.load(Ordering::Relaxed));
                 total(&metrics.identity_memo_evictions, memo_stats.evicted.load(Ordering::Relaxed));

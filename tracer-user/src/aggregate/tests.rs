@@ -34,6 +34,7 @@ fn connect(exec_id: &str, pid: u32, ip: &str, port: u16, t_ns: i128, outcome: Ou
             destination: Endpoint {
                 ip: ip.into(),
                 port,
+                ..Default::default()
             },
             source: None,
             outcome,
@@ -350,4 +351,46 @@ fn byte_bound_flushes_oldest_and_keeps_counts() {
         .sum();
     assert_eq!(total, n);
     assert_eq!(agg.bytes(), 0);
+}
+
+/// A summary names the destination's Service and pod as its connects did
+/// (`action.destination.service`, `.pod`): they ride on the last connect.
+#[test]
+fn summary_carries_the_destination_names() {
+    use crate::event::{DestPod, DestService};
+    let start = Instant::now();
+    let mut agg = Aggregates::new(5, 16, usize::MAX);
+    let mut out = Vec::new();
+    let mut emit = |e: Event| out.push(e);
+    for i in 0..3 {
+        let mut ev = connect("a", 1, "10.96.3.7", 443, 10 * SEC + i, Outcome::Success);
+        if let Action::Connect(a) = &mut ev.action {
+            a.destination.service = Some(Arc::new(DestService {
+                namespace: "shop".into(),
+                name: "cart".into(),
+                port_name: Some("https".into()),
+            }));
+            a.destination.pod = Some(Arc::new(DestPod {
+                namespace: "shop".into(),
+                name: "cart-0".into(),
+                spiffe_id: Some("spiffe://cluster.local/ns/shop/sa/cart".into()),
+            }));
+        }
+        agg.admit(ev, start, &mut emit);
+    }
+    agg.expire(start + Duration::from_secs(5), false, &mut emit);
+    assert_eq!(out.len(), 2);
+    for ev in &out {
+        let v = serde_json::to_value(ev).unwrap_or_default();
+        let d = &v["action"]["destination"];
+        assert_eq!(d["service"]["name"], "cart");
+        assert_eq!(d["service"]["port_name"], "https");
+        assert_eq!(d["pod"]["name"], "cart-0");
+        assert_eq!(
+            d["pod"]["spiffe_id"],
+            "spiffe://cluster.local/ns/shop/sa/cart"
+        );
+    }
+    let v = serde_json::to_value(&out[1]).unwrap_or_default();
+    assert_eq!(v["action"]["aggregate"]["count"], 2);
 }

@@ -232,7 +232,12 @@ impl Attributor {
             Record::Exec(e) => Some(self.exec_failure(e)),
             Record::Connect(c) => {
                 let p = self.process_for(&c.task);
-                let action = Action::Connect(action::connect_action(&c));
+                let mut connect = action::connect_action(&c);
+                let dst = &mut connect.destination;
+                (dst.service, dst.pod) =
+                    self.identity
+                        .destination(&dst.ip, dst.port, &connect.protocol);
+                let action = Action::Connect(connect);
                 Some(self.event(Kind::Connect, c.header.ts_boot_ns, &c.task, &p, action))
             }
             Record::Fork { ts_boot_ns, task } => {

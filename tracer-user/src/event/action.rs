@@ -35,10 +35,39 @@ pub struct ExecAction {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Endpoint {
     pub ip: String,
     pub port: u16,
+    /// In a cluster: the Kubernetes Service whose ClusterIP this is (or, for
+    /// a headless Service, whose endpoint), from the API server's word.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<Arc<DestService>>,
+    /// In a cluster: the pod this address is an endpoint of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<Arc<DestPod>>,
+}
+
+/// `action.destination.service` (fields in name order, as OCSF's
+/// `unmapped` writes them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DestService {
+    pub name: String,
+    pub namespace: String,
+    /// The Service's port matching the destination's port and protocol.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_name: Option<String>,
+}
+
+/// `action.destination.pod`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DestPod {
+    pub name: String,
+    pub namespace: String,
+    /// Known when the pod runs on this node (its service account is in the
+    /// pod cache): the ID the tracer gives the pod's own processes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spiffe_id: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

@@ -19,8 +19,8 @@ use serde::Serialize;
 use crate::filehash::{FileVersion, HashState, HashStatus};
 
 pub use action::{
-    Action, Aggregate, ConnectAction, Endpoint, ExecAction, ExitAction, ForkAction, Outcome,
-    OutcomeCounts, Usage, UsageSince,
+    Action, Aggregate, ConnectAction, DestPod, DestService, Endpoint, ExecAction, ExitAction,
+    ForkAction, Outcome, OutcomeCounts, Usage, UsageSince,
 };
 pub use lineage::{Ancestor, AncestorBase, LineageMode, ProcessRecord};
 pub use loss::{BudgetCounts, LossCounts, LossRecord, SinkGap};

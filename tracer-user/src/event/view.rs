@@ -182,6 +182,26 @@ pub struct Endpoint<'a> {
     pub ip: Option<Text<'a>>,
     #[serde(deserialize_with = "lenient")]
     pub port: Option<u64>,
+    /// `destination.service` (a Kubernetes Service).
+    #[serde(deserialize_with = "lenient")]
+    pub service: Option<KubeRef<'a>>,
+    /// `destination.pod`.
+    #[serde(deserialize_with = "lenient")]
+    pub pod: Option<KubeRef<'a>>,
+}
+
+/// A Service or pod a destination belongs to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
+pub struct KubeRef<'a> {
+    #[serde(deserialize_with = "lenient")]
+    pub namespace: Option<Text<'a>>,
+    #[serde(deserialize_with = "lenient")]
+    pub name: Option<Text<'a>>,
+    #[serde(deserialize_with = "lenient")]
+    pub port_name: Option<Text<'a>>,
+    #[serde(deserialize_with = "lenient")]
+    pub spiffe_id: Option<Text<'a>>,
 }
 
 /// A link of the hash chain (`chain`), or the checkpoint a segment names.
@@ -251,6 +271,7 @@ object_field!(
     Line, Executor, User, Login, Workload, Pod, Container, Identity, Action, Aggregate, Endpoint,
     Link, Unmapped, Gap, Checkpoint, Segment,
 );
+object_field!(KubeRef);
 
 impl<'de> Field<'de> for Unvouched {
     fn from_map<A: serde::de::MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {

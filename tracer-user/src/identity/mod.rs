@@ -5,6 +5,7 @@ pub mod containerd;
 pub mod kube;
 pub mod podman;
 pub mod resolve;
+pub mod services;
 pub mod spiffe;
 pub mod users;
 pub mod waiting;

@@ -21,11 +21,15 @@ use std::{
 use lru::LruCache;
 
 use crate::{
-    event::{Claim, Container, Identity, IdentityStatus, Pod, PodOwner, Selectors, Workload},
+    event::{
+        Claim, Container, DestPod, DestService, Identity, IdentityStatus, Pod, PodOwner, Selectors,
+        Workload,
+    },
     identity::{
         containerd::{self, Containerd, ContainerdContainer, Lookup},
         kube::{PodIndex, PodMeta},
         podman::{PodmanContainer, PodmanStore},
+        services::{ServiceIndex, split_key},
         spiffe::{Registry, WorkloadFacts, selectors},
         workload::{self, CgroupWorkload, KubeRoots, Parsed, WorkloadKind},
     },
@@ -71,6 +75,8 @@ pub struct IdentityResolver {
     podman: PodmanStore,
     /// containerd's own word on `/<namespace>/<id>` cgroups, when its socket is there.
     containerd: Option<Containerd>,
+    /// Services and their pods, for naming connect destinations.
+    services: Option<ServiceIndex>,
     /// Bytes `parsed` holds ([`parsed_cost`]); bounded by the memo's bound too.
     parsed_bytes: usize,
     /// Bytes the memo holds ([`memo_cost`]) and may hold.
@@ -147,12 +153,74 @@ impl IdentityResolver {
             memo: LruCache::unbounded(),
             podman: PodmanStore::system(),
             containerd: None,
+            services: None,
             parsed_bytes: 0,
             memo_bytes: 0,
             memo_max_bytes: MEMO_MAX_BYTES,
             pod_versions: HashMap::new(),
             memo_stats: Arc::new(MemoStats::default()),
         }
+    }
+
+    /// Name connect destinations from this index of Services and endpoints.
+    #[must_use]
+    pub fn with_services(mut self, services: Option<ServiceIndex>) -> Self {
+        self.services = services;
+        self
+    }
+
+    /// The Service and pod a connect's destination belongs to, as the API
+    /// server says; nothing outside a cluster or for an unknown address.
+    pub fn destination(
+        &self,
+        ip: &str,
+        port: u16,
+        protocol: &str,
+    ) -> (Option<Arc<DestService>>, Option<Arc<DestPod>>) {
+        let Some(index) = &self.services else {
+            return (None, None);
+        };
+        let Ok(addr) = ip.parse() else {
+            return (None, None);
+        };
+        let d = index.lookup(addr, port, protocol);
+        let service = d.service.map(|s| {
+            let (namespace, name) = split_key(&s.key);
+            Arc::new(DestService {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                port_name: s.port_name.map(String::from),
+            })
+        });
+        let pod = d.pod.map(|p| {
+            let (namespace, name) = split_key(&p.key);
+            Arc::new(DestPod {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                spiffe_id: self.pod_spiffe_id(namespace, name, p.uid.as_deref()),
+            })
+        });
+        (service, pod)
+    }
+
+    /// The ID this node's tracer gives the pod's own processes, from its
+    /// service account and labels in the pod cache: known only for pods on
+    /// this node (the endpoint names no service account), and only when the
+    /// cache's pod is the one the endpoint names.
+    fn pod_spiffe_id(&self, namespace: &str, name: &str, uid: Option<&str>) -> Option<String> {
+        let meta = self.pods.as_ref()?.by_uid(uid?)?;
+        if meta.namespace != namespace || meta.name != name {
+            return None;
+        }
+        let facts = WorkloadFacts {
+            namespace: Some(&meta.namespace),
+            service_account: Some(meta.service_account.as_deref()?),
+            pod_name: Some(&meta.name),
+            pod_uid: Some(&meta.uid),
+            pod_labels: Some(&meta.labels),
+            ..Default::default()
+        };
+        self.registry.resolve(&facts).spiffe_ids.into_iter().next()
     }
 
     /// Bound the identity memo to `bytes` (default [`MEMO_MAX_BYTES`]).

@@ -73,6 +73,15 @@ pub(crate) struct Metrics {
     /// Pod metadata cached, pods dropped to stay within its byte bound, pod
     /// versions whose labels were cut.
     pub pod_cache_bytes: Gauge,
+    /// The Services/EndpointSlices watches (states as `kube_watch_state`),
+    /// their errors, and the index they write: bytes, objects, objects left
+    /// out or dropped to stay within its bound.
+    pub service_watch_state: Gauge,
+    pub endpointslice_watch_state: Gauge,
+    pub service_watch_errors: Gauge,
+    pub service_index_bytes: Gauge,
+    pub service_index_entries: Gauge,
+    pub service_index_dropped: Counter,
     pub pod_cache_evictions: Counter,
     pub pod_labels_truncated: Counter,
     /// The identity memo's bytes, and entries dropped to stay within them.
@@ -141,6 +150,12 @@ impl Metrics {
             containerd_errors: Gauge::default(),
             tail_clients: Gauge::default(),
             pod_cache_bytes: Gauge::default(),
+            service_watch_state: Gauge::default(),
+            endpointslice_watch_state: Gauge::default(),
+            service_watch_errors: Gauge::default(),
+            service_index_bytes: Gauge::default(),
+            service_index_entries: Gauge::default(),
+            service_index_dropped: Counter::default(),
             pod_cache_evictions: Counter::default(),
             pod_labels_truncated: Counter::default(),
             identity_memo_bytes: Gauge::default(),
@@ -268,6 +283,36 @@ impl Metrics {
             "tail_clients",
             "Readers connected to the tail socket",
             m.tail_clients.clone(),
+        );
+        registry.register(
+            "kube_service_watch_state",
+            "Kubernetes Services watch: 0 disabled, 1 connecting, 2 synced, 3 failing",
+            m.service_watch_state.clone(),
+        );
+        registry.register(
+            "kube_endpointslice_watch_state",
+            "Kubernetes EndpointSlices watch: 0 disabled, 1 connecting, 2 synced, 3 failing",
+            m.endpointslice_watch_state.clone(),
+        );
+        registry.register(
+            "kube_service_watch_errors",
+            "Errors of the Kubernetes Services and EndpointSlices watches",
+            m.service_watch_errors.clone(),
+        );
+        registry.register(
+            "service_index_bytes",
+            "Bytes of Services and EndpointSlices held to name connect destinations",
+            m.service_index_bytes.clone(),
+        );
+        registry.register(
+            "service_index_entries",
+            "Services and EndpointSlices held (deleted ones in their grace period too)",
+            m.service_index_entries.clone(),
+        );
+        registry.register(
+            "service_index_dropped",
+            "Services and EndpointSlices left out or dropped to stay within the index's byte bound",
+            m.service_index_dropped.clone(),
         );
         registry.register(
             "pod_cache_bytes",

@@ -42,6 +42,10 @@ pub struct TailArgs {
     /// Connect destination: IP, IP/PREFIX (v4 or v6), :PORT, IP:PORT or [IPv6]:PORT
     #[arg(long, value_name = "DEST")]
     pub dest: Option<String>,
+    /// Connect destination's Kubernetes Service, NAMESPACE/NAME (a glob on
+    /// that text: `shop/cart`, `shop/*`, `*/cart`)
+    #[arg(long, value_name = "NS/NAME")]
+    pub dest_service: Option<String>,
     /// Stop after N matching events (for scripts and tests)
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,

@@ -1,5 +1,5 @@
 //! The event filter of `tracer tail`: kind, SPIFFE ID, pod, user, login uid,
-//! binary and destination, all of which must match.
+//! binary, destination and the destination's Service, all of which must match.
 use std::net::IpAddr;
 
 use anyhow::{Context as _, anyhow, bail};
@@ -147,6 +147,8 @@ pub(crate) struct Filter {
     auid: Option<u32>,
     binary: Option<Glob>,
     dest: Option<Dest>,
+    /// `--dest-service`: glob on `namespace/name`.
+    dest_service: Option<Glob>,
 }
 
 impl Filter {
@@ -176,8 +178,15 @@ impl Filter {
             })?),
             None => None,
         };
+        let dest_service = match a.dest_service.as_deref() {
+            Some(p) if !p.contains('/') => {
+                bail!("--dest-service: `{p}` is not NAMESPACE/NAME (a glob, e.g. `shop/*`)")
+            }
+            p => p.map(|p| parse_glob("dest-service", p)).transpose()?,
+        };
         Ok(Filter {
             kinds,
+            dest_service,
             spiffe_id: glob("spiffe-id", &a.spiffe_id)?,
             namespace: glob("namespace", &a.namespace)?,
             pod: glob("pod", &a.pod)?,
@@ -254,6 +263,21 @@ impl Filter {
                 return false;
             }
         }
+        if let Some(g) = &self.dest_service {
+            let svc = act
+                .and_then(|a| a.destination.as_ref())
+                .and_then(|d| d.service.as_ref());
+            let named = svc.and_then(|s| {
+                Some(format!(
+                    "{}/{}",
+                    s.namespace.as_deref()?,
+                    s.name.as_deref()?
+                ))
+            });
+            if !named.is_some_and(|n| g.matches(&n)) {
+                return false;
+            }
+        }
         true
     }
 
@@ -283,6 +307,9 @@ mod tests {
         let conn = connect_event("10.1.2.3", 443);
         let conn6 = connect_event("2001:db8::7", 8443);
         let mapped = connect_event("::ffff:10.1.2.3", 443);
+        let mut named = connect_event("10.96.3.7", 443);
+        named["action"]["destination"]["service"] =
+            json!({"namespace": "shop", "name": "cart", "port_name": "https"});
         let missed = json!({"kind": "missed", "missed": 3});
         let loss = loss_event();
         let process = json!({"time": "2026-11-23T20:21:47.123456789Z", "kind": "process",
@@ -360,6 +387,23 @@ mod tests {
             (&["--dest", "::/0"], &conn, false),
             (&["--dest", "10.0.0.0/8"], &mapped, true),
             (&["--dest", ":443"], &exec, false),
+            (&["--dest-service", "shop/cart"], &named, true),
+            (&["--dest-service", "shop/*"], &named, true),
+            (&["--dest-service", "*/cart"], &named, true),
+            (&["--dest-service", "shop/car"], &named, false),
+            (&["--dest-service", "prod/cart"], &named, false),
+            (&["--dest-service", "*/*"], &conn, false),
+            (&["--dest-service", "*/*"], &exec, false),
+            (
+                &["--dest-service", "shop/cart", "--dest", ":443"],
+                &named,
+                true,
+            ),
+            (
+                &["--dest-service", "shop/cart", "--dest", ":80"],
+                &named,
+                false,
+            ),
             // AND
             (
                 &["--kind", "connect", "--dest", ":443", "--user", "deploy"],
@@ -440,6 +484,8 @@ mod tests {
             (&["--spiffe-id", ""], "--spiffe-id"),
             (&["--pod", "x\\"], "--pod"),
             (&["--kind", "open"], "--kind"),
+            (&["--dest-service", "cart"], "--dest-service"),
+            (&["--dest-service", "shop/\\"], "--dest-service"),
         ] {
             let err = filter(args)
                 .err()

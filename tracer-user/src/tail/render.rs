@@ -42,6 +42,40 @@ fn escape_char(c: char, out: &mut String) {
 }
 
 /// A field for display, with unsafe characters escaped.
+/// ` shop/cart:https pod shop/cart-0 (spiffe://…)`: the destination's
+/// Service (with its port's name) and pod, each part made safe to print;
+/// empty when the event names neither.
+fn destination_names(d: &view::Endpoint<'_>) -> String {
+    let mut out = String::new();
+    let named = |r: &view::KubeRef<'_>| {
+        Some(clean(&format!(
+            "{}/{}",
+            r.namespace.as_deref()?,
+            r.name.as_deref()?
+        )))
+    };
+    if let Some(svc) = d.service.as_ref()
+        && let Some(n) = named(svc)
+    {
+        out.push(' ');
+        out.push_str(&n);
+        if let Some(p) = svc.port_name.as_deref() {
+            out.push(':');
+            out.push_str(&clean(p));
+        }
+    }
+    if let Some(pod) = d.pod.as_ref()
+        && let Some(n) = named(pod)
+    {
+        out.push_str(" pod ");
+        out.push_str(&n);
+        if let Some(id) = pod.spiffe_id.as_deref() {
+            out.push_str(&format!(" ({})", clean(id)));
+        }
+    }
+    out
+}
+
 fn clean(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -310,6 +344,11 @@ pub(crate) fn compact_line(ev: &Line, color: bool) -> String {
                 format!("{ip}:{port}")
             };
             let protocol = act.and_then(|a| a.protocol.as_deref()).unwrap_or("?");
+            // Kubernetes names of the destination: `-> shop/cart:https pod shop/cart-0 (spiffe://…)`.
+            let addr = match dst.map(destination_names).filter(|n| !n.is_empty()) {
+                Some(names) => format!("{addr} ->{names}"),
+                None => addr,
+            };
             match act.and_then(|a| a.aggregate.as_ref()) {
                 // A summary: how many, and how they went.
                 Some(g) => out.push_str(&format!(
@@ -479,6 +518,25 @@ mod tests {
         ok["action"]["outcome"] = json!("success");
         ok["action"]["error"] = Value::Null;
         assert!(show(&ok, false).ends_with(" /usr/bin/curl tcp 10.1.2.3:443 -> success"));
+        // Kubernetes names of the destination, made safe to print.
+        let mut named = ok.clone();
+        named["action"]["destination"]["service"] =
+            json!({"namespace": "shop", "name": "cart", "port_name": "https"});
+        assert!(
+            show(&named, false).ends_with(" tcp 10.1.2.3:443 -> shop/cart:https -> success"),
+            "{}",
+            show(&named, false)
+        );
+        named["action"]["destination"]["service"] = Value::Null;
+        named["action"]["destination"]["pod"] = json!({"namespace": "shop", "name": "cart-0\u{1b}",
+            "spiffe_id": "spiffe://example.org/ns/shop/sa/cart"});
+        assert!(
+            show(&named, false).ends_with(
+                " tcp 10.1.2.3:443 -> pod shop/cart-0\\e (spiffe://example.org/ns/shop/sa/cart) -> success"
+            ),
+            "{}",
+            show(&named, false)
+        );
         // A summary (`--aggregate-connects`): how many, and how they went.
         let mut summary = ok.clone();
         summary["action"]["aggregate"] = json!({

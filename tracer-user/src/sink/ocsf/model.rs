@@ -314,7 +314,14 @@ pub struct Image<'a> {
 #[derive(Serialize)]
 pub struct NetworkEndpoint<'a> {
     pub ip: &'a str,
+    /// A pod the address is an endpoint of: its name (namespace and SPIFFE
+    /// ID are in `unmapped.action.destination.pod`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
     pub port: u16,
+    /// The Kubernetes Service of a destination, `namespace/name`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub svc_name: Option<String>,
 }
 
 #[derive(Serialize)]

@@ -3,7 +3,7 @@ use super::{
     FAILURE, Origin, SUCCESS, header,
     model::{Class, ConnectionInfo, Enum, NetworkEndpoint},
     process::{EventRecord, actor, process},
-    unmapped::{ActionView, EventUnmapped},
+    unmapped::{ActionView, DestinationView, EventUnmapped},
 };
 use crate::event::{ConnectAction, Endpoint, Event, Outcome};
 
@@ -39,6 +39,7 @@ pub(super) fn connect<'a>(ev: &'a Event, a: &'a ConnectAction) -> EventRecord<'a
     };
     let action = ActionView {
         aggregate: a.aggregate.as_deref(),
+        destination: DestinationView::of(&a.destination),
         in_syscall: Some(a.in_syscall),
         method: Some(a.method),
         outcome_from: a.outcome_from,
@@ -83,7 +84,12 @@ pub(super) fn connect<'a>(ev: &'a Event, a: &'a ConnectAction) -> EventRecord<'a
 fn endpoint(e: &Endpoint) -> NetworkEndpoint<'_> {
     NetworkEndpoint {
         ip: &e.ip,
+        name: e.pod.as_ref().map(|p| p.name.as_str()),
         port: e.port,
+        svc_name: e
+            .service
+            .as_ref()
+            .map(|s| format!("{}/{}", s.namespace, s.name)),
     }
 }
 

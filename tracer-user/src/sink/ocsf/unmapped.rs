@@ -95,6 +95,10 @@ pub struct ActionView<'a> {
     pub aggregate: Option<&'a crate::event::Aggregate>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub argv_truncated: Option<bool>,
+    /// A connect destination's Kubernetes names, whole (OCSF's `svc_name`
+    /// and `name` hold only part of them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<DestinationView<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_syscall: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -110,6 +114,25 @@ pub struct ActionView<'a> {
     /// An exit's usage (CPU, peak RSS, lifetime): OCSF's process has no place.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<&'a crate::event::Usage>,
+}
+
+/// `action.destination`'s Service and pod, as in our JSON.
+#[derive(Serialize)]
+pub struct DestinationView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<&'a crate::event::DestPod>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<&'a crate::event::DestService>,
+}
+
+impl<'a> DestinationView<'a> {
+    /// None when the destination is named by neither.
+    pub fn of(d: &'a crate::event::Endpoint) -> Option<Self> {
+        (d.service.is_some() || d.pod.is_some()).then_some(DestinationView {
+            pod: d.pod.as_deref(),
+            service: d.service.as_deref(),
+        })
+    }
 }
 
 /// The executor's identity; its SPIFFE IDs are `unmapped.spiffe_ids`.

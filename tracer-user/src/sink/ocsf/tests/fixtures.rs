@@ -281,6 +281,7 @@ pub(super) fn connect(
     let ep = |(ip, port): (&str, u16)| Endpoint {
         ip: ip.into(),
         port,
+        ..Default::default()
     };
     event(
         Kind::Connect,

@@ -278,6 +278,33 @@ fn connect_aggregate() -> Event {
     })
 }
 
+/// A connect to a Service's ClusterIP and one to a pod on this node, named
+/// from the cluster's Services and EndpointSlices.
+fn connect_named() -> Vec<(&'static str, Event)> {
+    use crate::event::{DestPod, DestService};
+    let svc = with_connect(
+        tcp("ipv4", ("10.96.3.7", 443), None, Outcome::Success, None),
+        |c| {
+            c.destination.service = Some(Arc::new(DestService {
+                namespace: "shop".into(),
+                name: "cart".into(),
+                port_name: Some("https".into()),
+            }));
+        },
+    );
+    let pod = with_connect(
+        tcp("ipv4", ("10.244.1.9", 8443), None, Outcome::Success, None),
+        |c| {
+            c.destination.pod = Some(Arc::new(DestPod {
+                namespace: "shop".into(),
+                name: "cart-0".into(),
+                spiffe_id: Some("spiffe://cluster.local/ns/shop/sa/cart".into()),
+            }));
+        },
+    );
+    vec![("connect_v4_service", svc), ("connect_v4_pod", pod)]
+}
+
 fn loss_with_budget() -> LossRecord {
     let mut l = loss();
     l.lost = Default::default();
@@ -384,6 +411,9 @@ fn events() -> Vec<(&'static str, Event)> {
         ("exit_killed", exit_killed()),
         ("exit_normal", exit_normal()),
     ]
+    .into_iter()
+    .chain(connect_named())
+    .collect()
 }
 
 fn losses() -> Vec<(&'static str, LossRecord)> {
