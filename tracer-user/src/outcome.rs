@@ -207,6 +207,8 @@ mod tests {
                     destination: Endpoint {
                         ip: "127.0.0.1".into(),
                         port: 80,
+                        name: None,
+                        cname: None,
                     },
                     source: None,
                     outcome: Outcome::Unknown,

@@ -34,6 +34,8 @@ fn connect(exec_id: &str, pid: u32, ip: &str, port: u16, t_ns: i128, outcome: Ou
             destination: Endpoint {
                 ip: ip.into(),
                 port,
+                name: None,
+                cname: None,
             },
             source: None,
             outcome,

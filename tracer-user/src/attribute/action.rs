@@ -64,7 +64,12 @@ pub(super) fn connect_action(c: &tracer_common::ConnectRecord) -> ConnectAction 
         protocol,
         family,
         socket_family: mapped.then_some("ipv6"),
-        destination: Endpoint { ip, port: c.dport },
+        destination: Endpoint {
+            ip,
+            port: c.dport,
+            name: None,
+            cname: None,
+        },
         source: None,
         outcome: Outcome::Unknown,
         error: None,
@@ -90,7 +95,12 @@ pub fn apply_result(a: &mut ConnectAction, r: &tracer_common::ConnectResultRecor
     });
     if r.source_known != 0 && r.sport != 0 {
         let (_, ip, _) = reported_address(r.family, &r.saddr);
-        a.source = Some(Endpoint { ip, port: r.sport });
+        a.source = Some(Endpoint {
+            ip,
+            port: r.sport,
+            name: None,
+            cname: None,
+        });
     }
 }
 

@@ -272,6 +272,8 @@ pub(super) fn connect(
     let ep = |(ip, port): (&str, u16)| Endpoint {
         ip: ip.into(),
         port,
+        name: None,
+        cname: None,
     };
     event(
         Kind::Connect,
