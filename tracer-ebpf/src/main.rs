@@ -46,12 +46,13 @@ use aya_log_ebpf::{error, warn};
 use tracer_common::{
     ARGV_MAX, CGROUP_MKDIR, CGROUP_PATH_MAX, CGROUP_RENAME, CGROUP_RMDIR, COMM_LEN,
     CONNECT_IN_SYSCALL, CONNECT_OP_CONNECT, CONNECT_OP_SENDMSG, CgroupRecord, ConnectRecord,
-    ConnectResultRecord, DNS_ANSWER, DNS_PAYLOAD_MAX, DNS_QUERY, DNS_TRUNCATED, DnsRecord, ENV_MAX, ExecRecord, ExitRecord, FAILED_EXEC_ARG_MAX,
-    FAILED_EXEC_ARGS_MAX, FLAG_ARGV_TRUNCATED, FLAG_ARGV_UNREADABLE, FLAG_COMPAT,
-    FLAG_ENV_TRUNCATED, FLAG_ENV_UNREADABLE, FLAG_EXECVEAT, FLAG_FILE_UNLINKED,
-    FLAG_PATH_FROM_FILE, FLAG_PATH_TRUNCATED, ForkRecord, Header, NAME_MAX, Offsets,
-    PATH_COMPONENTS_MAX, PATH_MAX, PendingConnect, PendingExec, RECORD_VERSION, RESULT_FROM_STATE,
-    RESULT_FROM_SYSCALL, RecordKind, SEND_DESTINATIONS_MAX, SendKey, TTY_LEN, TaskInfo, counter,
+    ConnectResultRecord, DNS_ANSWER, DNS_PAYLOAD_MAX, DNS_QUERY, DNS_TRUNCATED, DnsRecord, ENV_MAX,
+    ExecRecord, ExitRecord, FAILED_EXEC_ARG_MAX, FAILED_EXEC_ARGS_MAX, FLAG_ARGV_TRUNCATED,
+    FLAG_ARGV_UNREADABLE, FLAG_COMPAT, FLAG_ENV_TRUNCATED, FLAG_ENV_UNREADABLE, FLAG_EXECVEAT,
+    FLAG_FILE_UNLINKED, FLAG_PATH_FROM_FILE, FLAG_PATH_TRUNCATED, ForkRecord, Header, NAME_MAX,
+    Offsets, PATH_COMPONENTS_MAX, PATH_MAX, PendingConnect, PendingExec, RECORD_VERSION,
+    RESULT_FROM_STATE, RESULT_FROM_SYSCALL, RecordKind, SEND_DESTINATIONS_MAX, SendKey, TTY_LEN,
+    TaskInfo, counter,
 };
 
 /// Filled by user space at load time from the running kernel's BTF.
@@ -1559,12 +1560,7 @@ fn dns_capture(ctx: &SkBuffContext, direction: u16) {
         (*rec).msg_len = msg_len;
         let server = addr_of_mut!((*rec).server);
         zero16(server);
-        bpf_skb_load_bytes(
-            ctx.skb.skb as *const _,
-            addr_off,
-            server.cast(),
-            addr_len,
-        ) == 0
+        bpf_skb_load_bytes(ctx.skb.skb as *const _, addr_off, server.cast(), addr_len) == 0
             && bpf_skb_load_bytes(
                 ctx.skb.skb as *const _,
                 msg_off,

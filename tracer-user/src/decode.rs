@@ -1,9 +1,9 @@
 //! Ring buffer bytes to typed kernel records. Nothing from the kernel is trusted
 //! without a bound: lengths are checked against the bytes actually received.
 use tracer_common::{
-    CgroupRecord, ConnectRecord, ConnectResultRecord, DnsRecord, ExecRecord, ExitRecord, FLAG_FILE_UNLINKED,
-    FLAG_PATH_FROM_FILE, FLAG_PATH_TRUNCATED, ForkRecord, Header, RECORD_VERSION, RecordKind,
-    TaskInfo,
+    CgroupRecord, ConnectRecord, ConnectResultRecord, DnsRecord, ExecRecord, ExitRecord,
+    FLAG_FILE_UNLINKED, FLAG_PATH_FROM_FILE, FLAG_PATH_TRUNCATED, ForkRecord, Header,
+    RECORD_VERSION, RecordKind, TaskInfo,
 };
 
 #[derive(Debug, Clone)]

@@ -381,9 +381,7 @@ impl DnsNames {
         }
         let per_max = self.bytes_per_netns_max;
         let ns = self.netns.entry(netns).or_default();
-        let names = ns
-            .names
-            .get_or_insert_with(LruCache::unbounded);
+        let names = ns.names.get_or_insert_with(LruCache::unbounded);
         if let Some(old) = names.put(a.ip, entry) {
             ns.bytes -= old.bytes();
             self.bytes -= old.bytes();
@@ -394,7 +392,9 @@ impl DnsNames {
         // This namespace's own bound first, then the overall one (taken from
         // the namespace holding the most, so one cannot starve the others).
         while ns.bytes > per_max {
-            let Some((_, old)) = names.pop_lru() else { break };
+            let Some((_, old)) = names.pop_lru() else {
+                break;
+            };
             ns.bytes -= old.bytes();
             self.bytes -= old.bytes();
             self.counts.evicted += 1;
@@ -403,7 +403,9 @@ impl DnsNames {
             let Some((&big, _)) = self.netns.iter().max_by_key(|(_, n)| n.bytes) else {
                 break;
             };
-            let Some(ns) = self.netns.get_mut(&big) else { break };
+            let Some(ns) = self.netns.get_mut(&big) else {
+                break;
+            };
             let Some((_, old)) = ns.names.as_mut().and_then(LruCache::pop_lru) else {
                 self.netns.remove(&big);
                 continue;

@@ -71,12 +71,7 @@ fn parses_answers() {
     let v6: IpAddr = IpAddr::V6("2001:db8::7".parse::<Ipv6Addr>().unwrap());
     let cname_chain = {
         // www.example.com CNAME edge.cdn.example.net CNAME e1.cdn.example.net A 192.0.2.9
-        let mut recs = vec![rr(
-            &AT_QNAME,
-            5,
-            300,
-            &wire_name("edge.cdn.example.net"),
-        )];
+        let mut recs = vec![rr(&AT_QNAME, 5, 300, &wire_name("edge.cdn.example.net"))];
         recs.push(rr(
             &wire_name("edge.cdn.example.net"),
             5,
@@ -111,7 +106,12 @@ fn parses_answers() {
     let cases = [
         Case {
             what: "A",
-            msg: answer(1, "svc.example", 1, &[rr(&AT_QNAME, 1, 120, &[10, 1, 2, 3])]),
+            msg: answer(
+                1,
+                "svc.example",
+                1,
+                &[rr(&AT_QNAME, 1, 120, &[10, 1, 2, 3])],
+            ),
             want: Ok(vec![(v4(10, 1, 2, 3), "svc.example", None, 120)]),
         },
         Case {
@@ -146,7 +146,11 @@ fn parses_answers() {
         },
         Case {
             what: "odd bytes in a label are escaped",
-            msg: answer(1, "a.b", 1, &[rr(&AT_QNAME, 1, 60, &[10, 0, 0, 2])]).into_iter().enumerate().map(|(i, b)| if i == 13 { b'\n' } else { b }).collect(),
+            msg: answer(1, "a.b", 1, &[rr(&AT_QNAME, 1, 60, &[10, 0, 0, 2])])
+                .into_iter()
+                .enumerate()
+                .map(|(i, b)| if i == 13 { b'\n' } else { b })
+                .collect(),
             want: Ok(vec![(v4(10, 0, 0, 2), "\\010.b", None, 60)]),
         },
         Case {
@@ -288,7 +292,10 @@ fn answers_name_addresses_of_the_querying_namespace_only() {
 #[test]
 fn queries_from_unknown_sockets_are_counted() {
     let mut d = DnsNames::default();
-    d.message(&dns(DNS_QUERY, 1, query(5, "svc.example", 1)), Instant::now());
+    d.message(
+        &dns(DNS_QUERY, 1, query(5, "svc.example", 1)),
+        Instant::now(),
+    );
     assert_eq!(d.counts.unknown_socket, 1);
 }
 
@@ -327,5 +334,8 @@ fn names_stay_within_their_bytes() {
     assert_eq!(d.counts.evicted, 500 - held as u64);
     // The newest of the last namespace is there.
     let ip = IpAddr::V4(Ipv4Addr::new(10, 4, 0, 99));
-    assert_eq!(d.lookup(4, ip, now).map(|n| n.0.to_string()), Some("h0099.example".into()));
+    assert_eq!(
+        d.lookup(4, ip, now).map(|n| n.0.to_string()),
+        Some("h0099.example".into())
+    );
 }

@@ -160,8 +160,7 @@ const FAILED_COMPAT_EXEC: &str =
     "failed execs through the 32-bit compat syscall table (int 0x80) are not reported";
 const UNCONNECTED_SENDS: &str =
     "datagrams sent without connect (sendto/sendmsg with an address) are not reported";
-const DNS_NAMES: &str =
-    "connect destinations are not named from DNS answers (destination.name)";
+const DNS_NAMES: &str = "connect destinations are not named from DNS answers (destination.name)";
 const CGROUP_NAMES: &str = "cgroups are named from the cgroup tree only: one created and removed between two walks stays unnamed";
 
 /// (program name in the object, where it attaches, whether the tracer needs it)

@@ -14,7 +14,8 @@ use super::Options;
 /// (events), every path a connect or failed exec can take (evasion), one
 /// image one identity (image_identity), workload identity and its forgeries
 /// (identity, forgery; skipped on `-v1` guests), containers found in v1
-/// hierarchies (cgroup_v1) and real podman and containerd containers (runtimes).
+/// hierarchies (cgroup_v1), real podman and containerd containers (runtimes)
+/// and destination names from DNS answers (dns).
 pub(crate) const MATRIX_TESTS: &[&str] = &[
     "events",
     "evasion",
@@ -23,6 +24,7 @@ pub(crate) const MATRIX_TESTS: &[&str] = &[
     "forgery",
     "cgroup_v1",
     "runtimes",
+    "dns",
 ];
 /// The matrix's guest command: a load check of every program with its verifier
 /// statistics (kept in the output directory for the table), then the live tests.
