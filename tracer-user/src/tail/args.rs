@@ -42,6 +42,10 @@ pub struct TailArgs {
     /// Connect destination: IP, IP/PREFIX (v4 or v6), :PORT, IP:PORT or [IPv6]:PORT
     #[arg(long, value_name = "DEST")]
     pub dest: Option<String>,
+    /// Glob on a connect destination's name from DNS (or its CNAME target);
+    /// names are lower-case, so is the pattern
+    #[arg(long, value_name = "GLOB")]
+    pub dest_name: Option<String>,
     /// Stop after N matching events (for scripts and tests)
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,

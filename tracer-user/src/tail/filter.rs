@@ -147,6 +147,7 @@ pub(crate) struct Filter {
     auid: Option<u32>,
     binary: Option<Glob>,
     dest: Option<Dest>,
+    dest_name: Option<Glob>,
 }
 
 impl Filter {
@@ -185,6 +186,11 @@ impl Filter {
             auid: a.auid,
             binary: glob("binary", &a.binary)?,
             dest,
+            // DNS names are reported lower-cased.
+            dest_name: glob(
+                "dest-name",
+                &a.dest_name.as_deref().map(str::to_ascii_lowercase),
+            )?,
         })
     }
 
@@ -254,6 +260,15 @@ impl Filter {
                 return false;
             }
         }
+        if let Some(g) = &self.dest_name {
+            let dst = act.and_then(|a| a.destination.as_ref());
+            let hit = |n: Option<&str>| n.is_some_and(|n| g.matches(n));
+            if !hit(dst.and_then(|d| d.name.as_deref()))
+                && !hit(dst.and_then(|d| d.cname.as_deref()))
+            {
+                return false;
+            }
+        }
         true
     }
 
@@ -283,6 +298,9 @@ mod tests {
         let conn = connect_event("10.1.2.3", 443);
         let conn6 = connect_event("2001:db8::7", 8443);
         let mapped = connect_event("::ffff:10.1.2.3", 443);
+        let mut named = connect_event("10.1.2.3", 443);
+        named["action"]["destination"]["name"] = json!("api.shop.example");
+        named["action"]["destination"]["cname"] = json!("edge.cdn.example");
         let missed = json!({"kind": "missed", "missed": 3});
         let loss = loss_event();
         let process = json!({"time": "2026-11-23T20:21:47.123456789Z", "kind": "process",
@@ -360,6 +378,13 @@ mod tests {
             (&["--dest", "::/0"], &conn, false),
             (&["--dest", "10.0.0.0/8"], &mapped, true),
             (&["--dest", ":443"], &exec, false),
+            (&["--dest-name", "api.shop.example"], &named, true),
+            (&["--dest-name", "*.shop.example"], &named, true),
+            (&["--dest-name", "API.Shop.*"], &named, true),
+            (&["--dest-name", "*.cdn.example"], &named, true),
+            (&["--dest-name", "*.other.example"], &named, false),
+            (&["--dest-name", "*"], &conn, false),
+            (&["--dest-name", "*"], &exec, false),
             // AND
             (
                 &["--kind", "connect", "--dest", ":443", "--user", "deploy"],

@@ -304,11 +304,14 @@ pub(crate) fn compact_line(ev: &Line, color: bool) -> String {
             let port = dst
                 .and_then(|d| d.port)
                 .map_or("?".to_owned(), |p| p.to_string());
-            let addr = if ip.contains(':') {
+            let mut addr = if ip.contains(':') {
                 format!("[{ip}]:{port}")
             } else {
                 format!("{ip}:{port}")
             };
+            if let Some(name) = dst.and_then(|d| d.name.as_deref()) {
+                addr.push_str(&format!(" ({})", clean(name)));
+            }
             let protocol = act.and_then(|a| a.protocol.as_deref()).unwrap_or("?");
             match act.and_then(|a| a.aggregate.as_ref()) {
                 // A summary: how many, and how they went.
@@ -479,6 +482,12 @@ mod tests {
         ok["action"]["outcome"] = json!("success");
         ok["action"]["error"] = Value::Null;
         assert!(show(&ok, false).ends_with(" /usr/bin/curl tcp 10.1.2.3:443 -> success"));
+        let mut named = ok.clone();
+        named["action"]["destination"]["name"] = json!("api.shop.example");
+        assert!(
+            show(&named, false)
+                .ends_with(" /usr/bin/curl tcp 10.1.2.3:443 (api.shop.example) -> success")
+        );
         // A summary (`--aggregate-connects`): how many, and how they went.
         let mut summary = ok.clone();
         summary["action"]["aggregate"] = json!({

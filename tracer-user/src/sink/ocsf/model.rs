@@ -315,6 +315,9 @@ pub struct Image<'a> {
 pub struct NetworkEndpoint<'a> {
     pub ip: &'a str,
     pub port: u16,
+    /// `destination.name`: the name a DNS answer gave the address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<&'a str>,
 }
 
 #[derive(Serialize)]

@@ -84,6 +84,7 @@ fn endpoint(e: &Endpoint) -> NetworkEndpoint<'_> {
     NetworkEndpoint {
         ip: &e.ip,
         port: e.port,
+        hostname: e.name.as_deref(),
     }
 }
 
