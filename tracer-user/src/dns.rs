@@ -439,5 +439,31 @@ impl DnsNames {
     }
 }
 
+/// For the `dns` fuzz target: `data` as a query, as an answer, and as the
+/// answer to itself taken as a query, through the name cache.
+#[doc(hidden)]
+pub fn fuzz(data: &[u8]) {
+    let _ = parse_query(data);
+    let _ = parse_answer(data);
+    let now = Instant::now();
+    let mut names = DnsNames::new(4096, 1024);
+    names.socket(1, 53, 1);
+    let msg = |direction| Dns {
+        ts_boot_ns: 0,
+        cookie: 1,
+        direction,
+        truncated: false,
+        protocol: 17,
+        family: tracer_common::AF_INET,
+        server: [0; 16],
+        message: data.to_vec(),
+    };
+    names.message(&msg(DNS_QUERY), now);
+    names.message(&msg(DNS_ANSWER), now);
+    for a in parse_answer(data).map(|a| a.3).unwrap_or_default() {
+        let _ = names.lookup(1, a.ip, now);
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -60,12 +60,15 @@ fn answer(id: u16, name: &str, qtype: u16, records: &[Vec<u8>]) -> Vec<u8> {
 /// Pointer to the question's name (offset 12), as servers compress it.
 const AT_QNAME: [u8; 2] = [0xc0, 0x0c];
 
+/// (address, name, CNAME target, TTL) as an answer gives them.
+type Named = (IpAddr, &'static str, Option<&'static str>, u32);
+
 #[test]
 fn parses_answers() {
     struct Case {
         what: &'static str,
         msg: Vec<u8>,
-        want: Result<Vec<(IpAddr, &'static str, Option<&'static str>, u32)>, ()>,
+        want: Result<Vec<Named>, ()>,
     }
     let v4 = |a, b, c, d| IpAddr::V4(Ipv4Addr::new(a, b, c, d));
     let v6: IpAddr = IpAddr::V6("2001:db8::7".parse::<Ipv6Addr>().unwrap());
