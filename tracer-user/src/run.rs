@@ -101,6 +101,7 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
         ring_buffer_bytes: config.ring_buffer_bytes,
         cgroup_root: &cgroup_root,
         compat_exec: config.compat_exec_probes,
+        dns_names: config.dns_names,
     })?;
     if let Some(logger) = probes.take_logger() {
         probes::poll_probe_logs(logger);

@@ -136,6 +136,8 @@ pub(crate) struct LoadOptions<'a> {
     pub cgroup_root: &'a Path,
     /// Attach the compat (32-bit) failed-exec probes, which run on every syscall.
     pub compat_exec: bool,
+    /// Attach the DNS programs (`dns_egress`, `dns_ingress`).
+    pub dns_names: bool,
 }
 
 enum Hook {
@@ -322,6 +324,15 @@ pub(crate) fn load(opts: &LoadOptions<'_>) -> Result<(Probes, RingBuf<MapData>),
     let mut stats = Vec::with_capacity(PROGRAMS.len());
     let mut degraded = Vec::new();
     for (name, hook, need) in PROGRAMS {
+        if let (Hook::CgroupSkb(_), Need::Optional(lost), false) = (hook, need, opts.dns_names) {
+            tracing::info!(program = name, "not attached: off (--no-dns-names); {lost}");
+            degraded.push(Degraded {
+                program: name,
+                lost,
+                error: "off: --no-dns-names".to_owned(),
+            });
+            continue;
+        }
         if let ("compat_sys_exit", Need::Optional(lost)) = (*name, need) {
             let why = if !opts.compat_exec {
                 Some("off: --compat-exec-probes turns it on (it runs on every syscall's exit)")
