@@ -607,7 +607,7 @@ pub fn require_tools(names: &[&str]) -> Vec<PathBuf> {
         .collect();
     assert!(
         missing.is_empty(),
-        "missing {}: run `cargo xtask setup` (it installs podman, runc, containerd and busybox-static)",
+        "missing {}: run `cargo xtask setup` (it installs podman, runc, containerd, busybox-static and dnsmasq)",
         missing.join(", ")
     );
     found.into_iter().flatten().collect()

@@ -9,7 +9,7 @@
 #![no_std]
 
 /// Bumped whenever the layout of any record changes.
-pub const RECORD_VERSION: u16 = 5;
+pub const RECORD_VERSION: u16 = 6;
 
 /// Bytes of argv the probes copy for one exec. Longer argument lists are cut at
 /// this length and flagged with [`FLAG_ARGV_TRUNCATED`].
@@ -37,6 +37,7 @@ pub enum RecordKind {
     Connect = 4,
     Cgroup = 5,
     ConnectResult = 6,
+    Dns = 7,
 }
 
 impl RecordKind {
@@ -48,6 +49,7 @@ impl RecordKind {
             4 => Some(Self::Connect),
             5 => Some(Self::Cgroup),
             6 => Some(Self::ConnectResult),
+            7 => Some(Self::Dns),
             _ => None,
         }
     }
@@ -283,6 +285,44 @@ pub struct ConnectResultRecord {
     pub _pad: u32,
 }
 
+/// Bytes of one DNS message the probes copy (a power of two, for the mask that
+/// bounds the copy). Longer messages are cut and flagged with [`DNS_TRUNCATED`];
+/// plain A/AAAA answers are far shorter.
+pub const DNS_PAYLOAD_MAX: usize = 1024;
+/// [`DnsRecord::direction`]: a query a socket sent (destination port 53).
+pub const DNS_QUERY: u16 = 1;
+/// [`DnsRecord::direction`]: an answer a socket received (source port 53).
+pub const DNS_ANSWER: u16 = 2;
+/// [`DnsRecord::flags`]: the message was longer than [`DNS_PAYLOAD_MAX`] and was cut.
+pub const DNS_TRUNCATED: u16 = 1;
+
+/// A DNS message to or from port 53 (UDP, or TCP when one segment carries the
+/// whole length-prefixed message), copied by the cgroup skb programs as the
+/// kernel hands it to (answers) or takes it from (queries) a socket. The
+/// socket's cookie names the socket, and through its connect record the
+/// network namespace it lives in.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct DnsRecord {
+    pub header: Header,
+    pub cookie: u64,
+    /// [`DNS_QUERY`] or [`DNS_ANSWER`].
+    pub direction: u16,
+    /// [`DNS_TRUNCATED`].
+    pub flags: u16,
+    /// IPPROTO_UDP / IPPROTO_TCP.
+    pub protocol: u16,
+    pub family: u16,
+    /// Bytes of `payload` that hold the message.
+    pub len: u32,
+    /// The message's length on the wire.
+    pub msg_len: u32,
+    /// The DNS server's address (destination of a query, source of an answer);
+    /// network byte order, IPv4 in the first 4 bytes.
+    pub server: [u8; 16],
+    pub payload: [u8; DNS_PAYLOAD_MAX],
+}
+
 /// Bytes of a cgroup path the probes copy.
 pub const CGROUP_PATH_MAX: usize = 1024;
 
@@ -357,6 +397,9 @@ pub mod counter {
     /// First sends of an unconnected socket past [`super::SEND_DESTINATIONS_MAX`]
     /// destinations: seen, counted, not reported one by one.
     pub const SENDS_UNREPORTED: u32 = 5;
+    /// DNS messages over TCP split across segments (or several in one): not
+    /// reassembled, not copied.
+    pub const DNS_TCP_SKIPPED: u32 = 6;
     pub const COUNT: u32 = 8;
 }
 

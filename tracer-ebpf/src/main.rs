@@ -11,6 +11,9 @@
 //!   syscalls/sys_{enter,exit}_connect (synchronous results, local address)
 //!   or raw_tp/inet_sock_set_state (a TCP socket leaving SYN_SENT),
 //!   joined by socket cookie in user space
+//! - DNS: cgroup_skb/ingress|egress copy messages from and to port 53 (answers
+//!   a socket receives, queries it sends), so user space can name the
+//!   destinations of later connects
 //!
 //! Kernel struct members are read at offsets user space resolved from the running
 //! kernel's BTF (`OFFSETS`); nothing about struct layout is compiled in.
@@ -33,22 +36,23 @@ use aya_ebpf::{
         bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task,
         bpf_get_smp_processor_id, bpf_get_socket_cookie, bpf_ktime_get_boot_ns,
         bpf_probe_read_kernel, bpf_probe_read_kernel_str, bpf_probe_read_user,
-        bpf_probe_read_user_str, bpf_ringbuf_output, bpf_ringbuf_query,
+        bpf_probe_read_user_str, bpf_ringbuf_output, bpf_ringbuf_query, bpf_skb_load_bytes,
     },
-    macros::{cgroup_sock_addr, map, raw_tracepoint, tracepoint},
+    macros::{cgroup_skb, cgroup_sock_addr, map, raw_tracepoint, tracepoint},
     maps::{Array, LruHashMap, PerCpuArray, RingBuf},
-    programs::{RawTracePointContext, SockAddrContext, TracePointContext},
+    programs::{RawTracePointContext, SkBuffContext, SockAddrContext, TracePointContext},
 };
 use aya_log_ebpf::{error, warn};
 use tracer_common::{
     ARGV_MAX, CGROUP_MKDIR, CGROUP_PATH_MAX, CGROUP_RENAME, CGROUP_RMDIR, COMM_LEN,
     CONNECT_IN_SYSCALL, CONNECT_OP_CONNECT, CONNECT_OP_SENDMSG, CgroupRecord, ConnectRecord,
-    ConnectResultRecord, CpuUsage, ENV_MAX, ExecRecord, ExitRecord, FAILED_EXEC_ARG_MAX,
-    FAILED_EXEC_ARGS_MAX, FLAG_ARGV_TRUNCATED, FLAG_ARGV_UNREADABLE, FLAG_COMPAT,
-    FLAG_ENV_TRUNCATED, FLAG_ENV_UNREADABLE, FLAG_EXECVEAT, FLAG_FILE_UNLINKED,
-    FLAG_PATH_FROM_FILE, FLAG_PATH_TRUNCATED, ForkRecord, Header, NAME_MAX, Offsets,
-    PATH_COMPONENTS_MAX, PATH_MAX, PendingConnect, PendingExec, RECORD_VERSION, RESULT_FROM_STATE,
-    RESULT_FROM_SYSCALL, RecordKind, SEND_DESTINATIONS_MAX, SendKey, TTY_LEN, TaskInfo, counter,
+    ConnectResultRecord, CpuUsage, DNS_ANSWER, DNS_PAYLOAD_MAX, DNS_QUERY, DNS_TRUNCATED,
+    DnsRecord, ENV_MAX, ExecRecord, ExitRecord, FAILED_EXEC_ARG_MAX, FAILED_EXEC_ARGS_MAX,
+    FLAG_ARGV_TRUNCATED, FLAG_ARGV_UNREADABLE, FLAG_COMPAT, FLAG_ENV_TRUNCATED,
+    FLAG_ENV_UNREADABLE, FLAG_EXECVEAT, FLAG_FILE_UNLINKED, FLAG_PATH_FROM_FILE,
+    FLAG_PATH_TRUNCATED, ForkRecord, Header, NAME_MAX, Offsets, PATH_COMPONENTS_MAX, PATH_MAX,
+    PendingConnect, PendingExec, RECORD_VERSION, RESULT_FROM_STATE, RESULT_FROM_SYSCALL,
+    RecordKind, SEND_DESTINATIONS_MAX, SendKey, TTY_LEN, TaskInfo, counter,
 };
 
 /// Filled by user space at load time from the running kernel's BTF.
@@ -1446,6 +1450,177 @@ fn cgroup_rmdir(ctx: TracePointContext) -> i32 {
 fn cgroup_rename(ctx: TracePointContext) -> i32 {
     cgroup_event(&ctx, CGROUP_RENAME);
     0
+}
+
+// ---------------------------------------------------------------- DNS
+
+const ETH_P_IP_BE: u32 = 0x0800_u16.to_be() as u32;
+const ETH_P_IPV6_BE: u32 = 0x86dd_u16.to_be() as u32;
+const IPPROTO_TCP_U8: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const DNS_PORT: u16 = 53;
+/// A DNS header is 12 bytes: anything shorter is not worth a record.
+const DNS_HEADER_LEN: u32 = 12;
+
+/// Load a `T` at `off` of the packet (the network header is at 0 in cgroup skb
+/// programs); None past its end.
+#[inline(always)]
+fn skb_load<T: Scalar>(ctx: &SkBuffContext, off: u32) -> Option<T> {
+    let mut v = T::default();
+    // SAFETY: the helper writes at most `size_of::<T>()` bytes into the local
+    // `v`, and any bit pattern is a valid `T` (`Scalar`).
+    let r = unsafe {
+        bpf_skb_load_bytes(
+            ctx.skb.skb as *const _,
+            off,
+            addr_of_mut!(v).cast(),
+            core::mem::size_of::<T>() as u32,
+        )
+    };
+    (r == 0).then_some(v)
+}
+
+/// Copy a DNS message into the ring when the packet comes from port 53
+/// (`DNS_ANSWER`, ingress) or goes to it (`DNS_QUERY`, egress). Every other
+/// packet leaves after two small loads (IP header, ports). Never drops anything.
+#[inline(always)]
+fn dns_capture(ctx: &SkBuffContext, direction: u16) {
+    let proto = ctx.skb.protocol();
+    let skb_len = ctx.skb.len();
+    let (v6, l4, ipproto) = if proto == ETH_P_IP_BE {
+        // Version/IHL and the protocol, in one load of the first 12 bytes.
+        let Some(w) = skb_load::<u64>(ctx, 0) else {
+            return;
+        };
+        let Some(p) = skb_load::<u32>(ctx, 8) else {
+            return;
+        };
+        let b = w.to_le_bytes();
+        // Later fragments carry no UDP header (ingress sees reassembled packets).
+        let frag = u16::from_be_bytes([b[6], b[7]]) & 0x1fff;
+        if frag != 0 {
+            return;
+        }
+        (false, ((b[0] & 0x0f) as u32) * 4, p.to_le_bytes()[1])
+    } else if proto == ETH_P_IPV6_BE {
+        // Only a transport header right after the fixed one (no extension headers).
+        let Some(nh) = skb_load::<u32>(ctx, 4) else {
+            return;
+        };
+        (true, 40, nh.to_le_bytes()[2])
+    } else {
+        return;
+    };
+    if ipproto != IPPROTO_UDP && ipproto != IPPROTO_TCP_U8 {
+        return;
+    }
+    let Some(ports) = skb_load::<u32>(ctx, l4) else {
+        return;
+    };
+    let pb = ports.to_le_bytes();
+    let port = if direction == DNS_ANSWER {
+        u16::from_be_bytes([pb[0], pb[1]])
+    } else {
+        u16::from_be_bytes([pb[2], pb[3]])
+    };
+    if port != DNS_PORT {
+        return;
+    }
+    let (msg_off, msg_len) = if ipproto == IPPROTO_UDP {
+        let off = l4 + 8;
+        (off, skb_len.saturating_sub(off))
+    } else {
+        let Some(doff) = skb_load::<u32>(ctx, l4 + 12) else {
+            return;
+        };
+        let payload = l4 + ((doff.to_le_bytes()[0] >> 4) as u32) * 4;
+        let avail = skb_len.saturating_sub(payload);
+        if avail == 0 {
+            // An ACK, a SYN, a FIN: no data.
+            return;
+        }
+        // One whole message in this segment: its 2-byte length says the rest.
+        let prefix = skb_load::<u16>(ctx, payload).map_or(0, u16::from_be) as u32;
+        if avail < 2 || prefix != avail - 2 {
+            count(counter::DNS_TCP_SKIPPED);
+            return;
+        }
+        (payload + 2, prefix)
+    };
+    if msg_len < DNS_HEADER_LEN {
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<DnsRecord>(0) else {
+        count(counter::RING_FULL);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    let copy = if msg_len as usize > DNS_PAYLOAD_MAX {
+        DNS_PAYLOAD_MAX as u32
+    } else {
+        msg_len
+    };
+    // Between 1 and DNS_PAYLOAD_MAX, as the verifier must see it.
+    let copy = ((copy - 1) & (DNS_PAYLOAD_MAX as u32 - 1)) + 1;
+    // The server: source of an answer, destination of a query.
+    let (addr_off, addr_len) = match (v6, direction == DNS_ANSWER) {
+        (false, true) => (12, 4),
+        (false, false) => (16, 4),
+        (true, true) => (8, 16),
+        (true, false) => (24, 16),
+    };
+    // SAFETY: `rec` is the reservation, aligned and sized for a DnsRecord
+    // (plain integers and bytes), written field by field before `submit`; the
+    // helpers write at most 16 bytes into `server` and `copy` (at most
+    // DNS_PAYLOAD_MAX) bytes into `payload`.
+    let ok = unsafe {
+        (*rec).header = header(RecordKind::Dns, core::mem::size_of::<DnsRecord>());
+        (*rec).cookie = bpf_get_socket_cookie(ctx.skb.skb.cast());
+        (*rec).direction = direction;
+        (*rec).flags = if msg_len as usize > DNS_PAYLOAD_MAX {
+            DNS_TRUNCATED
+        } else {
+            0
+        };
+        (*rec).protocol = ipproto as u16;
+        (*rec).family = if v6 {
+            tracer_common::AF_INET6
+        } else {
+            tracer_common::AF_INET
+        };
+        (*rec).len = copy;
+        (*rec).msg_len = msg_len;
+        let server = addr_of_mut!((*rec).server);
+        zero16(server);
+        bpf_skb_load_bytes(ctx.skb.skb as *const _, addr_off, server.cast(), addr_len) == 0
+            && bpf_skb_load_bytes(
+                ctx.skb.skb as *const _,
+                msg_off,
+                addr_of_mut!((*rec).payload).cast(),
+                copy,
+            ) == 0
+    };
+    if ok {
+        entry.submit(wakeup_flags());
+        count(counter::SUBMITTED);
+    } else {
+        entry.discard(0);
+        count(counter::READ_FAULT);
+    }
+}
+
+/// Answers a socket receives. Returns 1: observe, never drop.
+#[cgroup_skb(ingress)]
+fn dns_ingress(ctx: SkBuffContext) -> i32 {
+    dns_capture(&ctx, DNS_ANSWER);
+    1
+}
+
+/// Queries a socket sends. Returns 1: observe, never drop.
+#[cgroup_skb(egress)]
+fn dns_egress(ctx: SkBuffContext) -> i32 {
+    dns_capture(&ctx, DNS_QUERY);
+    1
 }
 
 #[cfg(not(test))]

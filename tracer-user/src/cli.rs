@@ -107,6 +107,10 @@ pub struct RunArgs {
     /// compat execs and compat connects are reported either way.
     #[arg(long)]
     pub compat_exec_probes: bool,
+    /// Do not attach the DNS programs (cgroup skb, run on every packet a
+    /// socket sends or receives): connects then carry no `destination.name`.
+    #[arg(long)]
+    pub no_dns_names: bool,
     /// Seconds an exited process stays known, for its children's lineage.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub exit_grace: u64,
@@ -271,6 +275,7 @@ impl RunArgs {
             lineage: self.lineage,
             emit_lifecycle: self.emit_lifecycle,
             compat_exec_probes: self.compat_exec_probes,
+            dns_names: !self.no_dns_names,
             exit_grace_secs: self.exit_grace,
             max_processes: self.max_processes,
             memory_limit: self.memory_limit,

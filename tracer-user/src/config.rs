@@ -45,6 +45,9 @@ pub struct Config {
     /// Report failed execs through the 32-bit compat syscall table (a probe on
     /// every syscall's exit).
     pub compat_exec_probes: bool,
+    /// Attach the cgroup skb programs that copy DNS messages, to name connect
+    /// destinations (`destination.name`).
+    pub dns_names: bool,
     /// Seconds an exited process stays in the table (for its children's lineage).
     pub exit_grace_secs: u64,
     /// Bound on table entries; exited ones go first past it.
@@ -150,6 +153,7 @@ impl Default for Config {
             lineage: crate::event::LineageMode::Full,
             emit_lifecycle: false,
             compat_exec_probes: false,
+            dns_names: true,
             exit_grace_secs: 30,
             max_processes: 200_000,
             memory_limit: crate::budget::DEFAULT_MEMORY_LIMIT,

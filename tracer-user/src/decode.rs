@@ -1,9 +1,9 @@
 //! Ring buffer bytes to typed kernel records. Nothing from the kernel is trusted
 //! without a bound: lengths are checked against the bytes actually received.
 use tracer_common::{
-    CgroupRecord, ConnectRecord, ConnectResultRecord, ExecRecord, ExitRecord, FLAG_FILE_UNLINKED,
-    FLAG_PATH_FROM_FILE, FLAG_PATH_TRUNCATED, ForkRecord, Header, RECORD_VERSION, RecordKind,
-    TaskInfo,
+    CgroupRecord, ConnectRecord, ConnectResultRecord, DnsRecord, ExecRecord, ExitRecord,
+    FLAG_FILE_UNLINKED, FLAG_PATH_FROM_FILE, FLAG_PATH_TRUNCATED, ForkRecord, Header,
+    RECORD_VERSION, RecordKind, TaskInfo,
 };
 
 #[derive(Debug, Clone)]
@@ -35,6 +35,22 @@ pub enum Record {
         /// Raw bytes of the path relative to the hierarchy's root.
         path: Vec<u8>,
     },
+    /// A DNS query a socket sent or an answer it received.
+    Dns(Dns),
+}
+
+#[derive(Debug, Clone)]
+pub struct Dns {
+    pub ts_boot_ns: u64,
+    pub cookie: u64,
+    /// `DNS_QUERY` or `DNS_ANSWER`.
+    pub direction: u16,
+    pub truncated: bool,
+    pub protocol: u16,
+    pub family: u16,
+    pub server: [u8; 16],
+    /// The message as copied (at most `DNS_PAYLOAD_MAX` bytes).
+    pub message: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -171,6 +187,24 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
                 id: rec.id,
                 path: c_str(&rec.path).to_vec(),
             })
+        }
+        Some(RecordKind::Dns) => {
+            let rec: DnsRecord = read(bytes)?;
+            let len = rec.len as usize;
+            let message = rec.payload.get(..len).ok_or(DecodeError::Length {
+                claimed: std::mem::size_of::<DnsRecord>().saturating_add(len),
+                got: bytes.len(),
+            })?;
+            Ok(Record::Dns(Dns {
+                ts_boot_ns: rec.header.ts_boot_ns,
+                cookie: rec.cookie,
+                direction: rec.direction,
+                truncated: rec.flags & tracer_common::DNS_TRUNCATED != 0,
+                protocol: rec.protocol,
+                family: rec.family,
+                server: rec.server,
+                message: message.to_vec(),
+            }))
         }
         None => Err(DecodeError::Kind(header.kind)),
     }

@@ -54,6 +54,7 @@ pub(crate) fn run(args: CheckKernelArgs) -> Result<()> {
         ring_buffer_bytes: RING_BYTES,
         cgroup_root: &cgroup_root,
         compat_exec: true,
+        dns_names: true,
     })?;
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())

@@ -15,6 +15,7 @@ pub(crate) mod chain;
 pub mod cli;
 pub(crate) mod config;
 pub mod decode;
+pub mod dns;
 pub(crate) mod errno;
 pub mod escape;
 pub mod event;

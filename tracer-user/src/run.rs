@@ -111,6 +111,7 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
         ring_buffer_bytes: config.ring_buffer_bytes,
         cgroup_root: &cgroup_root,
         compat_exec: config.compat_exec_probes,
+        dns_names: config.dns_names,
     })?;
     if let Some(logger) = probes.take_logger() {
         probes::poll_probe_logs(logger);
@@ -281,6 +282,7 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
         ready: Vec::new(),
         out: Vec::new(),
         aggregates,
+        dns: crate::dns::DnsNames::default(),
     };
     reader.drain_now(&mut batch);
     flow.records(&mut batch, &mut attributor, &mut sinks, &metrics);
@@ -401,6 +403,22 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
                 Metrics::set(&metrics.file_hash_bytes, h.bytes.load(Ordering::Relaxed));
                 Metrics::set(&metrics.files_unreadable, h.unreadable.load(Ordering::Relaxed));
                 Metrics::set(&metrics.connects_waiting, flow.outcomes.len() as u64);
+                let d = flow.dns.counts;
+                for (cause, n) in [
+                    ("queries", d.queries),
+                    ("answers", d.answers),
+                    ("names", d.names),
+                    ("malformed", d.malformed),
+                    ("truncated", d.truncated),
+                    ("unmatched", d.unmatched),
+                    ("unknown_socket", d.unknown_socket),
+                    ("evicted", d.evicted),
+                    ("queries_evicted", d.queries_evicted),
+                    ("tcp_skipped", probes.counters().dns_tcp_skipped),
+                ] {
+                    Metrics::set(&metrics.dns_messages.get_or_create(&CauseLabel { cause: cause.into() }), n);
+                }
+                Metrics::set(&metrics.dns_names_bytes, flow.dns.bytes() as u64);
                 let c = flow.outcomes.counts;
                 Metrics::set(&metrics.connect_results_late, c.timed_out);
                 Metrics::set(&metrics.connect_results_overflow, c.overflowed);

@@ -139,6 +139,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "registrations",
     "decoder",
     "escape",
+    "dns",
 ];
 const NIGHTLY: &str = "nightly";
 

@@ -178,7 +178,8 @@ fn setup_bpftool() {
 
 /// The container runtimes the live tests in `tests/tests/runtimes.rs` drive for
 /// real (podman with runc, a private containerd with ctr), and busybox-static,
-/// whose single binary is the root file system of their test image.
+/// whose single binary is the root file system of their test image; and
+/// dnsmasq, the DNS server `tests/tests/dns.rs` resolves through.
 const CONTAINER_PACKAGES: &[(&str, &[&str])] = &[
     ("podman", &["/usr/bin/podman"]),
     ("runc", &["/usr/sbin/runc", "/usr/bin/runc"]),
@@ -187,6 +188,7 @@ const CONTAINER_PACKAGES: &[(&str, &[&str])] = &[
         &["/usr/bin/containerd", "/usr/sbin/containerd"],
     ),
     ("busybox-static", &["/bin/busybox", "/usr/bin/busybox"]),
+    ("dnsmasq-base", &["/usr/sbin/dnsmasq"]),
 ];
 
 fn setup_container_runtimes() {

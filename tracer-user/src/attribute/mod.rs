@@ -272,6 +272,8 @@ impl Attributor {
             }
             // Joined with its connect event downstream (`outcome`).
             Record::ConnectResult(_) => None,
+            // Names destinations downstream (`run::flow`).
+            Record::Dns(_) => None,
             Record::Exit {
                 ts_boot_ns,
                 task,

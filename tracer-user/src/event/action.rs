@@ -39,6 +39,13 @@ pub struct ExecAction {
 pub struct Endpoint {
     pub ip: String,
     pub port: u16,
+    /// Destinations only: the name a DNS answer to the executor's network
+    /// namespace gave this address (the name asked for, before any CNAME).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Arc<str>>,
+    /// Where that name's CNAME chain led, when it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cname: Option<Arc<str>>,
     /// In a cluster: the Kubernetes Service whose ClusterIP this is (or, for
     /// a headless Service, whose endpoint), from the API server's word.
     #[serde(skip_serializing_if = "Option::is_none")]

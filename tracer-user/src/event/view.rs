@@ -182,6 +182,11 @@ pub struct Endpoint<'a> {
     pub ip: Option<Text<'a>>,
     #[serde(deserialize_with = "lenient")]
     pub port: Option<u64>,
+    /// A destination's name from DNS, and its CNAME target.
+    #[serde(deserialize_with = "lenient")]
+    pub name: Option<Text<'a>>,
+    #[serde(deserialize_with = "lenient")]
+    pub cname: Option<Text<'a>>,
     /// `destination.service` (a Kubernetes Service).
     #[serde(deserialize_with = "lenient")]
     pub service: Option<KubeRef<'a>>,

@@ -100,6 +100,10 @@ pub(crate) struct Metrics {
     /// went out before their window closed because too many were pending.
     pub connect_aggregates_pending: Gauge,
     pub connect_aggregates_flushed_early: Gauge,
+    /// DNS messages the probes copied, by what became of them (`dns.rs`),
+    /// and the bytes of destination names learned from them.
+    pub dns_messages: Family<CauseLabel, Gauge>,
+    pub dns_names_bytes: Gauge,
     /// Each structure's share of `--memory-limit`, and what it holds now.
     pub memory_budget: Family<StructureLabel, Gauge>,
     pub memory_used: Family<StructureLabel, Gauge>,
@@ -168,6 +172,8 @@ impl Metrics {
             connect_results_overflow: Gauge::default(),
             connect_aggregates_pending: Gauge::default(),
             connect_aggregates_flushed_early: Gauge::default(),
+            dns_messages: Family::default(),
+            dns_names_bytes: Gauge::default(),
             memory_budget: Family::default(),
             memory_used: Family::default(),
             budget_drops: Family::default(),
@@ -184,6 +190,16 @@ impl Metrics {
             registry: Registry::default(),
         };
         registry.register("events", "Events emitted, by kind", m.events.clone());
+        registry.register(
+            "dns_messages",
+            "DNS messages copied by the probes, by what became of them (queries, answers, names learned; malformed, truncated, unmatched, unknown_socket, tcp_skipped; names evicted, queries_evicted)",
+            m.dns_messages.clone(),
+        );
+        registry.register(
+            "dns_names_bytes",
+            "Bytes of destination names learned from DNS answers",
+            m.dns_names_bytes.clone(),
+        );
         registry.register(
             "probes_degraded",
             "Optional probes this kernel did not load or attach (details on /readyz)",

@@ -12,7 +12,10 @@ use std::{fs::File, os::fd::AsFd, path::Path};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::{CgroupAttachMode, CgroupSockAddr, ProgramError, RawTracePoint, TracePoint},
+    programs::{
+        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, ProgramError,
+        RawTracePoint, TracePoint,
+    },
 };
 use tracer_common::{Offsets, counter};
 
@@ -133,12 +136,15 @@ pub(crate) struct LoadOptions<'a> {
     pub cgroup_root: &'a Path,
     /// Attach the compat (32-bit) failed-exec probes, which run on every syscall.
     pub compat_exec: bool,
+    /// Attach the DNS programs (`dns_egress`, `dns_ingress`).
+    pub dns_names: bool,
 }
 
 enum Hook {
     RawTp(&'static str),
     Tp(&'static str, &'static str),
     Cgroup,
+    CgroupSkb(CgroupSkbAttachType),
 }
 
 /// Whether the tracer can run without a program. An optional program that does
@@ -156,6 +162,7 @@ const FAILED_COMPAT_EXEC: &str =
     "failed execs through the 32-bit compat syscall table (int 0x80) are not reported";
 const UNCONNECTED_SENDS: &str =
     "datagrams sent without connect (sendto/sendmsg with an address) are not reported";
+const DNS_NAMES: &str = "connect destinations are not named from DNS answers (destination.name)";
 const CGROUP_NAMES: &str = "cgroups are named from the cgroup tree only: one created and removed between two walks stays unnamed";
 
 /// (program name in the object, where it attaches, whether the tracer needs it)
@@ -234,6 +241,16 @@ const PROGRAMS: &[(&str, Hook, Need)] = &[
     ("connect6", Hook::Cgroup, Need::Required),
     ("sendmsg4", Hook::Cgroup, Need::Optional(UNCONNECTED_SENDS)),
     ("sendmsg6", Hook::Cgroup, Need::Optional(UNCONNECTED_SENDS)),
+    (
+        "dns_egress",
+        Hook::CgroupSkb(CgroupSkbAttachType::Egress),
+        Need::Optional(DNS_NAMES),
+    ),
+    (
+        "dns_ingress",
+        Hook::CgroupSkb(CgroupSkbAttachType::Ingress),
+        Need::Optional(DNS_NAMES),
+    ),
 ];
 
 /// An optional program this kernel would not take, and what that costs.
@@ -307,6 +324,15 @@ pub(crate) fn load(opts: &LoadOptions<'_>) -> Result<(Probes, RingBuf<MapData>),
     let mut stats = Vec::with_capacity(PROGRAMS.len());
     let mut degraded = Vec::new();
     for (name, hook, need) in PROGRAMS {
+        if let (Hook::CgroupSkb(_), Need::Optional(lost), false) = (hook, need, opts.dns_names) {
+            tracing::info!(program = name, "not attached: off (--no-dns-names); {lost}");
+            degraded.push(Degraded {
+                program: name,
+                lost,
+                error: "off: --no-dns-names".to_owned(),
+            });
+            continue;
+        }
         if let ("compat_sys_exit", Need::Optional(lost)) = (*name, need) {
             let why = if !opts.compat_exec {
                 Some("off: --compat-exec-probes turns it on (it runs on every syscall's exit)")
@@ -388,6 +414,7 @@ pub(crate) struct KernelCounters {
     pub scratch: u64,
     pub submitted: u64,
     pub sends_unreported: u64,
+    pub dns_tcp_skipped: u64,
 }
 
 /// Load one program and attach it; returns where it attached and its verifier
@@ -430,6 +457,16 @@ fn attach(
             // passing BPF_F_ALLOW_MULTI there is EINVAL.
             let target = format!("cgroup {}", cgroup_root.display());
             p.attach(cgroup.as_fd(), CgroupAttachMode::Single)
+                .map_err(attach_err(target.clone()))?;
+            (target, verified(p.info()))
+        }
+        Hook::CgroupSkb(kind) => {
+            let p: &mut CgroupSkb = prog.try_into().map_err(|e| verifier_error(name, e))?;
+            p.load().map_err(|e| verifier_error(name, e))?;
+            // Multi-attach as for the sock_addr hooks; the program always
+            // returns 1, so it never decides a packet's fate.
+            let target = format!("cgroup {} ({kind:?})", cgroup_root.display());
+            p.attach(cgroup.as_fd(), *kind, CgroupAttachMode::Single)
                 .map_err(attach_err(target.clone()))?;
             (target, verified(p.info()))
         }
@@ -484,6 +521,7 @@ impl Probes {
             scratch: sum(counter::SCRATCH),
             submitted: sum(counter::SUBMITTED),
             sends_unreported: sum(counter::SENDS_UNREPORTED),
+            dns_tcp_skipped: sum(counter::DNS_TCP_SKIPPED),
         }
     }
 }

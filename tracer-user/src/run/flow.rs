@@ -6,6 +6,8 @@ use crate::{
     aggregate::Aggregates,
     attribute::{Attributed, Attributor},
     decode::Record,
+    dns::{self, DnsNames},
+    event::Action,
     event::{BudgetCounts, Event},
     identity::waiting::Waiting,
     metrics::{KindLabel, Metrics, StatusLabel},
@@ -43,6 +45,8 @@ pub(super) struct Flow {
     /// `--aggregate-connects`: the last stage, after every wait, so connects
     /// are folded with the outcome and identity they would have gone out with.
     pub(super) aggregates: Option<Aggregates>,
+    /// Names of destinations, from the DNS answers each network namespace got.
+    pub(super) dns: DnsNames,
 }
 
 impl Flow {
@@ -81,12 +85,27 @@ impl Flow {
         for rec in batch.drain(..) {
             match rec {
                 Record::ConnectResult(r) => self.ready.extend(self.outcomes.result(&r)),
+                Record::Dns(d) => self.dns.message(&d, now),
                 rec => {
+                    // Where the connect goes, in the caller's network namespace.
+                    let dest = match &rec {
+                        Record::Connect(c) => {
+                            self.dns.socket(c.cookie, c.dport, c.task.net_ns);
+                            Some((c.task.net_ns, dns::ip_of(c.family, &c.daddr)))
+                        }
+                        _ => None,
+                    };
                     if let (Record::Exit { task, .. }, Some(agg)) = (&rec, &mut self.aggregates) {
                         // What it folded goes out now, before its exit.
                         agg.exited(task.tgid, &mut |ev| emit(sinks, m, &ev));
                     }
-                    if let Some(a) = attributor.handle(rec) {
+                    if let Some(mut a) = attributor.handle(rec) {
+                        if let (Some((netns, ip)), Action::Connect(c)) = (dest, &mut a.event.action)
+                            && let Some((name, cname)) = self.dns.lookup(netns, ip, now)
+                        {
+                            c.destination.name = Some(name);
+                            c.destination.cname = cname;
+                        }
                         self.outcomes.admit(a, now, &mut self.ready);
                     }
                 }

@@ -46,6 +46,10 @@ pub struct TailArgs {
     /// that text: `shop/cart`, `shop/*`, `*/cart`)
     #[arg(long, value_name = "NS/NAME")]
     pub dest_service: Option<String>,
+    /// Glob on a connect destination's name from DNS (or its CNAME target);
+    /// names are lower-case, so is the pattern
+    #[arg(long, value_name = "GLOB")]
+    pub dest_name: Option<String>,
     /// Stop after N matching events (for scripts and tests)
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,

@@ -149,6 +149,8 @@ pub(crate) struct Filter {
     dest: Option<Dest>,
     /// `--dest-service`: glob on `namespace/name`.
     dest_service: Option<Glob>,
+    /// `--dest-name`: glob on the DNS name or its CNAME target (lower-case).
+    dest_name: Option<Glob>,
 }
 
 impl Filter {
@@ -194,6 +196,11 @@ impl Filter {
             auid: a.auid,
             binary: glob("binary", &a.binary)?,
             dest,
+            // DNS names are reported lower-cased.
+            dest_name: glob(
+                "dest-name",
+                &a.dest_name.as_deref().map(str::to_ascii_lowercase),
+            )?,
         })
     }
 
@@ -278,6 +285,15 @@ impl Filter {
                 return false;
             }
         }
+        if let Some(g) = &self.dest_name {
+            let dst = act.and_then(|a| a.destination.as_ref());
+            let hit = |n: Option<&str>| n.is_some_and(|n| g.matches(n));
+            if !hit(dst.and_then(|d| d.name.as_deref()))
+                && !hit(dst.and_then(|d| d.cname.as_deref()))
+            {
+                return false;
+            }
+        }
         true
     }
 
@@ -310,6 +326,9 @@ mod tests {
         let mut named = connect_event("10.96.3.7", 443);
         named["action"]["destination"]["service"] =
             json!({"namespace": "shop", "name": "cart", "port_name": "https"});
+        let mut dns_named = connect_event("10.1.2.3", 443);
+        dns_named["action"]["destination"]["name"] = json!("api.shop.example");
+        dns_named["action"]["destination"]["cname"] = json!("edge.cdn.example");
         let missed = json!({"kind": "missed", "missed": 3});
         let loss = loss_event();
         let process = json!({"time": "2026-11-23T20:21:47.123456789Z", "kind": "process",
@@ -404,6 +423,13 @@ mod tests {
                 &named,
                 false,
             ),
+            (&["--dest-name", "api.shop.example"], &dns_named, true),
+            (&["--dest-name", "*.shop.example"], &dns_named, true),
+            (&["--dest-name", "API.Shop.*"], &dns_named, true),
+            (&["--dest-name", "*.cdn.example"], &dns_named, true),
+            (&["--dest-name", "*.other.example"], &dns_named, false),
+            (&["--dest-name", "*"], &conn, false),
+            (&["--dest-name", "*"], &exec, false),
             // AND
             (
                 &["--kind", "connect", "--dest", ":443", "--user", "deploy"],

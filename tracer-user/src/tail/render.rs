@@ -338,11 +338,14 @@ pub(crate) fn compact_line(ev: &Line, color: bool) -> String {
             let port = dst
                 .and_then(|d| d.port)
                 .map_or("?".to_owned(), |p| p.to_string());
-            let addr = if ip.contains(':') {
+            let mut addr = if ip.contains(':') {
                 format!("[{ip}]:{port}")
             } else {
                 format!("{ip}:{port}")
             };
+            if let Some(name) = dst.and_then(|d| d.name.as_deref()) {
+                addr.push_str(&format!(" ({})", clean(name)));
+            }
             let protocol = act.and_then(|a| a.protocol.as_deref()).unwrap_or("?");
             // Kubernetes names of the destination: `-> shop/cart:https pod shop/cart-0 (spiffe://…)`.
             let addr = match dst.map(destination_names).filter(|n| !n.is_empty()) {
@@ -536,6 +539,12 @@ mod tests {
             ),
             "{}",
             show(&named, false)
+        );
+        let mut dns_named = ok.clone();
+        dns_named["action"]["destination"]["name"] = json!("api.shop.example");
+        assert!(
+            show(&dns_named, false)
+                .ends_with(" /usr/bin/curl tcp 10.1.2.3:443 (api.shop.example) -> success")
         );
         // A summary (`--aggregate-connects`): how many, and how they went.
         let mut summary = ok.clone();

@@ -15,7 +15,8 @@ use super::Options;
 /// image one identity (image_identity), workload identity and its forgeries
 /// (identity, forgery; skipped on `-v1` guests), containers found in v1
 /// hierarchies (cgroup_v1), real podman and containerd containers (runtimes),
-/// and what an exit says the image used (usage).
+/// what an exit says the image used (usage) and destination names from DNS
+/// answers (dns).
 pub(crate) const MATRIX_TESTS: &[&str] = &[
     "events",
     "usage",
@@ -25,6 +26,7 @@ pub(crate) const MATRIX_TESTS: &[&str] = &[
     "forgery",
     "cgroup_v1",
     "runtimes",
+    "dns",
 ];
 /// The matrix's guest command: a load check of every program with its verifier
 /// statistics (kept in the output directory for the table), then the live tests.

@@ -313,6 +313,9 @@ pub struct Image<'a> {
 
 #[derive(Serialize)]
 pub struct NetworkEndpoint<'a> {
+    /// `destination.name`: the name a DNS answer gave the address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<&'a str>,
     pub ip: &'a str,
     /// A pod the address is an endpoint of: its name (namespace and SPIFFE
     /// ID are in `unmapped.action.destination.pod`).

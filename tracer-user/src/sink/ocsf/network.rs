@@ -90,6 +90,7 @@ fn endpoint(e: &Endpoint) -> NetworkEndpoint<'_> {
             .service
             .as_ref()
             .map(|s| format!("{}/{}", s.namespace, s.name)),
+        hostname: e.name.as_deref(),
     }
 }
 

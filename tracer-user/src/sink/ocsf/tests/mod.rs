@@ -263,6 +263,17 @@ fn connects_are_network_activity() {
     );
     assert!(v.get("process").is_none());
 
+    // A name from DNS is the destination's hostname.
+    let mut named = tcp_connect();
+    if let Action::Connect(c) = &mut named.action {
+        c.destination.name = Some("api.shop.example".into());
+    }
+    let v = event_to_ocsf(&named);
+    assert_eq!(
+        v["dst_endpoint"],
+        json!({"ip": "10.96.12.7", "port": 8080, "hostname": "api.shop.example"})
+    );
+
     let v = event_to_ocsf(&refused_ipv6());
     assert_type(&v, 4001, 5);
     assert_eq!(v["activity_name"], "Refuse");
