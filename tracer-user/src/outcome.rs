@@ -198,7 +198,7 @@ mod tests {
                 }),
                 executor: sample_executor(),
                 lineage: Vec::new(),
-                action: Action::Connect(ConnectAction {
+                action: Action::Connect(Box::new(ConnectAction {
                     method,
                     in_syscall: true,
                     protocol: protocol.into(),
@@ -215,7 +215,7 @@ mod tests {
                     outcome_from: None,
                     socket_cookie: cookie,
                     aggregate: None,
-                }),
+                })),
                 policy: Arc::new(Policy {
                     tracer_version: "t",
                     config_digest: String::new(),

@@ -25,7 +25,7 @@ fn connect(exec_id: &str, pid: u32, ip: &str, port: u16, t_ns: i128, outcome: Ou
         }),
         executor,
         lineage: Vec::new(),
-        action: Action::Connect(ConnectAction {
+        action: Action::Connect(Box::new(ConnectAction {
             method: "connect",
             in_syscall: true,
             protocol: "tcp".into(),
@@ -42,7 +42,7 @@ fn connect(exec_id: &str, pid: u32, ip: &str, port: u16, t_ns: i128, outcome: Ou
             outcome_from: Some("syscall"),
             socket_cookie: u64::try_from(t_ns).unwrap_or(0),
             aggregate: None,
-        }),
+        })),
         policy: Arc::new(Policy {
             tracer_version: "t",
             config_digest: String::new(),

@@ -237,7 +237,7 @@ impl Attributor {
                 (dst.service, dst.pod) =
                     self.identity
                         .destination(&dst.ip, dst.port, &connect.protocol);
-                let action = Action::Connect(connect);
+                let action = Action::Connect(Box::new(connect));
                 Some(self.event(Kind::Connect, c.header.ts_boot_ns, &c.task, &p, action))
             }
             Record::Fork { ts_boot_ns, task } => {

@@ -9,7 +9,9 @@ use super::UnixNanos;
 #[serde(untagged)]
 pub enum Action {
     Exec(ExecAction),
-    Connect(ConnectAction),
+    /// Boxed: a connect's names (Service, pod, DNS) make it several times
+    /// the size of the other actions, which every queued event would carry.
+    Connect(Box<ConnectAction>),
     Exit(ExitAction),
     Fork(ForkAction),
 }

@@ -287,7 +287,7 @@ pub(super) fn connect(
         Kind::Connect,
         x,
         pod_lineage(),
-        Action::Connect(ConnectAction {
+        Action::Connect(Box::new(ConnectAction {
             method: "connect",
             in_syscall: true,
             protocol: protocol.into(),
@@ -300,7 +300,7 @@ pub(super) fn connect(
             outcome_from: Some("socket"),
             socket_cookie: 7,
             aggregate: None,
-        }),
+        })),
     )
 }
 
