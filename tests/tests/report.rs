@@ -113,7 +113,8 @@ fn two_automations_under_one_uid_are_two_executors_of_a_shared_credential() {
     assert_eq!(roots[0].1, "GitLab runner");
     assert_eq!(roots[1].0, "cron");
     assert!(roots[1].1.starts_with("cron: sh -c /bin/true"), "{roots:?}");
-    // Each: sh, true and bash exec'd; bash connected once.
+    // Each, as the user: sh, true and bash exec'd; bash connected once (the
+    // launcher and setpriv ran as root: another credential).
     for x in &ex {
         assert_eq!(
             (x["execs"].as_u64(), x["connects"].as_u64()),
@@ -179,7 +180,7 @@ fn two_automations_under_one_uid_are_two_executors_of_a_shared_credential() {
     for x in &ex {
         let row = format!(
             r#"data-executor="{}" data-execs="{}" data-connects="{}""#,
-            x["id"], x["execs"], x["connects"]
+            x["executor"], x["execs"], x["connects"]
         );
         assert!(dom.contains(&row), "{row}");
     }

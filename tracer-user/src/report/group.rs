@@ -23,6 +23,10 @@ pub(crate) struct Limits {
     pub destinations: usize,
     /// Executors listed per credential.
     pub executors_per_credential: usize,
+    /// (credential, executor) pairs counted apart.
+    pub pairs: usize,
+    /// Distinct destinations counted per pair.
+    pub pair_destinations: usize,
     /// Processes remembered for `--lineage ids` (by exec_id).
     pub processes: usize,
 }
@@ -35,6 +39,8 @@ impl Default for Limits {
             identities: 20_000,
             destinations: 256,
             executors_per_credential: 1_000,
+            pairs: 50_000,
+            pair_destinations: 32,
             processes: 65_536,
         }
     }
@@ -120,9 +126,17 @@ pub(crate) struct CredEntry {
     /// The user name of a uid, as last seen.
     pub user_name: Option<String>,
     pub stats: Stats,
-    /// Executors (indices) that acted under it, at most the limit.
+    /// Executors that acted under it, at most the limit: indices of `pairs`,
+    /// which count what each did under this credential.
     pub executors: Vec<u32>,
     pub executors_dropped: u64,
+}
+
+/// What one executor did under one credential.
+#[derive(Debug)]
+pub(crate) struct PairEntry {
+    pub executor: u32,
+    pub stats: Stats,
 }
 
 #[derive(Debug)]
@@ -152,6 +166,7 @@ enum What {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Attribution {
     executor: Option<u32>,
+    pairs: Vec<u32>,
     credentials: Vec<u32>,
     identities: Vec<u32>,
 }
@@ -177,6 +192,7 @@ pub(crate) struct Counts {
     /// Ancestors named by exec_id that no line read described.
     pub unknown_ancestors: u64,
     pub executors_dropped: u64,
+    pub pairs_dropped: u64,
     pub credentials_dropped: u64,
     pub identities_dropped: u64,
 }
@@ -188,6 +204,8 @@ pub(crate) struct Grouper {
     exec_index: HashMap<ExecKey, u32>,
     pub credentials: Vec<CredEntry>,
     cred_index: HashMap<CredKey, u32>,
+    pub pairs: Vec<PairEntry>,
+    pair_index: HashMap<(u32, u32), u32>,
     pub identities: Vec<IdentityEntry>,
     ident_index: HashMap<(IdentityKind, String), u32>,
     procs: LruCache<Box<str>, Kept>,
@@ -266,6 +284,8 @@ impl Grouper {
             exec_index: HashMap::new(),
             credentials: Vec::new(),
             cred_index: HashMap::new(),
+            pairs: Vec::new(),
+            pair_index: HashMap::new(),
             identities: Vec::new(),
             ident_index: HashMap::new(),
             procs: lru(limits.processes),
@@ -370,6 +390,11 @@ impl Grouper {
                 x.stats.add(&what, cap);
             }
         }
+        for &p in &attribution.pairs {
+            if let Some(x) = self.pairs.get_mut(p as usize) {
+                x.stats.add(&what, self.limits.pair_destinations);
+            }
+        }
     }
 
     fn remember(&mut self, exec_id: Option<&str>, binary: Option<&str>, argv: Option<&[Text]>) {
@@ -447,6 +472,7 @@ impl Grouper {
             });
         }
         let mut credentials = Vec::with_capacity(creds.len());
+        let mut pairs = Vec::with_capacity(creds.len());
         for k in creds {
             let Some(c) = slot(
                 &mut self.cred_index,
@@ -473,13 +499,28 @@ impl Grouper {
                 entry.user_name = Some(name.to_owned());
             }
             if let Some(e) = executor {
-                if !entry.executors.contains(&e) {
-                    if entry.executors.len() < self.limits.executors_per_credential {
-                        entry.executors.push(e);
-                    } else {
-                        entry.executors_dropped += 1;
+                let pair = match self.pair_index.get(&(c, e)) {
+                    Some(&p) => Some(p),
+                    None if self.credentials[c as usize].executors.len()
+                        >= self.limits.executors_per_credential =>
+                    {
+                        self.credentials[c as usize].executors_dropped += 1;
+                        None
                     }
-                }
+                    None => slot(
+                        &mut self.pair_index,
+                        &mut self.pairs,
+                        self.limits.pairs,
+                        &mut self.counts.pairs_dropped,
+                        &(c, e),
+                        || PairEntry {
+                            executor: e,
+                            stats: Stats::default(),
+                        },
+                    )
+                    .inspect(|&p| self.credentials[c as usize].executors.push(p)),
+                };
+                pairs.extend(pair);
                 let x = &mut self.executors[e as usize];
                 if !x.credentials.contains(&c) {
                     x.credentials.push(c);
@@ -515,6 +556,7 @@ impl Grouper {
         }
         let a = Attribution {
             executor,
+            pairs,
             credentials,
             identities,
         };

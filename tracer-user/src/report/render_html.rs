@@ -77,7 +77,7 @@ fn picture(s: &Summary) -> String {
     let creds: Vec<_> = s.credentials.iter().take(PICTURE_CREDENTIALS).collect();
     let mut execs: Vec<u32> = Vec::new();
     for c in &creds {
-        for &e in &c.executors {
+        for e in c.executors.iter().map(|x| x.executor) {
             if !execs.contains(&e) && execs.len() < PICTURE_EXECUTORS {
                 execs.push(e);
             }
@@ -123,8 +123,8 @@ fn picture(s: &Summary) -> String {
     for (i, c) in creds.iter().enumerate() {
         let cy = y(i, creds.len());
         let color = if c.shared { "#b3261e" } else { "#8a93a3" };
-        for e in &c.executors {
-            if let Some(ey) = epos.get(e) {
+        for ce in &c.executors {
+            if let Some(ey) = epos.get(&ce.executor) {
                 let _ = write!(
                     svg,
                     r#"<path d="M{} {cy} C{} {cy} {} {ey} {x1} {ey}" stroke="{color}" stroke-width="{}" fill="none" opacity="0.7"/>"#,
@@ -289,11 +289,11 @@ pub(crate) fn render(s: &Summary) -> Result<String> {
         t.unreadable,
         t.unattributed
     );
-    if t.executors_dropped + t.credentials_dropped + t.identities_dropped > 0 {
+    if t.executors_dropped + t.credentials_dropped + t.identities_dropped + t.pairs_dropped > 0 {
         let _ = write!(
             h,
-            r#"<p class="bad" id="dropped">Limits reached: events of {} executors, {} credentials, {} identities not counted.</p>"#,
-            t.executors_dropped, t.credentials_dropped, t.identities_dropped
+            r#"<p class="bad" id="dropped">Limits reached: events of {} executors, {} credentials, {} identities, {} credential-executor pairs not counted.</p>"#,
+            t.executors_dropped, t.credentials_dropped, t.identities_dropped, t.pairs_dropped
         );
     }
     h.push_str("<h2>Who used which credential, and reached what</h2>");
@@ -324,17 +324,17 @@ pub(crate) fn render(s: &Summary) -> Result<String> {
             dests(&c.activity),
             cpu(&c.activity),
         );
-        for &e in &c.executors {
-            let Some(x) = s.executors.get(e as usize) else {
+        for ce in &c.executors {
+            let Some(x) = s.executors.get(ce.executor as usize) else {
                 continue;
             };
+            let a = &ce.activity;
             let spiffe = if x.spiffe_ids.is_empty() {
                 String::new()
             } else {
                 format!("<br><code>{}</code>", esc(&x.spiffe_ids.join(", ")))
             };
-            let top: Vec<String> = x
-                .activity
+            let top: Vec<String> = a
                 .top_destinations
                 .iter()
                 .take(5)
@@ -345,16 +345,16 @@ pub(crate) fn render(s: &Summary) -> Result<String> {
                 r#"<tr class="exec" data-credential="{}" data-executor="{}" data-execs="{}" data-connects="{}"><td>#{} {} · {}: <code>{}</code>{spiffe}</td><td></td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td>{}</td></tr>"#,
                 esc(&c.id),
                 x.id,
-                x.activity.execs,
-                x.activity.connects,
+                a.execs,
+                a.connects,
                 x.id,
                 esc(&x.workload),
                 esc(x.root_kind),
                 esc(&x.root),
-                x.activity.execs,
-                x.activity.connects,
-                dests(&x.activity),
-                cpu(&x.activity),
+                a.execs,
+                a.connects,
+                dests(a),
+                cpu(a),
                 top.join("<br>"),
             );
         }

@@ -97,11 +97,11 @@ pub(crate) fn render(s: &Summary, color: bool) -> String {
         "events: {} lines, {} execs, {} connects, {} exits; {} unreadable, {} unattributed",
         t.lines, t.execs, t.connects, t.exits, t.unreadable, t.unattributed
     );
-    if t.executors_dropped + t.credentials_dropped + t.identities_dropped > 0 {
+    if t.executors_dropped + t.credentials_dropped + t.identities_dropped + t.pairs_dropped > 0 {
         let _ = writeln!(
             out,
-            "{red}limits reached{off}: events of {} executors, {} credentials, {} identities not counted",
-            t.executors_dropped, t.credentials_dropped, t.identities_dropped
+            "{red}limits reached{off}: events of {} executors, {} credentials, {} identities, {} credential-executor pairs not counted",
+            t.executors_dropped, t.credentials_dropped, t.identities_dropped, t.pairs_dropped
         );
     }
 
@@ -130,10 +130,11 @@ pub(crate) fn render(s: &Summary, color: bool) -> String {
             cpu(&c.activity),
             String::new(),
         ]);
-        for &e in &c.executors {
-            let Some(x) = s.executors.get(e as usize) else {
+        for ce in &c.executors {
+            let Some(x) = s.executors.get(ce.executor as usize) else {
                 continue;
             };
+            let a = &ce.activity;
             let mut who = format!("  #{} {} | {}", x.id, safe(&x.workload), safe(&x.root));
             if !x.spiffe_ids.is_empty() {
                 let _ = write!(who, " | {}", safe(&x.spiffe_ids.join(",")));
@@ -142,12 +143,11 @@ pub(crate) fn render(s: &Summary, color: bool) -> String {
                 who,
                 String::new(),
                 String::new(),
-                x.activity.execs.to_string(),
-                x.activity.connects.to_string(),
-                dests(&x.activity),
-                cpu(&x.activity),
-                x.activity
-                    .top_destinations
+                a.execs.to_string(),
+                a.connects.to_string(),
+                dests(a),
+                cpu(a),
+                a.top_destinations
                     .iter()
                     .take(3)
                     .map(|d| safe(&d.destination))

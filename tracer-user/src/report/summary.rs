@@ -82,10 +82,19 @@ pub(crate) struct Credential {
     pub service_account: Option<String>,
     /// More than one executor acted under it.
     pub shared: bool,
-    /// Ids of the executors (see `executors`).
-    pub executors: Vec<u32>,
+    /// The executors that acted under it (busiest first), each with what it
+    /// did under this credential.
+    pub executors: Vec<CredExecutor>,
     /// Executors not listed (past the per-credential limit).
     pub executors_dropped: u64,
+    #[serde(flatten)]
+    pub activity: Activity,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct CredExecutor {
+    /// Its id in `executors`.
+    pub executor: u32,
     #[serde(flatten)]
     pub activity: Activity,
 }
@@ -240,13 +249,20 @@ pub(crate) fn summarise(g: &Grouper, verified: &verify::Report) -> Summary {
                     Some(name.clone()),
                 ),
             };
-            let mut ex = c.executors.clone();
+            let mut ex: Vec<CredExecutor> = c
+                .executors
+                .iter()
+                .filter_map(|&p| g.pairs.get(p as usize))
+                .map(|p| CredExecutor {
+                    executor: p.executor,
+                    activity: activity(&p.stats),
+                })
+                .collect();
             // Busiest executor first.
-            ex.sort_by_key(|&e| {
-                std::cmp::Reverse(
-                    g.executors
-                        .get(e as usize)
-                        .map_or(0, |x| x.stats.execs + x.stats.connects),
+            ex.sort_by_key(|x| {
+                (
+                    std::cmp::Reverse(x.activity.execs + x.activity.connects),
+                    x.executor,
                 )
             });
             Credential {

@@ -108,6 +108,13 @@ fn two_pods_of_one_service_account_are_two_executors_of_a_shared_credential() {
     assert_eq!(sa.activity.destinations, 2);
     let uid = cred(&s, "uid:1000");
     assert!(uid.shared);
+    // Busiest first, each with what it did under this credential.
+    let per: Vec<(u64, u64)> = uid
+        .executors
+        .iter()
+        .map(|e| (e.activity.execs, e.activity.connects))
+        .collect();
+    assert_eq!(per, [(1, 2), (2, 1)]);
     let web = s
         .executors
         .iter()
@@ -202,7 +209,7 @@ fn exit_usage_sums_cpu_seconds_and_lineage_ids_are_joined() {
     let roots: Vec<&str> = u
         .executors
         .iter()
-        .map(|&e| s.executors[e as usize].root.as_str())
+        .map(|e| s.executors[e.executor as usize].root.as_str())
         .collect();
     assert!(roots.contains(&"cron: sh -c /opt/backup.sh"), "{roots:?}");
     assert!(roots.contains(&"ssh session, login alice"), "{roots:?}");
@@ -276,6 +283,8 @@ fn tables_are_bounded_and_say_what_was_dropped() {
         identities: 4,
         destinations: 3,
         executors_per_credential: 2,
+        pairs: 100,
+        pair_destinations: 2,
         processes: 4,
     };
     let s = read_files(&[p], None, limits).unwrap();
