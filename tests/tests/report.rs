@@ -92,16 +92,13 @@ fn two_automations_under_one_uid_are_two_executors_of_a_shared_credential() {
         .unwrap_or_else(|| panic!("no {id} in {json:#}"));
     assert_eq!(cred["shared"], true, "{cred:#}");
     assert_eq!(cred["user"], user.name.as_str());
-    let ex: Vec<&Value> = cred["executors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| &json["executors"][i.as_u64().unwrap() as usize])
-        .collect();
+    // What each executor did under this credential.
+    let ex: Vec<&Value> = cred["executors"].as_array().unwrap().iter().collect();
     assert_eq!(ex.len(), 2, "{ex:#?}");
     let mut roots: Vec<(&str, &str)> = ex
         .iter()
-        .map(|x| {
+        .map(|p| {
+            let x = &json["executors"][p["executor"].as_u64().unwrap() as usize];
             (
                 x["root_kind"].as_str().unwrap(),
                 x["root"].as_str().unwrap(),
