@@ -8,7 +8,7 @@ use std::{
     fs,
     io::{BufWriter, Write as _},
     path::Path,
-    process::{Command, Stdio},
+    process::Command,
     time::Instant,
 };
 
@@ -92,6 +92,7 @@ pub(crate) fn report_only(root: &Path, mib: u64) -> Result<()> {
     let lines = sample(&bin)?;
     let dir = scratch()?;
     let file = dir.join("report-bench.jsonl");
+    let json = dir.join("report.json");
     let result = (|| -> Result<()> {
         let t = Instant::now();
         let mut out = BufWriter::with_capacity(1 << 20, fs::File::create(&file)?);
@@ -101,15 +102,18 @@ pub(crate) fn report_only(root: &Path, mib: u64) -> Result<()> {
         };
         let (mut bytes, mut n, mut copy) = (0u64, 0u64, 0u64);
         while bytes < mib << 20 {
-            // Each copy: other processes (exec_ids) of one of 40 users.
+            // Each copy: other processes (exec_ids) of one of 40 users, in
+            // one of 500 systemd units (executors).
             let user = copy % 40;
+            let unit = format!("\"unit\":\"bench-{}.service\"}}", copy % 500);
             for l in &lines {
                 let v = l
                     .replace("\"exec_id\":\"", &format!("\"exec_id\":\"c{copy}-"))
                     .replace(
                         "\"uid\":0,\"name\":\"root\"",
                         &format!("\"uid\":{},\"name\":\"svc{user}\"", 2000 + user),
-                    );
+                    )
+                    .replace("\"unit\":null}", &unit);
                 bytes += chain.seal(&v, &mut out)? as u64;
                 n += 1;
             }
@@ -125,7 +129,7 @@ pub(crate) fn report_only(root: &Path, mib: u64) -> Result<()> {
         let child = Command::new(&bin)
             .args(["report", "--format", "json"])
             .arg(&file)
-            .stdout(Stdio::null())
+            .stdout(fs::File::create(&json)?)
             .spawn()?;
         let pid = child.id() as libc::pid_t;
         let mut status = 0;
@@ -143,6 +147,17 @@ pub(crate) fn report_only(root: &Path, mib: u64) -> Result<()> {
             + usage.ru_utime.tv_usec as f64 / 1e6
             + usage.ru_stime.tv_sec as f64
             + usage.ru_stime.tv_usec as f64 / 1e6;
+        // A chain checked only up to a first (bench-made) break would be fast
+        // for the wrong reason.
+        let out: serde_json::Value = serde_json::from_slice(&fs::read(&json)?)?;
+        let (verdict, records) = (&out["chain"]["verdict"], &out["chain"]["records"]);
+        if verdict != "intact" || records != n {
+            bail!(
+                "chain {verdict} after {records} of {n} records: {}",
+                out["chain"]["detail"]
+            );
+        }
+        let executors = out["executors"].as_array().map_or(0, Vec::len);
         let mb = bytes as f64 / 1048576.0;
         let rss = usage.ru_maxrss as f64 / 1024.0;
         println!(
@@ -154,8 +169,9 @@ pub(crate) fn report_only(root: &Path, mib: u64) -> Result<()> {
         let body = format!(
             "## tracer report over a big period\n\n\
              `cargo xtask bench --report-only --report-mib {mib}` ({}): real exec, connect and exit lines\n\
-             (`--lineage full`), replicated with other exec_ids and 40 users, sealed into one hash chain.\n\
-             `tracer report --format json` reads them once, checking the chain and grouping.\n\n\
+             (`--lineage full`), replicated with other exec_ids, 40 users and 500 units, sealed into one hash chain.\n\
+             `tracer report --format json` reads them once, checking the chain (intact, all\n\
+             {n} records) and grouping them ({executors} executors).\n\n\
              | file | lines | wall | CPU | MiB/s | peak RSS |\n|---:|---:|---:|---:|---:|---:|\n\
              | {mb:.0} MiB | {n} | {secs:.1} s | {cpu:.1} s | {:.0} | {rss:.1} MiB |\n\n",
             date.trim(),
