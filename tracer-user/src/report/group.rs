@@ -375,10 +375,10 @@ impl Grouper {
             self.attribute(ex, ev.lineage.as_deref())
         };
         let cap = self.limits.destinations;
-        if let Some(e) = attribution.executor {
-            if let Some(x) = self.executors.get_mut(e as usize) {
-                x.stats.add(&what, cap);
-            }
+        if let Some(e) = attribution.executor
+            && let Some(x) = self.executors.get_mut(e as usize)
+        {
+            x.stats.add(&what, cap);
         }
         for &c in &attribution.credentials {
             if let Some(x) = self.credentials.get_mut(c as usize) {
