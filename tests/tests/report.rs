@@ -1,6 +1,7 @@
 //! `tracer report`: two automations (a cron job and a CI runner) running as one
 //! user are two executors of one shared credential, in the table, the JSON and
-//! the HTML page, and the page renders in a real headless browser (Chromium).
+//! the HTML page, and the page renders in a real headless browser (Chromium);
+//! so are two Deployments under one Kubernetes service account.
 use std::{
     fs,
     os::unix::fs::PermissionsExt as _,
@@ -10,7 +11,11 @@ use std::{
 };
 
 use serde_json::Value;
-use tracer_tests::{LoopbackListener, TestUser, Tracer, find_tool, marker, run_ok, tracer_bin};
+use tracer_tests::{
+    LoopbackListener, TestCgroup, TestUser, Tracer, find_tool,
+    kubeapi::{FakeApi, pod_json},
+    marker, run_ok, scratch_dir, test_container_id, test_uuid, tracer_bin,
+};
 
 /// Removed on drop.
 struct Dir(PathBuf);
@@ -204,4 +209,102 @@ fn two_automations_under_one_uid_are_two_executors_of_a_shared_credential() {
         "{} bytes",
         png.len()
     );
+}
+
+/// Two pods of two Deployments running under one service account (pods faked
+/// as in tests/identity.rs: cgroups shaped as the kubelet makes them, metadata
+/// from a stand-in Kubernetes API) are two executors of one shared credential.
+#[test]
+fn two_deployments_under_one_service_account_share_it() {
+    let api = FakeApi::start();
+    let node = marker("node");
+    let scratch = Dir(scratch_dir());
+    let ns = marker("ns");
+    let names = [marker("web"), marker("batch")];
+    let mut cgroups = Vec::new();
+    for name in &names {
+        let (uid, cid) = (test_uuid(), test_container_id());
+        api.add_pod(pod_json(&node, &ns, name, &uid, "deployer", &cid, "app:1"));
+        let u = uid.replace('-', "_");
+        cgroups.push(TestCgroup::new(&format!(
+            "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{u}.slice/cri-containerd-{cid}.scope"
+        )));
+    }
+    let kubeconfig = api.kubeconfig(&scratch.0);
+    let listener = LoopbackListener::start();
+    let mut tracer = Tracer::start_with_env(
+        &["--node-name", &node, "--lineage", "ids", "--no-socket"],
+        &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+    );
+    for cg in &cgroups {
+        // The pod's init: a shell that runs `true` and a bash that connects.
+        let job = format!(
+            "/bin/true {}; /bin/bash -c 'exec 3<>/dev/tcp/127.0.0.1/{}'; exit 0",
+            marker("pod"),
+            listener.port
+        );
+        run_ok(
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!("{}exec /bin/sh -c \"$0\"", cg.enter()))
+                .arg(job),
+            Duration::from_secs(30),
+        );
+    }
+    tracer.wait_for(2, |e| {
+        e["kind"] == "connect" && e["action"]["destination"]["port"] == listener.port
+    });
+    let status = tracer.try_stop(Duration::from_secs(30)).unwrap();
+    assert!(status.success(), "{status}");
+    let events = scratch.0.join("events.jsonl");
+    fs::copy(&tracer.output, &events).unwrap();
+    drop(tracer);
+
+    let json: Value = serde_json::from_str(&report(&[&events], &["--format", "json"])).unwrap();
+    let id = format!("sa:{ns}/deployer");
+    let cred = json["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("no {id} in {:#}", json["credentials"]));
+    assert_eq!(cred["shared"], true, "{cred:#}");
+    assert_eq!(cred["kind"], "service_account");
+    let mut workloads = Vec::new();
+    for p in cred["executors"].as_array().unwrap() {
+        // Each pod: its sh, true and bash; bash connected once.
+        assert_eq!(
+            (p["execs"].as_u64(), p["connects"].as_u64()),
+            (Some(3), Some(1)),
+            "{p:#}"
+        );
+        let x = &json["executors"][p["executor"].as_u64().unwrap() as usize];
+        workloads.push(x["workload"].as_str().unwrap().to_owned());
+    }
+    workloads.sort();
+    let mut want: Vec<String> = names
+        .iter()
+        .map(|n| format!("{ns}/Deployment/{n}"))
+        .collect();
+    want.sort();
+    assert_eq!(workloads, want);
+
+    let table = report(&[&events], &[]);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("no row for {id}:\n{table}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[1..5], ["SHARED", "2", "6", "2"], "{row}");
+
+    let html = scratch.0.join("report.html");
+    report(
+        &[&events],
+        &["--format", "html", "--output", html.to_str().unwrap()],
+    );
+    let page = fs::read_to_string(&html).unwrap();
+    let attrs = format!(
+        r#"data-credential="{id}" data-shared="true" data-executors="2" data-execs="6" data-connects="2""#
+    );
+    assert!(page.contains(&attrs), "{attrs} not in the page");
 }
