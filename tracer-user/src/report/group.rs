@@ -29,6 +29,8 @@ pub(crate) struct Limits {
     pub pair_destinations: usize,
     /// Processes remembered for `--lineage ids` (by exec_id).
     pub processes: usize,
+    /// Bytes of the longest line read (longer ones are skipped, unreadable).
+    pub line_bytes: u64,
 }
 
 impl Default for Limits {
@@ -42,6 +44,8 @@ impl Default for Limits {
             pairs: 50_000,
             pair_destinations: 32,
             processes: 65_536,
+            // The tracer's own lines are far shorter (argv and lineage are capped).
+            line_bytes: 64 << 20,
         }
     }
 }
@@ -293,6 +297,12 @@ impl Grouper {
             first_time: None,
             last_time: None,
         }
+    }
+
+    /// A line not read (too long).
+    pub(crate) fn unreadable(&mut self) {
+        self.counts.lines += 1;
+        self.counts.unreadable += 1;
     }
 
     /// One line of a file (without its newline).

@@ -286,6 +286,7 @@ fn tables_are_bounded_and_say_what_was_dropped() {
         pairs: 100,
         pair_destinations: 2,
         processes: 4,
+        line_bytes: 1 << 20,
     };
     let s = read_files(&[p], None, limits).unwrap();
     assert_eq!(s.executors.len(), 5);
@@ -333,4 +334,30 @@ fn html_escapes_what_events_control() {
     // Self-contained: no URL to fetch, and a policy forbidding any.
     assert!(!h.contains("http://") && !h.contains("https://"));
     assert!(h.contains("default-src 'none'"));
+}
+
+#[test]
+fn a_line_longer_than_the_limit_is_skipped_and_counted() {
+    let d = TempDir::new("report-long");
+    let mut long = host_executor("L", 7, None);
+    long["argv"] = json!(["x".repeat(5000)]);
+    let events = [
+        exec(host_executor("E", 5, None), json!([])),
+        exec(long, json!([])),
+        exec(host_executor("E", 5, None), json!([])),
+    ];
+    let p = write_chained(&d, "e.jsonl", &events);
+    let limits = Limits {
+        line_bytes: 2048,
+        ..Limits::default()
+    };
+    let s = read_files(&[p], None, limits).unwrap();
+    assert_eq!((s.totals.lines, s.totals.unreadable), (3, 1));
+    assert_eq!(
+        cred(&s, "uid:5").activity.execs,
+        2,
+        "the next line is read whole"
+    );
+    assert_eq!(s.chain.verdict, "tampered");
+    assert_eq!(s.chain.tampered_at.as_ref().map(|t| t.line), Some(2));
 }
