@@ -40,6 +40,9 @@ pub enum Command {
     /// Check the hash chain (and signed checkpoints) of event files; exit 0
     /// when intact, 1 at the first record edited, deleted, reordered or cut off.
     Verify(crate::verify::VerifyArgs),
+    /// Summarise event files: who shares a credential (uid, service account),
+    /// what each executor and identity did; checks the chain as it reads.
+    Report(crate::report::ReportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -353,6 +356,7 @@ pub fn main() -> ExitCode {
             Ok(v) => return ExitCode::from(v as u8),
             Err(e) => Err(e),
         },
+        Command::Report(args) => crate::report::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

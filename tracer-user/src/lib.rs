@@ -31,6 +31,7 @@ pub(crate) mod outcome;
 pub(crate) mod probes;
 pub mod proc;
 pub(crate) mod reader;
+pub mod report;
 pub(crate) mod run;
 pub mod sink;
 pub(crate) mod tail;

@@ -270,24 +270,22 @@ fn first_seq(path: &Path) -> Option<u64> {
     Link::of_record(&v).map(|l| l.seq)
 }
 
-pub(crate) fn verify_files(files: &[PathBuf], key: Option<&VerifyingKey>) -> Result<Report> {
+/// `files` in chain order (by the seq of each file's first record); unreadable
+/// or unlinked files go last, where they are reported.
+pub(crate) fn chain_order(files: &[PathBuf]) -> Vec<PathBuf> {
     let mut ordered: Vec<(Option<u64>, &PathBuf)> =
         files.iter().map(|p| (first_seq(p), p)).collect();
-    // Unreadable or unlinked files go last, where they are reported.
     ordered.sort_by_key(|(s, _)| s.unwrap_or(u64::MAX));
-    let mut v = Verifier {
-        key,
-        report: Report::default(),
-        prev: None,
-        checkpoints_seen: HashMap::new(),
-        at: (PathBuf::new(), 0),
-    };
-    for (_, path) in ordered {
-        v.report.files.push(path.clone());
-        let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    ordered.into_iter().map(|(_, p)| p.clone()).collect()
+}
+
+pub(crate) fn verify_files(files: &[PathBuf], key: Option<&VerifyingKey>) -> Result<Report> {
+    let mut v = Verifier::new(key);
+    for path in chain_order(files) {
+        v.start_file(&path);
+        let f = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
         let mut reader = BufReader::with_capacity(256 * 1024, f);
         let mut line = Vec::new();
-        let mut n = 0u64;
         loop {
             line.clear();
             let got = reader
@@ -296,19 +294,7 @@ pub(crate) fn verify_files(files: &[PathBuf], key: Option<&VerifyingKey>) -> Res
             if got == 0 {
                 break;
             }
-            n += 1;
-            v.at = (path.clone(), n);
-            if let Err(problem) = v.record(&line) {
-                let seq = Line::parse(line.strip_suffix(b"\n").unwrap_or(&line))
-                    .ok()
-                    .and_then(|x| Link::of_record(&x))
-                    .map(|l| l.seq);
-                v.report.finding = Some(Finding {
-                    file: path.clone(),
-                    line: n,
-                    seq,
-                    problem,
-                });
+            if !v.line(&line) {
                 return Ok(v.report);
             }
         }
@@ -316,7 +302,10 @@ pub(crate) fn verify_files(files: &[PathBuf], key: Option<&VerifyingKey>) -> Res
     Ok(v.report)
 }
 
-struct Verifier<'a> {
+/// The chain check, one line at a time, so a reader of the files (`tracer
+/// report`) can check them in the same pass. Stops checking at the first
+/// problem, which it keeps in the report.
+pub(crate) struct Verifier<'a> {
     key: Option<&'a VerifyingKey>,
     report: Report,
     prev: Option<Link>,
@@ -326,7 +315,50 @@ struct Verifier<'a> {
     at: (PathBuf, u64),
 }
 
-impl Verifier<'_> {
+impl<'a> Verifier<'a> {
+    pub(crate) fn new(key: Option<&'a VerifyingKey>) -> Verifier<'a> {
+        Verifier {
+            key,
+            report: Report::default(),
+            prev: None,
+            checkpoints_seen: HashMap::new(),
+            at: (PathBuf::new(), 0),
+        }
+    }
+
+    /// The next lines come from `path` (files given in chain order).
+    pub(crate) fn start_file(&mut self, path: &Path) {
+        self.report.files.push(path.to_path_buf());
+        self.at = (path.to_path_buf(), 0);
+    }
+
+    /// Check the next line (with its `\n`, if any); false once a problem was
+    /// found (this line's or an earlier one's): later lines are not checked.
+    pub(crate) fn line(&mut self, raw: &[u8]) -> bool {
+        if self.report.finding.is_some() {
+            return false;
+        }
+        self.at.1 += 1;
+        if let Err(problem) = self.record(raw) {
+            let seq = Line::parse(raw.strip_suffix(b"\n").unwrap_or(raw))
+                .ok()
+                .and_then(|x| Link::of_record(&x))
+                .map(|l| l.seq);
+            self.report.finding = Some(Finding {
+                file: self.at.0.clone(),
+                line: self.at.1,
+                seq,
+                problem,
+            });
+            return false;
+        }
+        true
+    }
+
+    pub(crate) fn finish(self) -> Report {
+        self.report
+    }
+
     fn record(&mut self, raw: &[u8]) -> Result<(), Problem> {
         let Some(line) = raw.strip_suffix(b"\n") else {
             return Err(Problem::Truncated);

@@ -76,6 +76,12 @@ enum Task {
         /// tracer's RSS before and after taking in --table-procs processes.
         #[arg(long)]
         table_only: bool,
+        /// Only `tracer report` over a generated file of --report-mib MiB of
+        /// real lines (timed, with its peak RSS); the file is deleted after.
+        #[arg(long)]
+        report_only: bool,
+        #[arg(long, default_value_t = 1024)]
+        report_mib: u64,
     },
     /// Mixed churn with the tracer for N minutes: RSS over time, loss, event rate
     /// (target/bench/soak.json).
@@ -181,7 +187,12 @@ fn main() -> Result<()> {
             peers,
             table_procs,
             table_only,
+            report_only,
+            report_mib,
         } => {
+            if report_only {
+                return bench::report_only(&root, report_mib);
+            }
             if table_only {
                 return bench::table_only(&root, table_procs.unwrap_or(100_000));
             }

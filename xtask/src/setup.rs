@@ -34,6 +34,7 @@ pub(crate) fn setup() -> Result<()> {
     setup_protoc()?;
     setup_bpftool();
     setup_container_runtimes();
+    setup_browser();
     setup_python_validators()
 }
 
@@ -245,4 +246,15 @@ pub(crate) fn apt_install(packages: &[&str]) -> bool {
         .chain(packages.iter().copied())
         .collect();
     apt(&install) || (apt(&["update", "-q"]) && apt(&install))
+}
+
+/// Chromium (headless): `tests/tests/report.rs` renders the HTML report in a
+/// real browser and reads its DOM back.
+fn setup_browser() {
+    if Path::new("/usr/bin/chromium").exists() || !Path::new("/usr/bin/apt-get").exists() {
+        return;
+    }
+    if !apt_install(&["chromium"]) {
+        eprintln!("xtask: could not install chromium; the report's browser test will fail");
+    }
 }

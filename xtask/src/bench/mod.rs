@@ -7,6 +7,7 @@ mod kcost;
 mod measure;
 mod peers;
 mod report;
+mod report_speed;
 mod targets;
 mod workloads;
 
@@ -26,6 +27,7 @@ use measure::{
     table_rss,
 };
 use report::summarize;
+pub(crate) use report_speed::report_only;
 use workloads::{Workload, churn, run_workload};
 
 const WORKLOADS: [Workload; 4] = [

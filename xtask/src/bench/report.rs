@@ -73,6 +73,7 @@ pub(super) fn write(
         table_rss,
     );
     let md_path = root.join("BENCHMARKS.md");
+    let md = md + &super::report_speed::kept_section(&md_path);
     fs::write(&md_path, md).with_context(|| format!("writing {}", md_path.display()))?;
     eprintln!("bench: wrote {}", md_path.display());
     Ok(())
