@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use serde_json::Value;
-use tracer_tests::{LoopbackListener, Tracer, argv_contains, marker, run_ok, skip};
+use tracer_tests::{LoopbackListener, Tracer, argv_contains, check_schema, marker, run_ok, skip};
 
 /// The system's python (the `python3` first on PATH may be a per-user shim
 /// that another uid cannot run).
@@ -157,6 +157,7 @@ fn capabilities_added_and_dropped_are_seen_at_exec_and_connect() {
     assert!(!has(no_admin, "effective", "CAP_SYS_ADMIN"), "{no_admin:#}");
     assert!(has(no_admin, "permitted", "CAP_SYS_ADMIN"), "{no_admin:#}");
     assert!(!has(no_admin, "bounding", "CAP_NET_RAW"), "{no_admin:#}");
+    check_schema(&tracer.output);
 }
 
 /// no_new_privs and a seccomp filter (allow everything) set by a process
@@ -218,6 +219,7 @@ fn no_new_privs_and_a_seccomp_filter_are_seen() {
     let a = &after["executor"]["authority"];
     assert_eq!(a["no_new_privs"], true, "{after:#}");
     assert_eq!(a["seccomp"], "filter", "{after:#}");
+    check_schema(&tracer.output);
 }
 
 /// A process in a user namespace an unprivileged user made (`unshare -U -r`
@@ -296,4 +298,5 @@ fn a_user_namespace_is_seen() {
         host["executor"]["authority"]["user_namespace"]["host"], true,
         "{host:#}"
     );
+    check_schema(&tracer.output);
 }
