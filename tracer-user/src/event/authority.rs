@@ -147,15 +147,14 @@ impl Authority {
             bounding: t.cap_bset,
             all,
         });
-        let seccomp = (a & AUTH_SECCOMP_KNOWN != 0).then(|| {
-            match (a >> AUTH_SECCOMP_SHIFT) & 3 {
+        let seccomp =
+            (a & AUTH_SECCOMP_KNOWN != 0).then_some(match (a >> AUTH_SECCOMP_SHIFT) & 3 {
                 0 => Seccomp::None,
                 1 => Seccomp::Strict,
                 // 2, or SECCOMP_MODE_DEAD (3): set on a task its filter is killing.
                 _ => Seccomp::Filter,
-            }
-        });
-        let user_namespace = (a & AUTH_USERNS != 0).then(|| UserNamespace {
+            });
+        let user_namespace = (a & AUTH_USERNS != 0).then_some(UserNamespace {
             inum: t.userns_inum,
             level: t.userns_level,
             owner_uid: t.userns_owner,
