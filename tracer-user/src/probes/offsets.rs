@@ -228,7 +228,7 @@ const AUTHORITY: &[AuthorityPart] = &[
 ];
 
 /// Fill the authority offsets the running kernel has; see [`AUTHORITY`].
-fn authority(btf: &Btf, o: &mut Offsets) {
+pub(crate) fn authority(btf: &Btf, o: &mut Offsets) {
     use tracer_common::{READ_CAPS, READ_CAPS_ADJACENT, READ_USERNS, READ_USERNS_UID};
     let mut read = 0;
     for (bit, members) in AUTHORITY {
