@@ -300,3 +300,41 @@ fn a_user_namespace_is_seen() {
     );
     check_schema(&tracer.output);
 }
+
+/// Fork and exit records carry the authority too: a process in seccomp
+/// strict mode, killed by the kernel at its next forbidden syscall, exits
+/// with `seccomp: "killed"` (kernels since 5.17 mark it SECCOMP_MODE_DEAD)
+/// or `"strict"` (before).
+#[test]
+fn an_exit_in_seccomp_strict_mode_says_so() {
+    let tracer = Tracer::start(&["--emit-lifecycle"]);
+    let mark = marker("strict");
+    // PR_SET_SECCOMP, SECCOMP_MODE_STRICT; then exit_group, which strict mode
+    // does not allow: SIGKILL.
+    let script = "import ctypes\n\
+                  libc = ctypes.CDLL(None)\n\
+                  libc.prctl(22, 1, 0, 0, 0)\n\
+                  libc.syscall(231, 0)\n";
+    let child = Command::new(PYTHON)
+        .args(["-c", script, &mark])
+        .spawn()
+        .expect("python3");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(libc::SIGKILL),
+        "strict mode kills at exit_group"
+    );
+    let exit = tracer
+        .wait_for(1, |e| e["kind"] == "exit" && e["executor"]["pid"] == pid)
+        .remove(0);
+    let mode = &exit["executor"]["authority"]["seccomp"];
+    assert!(mode == "killed" || mode == "strict", "{exit:#}");
+    let fork = tracer
+        .wait_for(1, |e| {
+            e["kind"] == "fork" && e["action"]["child_pid"] == pid
+        })
+        .remove(0);
+    assert_eq!(fork["executor"]["authority"]["seccomp"], "none", "{fork:#}");
+}

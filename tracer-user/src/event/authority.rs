@@ -112,6 +112,9 @@ pub enum Seccomp {
     None,
     Strict,
     Filter,
+    /// SECCOMP_MODE_DEAD (5.17+): seccomp is killing the task (strict mode's
+    /// forbidden syscall, or a filter's kill action); seen on its exit.
+    Killed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,8 +154,8 @@ impl Authority {
             (a & AUTH_SECCOMP_KNOWN != 0).then_some(match (a >> AUTH_SECCOMP_SHIFT) & 3 {
                 0 => Seccomp::None,
                 1 => Seccomp::Strict,
-                // 2, or SECCOMP_MODE_DEAD (3): set on a task its filter is killing.
-                _ => Seccomp::Filter,
+                2 => Seccomp::Filter,
+                _ => Seccomp::Killed,
             });
         let user_namespace = (a & AUTH_USERNS != 0).then_some(UserNamespace {
             inum: t.userns_inum,
@@ -393,10 +396,17 @@ mod tests {
                     "user_namespace":{"host":true,"inum":4026531837u32}}),
             ),
             (
-                "strict mode, and SECCOMP_MODE_DEAD read as the filter that killed it",
+                "strict mode",
                 task(|t| t.authority |= 1 << AUTH_SECCOMP_SHIFT),
                 json!({"capabilities":{"effective":"all","permitted":"all"},
                     "no_new_privs":false,"seccomp":"strict",
+                    "user_namespace":{"host":true,"inum":4026531837u32}}),
+            ),
+            (
+                "SECCOMP_MODE_DEAD: being killed by seccomp",
+                task(|t| t.authority |= 3 << AUTH_SECCOMP_SHIFT),
+                json!({"capabilities":{"effective":"all","permitted":"all"},
+                    "no_new_privs":false,"seccomp":"killed",
                     "user_namespace":{"host":true,"inum":4026531837u32}}),
             ),
             (
