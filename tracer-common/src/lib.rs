@@ -9,7 +9,7 @@
 #![no_std]
 
 /// Bumped whenever the layout of any record changes.
-pub const RECORD_VERSION: u16 = 6;
+pub const RECORD_VERSION: u16 = 7;
 
 /// Bytes of argv the probes copy for one exec. Longer argument lists are cut at
 /// this length and flagged with [`FLAG_ARGV_TRUNCATED`].
@@ -104,7 +104,58 @@ pub struct TaskInfo {
     pub comm: [u8; COMM_LEN],
     /// Controlling terminal name (`pts0`), empty when none.
     pub tty: [u8; TTY_LEN],
+    /// The task's authority: its capability sets (`cred->cap_*`, one bit per
+    /// capability number), in `struct cred`'s order so that one read can fill
+    /// all five. Valid when [`AUTH_CAPS`] is set in `authority`.
+    pub cap_inheritable: u64,
+    pub cap_permitted: u64,
+    pub cap_effective: u64,
+    pub cap_bset: u64,
+    pub cap_ambient: u64,
+    /// The user namespace of its credentials (`cred->user_ns`): inode number,
+    /// nesting level (0: the host's), owner (a uid as the host sees it), and
+    /// the task's uid as that namespace sees it. Valid with [`AUTH_USERNS`];
+    /// `userns_uid` only with [`AUTH_USERNS_UID`].
+    pub userns_inum: u32,
+    pub userns_level: u32,
+    pub userns_owner: u32,
+    pub userns_uid: u32,
+    /// `AUTH_*` bits: what was read, no_new_privs, and the seccomp mode
+    /// (bits [`AUTH_SECCOMP_SHIFT`].., `SECCOMP_MODE_*`).
+    pub authority: u32,
+    pub _pad_authority: u32,
 }
+
+/// [`TaskInfo::authority`]: the capability sets were read.
+pub const AUTH_CAPS: u32 = 1;
+/// no_new_privs was read (`task->atomic_flags`); its value is [`AUTH_NO_NEW_PRIVS`].
+pub const AUTH_NNP_KNOWN: u32 = 2;
+pub const AUTH_NO_NEW_PRIVS: u32 = 4;
+/// The seccomp mode was read; it is `(authority >> AUTH_SECCOMP_SHIFT) & 3`.
+pub const AUTH_SECCOMP_KNOWN: u32 = 8;
+pub const AUTH_SECCOMP_SHIFT: u32 = 4;
+/// The user namespace was read (inum, level, owner).
+pub const AUTH_USERNS: u32 = 64;
+/// `userns_uid` holds the task's uid in its user namespace.
+pub const AUTH_USERNS_UID: u32 = 128;
+/// The uid has no mapping in the namespace (the kernel shows it as the overflow uid).
+pub const AUTH_USERNS_UNMAPPED: u32 = 256;
+/// The namespace's uid map has more ranges than the kernel keeps inline
+/// ([`UID_MAP_INLINE`]): the probes do not follow it, the uid is unknown.
+pub const AUTH_USERNS_MAP_LARGE: u32 = 512;
+/// Ranges a `uid_gid_map` holds inline (UID_GID_MAP_MAX_BASE_EXTENTS).
+pub const UID_MAP_INLINE: usize = 5;
+
+/// [`Offsets::authority`]: which parts of a task's authority the probes read
+/// (a member the running kernel lacks leaves its part unread, not the probes unloaded).
+pub const READ_CAPS: u32 = 1;
+/// The five capability sets are adjacent, in [`TaskInfo`]'s order: one read.
+pub const READ_CAPS_ADJACENT: u32 = 2;
+pub const READ_NNP: u32 = 4;
+pub const READ_SECCOMP: u32 = 8;
+pub const READ_USERNS: u32 = 16;
+/// The uid map's layout is known (extents of three u32: first, lower_first, count).
+pub const READ_USERNS_UID: u32 = 32;
 
 /// Set when argv was longer than [`ARGV_MAX`] (or a failed exec had more than
 /// [`FAILED_EXEC_ARGS_MAX`] arguments) and was cut.
@@ -517,6 +568,23 @@ pub struct Offsets {
     pub signal_stime: u32,
     pub signal_sum_sched_runtime: u32,
     pub signal_maxrss: u32,
+    /// `READ_*` bits: which of the authority members below the running kernel has.
+    pub authority: u32,
+    pub cred_cap_inheritable: u32,
+    pub cred_cap_permitted: u32,
+    pub cred_cap_effective: u32,
+    pub cred_cap_bset: u32,
+    pub cred_cap_ambient: u32,
+    pub task_atomic_flags: u32,
+    /// `task->seccomp.mode`.
+    pub task_seccomp_mode: u32,
+    pub cred_user_ns: u32,
+    pub user_ns_inum: u32,
+    pub user_ns_level: u32,
+    pub user_ns_owner: u32,
+    /// `user_ns->uid_map.nr_extents` and `.extent` (inline ranges).
+    pub user_ns_uid_nr: u32,
+    pub user_ns_uid_extent: u32,
 }
 
 #[cfg(feature = "user")]

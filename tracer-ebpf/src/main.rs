@@ -54,6 +54,11 @@ use tracer_common::{
     PendingConnect, PendingExec, RECORD_VERSION, RESULT_FROM_STATE, RESULT_FROM_SYSCALL,
     RecordKind, SEND_DESTINATIONS_MAX, SendKey, TTY_LEN, TaskInfo, counter,
 };
+use tracer_common::{
+    AUTH_CAPS, AUTH_NNP_KNOWN, AUTH_NO_NEW_PRIVS, AUTH_SECCOMP_KNOWN, AUTH_SECCOMP_SHIFT,
+    AUTH_USERNS, AUTH_USERNS_MAP_LARGE, AUTH_USERNS_UID, AUTH_USERNS_UNMAPPED, READ_CAPS,
+    READ_CAPS_ADJACENT, READ_NNP, READ_SECCOMP, READ_USERNS, READ_USERNS_UID, UID_MAP_INLINE,
+};
 
 /// Filled by user space at load time from the running kernel's BTF.
 #[unsafe(no_mangle)]
@@ -147,6 +152,20 @@ static OFFSETS: Offsets = Offsets {
     signal_stime: 0,
     signal_sum_sched_runtime: 0,
     signal_maxrss: 0,
+    authority: 0,
+    cred_cap_inheritable: 0,
+    cred_cap_permitted: 0,
+    cred_cap_effective: 0,
+    cred_cap_bset: 0,
+    cred_cap_ambient: 0,
+    task_atomic_flags: 0,
+    task_seccomp_mode: 0,
+    cred_user_ns: 0,
+    user_ns_inum: 0,
+    user_ns_level: 0,
+    user_ns_owner: 0,
+    user_ns_uid_nr: 0,
+    user_ns_uid_extent: 0,
 };
 
 /// Read one offset; volatile so the compiler never folds the zero initialiser.
@@ -384,8 +403,132 @@ unsafe fn fill_task(task: usize, info: *mut TaskInfo) -> usize {
         let tty = kptr(signal, off!(signal_tty));
         kread16(addr_of_mut!(info.tty), tty, off!(tty_name));
         info.cgroup_v1_id = cgroup_v1_id(task);
+        fill_authority(task, cred, info);
         mm
     }
+}
+
+/// The task's authority at this moment, from the kernel's own structures
+/// (nothing the task can write): its capability sets and user namespace from
+/// `cred`, no_new_privs and the seccomp mode from the task. A part whose
+/// members the running kernel lacks ([`Offsets::authority`]) is left unread
+/// and its `AUTH_*` bit clear. Common case (host namespace, caps adjacent):
+/// five reads.
+#[inline(always)]
+fn fill_authority(task: usize, cred: usize, info: &mut TaskInfo) {
+    let what = off!(authority) as u32;
+    let mut flags = 0;
+    // Volatile zeroing, so that a reservation's old bytes never pass for sets
+    // (and no `memset` call, see `Scalar`).
+    let caps = addr_of_mut!(info.cap_inheritable);
+    // SAFETY: the five sets are adjacent u64 fields of `info` (see TaskInfo),
+    // `caps` points at the first; the helper writes those 40 bytes at most
+    // and checks its source address.
+    unsafe {
+        for i in 0..5 {
+            write_volatile(caps.add(i), 0);
+        }
+        if what & READ_CAPS != 0 && cred != 0 {
+            if what & READ_CAPS_ADJACENT != 0 {
+                let src = (cred + off!(cred_cap_inheritable)) as *const core::ffi::c_void;
+                if bpf_probe_read_kernel(caps.cast(), 40, src) == 0 {
+                    flags |= AUTH_CAPS;
+                }
+            } else {
+                // kernel_cap_t is 8 bytes on every supported kernel (`u32
+                // cap[2]` before 6.3, `u64 val` since): one little-endian word.
+                write_volatile(caps, kread::<u64>(cred, off!(cred_cap_inheritable)));
+                write_volatile(caps.add(1), kread::<u64>(cred, off!(cred_cap_permitted)));
+                write_volatile(caps.add(2), kread::<u64>(cred, off!(cred_cap_effective)));
+                write_volatile(caps.add(3), kread::<u64>(cred, off!(cred_cap_bset)));
+                write_volatile(caps.add(4), kread::<u64>(cred, off!(cred_cap_ambient)));
+                flags |= AUTH_CAPS;
+            }
+        }
+    }
+    if what & READ_NNP != 0 {
+        // PFA_NO_NEW_PRIVS is bit 0 of `atomic_flags`.
+        flags |= AUTH_NNP_KNOWN;
+        if kread::<u64>(task, off!(task_atomic_flags)) & 1 != 0 {
+            flags |= AUTH_NO_NEW_PRIVS;
+        }
+    }
+    if what & READ_SECCOMP != 0 {
+        let mode = kread::<u32>(task, off!(task_seccomp_mode)) & 3;
+        flags |= AUTH_SECCOMP_KNOWN | (mode << AUTH_SECCOMP_SHIFT);
+    }
+    // SAFETY: aligned fields of `info`; volatile so the zeroes stay four
+    // stores (not a `memset` call).
+    unsafe {
+        write_volatile(addr_of_mut!(info.userns_inum), 0);
+        write_volatile(addr_of_mut!(info.userns_level), 0);
+        write_volatile(addr_of_mut!(info.userns_owner), 0);
+        write_volatile(addr_of_mut!(info.userns_uid), 0);
+    }
+    let ns = if what & READ_USERNS != 0 {
+        kptr(cred, off!(cred_user_ns))
+    } else {
+        0
+    };
+    if ns != 0 {
+        info.userns_inum = kread::<u32>(ns, off!(user_ns_inum));
+        (info.userns_level, info.userns_owner) =
+            kread_pair(ns, off!(user_ns_level), off!(user_ns_owner));
+        flags |= AUTH_USERNS;
+        if info.userns_level == 0 {
+            // The host's namespace maps every id to itself.
+            info.userns_uid = info.uid;
+            flags |= AUTH_USERNS_UID;
+        } else if what & READ_USERNS_UID != 0 {
+            flags |= userns_uid(ns, info.uid, &mut info.userns_uid);
+        }
+    }
+    info.authority = flags;
+    info._pad_authority = 0;
+}
+
+/// The uid `kuid` (as the host sees it) has in the user namespace `ns`: the
+/// first of the namespace's inline uid map ranges that holds it (their
+/// `lower_first` are host ids at every nesting level). Returns the `AUTH_*`
+/// bit that says what became of it; `out` is set only when mapped.
+#[inline(always)]
+fn userns_uid(ns: usize, kuid: u32, out: &mut u32) -> u32 {
+    let n = kread::<u32>(ns, off!(user_ns_uid_nr));
+    if n as usize > UID_MAP_INLINE {
+        // Sorted out-of-line arrays: not followed (bounded cost, no guessing).
+        return AUTH_USERNS_MAP_LARGE;
+    }
+    // Three u32 per range: first (in the namespace), lower_first (host), count.
+    let mut ranges = core::mem::MaybeUninit::<[u32; 3 * UID_MAP_INLINE]>::uninit();
+    let r = ranges.as_mut_ptr().cast::<u32>();
+    // SAFETY: the helper writes the 60 bytes of `ranges` (zeroes on fault) and
+    // checks its source; every read below is at a constant index inside it
+    // (constant: verifiers before 5.13 reject variable stack offsets).
+    unsafe {
+        let src = (ns + off!(user_ns_uid_extent)) as *const core::ffi::c_void;
+        if bpf_probe_read_kernel(r.cast(), (12 * UID_MAP_INLINE) as u32, src) != 0 {
+            return 0;
+        }
+        macro_rules! range {
+            ($i:literal) => {
+                if n > $i {
+                    let first = read_volatile(r.add(3 * $i));
+                    let lower = read_volatile(r.add(3 * $i + 1));
+                    let count = read_volatile(r.add(3 * $i + 2));
+                    if kuid >= lower && kuid - lower < count {
+                        *out = first.wrapping_add(kuid - lower);
+                        return AUTH_USERNS_UID;
+                    }
+                }
+            };
+        }
+        range!(0);
+        range!(1);
+        range!(2);
+        range!(3);
+        range!(4);
+    }
+    AUTH_USERNS_UNMAPPED
 }
 
 /// The task's cgroup in the v1 hierarchy user space chose, as Tetragon reads

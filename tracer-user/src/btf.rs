@@ -1321,4 +1321,81 @@ mod tests {
             first_enum.len()
         );
     }
+
+    /// The executor's authority degrades part by part: a kernel without
+    /// `task_struct.seccomp.mode` (CONFIG_SECCOMP off: an empty struct) or
+    /// without the uid map layout the probes know still has its capabilities,
+    /// no_new_privs and user namespace read; sets that are not adjacent are
+    /// read one by one.
+    #[test]
+    fn authority_parts_the_kernel_lacks_stay_unread() {
+        use tracer_common::*;
+        fn kernel(caps_apart: bool, uid_map: bool) -> Btf {
+            let mut e = Enc::new();
+            let u32t = e.int("unsigned int", 4, 32);
+            let u64t = e.int("long unsigned int", 8, 64);
+            let cap = e.strukt("", 8, &[("val", u64t, 0)]);
+            let ptr = e.modifier(kind::PTR, "", 0);
+            let bset = if caps_apart { 832 } else { 576 };
+            e.strukt(
+                "cred",
+                112,
+                &[
+                    ("uid", u32t, 64),
+                    ("cap_inheritable", cap, 384),
+                    ("cap_permitted", cap, 448),
+                    ("cap_effective", cap, 512),
+                    ("cap_bset", cap, bset),
+                    ("cap_ambient", cap, 640),
+                    ("user_ns", ptr, 704),
+                ],
+            );
+            let seccomp = e.strukt("seccomp", 0, &[]);
+            e.strukt(
+                "task_struct",
+                16,
+                &[("atomic_flags", u64t, 0), ("seccomp", seccomp, 64)],
+            );
+            let ns = e.strukt("ns_common", 8, &[("inum", u32t, 32)]);
+            let mut members = vec![("level", u32t, 0), ("owner", u32t, 32), ("ns", ns, 64)];
+            if uid_map {
+                let ext = e.strukt(
+                    "uid_gid_extent",
+                    12,
+                    &[
+                        ("first", u32t, 0),
+                        ("lower_first", u32t, 32),
+                        ("count", u32t, 64),
+                    ],
+                );
+                let arr = e.raw("", kind::ARRAY, false, 0, 0, &[ext, u32t, 5]);
+                let map = e.strukt(
+                    "uid_gid_map",
+                    64,
+                    &[("extent", arr, 0), ("nr_extents", u32t, 480)],
+                );
+                members.push(("uid_map", map, 128));
+            }
+            e.strukt("user_namespace", 80, &members);
+            Btf::parse(&e.build(24)).expect("synthetic BTF")
+        }
+        let mut o = Offsets::default();
+        crate::probes::offsets::authority(&kernel(false, true), &mut o);
+        assert_eq!(
+            o.authority,
+            READ_CAPS | READ_CAPS_ADJACENT | READ_NNP | READ_USERNS | READ_USERNS_UID
+        );
+        assert_eq!((o.cred_cap_inheritable, o.cred_cap_ambient), (48, 80));
+        assert_eq!(
+            (o.cred_user_ns, o.user_ns_inum, o.user_ns_owner),
+            (88, 12, 4)
+        );
+        assert_eq!((o.user_ns_uid_extent, o.user_ns_uid_nr), (16, 76));
+        assert_eq!(o.task_seccomp_mode, 0, "no seccomp.mode: unread");
+
+        let mut o = Offsets::default();
+        crate::probes::offsets::authority(&kernel(true, false), &mut o);
+        assert_eq!(o.authority, READ_CAPS | READ_NNP | READ_USERNS);
+        assert_eq!(o.cred_cap_bset, 104);
+    }
 }

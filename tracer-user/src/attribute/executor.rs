@@ -9,8 +9,9 @@ use crate::{
     decode::c_str,
     escape::escape,
     event::{
-        Action, Ancestor, Cgroup, Credentials, Event, EventId, Executor, FileId, HIERARCHY_V2,
-        Kind, Login, Namespaces, UnixNanos, User, naming_path,
+        Action, Ancestor, Authority, Cgroup, Credentials, Event, EventId, Executor, FileId,
+        HIERARCHY_V2, Kind, Login, Namespaces, UnixNanos, User, authority::RUNNING_KERNEL_CAPS,
+        naming_path,
     },
     filehash::{FileVersion, HashStatus, HostPaths, Job},
     identity::resolve::{Resolved, UnixFacts},
@@ -107,6 +108,7 @@ impl Attributor {
             comm: escape(c_str(&task.comm)),
             start_time: UnixNanos(self.unix_ns(task.start_boottime_ns)),
             user,
+            authority: Authority::from_task(task, *RUNNING_KERNEL_CAPS),
             login,
             cgroup: Cgroup {
                 id: task.cgroup_id,

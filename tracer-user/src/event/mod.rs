@@ -3,6 +3,7 @@
 //! The event and its executor are here; its parts, the loss record and time
 //! each have a module, and [`view`] reads written lines back.
 mod action;
+pub mod authority;
 mod lenient;
 mod lineage;
 mod loss;
@@ -22,6 +23,7 @@ pub use action::{
     Action, Aggregate, ConnectAction, DestPod, DestService, Endpoint, ExecAction, ExitAction,
     ForkAction, Outcome, OutcomeCounts, Usage, UsageSince,
 };
+pub use authority::{Authority, Capabilities, NsUid, Seccomp, UserNamespace};
 pub use lineage::{Ancestor, AncestorBase, LineageMode, ProcessRecord};
 pub use loss::{BudgetCounts, LossCounts, LossRecord, SinkGap};
 #[cfg(test)]
@@ -163,6 +165,9 @@ pub struct Executor {
     pub comm: String,
     pub start_time: UnixNanos,
     pub user: User,
+    /// What the executor may do, as the kernel held it at the action: its
+    /// capability sets, no_new_privs, seccomp mode and user namespace.
+    pub authority: Authority,
     pub login: Option<Login>,
     pub cgroup: Cgroup,
     pub namespaces: Namespaces,
@@ -196,6 +201,7 @@ impl Executor {
             && self.cwd == o.cwd
             && self.comm == o.comm
             && self.user == o.user
+            && self.authority == o.authority
             && self.login == o.login
             && self.cgroup == o.cgroup
             && self.namespaces == o.namespaces

@@ -83,6 +83,7 @@ pub(crate) fn sample_executor() -> Executor {
             euid: 1001,
             egid: 1001,
         },
+        authority: super::authority::sample_authority(1001),
         login: None,
         cgroup: Cgroup {
             id: 7,

@@ -67,6 +67,8 @@ pub struct Executor<'a> {
     #[serde(deserialize_with = "lenient")]
     pub user: Option<User<'a>>,
     #[serde(deserialize_with = "lenient")]
+    pub authority: Option<Authority>,
+    #[serde(deserialize_with = "lenient")]
     pub login: Option<Login<'a>>,
     #[serde(deserialize_with = "lenient")]
     pub workload: Option<Workload<'a>>,
@@ -277,6 +279,68 @@ object_field!(
     Link, Unmapped, Gap, Checkpoint, Segment,
 );
 object_field!(KubeRef);
+
+/// `executor.authority`: what `tail` marks of it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Authority {
+    #[serde(deserialize_with = "lenient")]
+    pub capabilities: Option<Capabilities>,
+    #[serde(deserialize_with = "lenient")]
+    pub user_namespace: Option<UserNamespace>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Capabilities {
+    #[serde(deserialize_with = "lenient")]
+    pub effective: Option<CapSet>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct UserNamespace {
+    #[serde(deserialize_with = "lenient")]
+    pub host: Option<bool>,
+}
+
+/// A capability set as written: `"all"`, or a list (only its length is kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapSet {
+    All,
+    Count(usize),
+}
+
+impl<'de> Field<'de> for CapSet {
+    fn from_str(v: Cow<'de, str>) -> Option<Self> {
+        (v == "all").then_some(CapSet::All)
+    }
+    fn from_seq<A: serde::de::SeqAccess<'de>>(mut seq: A) -> Result<Option<Self>, A::Error> {
+        let mut n = 0;
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+            n += 1;
+        }
+        Ok(Some(CapSet::Count(n)))
+    }
+}
+
+impl<'de> Field<'de> for Authority {
+    fn from_map<A: serde::de::MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
+        lenient::object(map)
+    }
+}
+
+impl<'de> Field<'de> for Capabilities {
+    fn from_map<A: serde::de::MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
+        lenient::object(map)
+    }
+}
+
+impl<'de> Field<'de> for UserNamespace {
+    fn from_map<A: serde::de::MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
+        lenient::object(map)
+    }
+}
 
 impl<'de> Field<'de> for Unvouched {
     fn from_map<A: serde::de::MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {

@@ -183,8 +183,109 @@ pub(crate) fn resolve(btf: &Btf) -> Result<Offsets, OffsetError> {
     offsets.task_ti_status = btf
         .member_offset("task_struct", "thread_info.status")
         .unwrap_or(0);
+    authority(btf, &mut offsets);
     offsets.valid = 1;
     Ok(offsets)
+}
+
+/// One part of a task's authority: its `READ_*` bit and the members it
+/// needs. A part some member of which the running kernel lacks (e.g.
+/// `task_struct.seccomp.mode` without CONFIG_SECCOMP) stays unread, and its
+/// fields say "unknown", rather than the probes failing to load.
+type AuthorityPart = (u32, &'static [(&'static str, &'static str, Setter)]);
+
+const AUTHORITY: &[AuthorityPart] = &[
+    (
+        tracer_common::READ_CAPS,
+        &[
+            ("cred", "cap_inheritable", |o, v| o.cred_cap_inheritable = v),
+            ("cred", "cap_permitted", |o, v| o.cred_cap_permitted = v),
+            ("cred", "cap_effective", |o, v| o.cred_cap_effective = v),
+            ("cred", "cap_bset", |o, v| o.cred_cap_bset = v),
+            ("cred", "cap_ambient", |o, v| o.cred_cap_ambient = v),
+        ],
+    ),
+    (
+        tracer_common::READ_NNP,
+        &[("task_struct", "atomic_flags", |o, v| {
+            o.task_atomic_flags = v
+        })],
+    ),
+    (
+        tracer_common::READ_SECCOMP,
+        &[("task_struct", "seccomp.mode", |o, v| {
+            o.task_seccomp_mode = v
+        })],
+    ),
+    (
+        tracer_common::READ_USERNS,
+        &[
+            ("cred", "user_ns", |o, v| o.cred_user_ns = v),
+            ("user_namespace", "ns.inum", |o, v| o.user_ns_inum = v),
+            ("user_namespace", "level", |o, v| o.user_ns_level = v),
+            ("user_namespace", "owner", |o, v| o.user_ns_owner = v),
+        ],
+    ),
+    (
+        tracer_common::READ_USERNS_UID,
+        &[
+            ("user_namespace", "uid_map.nr_extents", |o, v| {
+                o.user_ns_uid_nr = v
+            }),
+            ("user_namespace", "uid_map.extent", |o, v| {
+                o.user_ns_uid_extent = v
+            }),
+        ],
+    ),
+];
+
+/// Fill the authority offsets the running kernel has; see [`AUTHORITY`].
+pub(crate) fn authority(btf: &Btf, o: &mut Offsets) {
+    use tracer_common::{READ_CAPS, READ_CAPS_ADJACENT, READ_USERNS, READ_USERNS_UID};
+    let mut read = 0;
+    for (bit, members) in AUTHORITY {
+        let mut part = *o;
+        let ok = members.iter().all(|(ty, member, set)| {
+            btf.member_offset(ty, member)
+                .map(|v| set(&mut part, v))
+                .is_ok()
+        });
+        if ok {
+            *o = part;
+            read |= bit;
+        } else {
+            let names: Vec<String> = members.iter().map(|(t, m, _)| format!("{t}.{m}")).collect();
+            tracing::warn!(
+                members = names.join(", "),
+                "the kernel lacks a member the probes read part of the executor's authority from: that part is reported unknown (null)"
+            );
+        }
+    }
+    // The uid map needs the namespace, and ranges laid out as the probes read them.
+    let extent = |m: &str| btf.member_offset("uid_gid_extent", m).ok();
+    let ranges_known = btf.type_size("uid_gid_extent").ok() == Some(12)
+        && extent("first") == Some(0)
+        && extent("lower_first") == Some(4)
+        && extent("count") == Some(8);
+    if read & READ_USERNS == 0 || !ranges_known {
+        read &= !READ_USERNS_UID;
+    }
+    // `struct cred` has kept the five sets together, in this order, since 4.3.
+    let c = o.cred_cap_inheritable;
+    if read & READ_CAPS != 0
+        && [
+            o.cred_cap_permitted,
+            o.cred_cap_effective,
+            o.cred_cap_bset,
+            o.cred_cap_ambient,
+        ]
+        .iter()
+        .enumerate()
+        .all(|(i, &v)| Some(v) == c.checked_add(8 * (i as u32 + 1)))
+    {
+        read |= READ_CAPS_ADJACENT;
+    }
+    o.authority = read;
 }
 
 /// Have the probes read each task's cgroup in one v1 controller's hierarchy:
@@ -272,6 +373,19 @@ mod tests {
             i64::from(o.css_set_subsys) + 8 * memory
         );
         assert_eq!(v1.cgroup_v1_hierarchy, 4);
+        // Every part of the authority is read here, the five sets at once.
+        use tracer_common::*;
+        assert_eq!(
+            o.authority,
+            READ_CAPS
+                | READ_CAPS_ADJACENT
+                | READ_NNP
+                | READ_SECCOMP
+                | READ_USERNS
+                | READ_USERNS_UID
+        );
+        assert_eq!(o.cred_cap_permitted, o.cred_cap_inheritable + 8);
+        assert!(o.user_ns_uid_extent > 0 || o.user_ns_uid_nr > 0);
         assert!(enable_cgroup_v1(&btf, &mut v1.clone(), "pids_cgrp_id", 8).is_ok());
         // Not an index into subsys[], and not a value at all.
         let err = enable_cgroup_v1(&btf, &mut o.clone(), "CGROUP_SUBSYS_COUNT", 1).unwrap_err();

@@ -111,6 +111,14 @@ mod tests {
             ("the file hashed", |e| e.executor.file = None),
             ("a moved cgroup", |e| e.executor.cgroup.id += 1),
             ("reparented", |e| e.executor.ppid = 1),
+            ("capset", |e| {
+                if let Some(c) = &mut e.executor.authority.capabilities {
+                    c.effective |= 1 << 12;
+                }
+            }),
+            ("no_new_privs", |e| {
+                e.executor.authority.no_new_privs = Some(true)
+            }),
         ];
         for (what, change) in changes {
             change(&mut ev);
@@ -120,6 +128,59 @@ mod tests {
                 String::from_utf8(want).unwrap(),
                 "after {what}"
             );
+        }
+    }
+
+    /// A process that changes its authority after its exec (capset, prctl,
+    /// seccomp, setns) keeps its exec_id: its executor must print anew and
+    /// fingerprint differently, so `--lineage ids` describes it in full again
+    /// instead of naming the old description by reference.
+    #[test]
+    fn an_authority_change_after_exec_is_a_new_executor() {
+        use crate::event::{NsUid, Seccomp, UserNamespace};
+        let mut c = ExecutorCache::new();
+        let mut ev = sample_exec_event();
+        type Change = (&'static str, fn(&mut Event));
+        let changes: &[Change] = &[
+            ("capset: an effective capability dropped", |e| {
+                if let Some(c) = &mut e.executor.authority.capabilities {
+                    c.effective = 1 << 13;
+                    c.permitted = 1 << 13;
+                }
+            }),
+            ("prctl(PR_CAPBSET_DROP)", |e| {
+                if let Some(c) = &mut e.executor.authority.capabilities {
+                    c.bounding &= !(1 << 21);
+                }
+            }),
+            ("prctl(PR_SET_NO_NEW_PRIVS)", |e| {
+                e.executor.authority.no_new_privs = Some(true)
+            }),
+            ("seccomp(SECCOMP_SET_MODE_FILTER)", |e| {
+                e.executor.authority.seccomp = Some(Seccomp::Filter)
+            }),
+            ("setns into a user namespace", |e| {
+                e.executor.authority.user_namespace = Some(UserNamespace {
+                    inum: 4_026_532_500,
+                    level: 1,
+                    owner_uid: 1001,
+                    uid: NsUid::Mapped(0),
+                })
+            }),
+        ];
+        let (_, mut before) = c.json(&ev.executor).expect("serializes");
+        for (what, change) in changes {
+            change(&mut ev);
+            let (raw, fact) = c.json(&ev.executor).expect("serializes");
+            assert_eq!(
+                raw,
+                &crate::escape::to_vec(&ev.executor).unwrap()[..],
+                "{what}"
+            );
+            assert_ne!(fact, before, "{what}: same fingerprint");
+            before = fact;
+            // Unchanged since: the same fingerprint (a reference would do).
+            assert_eq!(c.json(&ev.executor).map(|(_, f)| f), Some(fact), "{what}");
         }
     }
 

@@ -164,7 +164,31 @@ fn user(ex: Option<&view::Executor>) -> String {
         s.push_str(" auid=");
         s.push_str(&who);
     }
+    s.push_str(authority_marks(ex, u.and_then(|u| u.uid)));
     s
+}
+
+/// Where the executor's authority is not what its uid suggests: a user that
+/// holds capabilities (`[caps+]`), root without all of them (`[caps-]`), a
+/// process in a user namespace other than the host's (`[userns]`).
+fn authority_marks(ex: Option<&view::Executor>, uid: Option<u64>) -> &'static str {
+    let Some(a) = ex.and_then(|ex| ex.authority.as_ref()) else {
+        return "";
+    };
+    let effective = a.capabilities.as_ref().and_then(|c| c.effective);
+    let caps = match (uid, effective) {
+        (Some(0), Some(view::CapSet::Count(_))) => " [caps-]",
+        (Some(u), Some(view::CapSet::All)) if u != 0 => " [caps+]",
+        (Some(u), Some(view::CapSet::Count(n))) if u != 0 && n > 0 => " [caps+]",
+        _ => "",
+    };
+    let userns = a.user_namespace.as_ref().and_then(|n| n.host) == Some(false);
+    match (caps, userns) {
+        ("", true) => " [userns]",
+        (" [caps-]", true) => " [caps-] [userns]",
+        (" [caps+]", true) => " [caps+] [userns]",
+        (c, _) => c,
+    }
 }
 
 fn outcome(act: Option<&view::Action>, color: bool) -> String {
@@ -600,5 +624,54 @@ mod tests {
             out,
             format!("{exec}\n{{\"kind\":\"missed\",\"missed\":3}}\n{exec}\n")
         );
+    }
+
+    #[test]
+    fn authority_marks_what_the_uid_does_not_say() {
+        let cases: &[(u64, Value, &str)] = &[
+            (
+                0,
+                json!({"capabilities": {"effective": "all"}, "user_namespace": {"host": true}}),
+                "",
+            ),
+            (
+                1001,
+                json!({"capabilities": {"effective": []}, "user_namespace": {"host": true}}),
+                "",
+            ),
+            (
+                1001,
+                json!({"capabilities": {"effective": ["CAP_NET_RAW"]}}),
+                " [caps+]",
+            ),
+            (
+                0,
+                json!({"capabilities": {"effective": ["CAP_CHOWN"]}}),
+                " [caps-]",
+            ),
+            (
+                65534,
+                json!({"capabilities": {"effective": "all"}, "user_namespace": {"host": false}}),
+                " [caps+] [userns]",
+            ),
+            (
+                1001,
+                json!({"capabilities": null, "user_namespace": {"host": false}}),
+                " [userns]",
+            ),
+            (0, json!({"capabilities": {"effective": 7}}), ""),
+        ];
+        for (uid, authority, want) in cases {
+            let mut ev = exec_event();
+            ev["executor"]["user"]["name"] = Value::Null;
+            ev["executor"]["login"] = Value::Null;
+            ev["executor"]["user"]["uid"] = json!(uid);
+            ev["executor"]["authority"] = authority.clone();
+            let line = show(&ev, false);
+            assert!(
+                line.contains(&format!(" {uid}{want} /")),
+                "{authority}: {line}"
+            );
+        }
     }
 }

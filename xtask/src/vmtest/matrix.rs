@@ -27,6 +27,7 @@ pub(crate) const MATRIX_TESTS: &[&str] = &[
     "cgroup_v1",
     "runtimes",
     "dns",
+    "authority",
 ];
 /// The matrix's guest command: a load check of every program with its verifier
 /// statistics (kept in the output directory for the table), then the live tests.

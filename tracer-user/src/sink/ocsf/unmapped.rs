@@ -7,9 +7,9 @@ use serde::Serialize;
 
 use crate::{
     event::{
-        Ancestor, BudgetCounts, Cgroup, Claim, Container, Event, Executor, FileId, Identity,
-        IdentityStatus, ImageSource, LoaderEnv, LossCounts, Namespaces, Pod, PodOwner, Policy,
-        Selectors, SinkGap, Workload,
+        Ancestor, Authority, BudgetCounts, Capabilities, Cgroup, Claim, Container, Event, Executor,
+        FileId, Identity, IdentityStatus, ImageSource, LoaderEnv, LossCounts, Namespaces, Pod,
+        PodOwner, Policy, Seccomp, Selectors, SinkGap, UserNamespace, Workload, authority::CapSet,
     },
     filehash::HashStatus,
     identity::{kube::Labels, workload::WorkloadKind},
@@ -21,6 +21,7 @@ pub struct EventUnmapped<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<ActionView<'a>>,
     pub argv: &'a [String],
+    pub authority: AuthorityView,
     pub cgroup: CgroupView<'a>,
     /// Names of credential variables, never values (`executor.credentials`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -53,6 +54,7 @@ impl<'a> EventUnmapped<'a> {
         EventUnmapped {
             action,
             argv,
+            authority: AuthorityView::from(&x.authority),
             cgroup: CgroupView::from(&x.cgroup),
             credentials: (!x.credentials.is_empty()).then_some(&x.credentials),
             file: x.file.as_ref().map(FileView::from),
@@ -165,6 +167,85 @@ pub struct LoginView<'a> {
 pub struct EffectiveUser {
     pub egid: u32,
     pub euid: u32,
+}
+
+/// The executor's authority (`executor.authority`): OCSF 1.8 has no
+/// attribute for capabilities, no_new_privs, seccomp or user namespaces.
+#[derive(Serialize)]
+pub struct AuthorityView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<CapabilitiesView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_new_privs: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<Seccomp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_namespace: Option<UserNamespaceView>,
+}
+
+impl From<&Authority> for AuthorityView {
+    fn from(a: &Authority) -> Self {
+        AuthorityView {
+            capabilities: a.capabilities.as_ref().map(CapabilitiesView::from),
+            no_new_privs: a.no_new_privs,
+            seccomp: a.seccomp,
+            user_namespace: a.user_namespace.as_ref().map(UserNamespaceView::from),
+        }
+    }
+}
+
+/// The sets our JSON writes, in name order.
+#[derive(Serialize)]
+pub struct CapabilitiesView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ambient: Option<CapSet>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bounding: Option<CapSet>,
+    pub effective: CapSet,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inheritable: Option<CapSet>,
+    pub permitted: CapSet,
+}
+
+impl From<&Capabilities> for CapabilitiesView {
+    fn from(c: &Capabilities) -> Self {
+        let some = |bits: u64, shown: bool| shown.then(|| c.set(bits));
+        CapabilitiesView {
+            ambient: some(c.ambient, c.ambient != 0),
+            bounding: some(c.bounding, !c.bounding_is_full()),
+            effective: c.set(c.effective),
+            inheritable: some(c.inheritable, c.inheritable != 0),
+            permitted: c.set(c.permitted),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct UserNamespaceView {
+    pub host: bool,
+    pub inum: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_uid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid_missing: Option<&'static str>,
+}
+
+impl From<&UserNamespace> for UserNamespaceView {
+    fn from(n: &UserNamespace) -> Self {
+        let nested = n.level != 0;
+        UserNamespaceView {
+            host: !nested,
+            inum: n.inum,
+            level: nested.then_some(n.level),
+            owner_uid: nested.then_some(n.owner_uid),
+            uid: n.uid.mapped().filter(|_| nested),
+            uid_missing: n.uid.missing().filter(|_| nested),
+        }
+    }
 }
 
 #[derive(Serialize)]

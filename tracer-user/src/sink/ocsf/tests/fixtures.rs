@@ -112,6 +112,7 @@ pub(super) fn executor(
             euid: 1000,
             egid: 1000,
         },
+        authority: container_authority(),
         login: None,
         cgroup: Cgroup {
             id: 4242,
@@ -402,6 +403,35 @@ pub(super) fn loss() -> LossRecord {
         policy: Arc::new(Policy {
             tracer_version: "0.1.0",
             config_digest: "sha256:00ff".into(),
+        }),
+    }
+}
+
+/// A container's unprivileged process as a runtime starts it by default: a
+/// reduced bounding set, its seccomp profile, the host's user namespace.
+pub(super) fn container_authority() -> crate::event::Authority {
+    use crate::event::{Authority, Capabilities, NsUid, Seccomp, UserNamespace};
+    // CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
+    // NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP
+    let bounding = [0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31]
+        .iter()
+        .fold(0u64, |m, n| m | 1 << n);
+    Authority {
+        capabilities: Some(Capabilities {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+            ambient: 0,
+            bounding,
+            all: (1 << 41) - 1,
+        }),
+        no_new_privs: Some(false),
+        seccomp: Some(Seccomp::Filter),
+        user_namespace: Some(UserNamespace {
+            inum: 4_026_531_837,
+            level: 0,
+            owner_uid: 0,
+            uid: NsUid::Mapped(1000),
         }),
     }
 }

@@ -77,6 +77,7 @@ fn executor_views_carry_every_field() {
     let ev = exec_in_pod();
     let x = &ev.executor;
     assert_carries(&x.namespaces, NamespacesView::from(&x.namespaces));
+    assert_carries(&x.authority, AuthorityView::from(&x.authority));
     assert_carries(&x.cgroup, CgroupView::from(&x.cgroup));
     let v1 = Cgroup {
         id: 1,
@@ -135,5 +136,46 @@ fn loss_views_carry_every_field() {
     ];
     for g in &gaps {
         assert_carries(g, GapView::from(g));
+    }
+}
+
+#[test]
+fn authority_views_carry_every_field() {
+    use crate::event::{Authority, NsUid, UserNamespace};
+    let base = container_authority();
+    let mut cases = vec![base];
+    let mut all_sets = base;
+    if let Some(c) = &mut all_sets.capabilities {
+        c.effective = c.all;
+        c.permitted = 1 << 13;
+        c.inheritable = 1 << 13;
+        c.ambient = 1 << 13 | 1 << 50;
+        c.bounding = c.all;
+    }
+    cases.push(all_sets);
+    for uid in [
+        NsUid::Mapped(0),
+        NsUid::Unmapped,
+        NsUid::NotRead,
+        NsUid::Unknown,
+    ] {
+        cases.push(Authority {
+            user_namespace: Some(UserNamespace {
+                inum: 4_026_532_001,
+                level: 2,
+                owner_uid: 65534,
+                uid,
+            }),
+            ..base
+        });
+    }
+    cases.push(Authority {
+        capabilities: None,
+        no_new_privs: None,
+        seccomp: None,
+        user_namespace: None,
+    });
+    for a in cases {
+        assert_carries(&a, AuthorityView::from(&a));
     }
 }
