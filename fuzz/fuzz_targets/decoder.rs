@@ -35,6 +35,7 @@ fn attributor() -> &'static Mutex<Attributor> {
             }),
             realtime_offset_ns: 0,
             ticks_per_second: 100,
+            page_size: 4096,
             lineage_depth: 8,
             lineage_ids: false,
             emit_lifecycle: true,
