@@ -292,7 +292,8 @@ impl Attributor {
                     };
                     let usage = action::usage(
                         &cpu,
-                        p.cpu_base_ns.map(std::num::NonZeroU64::get),
+                        (p.cpu_base_ns != crate::proc::table::NO_EXEC_SEEN)
+                            .then_some(p.cpu_base_ns),
                         maxrss_pages,
                         self.ctx.page_size,
                         ts_boot_ns.saturating_sub(started),

@@ -38,7 +38,7 @@ pub(super) struct Image {
     pub loader_env: Option<Arc<LoaderEnv>>,
     pub credential_env: Option<Arc<CredentialEnv>>,
     /// CPU runtime at the exec and when the image started (see [`Process`]).
-    pub cpu_base_ns: Option<std::num::NonZeroU64>,
+    pub cpu_base_ns: u64,
     pub image_start_ns: u64,
     /// (v2 id, v1 id); 0 unknown.
     pub cgroups: (u64, u64),
@@ -75,7 +75,7 @@ impl Image {
             file: None,
             loader_env: None,
             credential_env: None,
-            cpu_base_ns: None,
+            cpu_base_ns: crate::proc::table::NO_EXEC_SEEN,
             image_start_ns: task.start_boottime_ns,
             cgroups: (task.cgroup_id, task.cgroup_v1_id),
             uid: task.uid,
@@ -147,7 +147,7 @@ impl Image {
             file: s.file.map(Arc::new),
             loader_env: s.loader_env.clone(),
             credential_env,
-            cpu_base_ns: None,
+            cpu_base_ns: crate::proc::table::NO_EXEC_SEEN,
             image_start_ns: 0,
             cgroups,
             uid: s.uid,
@@ -360,7 +360,11 @@ impl Attributor {
                 e.rec.flags & (FLAG_ENV_TRUNCATED | FLAG_ENV_UNREADABLE) != 0,
                 &self.credential_patterns,
             ),
-            cpu_base_ns: std::num::NonZeroU64::new(e.rec.cpu.runtime_ns),
+            cpu_base_ns: e
+                .rec
+                .cpu
+                .runtime_ns
+                .min(crate::proc::table::NO_EXEC_SEEN - 1),
             image_start_ns: e.rec.header.ts_boot_ns,
             ..base
         };

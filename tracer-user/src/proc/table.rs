@@ -19,6 +19,10 @@ use crate::{
     proc::intern::Interner,
 };
 
+/// [`Process::cpu_base_ns`] of an image whose exec the tracer did not see
+/// (584 years of CPU: never a real runtime).
+pub const NO_EXEC_SEEN: u64 = u64::MAX;
+
 #[derive(Debug, Clone)]
 pub struct Process {
     pub exec_id: Arc<str>,
@@ -35,10 +39,11 @@ pub struct Process {
     /// Names of the credential variables in its environment at exec.
     pub credential_env: Option<Arc<CredentialEnv>>,
     /// The process's CPU runtime (ns) when this image was exec'd: its exit's
-    /// usage counts from there. None when no exec of it was seen (a fork
-    /// child running its parent's image, a process older than the tracer):
-    /// usage then counts from the process's start. Never zero after an exec.
-    pub cpu_base_ns: Option<std::num::NonZeroU64>,
+    /// usage counts from there. [`NO_EXEC_SEEN`] when no exec of it was seen
+    /// (a fork child running its parent's image, a process older than the
+    /// tracer): usage then counts from the process's start. Zero is a real
+    /// value: a child that execs before its first tick has run "no time".
+    pub cpu_base_ns: u64,
     /// When the image started, ns since boot (its exec, or the process's
     /// start); 0 when only /proc described it (`start_ticks` says then).
     pub image_start_ns: u64,
@@ -557,7 +562,7 @@ mod tests {
             file: None,
             loader_env: None,
             credential_env: None,
-            cpu_base_ns: None,
+            cpu_base_ns: NO_EXEC_SEEN,
             image_start_ns: 0,
             pid,
             ppid,
