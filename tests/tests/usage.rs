@@ -40,7 +40,15 @@ fn exit_carries_cpu_time_and_peak_memory_of_the_image() {
                   \x20   for _ in range(200000): pass\n\
                   print('done', flush=True)\n\
                   sys.stdin.read()\n";
-    let mut child = Command::new("python3")
+    // The interpreter itself, not a launcher in PATH (pyenv's shims are
+    // shell scripts that exec it in the same process: their CPU is theirs,
+    // not the image's, and /proc would count it).
+    let real = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .unwrap();
+    let python = String::from_utf8(real.stdout).unwrap().trim().to_owned();
+    let mut child = Command::new(&python)
         .args(["-c", script, &mark])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -238,10 +238,16 @@ impl Attributor {
     /// start), same layout, and the kernel's exec counter agrees (unknown for an
     /// image only /proc described: the first record tells it).
     fn same_image(&self, p: &Process, task: &TaskInfo) -> bool {
+        // At a process's exit on kernels before 6.16 its memory is already
+        // gone (sched_process_exit fires after exit_mm), so the record has no
+        // layout: the start time and the kernel's exec counter still tell the
+        // image (a kernel thread has no layout either way).
+        let layout_read = task.arg_start != 0 || task.start_code != 0 || task.start_brk != 0;
         p.start_ticks == self.ticks(task)
-            && p.layout.arg_start == task.arg_start
-            && p.layout.start_code == task.start_code
-            && p.layout.start_brk == task.start_brk
+            && (!layout_read
+                || (p.layout.arg_start == task.arg_start
+                    && p.layout.start_code == task.start_code
+                    && p.layout.start_brk == task.start_brk))
             && p.exec_seq.is_none_or(|s| s == task.exec_seq)
     }
 
