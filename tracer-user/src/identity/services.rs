@@ -711,27 +711,31 @@ impl ServiceIndex {
 
     /// Watch every Service of the cluster until the process ends.
     pub async fn run_services(self, client: Client) {
-        self.set(Watched::Services, WatchState::Connecting);
-        let api: Api<Service> = Api::all(client);
-        let mut stream = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
-        let mut listing = HashSet::new();
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(ev) => {
-                    self.state.events.fetch_add(1, Ordering::Relaxed);
-                    self.apply_service(ev, &mut listing);
-                }
-                Err(e) => self.failed(Watched::Services, &e),
-            }
-        }
+        self.watch(client, Watched::Services, Self::apply_service)
+            .await
     }
 
     /// Watch every EndpointSlice of the cluster until the process ends.
     pub async fn run_slices(self, client: Client) {
-        self.set(Watched::Slices, WatchState::Connecting);
-        let api: Api<EndpointSlice> = Api::all(client);
+        self.watch(client, Watched::Slices, Self::apply_slice).await
+    }
+
+    /// One cluster-wide watch, each event applied to the index by `apply`.
+    async fn watch<K>(
+        self,
+        client: Client,
+        which: Watched,
+        apply: fn(&Self, watcher::Event<K>, &mut HashSet<Key>),
+    ) where
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + 'static,
+    {
+        self.set(which, WatchState::Connecting);
+        let api: Api<K> = Api::all(client);
         let mut stream = watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
@@ -740,9 +744,9 @@ impl ServiceIndex {
             match item {
                 Ok(ev) => {
                     self.state.events.fetch_add(1, Ordering::Relaxed);
-                    self.apply_slice(ev, &mut listing);
+                    apply(&self, ev, &mut listing);
                 }
-                Err(e) => self.failed(Watched::Slices, &e),
+                Err(e) => self.failed(which, &e),
             }
         }
     }
