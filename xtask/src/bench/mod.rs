@@ -44,6 +44,8 @@ enum Variant {
     TracerIds,
     /// Ours with the compat-exec probe, which runs on every syscall's exit.
     TracerCompat,
+    /// Ours with `--emit-lifecycle` (fork and exit events, with the exit's usage).
+    TracerLifecycle,
     Auditd,
     Bpftrace,
 }
@@ -54,6 +56,7 @@ impl Variant {
             Variant::Tracer => "tracer",
             Variant::TracerIds => "tracer --lineage ids",
             Variant::TracerCompat => "tracer --compat-exec-probes",
+            Variant::TracerLifecycle => "tracer --emit-lifecycle",
             Variant::Auditd => "auditd",
             Variant::Bpftrace => "bpftrace",
         }
@@ -145,6 +148,10 @@ pub(crate) fn run(root: &Path, o: &Options) -> Result<()> {
             variants.insert(1, Variant::TracerCompat);
         } else {
             variants.insert(1, Variant::TracerIds);
+        }
+        // Fork and exit events cost where processes come and go.
+        if matches!(workload, Workload::Exec | Workload::Churn) {
+            variants.insert(2, Variant::TracerLifecycle);
         }
         let mut without = Vec::new();
         let mut with: Vec<Vec<Traced>> = variants.iter().map(|_| Vec::new()).collect();
