@@ -39,6 +39,7 @@ fn attributor() -> &'static Mutex<Attributor> {
             lineage_depth: 8,
             lineage_ids: false,
             emit_lifecycle: true,
+            usage_interval_ns: 0,
         };
         let registry = Registry::new("example.org", true).expect("trust domain");
         Mutex::new(Attributor::new(

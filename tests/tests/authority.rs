@@ -39,6 +39,9 @@ fn names(e: &Value, set: &str) -> Vec<String> {
 /// Whether `set` holds `cap`; a bounding set left out is the full one.
 fn has(e: &Value, set: &str, cap: &str) -> bool {
     let v = caps(e, set);
+    if let Some(missing) = v["all_except"].as_array() {
+        return !missing.iter().any(|n| n == cap);
+    }
     v == "all" || (set == "bounding" && v.is_null()) || names(e, set).iter().any(|n| n == cap)
 }
 

@@ -1,6 +1,7 @@
 //! `exit` events carry what the image used, read in the kernel at the exit:
-//! CPU time (user, system), peak RSS and lifetime. Checked against what /proc
-//! said of the same process just before it exited.
+//! CPU time (user, system), peak RSS and lifetime; with `--usage-interval`,
+//! `usage` events say the same of live processes so far. Checked against
+//! what /proc said of the same process around the moment.
 use std::{
     io::{BufRead as _, BufReader, Write as _},
     process::{Command, Stdio},
@@ -90,6 +91,104 @@ fn exit_carries_cpu_time_and_peak_memory_of_the_image() {
     assert!(u["lifetime_ns"].as_u64().unwrap() >= 600_000_000, "{u}");
     assert_eq!(u["since"], "exec");
     assert_eq!(exit[0]["action"]["exit_code"], 0);
+    tracer_tests::check_schema(&tracer.output);
+    assert!(tracer.stop().success());
+}
+
+/// Unix time of an event, ns, from its id (which starts with it).
+fn event_unix_ns(v: &serde_json::Value) -> u128 {
+    let id = v["event_id"].as_str().unwrap();
+    id.split('-').next().unwrap().parse().unwrap()
+}
+
+fn now_unix_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn cpu_of(v: &serde_json::Value) -> u64 {
+    let u = &v["action"]["usage"];
+    u["cpu_user_ns"].as_u64().unwrap() + u["cpu_system_ns"].as_u64().unwrap()
+}
+
+/// With `--usage-interval`, a live process that has run for an interval gets
+/// `usage` events: the CPU of all its threads so far (within what /proc said
+/// just before and just after the sample), its memory, its image's exec_id;
+/// its exit then reports at least as much.
+#[test]
+fn usage_samples_report_live_threads_cpu() {
+    let tracer = Tracer::start(&["--usage-interval", "1", "--emit-lifecycle"]);
+    let mark = marker("usage-live");
+    // Two threads hashing (hashlib lets go of the GIL on large buffers: each
+    // thread runs on its own), the main thread blocked on stdin, 64 MiB touched.
+    let script = "import hashlib, sys, threading\n\
+                  buf = bytearray(64 << 20)\n\
+                  for i in range(0, len(buf), 4096): buf[i] = 1\n\
+                  data = bytes(1 << 20)\n\
+                  def work():\n\
+                  \x20   while True: hashlib.sha256(data).digest()\n\
+                  for _ in range(2): threading.Thread(target=work, daemon=True).start()\n\
+                  print('ready', flush=True)\n\
+                  sys.stdin.read()\n";
+    let real = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .unwrap();
+    let python = String::from_utf8(real.stdout).unwrap().trim().to_owned();
+    let mut child = Command::new(&python)
+        .args(["-c", script, &mark])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let is_sample = |v: &serde_json::Value| {
+        v["kind"] == "usage" && v["executor"]["pid"].as_u64() == Some(u64::from(pid))
+    };
+
+    // /proc before and after a sample taken between the two reads.
+    let (before_ns, cpu_before) = (now_unix_ns(), proc_cpu_ns(pid));
+    let sample = tracer
+        .wait_for(1, |v| is_sample(v) && event_unix_ns(v) > before_ns)
+        .remove(0);
+    let cpu_after = proc_cpu_ns(pid);
+    let got = cpu_of(&sample);
+    // /proc counts in clock ticks (10 ms at HZ=100) per thread.
+    let slack = 50_000_000;
+    assert!(
+        got + slack >= cpu_before && got <= cpu_after + slack,
+        "sample CPU {got} ns outside /proc's {cpu_before}..{cpu_after} ns around it: {sample}"
+    );
+    let action = &sample["action"];
+    assert_eq!(action["threads"], 3, "{action}");
+    assert_eq!(action["usage"]["since"], "exec");
+    assert!(
+        action["usage"]["peak_rss_kib"].as_u64().unwrap() >= 64 * 1024,
+        "{action}"
+    );
+    assert!(action["usage"]["lifetime_ns"].as_u64().unwrap() >= 1_000_000_000);
+    let exec = tracer.wait_for(1, |v| {
+        tracer_tests::is_exec(v) && v["executor"]["pid"].as_u64() == Some(u64::from(pid))
+    });
+    assert_eq!(
+        sample["executor"]["exec_id"], exec[0]["executor"]["exec_id"],
+        "the sample names the image the exec started"
+    );
+
+    child.stdin.take().unwrap().write_all(b"").unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    let exit = tracer.wait_for(1, |v| {
+        v["kind"] == "exit" && v["executor"]["pid"].as_u64() == Some(u64::from(pid))
+    });
+    assert!(cpu_of(&exit[0]) >= got, "exit {} < sample {got}", exit[0]);
     tracer_tests::check_schema(&tracer.output);
     assert!(tracer.stop().success());
 }

@@ -9,7 +9,7 @@
 #![no_std]
 
 /// Bumped whenever the layout of any record changes.
-pub const RECORD_VERSION: u16 = 7;
+pub const RECORD_VERSION: u16 = 8;
 
 /// Bytes of argv the probes copy for one exec. Longer argument lists are cut at
 /// this length and flagged with [`FLAG_ARGV_TRUNCATED`].
@@ -38,6 +38,7 @@ pub enum RecordKind {
     Cgroup = 5,
     ConnectResult = 6,
     Dns = 7,
+    Usage = 8,
 }
 
 impl RecordKind {
@@ -50,6 +51,7 @@ impl RecordKind {
             5 => Some(Self::Cgroup),
             6 => Some(Self::ConnectResult),
             7 => Some(Self::Dns),
+            8 => Some(Self::Usage),
             _ => None,
         }
     }
@@ -267,6 +269,37 @@ pub struct ExitRecord {
     /// `signal->maxrss`: the process's peak resident set, in pages, over its
     /// life (an image before an exec included: the kernel keeps one).
     pub maxrss_pages: u64,
+}
+
+/// Live threads whose CPU a usage sweep adds up per process (the leader
+/// included); past it the record says [`USAGE_THREADS_CUT`].
+pub const USAGE_THREADS_MAX: usize = 256;
+/// [`UsageRecord::flags`]: the process had more live threads than
+/// [`USAGE_THREADS_MAX`]; the others' CPU is not in the record.
+pub const USAGE_THREADS_CUT: u32 = 1;
+
+/// One live process in a usage sweep (`--usage-interval`, a task iterator
+/// user space runs): its leader described as at any action, the CPU of the
+/// whole process so far (reaped threads, then each live one, as
+/// /proc/<pid>/stat adds them up), and its memory high-water marks.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UsageRecord {
+    pub header: Header,
+    pub task: TaskInfo,
+    pub cpu: CpuUsage,
+    /// `signal->maxrss`, pages: the peak of threads and images gone.
+    pub maxrss_pages: u64,
+    /// `mm->hiwater_rss`, pages: the peak the kernel last recorded for the
+    /// address space (it updates it when memory is unmapped).
+    pub hiwater_rss_pages: u64,
+    /// File, anon and shmem pages resident now (the kernel's counters; 0 when
+    /// the running kernel's layout of them is unknown).
+    pub rss_pages: u64,
+    /// Live threads whose CPU is in `cpu`.
+    pub threads: u32,
+    /// `USAGE_*` bits.
+    pub flags: u32,
 }
 
 pub const AF_INET: u16 = 2;
@@ -568,6 +601,18 @@ pub struct Offsets {
     pub signal_stime: u32,
     pub signal_sum_sched_runtime: u32,
     pub signal_maxrss: u32,
+    /// Usage sweeps: the task's v2 cgroup (`task->cgroups->dfl_cgrp`, as the
+    /// reader's own is all a helper gives), and the address space's RSS:
+    /// `mm->hiwater_rss`, and the resident counters at `mm_rss_count +
+    /// i * mm_rss_stride` (an `atomic_long_t` array before 6.2, `percpu_counter`s
+    /// since); `mm_rss_stride` 0 when neither layout is found.
+    pub css_set_dfl_cgrp: u32,
+    /// The process's live threads: `signal->thread_head`, `task->thread_node`.
+    pub signal_thread_head: u32,
+    pub task_thread_node: u32,
+    pub mm_hiwater_rss: u32,
+    pub mm_rss_count: u32,
+    pub mm_rss_stride: u32,
     /// `READ_*` bits: which of the authority members below the running kernel has.
     pub authority: u32,
     pub cred_cap_inheritable: u32,

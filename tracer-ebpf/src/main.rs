@@ -11,6 +11,8 @@
 //!   syscalls/sys_{enter,exit}_connect (synchronous results, local address)
 //!   or raw_tp/inet_sock_set_state (a TCP socket leaving SYN_SENT),
 //!   joined by socket cookie in user space
+//! - usage: iter/task, run by user space every `--usage-interval` (CPU and
+//!   memory of live processes so far; exits report theirs at exit)
 //! - DNS: cgroup_skb/ingress|egress copy messages from and to port 53 (answers
 //!   a socket receives, queries it sends), so user space can name the
 //!   destinations of later connects
@@ -52,7 +54,8 @@ use tracer_common::{
     FLAG_ENV_UNREADABLE, FLAG_EXECVEAT, FLAG_FILE_UNLINKED, FLAG_PATH_FROM_FILE,
     FLAG_PATH_TRUNCATED, ForkRecord, Header, NAME_MAX, Offsets, PATH_COMPONENTS_MAX, PATH_MAX,
     PendingConnect, PendingExec, RECORD_VERSION, RESULT_FROM_STATE, RESULT_FROM_SYSCALL,
-    RecordKind, SEND_DESTINATIONS_MAX, SendKey, TTY_LEN, TaskInfo, counter,
+    RecordKind, SEND_DESTINATIONS_MAX, SendKey, TTY_LEN, TaskInfo, USAGE_THREADS_CUT,
+    USAGE_THREADS_MAX, UsageRecord, counter,
 };
 use tracer_common::{
     AUTH_CAPS, AUTH_NNP_KNOWN, AUTH_NO_NEW_PRIVS, AUTH_SECCOMP_KNOWN, AUTH_SECCOMP_SHIFT,
@@ -152,6 +155,12 @@ static OFFSETS: Offsets = Offsets {
     signal_stime: 0,
     signal_sum_sched_runtime: 0,
     signal_maxrss: 0,
+    css_set_dfl_cgrp: 0,
+    signal_thread_head: 0,
+    task_thread_node: 0,
+    mm_hiwater_rss: 0,
+    mm_rss_count: 0,
+    mm_rss_stride: 0,
     authority: 0,
     cred_cap_inheritable: 0,
     cred_cap_permitted: 0,
@@ -1187,6 +1196,125 @@ fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     entry.submit(wakeup_flags());
     count(counter::SUBMITTED);
     0
+}
+
+// ---------------------------------------------------------------- usage sweeps
+
+/// A task iterator's context (`struct bpf_iter__task`): the seq_file's meta
+/// data, then the task (null on the last call, after every task).
+#[repr(C)]
+pub struct IterTaskCtx {
+    meta: *const IterMeta,
+    task: usize,
+}
+
+/// `struct bpf_iter_meta`, of which only the seq_file is used.
+#[repr(C)]
+pub struct IterMeta {
+    seq: *mut aya_ebpf::bindings::seq_file,
+}
+
+/// `iter/task`: a usage sweep, which user space runs every `--usage-interval`
+/// by reading the iterator: for each live process (at its leader; the
+/// iterator visits every thread), a [`UsageRecord`]. One byte per record
+/// goes to the iterator's output, so each read of N bytes covers at most N
+/// records and the reader drains the ring between reads.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "iter/task")]
+// The kernel calls it with its own context, as the program macros' entry points.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+pub fn usage_sweep(ctx: *mut IterTaskCtx) -> i32 {
+    if off!(valid) == 0 {
+        return 0;
+    }
+    // The task as a plain address (copied, not loaded: the verifier would
+    // type a loaded one as a BTF pointer, on which `kread`'s variable offsets
+    // are refused).
+    let task = kptr(ctx as usize, core::mem::offset_of!(IterTaskCtx, task));
+    // Kernel threads and exited tasks own no address space: nothing to report.
+    let mm = kptr(task, off!(task_mm));
+    if mm == 0 {
+        return 0;
+    }
+    let (tid, tgid) = kread_pair(task, off!(task_pid), off!(task_tgid));
+    if tid != tgid {
+        return 0;
+    }
+    let Some(mut entry) = EVENTS.reserve::<UsageRecord>(0) else {
+        count(counter::RING_FULL);
+        return 0;
+    };
+    let rec = entry.as_mut_ptr();
+    let signal = kptr(task, off!(task_signal));
+    // SAFETY: as in `sched_process_fork`, for a UsageRecord.
+    unsafe {
+        (*rec).header = header(RecordKind::Usage, core::mem::size_of::<UsageRecord>());
+        fill_task(task, addr_of_mut!((*rec).task));
+        // The reader's cgroup is all the helper knows: read the task's own.
+        let css_set = kptr(task, off!(task_cgroups));
+        let cgroup = kptr(css_set, off!(css_set_dfl_cgrp));
+        let kn = kptr(cgroup, off!(cgroup_kn));
+        (*rec).task.cgroup_id = kread::<u64>(kn, off!(kernfs_node_id));
+        cpu_usage(task, addr_of_mut!((*rec).cpu));
+        let (threads, cut) = add_live_threads(task, signal, addr_of_mut!((*rec).cpu));
+        (*rec).threads = threads;
+        (*rec).flags = if cut { USAGE_THREADS_CUT } else { 0 };
+        (*rec).maxrss_pages = kread::<u64>(signal, off!(signal_maxrss));
+        (*rec).hiwater_rss_pages = kread::<u64>(mm, off!(mm_hiwater_rss));
+        let stride = off!(mm_rss_stride);
+        (*rec).rss_pages = if stride == 0 {
+            0
+        } else {
+            // MM_FILEPAGES, MM_ANONPAGES, MM_SHMEMPAGES (0, 1, 3; 2 is swap).
+            // Per-CPU deltas not yet folded in can make a counter briefly negative.
+            let at = |i: usize| kread::<i64>(mm, off!(mm_rss_count) + i * stride).max(0) as u64;
+            at(0) + at(1) + at(3)
+        };
+    }
+    entry.submit(0);
+    count(counter::SUBMITTED);
+    let one = 1u8;
+    // SAFETY: `meta` is the kernel's, valid while the program runs; the
+    // helper copies one byte from the stack into its seq_file.
+    unsafe {
+        let seq = read_volatile(addr_of!((*read_volatile(addr_of!((*ctx).meta))).seq));
+        aya_ebpf::helpers::generated::bpf_seq_write(seq, addr_of!(one).cast(), 1);
+    }
+    0
+}
+
+/// Add the CPU time of the process's live threads other than `leader` (whose
+/// own [`cpu_usage`] counted) to `dst`, walking `signal->thread_head` (the
+/// list `for_each_thread` walks; the iterator runs under RCU, as the list's
+/// readers must). Returns the threads counted, the leader included, and
+/// whether the list was longer than [`USAGE_THREADS_MAX`].
+///
+/// # Safety
+///
+/// `dst` valid for reads and writes and 8-byte aligned.
+#[inline(always)]
+unsafe fn add_live_threads(leader: usize, signal: usize, dst: *mut CpuUsage) -> (u32, bool) {
+    let head = signal + off!(signal_thread_head);
+    let link = off!(task_thread_node);
+    let mut node = kptr(head, 0);
+    let mut threads = 0u32;
+    for _ in 0..USAGE_THREADS_MAX {
+        if node == head || node == 0 {
+            return (threads.max(1), false);
+        }
+        let t = node - link;
+        threads += 1;
+        if t != leader {
+            // SAFETY: per this function's contract.
+            unsafe {
+                (*dst).utime_ns += kread::<u64>(t, off!(task_utime));
+                (*dst).stime_ns += kread::<u64>(t, off!(task_stime));
+                (*dst).runtime_ns += kread::<u64>(t, off!(task_sum_exec_runtime));
+            }
+        }
+        node = kptr(node, 0);
+    }
+    (threads, node != head)
 }
 
 // ---------------------------------------------------------------- connect

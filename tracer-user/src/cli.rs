@@ -104,6 +104,12 @@ pub struct RunArgs {
     /// Also emit fork and exit events.
     #[arg(long)]
     pub emit_lifecycle: bool,
+    /// Every this many seconds (1 to 86400), a `usage` event for each live
+    /// process whose image has run that long: the CPU time and memory it used
+    /// so far, read in the kernel by a task iterator (Linux 5.8+). 0: off
+    /// (exit events still report what an image used, with --emit-lifecycle).
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub usage_interval: u64,
     /// Attach the probe that reports failed execs through the 32-bit compat
     /// syscall table (`int 0x80`). It runs on every syscall's exit on the host
     /// (measured in BENCHMARKS.md), so it is off unless asked for; successful
@@ -295,6 +301,7 @@ impl RunArgs {
             connect_wait_ms: self.connect_wait,
             pod_grace_secs: self.pod_grace,
             aggregate_connects_s: self.aggregate_connects,
+            usage_interval_s: self.usage_interval,
             kubepods_roots: self.kubepods_roots.clone(),
             credential_env: {
                 let defaults = crate::proc::env::DEFAULT_CREDENTIAL_ENV.iter();

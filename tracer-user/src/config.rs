@@ -20,6 +20,9 @@ pub(crate) const DEFAULT_HASH_BUDGET_MIB: f64 = 64.0;
 /// Longest `--aggregate-connects` window, seconds: an hour. Longer would
 /// keep a connect's evidence (its count) back for longer than a reader waits.
 pub(crate) const MAX_AGGREGATE_WINDOW_S: u64 = 3600;
+/// `--usage-interval` bounds, seconds (a sweep visits every task on the host:
+/// BENCHMARKS.md says what one costs).
+pub(crate) const USAGE_INTERVAL_S: std::ops::RangeInclusive<u64> = 1..=86_400;
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
@@ -94,6 +97,10 @@ pub struct Config {
     /// must know that connects were folded.
     #[serde(skip_serializing_if = "is_zero")]
     pub aggregate_connects_s: u64,
+    /// `--usage-interval`: seconds between usage sweeps; 0: off. In the
+    /// digest only when on (a reader must know usage events may come).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub usage_interval_s: u64,
     /// Which environment variables' names are reported as credentials: the
     /// built-in list and `--credential-env` patterns. In the digest only when
     /// not the built-in list (which is part of the tracer's version).
@@ -171,6 +178,7 @@ impl Default for Config {
             pod_grace_secs: 300,
             kubepods_roots: Vec::new(),
             aggregate_connects_s: 0,
+            usage_interval_s: 0,
             credential_env: crate::proc::env::DEFAULT_CREDENTIAL_ENV
                 .iter()
                 .map(|p| (*p).to_owned())
@@ -208,6 +216,12 @@ pub enum ConfigError {
         "--aggregate-connects must be 0 (off) or a window of 1 to {MAX_AGGREGATE_WINDOW_S} seconds, got {0}"
     )]
     AggregateWindow(u64),
+    #[error(
+        "--usage-interval must be 0 (off) or {min} to {max} seconds, got {0}",
+        min = USAGE_INTERVAL_S.start(),
+        max = USAGE_INTERVAL_S.end()
+    )]
+    UsageInterval(u64),
     #[error(transparent)]
     CredentialEnv(#[from] crate::proc::env::CredentialPatternError),
     #[error(transparent)]
@@ -240,6 +254,9 @@ impl Config {
         }
         if self.aggregate_connects_s > MAX_AGGREGATE_WINDOW_S {
             return Err(ConfigError::AggregateWindow(self.aggregate_connects_s));
+        }
+        if self.usage_interval_s != 0 && !USAGE_INTERVAL_S.contains(&self.usage_interval_s) {
+            return Err(ConfigError::UsageInterval(self.usage_interval_s));
         }
         self.credential_patterns()?;
         self.budget()?;
@@ -302,6 +319,12 @@ mod tests {
         assert_eq!(a.digest(), e.digest());
         e.aggregate_connects_s = 2;
         assert_ne!(a.digest(), e.digest());
+        // Likewise usage sweeps.
+        let mut u = a.clone();
+        u.usage_interval_s = 0;
+        assert_eq!(a.digest(), u.digest());
+        u.usage_interval_s = 60;
+        assert_ne!(a.digest(), u.digest());
         let mut f = a.clone();
         f.aggregate_connects_s = 3;
         assert_ne!(e.digest(), f.digest());

@@ -37,6 +37,8 @@ pub enum Record {
     },
     /// A DNS query a socket sent or an answer it received.
     Dns(Dns),
+    /// A live process's usage so far, from a sweep (`--usage-interval`).
+    Usage(tracer_common::UsageRecord),
 }
 
 #[derive(Debug, Clone)]
@@ -206,6 +208,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
                 message: message.to_vec(),
             }))
         }
+        Some(RecordKind::Usage) => Ok(Record::Usage(read(bytes)?)),
         None => Err(DecodeError::Kind(header.kind)),
     }
 }

@@ -55,6 +55,7 @@ pub(crate) fn run(args: CheckKernelArgs) -> Result<()> {
         cgroup_root: &cgroup_root,
         compat_exec: true,
         dns_names: true,
+        usage_sweep: true,
     })?;
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())

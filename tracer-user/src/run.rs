@@ -32,6 +32,7 @@ use crate::{
     attribute::{Attributor, Context},
     btf::Btf,
     config::Config,
+    decode::Record,
     event::{BudgetCounts, EventId, Host, LossRecord, Policy, UnixNanos},
     filehash::FileHasher,
     host::{self, HostInfo},
@@ -112,6 +113,7 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
         cgroup_root: &cgroup_root,
         compat_exec: config.compat_exec_probes,
         dns_names: config.dns_names,
+        usage_sweep: config.usage_interval_s > 0,
     })?;
     if let Some(logger) = probes.take_logger() {
         probes::poll_probe_logs(logger);
@@ -141,6 +143,7 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
         lineage_depth: config.lineage_depth,
         lineage_ids: config.lineage == crate::event::LineageMode::Ids,
         emit_lifecycle: config.emit_lifecycle,
+        usage_interval_ns: config.usage_interval_s.saturating_mul(1_000_000_000),
     };
     let (host_arc, policy_arc) = (ctx.host.clone(), ctx.policy.clone());
     sinks.set_origin(host_arc.clone(), policy_arc.clone());
@@ -297,6 +300,12 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut tick = tokio::time::interval(Duration::from_millis(config.loss_report_interval_ms));
     let mut park_tick = tokio::time::interval(Duration::from_millis(50));
+    // Usage sweeps (`--usage-interval`); the first one interval after the start.
+    let usage_every = Duration::from_secs(config.usage_interval_s.max(1));
+    let mut usage_tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + usage_every, usage_every);
+    usage_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let sweeping = config.usage_interval_s > 0;
     // Proof of life for /healthz, which is served from another thread.
     let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
     let mut housekeeping = Housekeeping {
@@ -427,6 +436,13 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
                     Metrics::set(&metrics.connect_aggregates_flushed_early, agg.flushed_early);
                 }
             }
+            _ = usage_tick.tick(), if sweeping => {
+                if let Err(e) = usage_sweep(&mut probes, &mut reader, &mut batch, &mut flow, &mut attributor, &mut sinks, &metrics) {
+                    metrics.usage_sweep_errors.inc();
+                    tracing::warn!(error = format!("{e:#}"), "usage sweep failed; the next one tries again");
+                }
+                sinks.flush();
+            }
             _ = heartbeat.tick() => metrics.beat(),
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
@@ -441,6 +457,45 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
     housekeeping.report(&probes, &reader, &mut sinks);
     sinks.close();
     tracing::info!("tracer stopped");
+    Ok(())
+}
+
+/// One usage sweep: read the iterator a few processes at a time, handling
+/// what each read put in the ring before the next (a sweep of every process
+/// on a large host would not fit in the ring at once).
+fn usage_sweep(
+    probes: &mut Probes,
+    reader: &mut Reader,
+    batch: &mut Vec<Record>,
+    flow: &mut Flow,
+    attributor: &mut Attributor,
+    sinks: &mut Sinks,
+    metrics: &Metrics,
+) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    /// Processes per read: 256 usage records are about 100 KiB of ring.
+    const PER_READ: usize = 256;
+    let Some(mut iter) = probes.usage_sweep()? else {
+        return Ok(());
+    };
+    let started = Instant::now();
+    let mut buf = [0u8; PER_READ];
+    let mut processes = 0u64;
+    loop {
+        let n = match iter.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(anyhow::Error::new(e).context("reading the usage iterator")),
+        };
+        processes += n as u64;
+        reader.drain_now(batch);
+        flow.records(batch, attributor, sinks, metrics);
+        if n == 0 {
+            break;
+        }
+    }
+    metrics.usage_sweeps.inc();
+    tracing::debug!(processes, took = ?started.elapsed(), "usage sweep");
     Ok(())
 }
 

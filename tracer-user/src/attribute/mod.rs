@@ -56,6 +56,9 @@ pub struct Context {
     /// `--lineage ids`: ancestors are written by exec_id only.
     pub lineage_ids: bool,
     pub emit_lifecycle: bool,
+    /// `--usage-interval`, ns: a sweep's record becomes a usage event only
+    /// for an image that has run at least this long; 0: sweeps are off.
+    pub usage_interval_ns: u64,
 }
 
 /// What attribution is fed.
@@ -218,6 +221,28 @@ impl Attributor {
     }
 
     /// Update the table from `input` and return the event to emit, if any.
+    /// What image `p` used from its start to `ts` (ns since boot), given
+    /// the process's CPU time then and its peak RSS in pages.
+    fn usage(
+        &self,
+        p: &crate::proc::table::Process,
+        ts: u64,
+        cpu: &tracer_common::CpuUsage,
+        peak_pages: u64,
+    ) -> crate::event::Usage {
+        let started = match p.image_start_ns {
+            0 => p.start_ticks.saturating_mul(1_000_000_000) / self.ctx.ticks_per_second.max(1),
+            ns => ns,
+        };
+        action::usage(
+            cpu,
+            (p.cpu_base_ns != crate::proc::table::NO_EXEC_SEEN).then_some(p.cpu_base_ns),
+            peak_pages,
+            self.ctx.page_size,
+            ts.saturating_sub(started),
+        )
+    }
+
     pub fn handle(&mut self, input: impl Into<Input>) -> Option<Attributed> {
         let rec = match input.into() {
             Input::Record(rec) => rec,
@@ -283,26 +308,28 @@ impl Attributor {
             } => {
                 let ev = self.ctx.emit_lifecycle.then(|| {
                     let p = self.process_for(&task);
-                    let started = match p.image_start_ns {
-                        0 => {
-                            p.start_ticks.saturating_mul(1_000_000_000)
-                                / self.ctx.ticks_per_second.max(1)
-                        }
-                        ns => ns,
-                    };
-                    let usage = action::usage(
-                        &cpu,
-                        (p.cpu_base_ns != crate::proc::table::NO_EXEC_SEEN)
-                            .then_some(p.cpu_base_ns),
-                        maxrss_pages,
-                        self.ctx.page_size,
-                        ts_boot_ns.saturating_sub(started),
-                    );
+                    let usage = self.usage(&p, ts_boot_ns, &cpu, maxrss_pages);
                     let action = Action::Exit(action::exit_action(exit_code, Some(usage)));
                     self.event(Kind::Exit, ts_boot_ns, &task, &p, action)
                 });
                 self.table.mark_exited(task.tgid, Instant::now());
                 ev
+            }
+            Record::Usage(u) => {
+                let ts = u.header.ts_boot_ns;
+                let p = self.process_for(&u.task);
+                let peak = u.maxrss_pages.max(u.hiwater_rss_pages).max(u.rss_pages);
+                let usage = self.usage(&p, ts, &u.cpu, peak);
+                // A younger image is left to its exit, or to a later sweep.
+                if usage.lifetime_ns < self.ctx.usage_interval_ns {
+                    return None;
+                }
+                let action = Action::Usage(crate::event::UsageAction {
+                    usage,
+                    threads: u.threads,
+                    threads_cut: u.flags & tracer_common::USAGE_THREADS_CUT != 0,
+                });
+                Some(self.event(Kind::Usage, ts, &u.task, &p, action))
             }
         }
     }

@@ -84,6 +84,7 @@ pub(super) fn attributor_on(host: FakeHost, v2_mount: PathBuf, emit_lifecycle: b
         lineage_depth: 4,
         lineage_ids: false,
         emit_lifecycle,
+        usage_interval_ns: 0,
     };
     Attributor::new(
         ctx,

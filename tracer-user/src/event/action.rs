@@ -14,6 +14,8 @@ pub enum Action {
     Connect(Box<ConnectAction>),
     Exit(ExitAction),
     Fork(ForkAction),
+    /// What a live image used so far (`--usage-interval`).
+    Usage(UsageAction),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -188,6 +190,20 @@ pub struct Usage {
 pub enum UsageSince {
     Exec,
     Start,
+}
+
+/// `action` of a usage event: a live image's usage so far, read in the kernel
+/// by a periodic sweep. Cumulative (since `usage.since`), like the exit's: a
+/// later sample or the exit supersedes it.
+#[derive(Debug, Serialize)]
+pub struct UsageAction {
+    pub usage: Usage,
+    /// Live threads whose CPU time is counted (the process's exited threads'
+    /// is always in).
+    pub threads: u32,
+    /// More live threads than a sweep adds up: the rest's CPU is missing.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub threads_cut: bool,
 }
 
 #[derive(Debug, Serialize)]

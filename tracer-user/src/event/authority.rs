@@ -3,7 +3,10 @@
 //! namespace), from the probes' [`TaskInfo`], never from /proc.
 use std::{borrow::Cow, sync::LazyLock};
 
-use serde::{Serialize, Serializer, ser::SerializeStruct as _};
+use serde::{
+    Serialize, Serializer,
+    ser::{SerializeMap as _, SerializeStruct as _},
+};
 use tracer_common::{
     AUTH_CAPS, AUTH_NNP_KNOWN, AUTH_NO_NEW_PRIVS, AUTH_SECCOMP_KNOWN, AUTH_SECCOMP_SHIFT,
     AUTH_USERNS, AUTH_USERNS_MAP_LARGE, AUTH_USERNS_UID, AUTH_USERNS_UNMAPPED, TaskInfo,
@@ -201,7 +204,10 @@ impl Serialize for Authority {
     }
 }
 
-/// A set as written: `"all"`, or its capabilities' names in number order.
+/// A set as written: `"all"`; `{"all_except": [...]}` when it lacks fewer of
+/// the running kernel's capabilities than it holds (a root that dropped one:
+/// a few bytes, not forty names on every event); else its capabilities'
+/// names in number order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CapSet {
     pub bits: u64,
@@ -213,11 +219,23 @@ impl Serialize for CapSet {
         if self.bits == self.all && self.all != 0 {
             return s.serialize_str("all");
         }
-        s.collect_seq(
-            (0..64u32)
-                .filter(|n| self.bits & (1u64 << n) != 0)
-                .map(cap_name),
-        )
+        let missing = self.all & !self.bits;
+        if self.bits & !self.all == 0 && missing.count_ones() < self.bits.count_ones() {
+            let mut m = s.serialize_map(Some(1))?;
+            m.serialize_entry("all_except", &CapNames(missing))?;
+            return m.end();
+        }
+        CapNames(self.bits).serialize(s)
+    }
+}
+
+/// The names of a set's capabilities, in number order.
+struct CapNames(u64);
+
+impl Serialize for CapNames {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let bits = self.0;
+        s.collect_seq((0..64u32).filter(|n| bits & (1u64 << n) != 0).map(cap_name))
     }
 }
 
@@ -374,11 +392,21 @@ mod tests {
                     t.cap_bset = ALL & !NET_RAW;
                 }),
                 {
-                    let names: Vec<String> = (0..41)
-                        .filter(|n| *n != 13)
-                        .map(|n| cap_name(n).into_owned())
-                        .collect();
-                    json!({"capabilities":{"effective":names,"permitted":names,"bounding":names},
+                    let but = json!({"all_except": ["CAP_NET_RAW"]});
+                    json!({"capabilities":{"effective":but,"permitted":but,"bounding":but},
+                        "no_new_privs":false,"seccomp":"none",
+                        "user_namespace":{"host":true,"inum":4026531837u32}})
+                },
+            ),
+            (
+                "half the capabilities or fewer: their names",
+                task(|t| {
+                    t.cap_effective = (1 << 20) - 1;
+                    t.cap_permitted = (1 << 20) - 1;
+                }),
+                {
+                    let names: Vec<String> = (0..20).map(|n| cap_name(n).into_owned()).collect();
+                    json!({"capabilities":{"effective":names,"permitted":names},
                         "no_new_privs":false,"seccomp":"none",
                         "user_namespace":{"host":true,"inum":4026531837u32}})
                 },

@@ -21,7 +21,7 @@ use crate::filehash::{FileVersion, HashState, HashStatus};
 
 pub use action::{
     Action, Aggregate, ConnectAction, DestPod, DestService, Endpoint, ExecAction, ExitAction,
-    ForkAction, Outcome, OutcomeCounts, Usage, UsageSince,
+    ForkAction, Outcome, OutcomeCounts, Usage, UsageAction, UsageSince,
 };
 pub use authority::{Authority, Capabilities, NsUid, Seccomp, UserNamespace};
 pub use lineage::{Ancestor, AncestorBase, LineageMode, ProcessRecord};
@@ -67,6 +67,7 @@ pub enum Kind {
     Connect,
     Fork,
     Exit,
+    Usage,
 }
 
 fn argv_bytes(argv: &[String]) -> usize {
@@ -123,6 +124,7 @@ impl Kind {
             Kind::Connect => "connect",
             Kind::Fork => "fork",
             Kind::Exit => "exit",
+            Kind::Usage => "usage",
         }
     }
 }
@@ -444,7 +446,13 @@ mod tests {
     #[test]
     fn serializes_kinds_and_outcomes() {
         assert_eq!(serde_json::to_string(&Kind::Exec).unwrap(), "\"exec\"");
-        for k in [Kind::Exec, Kind::Connect, Kind::Fork, Kind::Exit] {
+        for k in [
+            Kind::Exec,
+            Kind::Connect,
+            Kind::Fork,
+            Kind::Exit,
+            Kind::Usage,
+        ] {
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
         }
         for st in [

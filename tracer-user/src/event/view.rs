@@ -156,9 +156,26 @@ pub struct Action<'a> {
     pub exit_code: Option<u64>,
     #[serde(deserialize_with = "lenient")]
     pub signal: Option<u64>,
+    /// An exit's or a usage sample's resource use.
+    #[serde(deserialize_with = "lenient")]
+    pub usage: Option<UsageView>,
     /// A connect summary (`--aggregate-connects`).
     #[serde(deserialize_with = "lenient")]
     pub aggregate: Option<Aggregate<'a>>,
+}
+
+/// `action.usage`, the parts `tracer tail` shows.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct UsageView {
+    #[serde(deserialize_with = "lenient")]
+    pub cpu_user_ns: Option<u64>,
+    #[serde(deserialize_with = "lenient")]
+    pub cpu_system_ns: Option<u64>,
+    #[serde(deserialize_with = "lenient")]
+    pub peak_rss_kib: Option<u64>,
+    #[serde(deserialize_with = "lenient")]
+    pub lifetime_ns: Option<u64>,
 }
 
 /// `action.aggregate` of a connect summary.
@@ -308,6 +325,8 @@ pub struct UserNamespace {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CapSet {
     All,
+    /// `{"all_except": [...]}`: that many of the kernel's capabilities missing.
+    AllExcept(usize),
     Count(usize),
 }
 
@@ -322,9 +341,26 @@ impl<'de> Field<'de> for CapSet {
         }
         Ok(Some(CapSet::Count(n)))
     }
+    fn from_map<A: serde::de::MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
+        let mut missing = None;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key == "all_except" {
+                missing = Some(map.next_value::<Vec<serde::de::IgnoredAny>>()?.len());
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(missing.map(CapSet::AllExcept))
+    }
 }
 
 impl<'de> Field<'de> for Authority {
+    fn from_map<A: serde::de::MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
+        lenient::object(map)
+    }
+}
+
+impl<'de> Field<'de> for UsageView {
     fn from_map<A: serde::de::MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
         lenient::object(map)
     }

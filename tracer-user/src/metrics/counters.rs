@@ -95,6 +95,9 @@ pub(crate) struct Metrics {
     /// one after the wait, and early because too many waited.
     pub connects_waiting: Gauge,
     pub connect_results_late: Gauge,
+    /// `--usage-interval`: sweeps run, and sweeps that failed.
+    pub usage_sweeps: Counter,
+    pub usage_sweep_errors: Counter,
     pub connect_results_overflow: Gauge,
     /// `--aggregate-connects`: keys with an open window, and summaries that
     /// went out before their window closed because too many were pending.
@@ -169,6 +172,8 @@ impl Metrics {
             files_unreadable: Gauge::default(),
             connects_waiting: Gauge::default(),
             connect_results_late: Gauge::default(),
+            usage_sweeps: Counter::default(),
+            usage_sweep_errors: Counter::default(),
             connect_results_overflow: Gauge::default(),
             connect_aggregates_pending: Gauge::default(),
             connect_aggregates_flushed_early: Gauge::default(),
@@ -364,6 +369,16 @@ impl Metrics {
             "connect_results_late",
             "Connect events that went out without a final result after --connect-wait",
             m.connect_results_late.clone(),
+        );
+        registry.register(
+            "usage_sweeps",
+            "Usage sweeps of live processes run (--usage-interval)",
+            m.usage_sweeps.clone(),
+        );
+        registry.register(
+            "usage_sweep_errors",
+            "Usage sweeps that failed (logged; the next one tries again)",
+            m.usage_sweep_errors.clone(),
         );
         registry.register(
             "connect_results_overflow",

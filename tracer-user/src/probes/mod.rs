@@ -13,7 +13,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{MapData, PerCpuArray, RingBuf},
     programs::{
-        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, ProgramError,
+        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, Iter, ProgramError,
         RawTracePoint, TracePoint,
     },
 };
@@ -108,7 +108,9 @@ pub(crate) enum ProbeError {
 /// What the tracer needs from a loaded probe set.
 pub(crate) struct Probes {
     /// Keeps programs and their links alive; dropping it detaches everything.
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
+    /// The usage sweep loaded.
+    usage_sweep: bool,
     counters: PerCpuArray<MapData, u64>,
     stats: Vec<ProgramStats>,
     degraded: Vec<Degraded>,
@@ -138,6 +140,8 @@ pub(crate) struct LoadOptions<'a> {
     pub compat_exec: bool,
     /// Attach the DNS programs (`dns_egress`, `dns_ingress`).
     pub dns_names: bool,
+    /// Load the usage sweep (`usage_sweep`, `--usage-interval`).
+    pub usage_sweep: bool,
 }
 
 enum Hook {
@@ -145,6 +149,9 @@ enum Hook {
     Tp(&'static str, &'static str),
     Cgroup,
     CgroupSkb(CgroupSkbAttachType),
+    /// A BPF iterator over kernel objects of this kind, run when user space
+    /// reads it: loaded here, attached per run ([`Probes::usage_sweep`]).
+    Iter(&'static str),
 }
 
 /// Whether the tracer can run without a program. An optional program that does
@@ -163,6 +170,8 @@ const FAILED_COMPAT_EXEC: &str =
 const UNCONNECTED_SENDS: &str =
     "datagrams sent without connect (sendto/sendmsg with an address) are not reported";
 const DNS_NAMES: &str = "connect destinations are not named from DNS answers (destination.name)";
+const USAGE_SWEEPS: &str =
+    "no usage events for live processes (--usage-interval); exits still report usage";
 const CGROUP_NAMES: &str = "cgroups are named from the cgroup tree only: one created and removed between two walks stays unnamed";
 
 /// (program name in the object, where it attaches, whether the tracer needs it)
@@ -251,6 +260,11 @@ const PROGRAMS: &[(&str, Hook, Need)] = &[
         Hook::CgroupSkb(CgroupSkbAttachType::Ingress),
         Need::Optional(DNS_NAMES),
     ),
+    (
+        "usage_sweep",
+        Hook::Iter("task"),
+        Need::Optional(USAGE_SWEEPS),
+    ),
 ];
 
 /// An optional program this kernel would not take, and what that costs.
@@ -333,6 +347,13 @@ pub(crate) fn load(opts: &LoadOptions<'_>) -> Result<(Probes, RingBuf<MapData>),
             });
             continue;
         }
+        if let (Hook::Iter(_), Need::Optional(lost), false) = (hook, need, opts.usage_sweep) {
+            tracing::debug!(
+                program = name,
+                "not loaded: off (no --usage-interval); {lost}"
+            );
+            continue;
+        }
         if let ("compat_sys_exit", Need::Optional(lost)) = (*name, need) {
             let why = if !opts.compat_exec {
                 Some("off: --compat-exec-probes turns it on (it runs on every syscall's exit)")
@@ -393,9 +414,11 @@ pub(crate) fn load(opts: &LoadOptions<'_>) -> Result<(Probes, RingBuf<MapData>),
         name: "COUNTERS",
         source,
     })?;
+    let usage_sweep = stats.iter().any(|s| s.program == "usage_sweep");
     Ok((
         Probes {
-            _ebpf: ebpf,
+            ebpf,
+            usage_sweep,
             counters,
             stats,
             degraded,
@@ -460,6 +483,16 @@ fn attach(
                 .map_err(attach_err(target.clone()))?;
             (target, verified(p.info()))
         }
+        Hook::Iter(kind) => {
+            let p: &mut Iter = prog.try_into().map_err(|e| verifier_error(name, e))?;
+            let btf = aya::Btf::from_sys_fs().map_err(|e| ProbeError::ProgramLoad {
+                program: name,
+                source: ProgramError::Btf(e),
+            })?;
+            p.load(kind, &btf).map_err(|e| verifier_error(name, e))?;
+            // Attached for each sweep: an iterator link runs once per read-through.
+            (format!("iter/{kind}"), verified(p.info()))
+        }
         Hook::CgroupSkb(kind) => {
             let p: &mut CgroupSkb = prog.try_into().map_err(|e| verifier_error(name, e))?;
             p.load().map_err(|e| verifier_error(name, e))?;
@@ -493,6 +526,34 @@ fn verified(info: Result<aya::programs::ProgramInfo, ProgramError>) -> Option<u3
 
 impl Probes {
     /// Every program, in attach order, with its verifier statistics.
+    /// Start a usage sweep: the iterator to read. Each read of N bytes runs
+    /// the program over at most N processes (one byte of output each), so
+    /// the caller drains the ring between reads; EOF ends the sweep. None when
+    /// the sweep program is not loaded.
+    pub(crate) fn usage_sweep(&mut self) -> Result<Option<File>, ProbeError> {
+        if !self.usage_sweep {
+            return Ok(None);
+        }
+        const NAME: &str = "usage_sweep";
+        let prog: &mut Iter = self
+            .ebpf
+            .program_mut(NAME)
+            .ok_or(ProbeError::MissingProgram { program: NAME })?
+            .try_into()
+            .map_err(|e| verifier_error(NAME, e))?;
+        let attach_err = |source| ProbeError::Attach {
+            program: NAME,
+            target: "iter/task".to_owned(),
+            source,
+        };
+        let id = prog.attach().map_err(attach_err)?;
+        let link = prog.take_link(id).map_err(attach_err)?;
+        let file = link
+            .into_file()
+            .map_err(|e| attach_err(ProgramError::IOError(std::io::Error::other(e.to_string()))))?;
+        Ok(Some(file))
+    }
+
     pub(crate) fn stats(&self) -> &[ProgramStats] {
         &self.stats
     }

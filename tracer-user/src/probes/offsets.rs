@@ -132,6 +132,14 @@ const MEMBERS: &[(&str, &[&str], Setter)] = &[
         o.signal_sum_sched_runtime = v
     }),
     ("signal_struct", &["maxrss"], |o, v| o.signal_maxrss = v),
+    ("css_set", &["dfl_cgrp"], |o, v| o.css_set_dfl_cgrp = v),
+    ("signal_struct", &["thread_head"], |o, v| {
+        o.signal_thread_head = v
+    }),
+    ("task_struct", &["thread_node"], |o, v| {
+        o.task_thread_node = v
+    }),
+    ("mm_struct", &["hiwater_rss"], |o, v| o.mm_hiwater_rss = v),
 ];
 
 /// The BTF enum whose values index `css_set.subsys`.
@@ -184,6 +192,7 @@ pub(crate) fn resolve(btf: &Btf) -> Result<Offsets, OffsetError> {
         .member_offset("task_struct", "thread_info.status")
         .unwrap_or(0);
     authority(btf, &mut offsets);
+    rss_counters(btf, &mut offsets);
     offsets.valid = 1;
     Ok(offsets)
 }
@@ -286,6 +295,29 @@ pub(crate) fn authority(btf: &Btf, o: &mut Offsets) {
         read |= READ_CAPS_ADJACENT;
     }
     o.authority = read;
+}
+
+/// Where the resident-page counters of an address space are: `struct
+/// mm_rss_stat { atomic_long_t count[NR_MM_COUNTERS]; }` before 6.2,
+/// `struct percpu_counter rss_stat[NR_MM_COUNTERS]` since (its `count` the
+/// approximate total). Neither found: stride 0, and usage sweeps report the
+/// high-water marks alone.
+pub(crate) fn rss_counters(btf: &Btf, o: &mut Offsets) {
+    if let Ok(count) = btf.member_offset("mm_struct", "rss_stat.count") {
+        o.mm_rss_count = count;
+        o.mm_rss_stride = 8;
+    } else if let (Ok(base), Ok(count), Ok(size)) = (
+        btf.member_offset("mm_struct", "rss_stat"),
+        btf.member_offset("percpu_counter", "count"),
+        btf.type_size("percpu_counter"),
+    ) {
+        o.mm_rss_count = base + count;
+        o.mm_rss_stride = size;
+    } else {
+        tracing::warn!(
+            "the kernel's resident-page counters have an unknown layout: usage sweeps report peak RSS from the high-water marks alone"
+        );
+    }
 }
 
 /// Have the probes read each task's cgroup in one v1 controller's hierarchy:

@@ -90,7 +90,7 @@ pub(crate) struct Stats {
     pub connects: u64,
     pub exits: u64,
     pub dests: Dests,
-    /// CPU time from exits that carried usage.
+    /// CPU time from exits and usage samples (only what is new per image).
     pub cpu_ns: u64,
     pub usage_seen: bool,
 }
@@ -119,6 +119,10 @@ impl Stats {
                     self.cpu_ns = self.cpu_ns.saturating_add(*ns);
                     self.usage_seen = true;
                 }
+            }
+            What::Usage { cpu_ns } => {
+                self.cpu_ns = self.cpu_ns.saturating_add(*cpu_ns);
+                self.usage_seen = true;
             }
         }
     }
@@ -161,8 +165,17 @@ pub(crate) struct IdentityEntry {
 /// What an event did, for the counters.
 enum What {
     Exec,
-    Connect { count: u64, dest: Option<String> },
-    Exit { cpu_ns: Option<u64> },
+    Connect {
+        count: u64,
+        dest: Option<String>,
+    },
+    Exit {
+        cpu_ns: Option<u64>,
+    },
+    /// A usage sample: CPU time not yet counted for its image.
+    Usage {
+        cpu_ns: u64,
+    },
 }
 
 /// Where an executor's events go: remembered per exec_id for the events that
@@ -214,8 +227,20 @@ pub(crate) struct Grouper {
     ident_index: HashMap<(IdentityKind, String), u32>,
     procs: LruCache<Box<str>, Kept>,
     refs: LruCache<Box<str>, Attribution>,
+    /// CPU time already counted per live image, from its usage samples
+    /// (cumulative): a later sample or its exit adds only what is new.
+    cpu_counted: LruCache<Box<str>, u64>,
     pub first_time: Option<String>,
     pub last_time: Option<String>,
+}
+
+/// CPU time (user + system) of an exit's or usage sample's `action.usage`.
+fn cpu_of(ev: &Event) -> Option<u64> {
+    let u = ev.action.as_ref()?.usage.as_ref()?;
+    match (u.cpu_user_ns, u.cpu_system_ns) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
+    }
 }
 
 fn lru<K: Hash + Eq, V>(n: usize) -> LruCache<K, V> {
@@ -294,6 +319,7 @@ impl Grouper {
             ident_index: HashMap::new(),
             procs: lru(limits.processes),
             refs: lru(limits.processes),
+            cpu_counted: lru(limits.processes),
             first_time: None,
             last_time: None,
         }
@@ -335,7 +361,7 @@ impl Grouper {
                 }
                 return;
             }
-            Some("exec" | "connect" | "exit" | "fork") => {}
+            Some("exec" | "connect" | "exit" | "fork" | "usage") => {}
             _ => return,
         }
         let Some(ex) = &ev.executor else { return };
@@ -358,12 +384,22 @@ impl Grouper {
             }
             Some("exit") => {
                 self.counts.exits += 1;
-                let usage = ev.action.as_ref().and_then(|a| a.usage.as_ref());
+                let cpu = cpu_of(ev);
+                let counted = ex
+                    .exec_id
+                    .as_deref()
+                    .and_then(|id| self.cpu_counted.pop(id));
                 What::Exit {
-                    cpu_ns: usage.and_then(|u| match (u.cpu_user_ns, u.cpu_system_ns) {
-                        (None, None) => None,
-                        (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
-                    }),
+                    cpu_ns: cpu.map(|ns| ns.saturating_sub(counted.unwrap_or(0))),
+                }
+            }
+            Some("usage") => {
+                let (Some(ns), Some(id)) = (cpu_of(ev), ex.exec_id.as_deref()) else {
+                    return;
+                };
+                let counted = self.cpu_counted.put(id.into(), ns).unwrap_or(0);
+                What::Usage {
+                    cpu_ns: ns.saturating_sub(counted),
                 }
             }
             // A fork describes the parent (the executor): nothing to count,

@@ -59,7 +59,8 @@ pub(crate) struct Activity {
     /// Distinct destinations; a floor when `destinations_at_least`.
     pub destinations: u64,
     pub destinations_at_least: bool,
-    /// CPU seconds (user + system) from exit events; null when none carried usage.
+    /// CPU seconds (user + system) from exit events and usage samples; null
+    /// when none carried usage.
     pub cpu_seconds: Option<f64>,
     pub top_destinations: Vec<DestOut>,
 }

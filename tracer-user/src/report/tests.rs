@@ -185,6 +185,19 @@ fn exit_usage_sums_cpu_seconds_and_lineage_ids_are_joined() {
         ),
         json!({"kind": "connect", "time": "2026-12-01T10:00:02.000000000Z", "executor": by_ref,
             "action": {"destination": {"ip": "192.0.2.1", "port": 22}}}),
+        // Usage samples of the live image are cumulative: with its exit,
+        // the image used 1.75 s in all, not the sum of the three.
+        json!({"kind": "usage", "time": "2026-12-01T10:00:02.500000000Z", "executor": by_ref,
+            "action": {"threads": 1,
+                "usage": {"cpu_user_ns": 400_000_000u64, "cpu_system_ns": 100_000_000u64, "peak_rss_kib": 4096, "lifetime_ns": 5_000_000_000u64, "since": "exec"}}}),
+        json!({"kind": "usage", "time": "2026-12-01T10:00:02.700000000Z", "executor": by_ref,
+            "action": {"threads": 1,
+                "usage": {"cpu_user_ns": 900_000_000u64, "cpu_system_ns": 100_000_000u64, "peak_rss_kib": 4096, "lifetime_ns": 7_000_000_000u64, "since": "exec"}}}),
+        // A live image sampled, never exited: its latest sample counts.
+        json!({"kind": "usage", "time": "2026-12-01T10:00:02.800000000Z", "executor": host_executor("L", 1300, Some("alice")),
+            "lineage": [],
+            "action": {"threads": 4,
+                "usage": {"cpu_user_ns": 2_000_000_000u64, "cpu_system_ns": 0u64, "peak_rss_kib": 4096, "lifetime_ns": 7_000_000_000u64, "since": "exec"}}}),
         json!({"kind": "exit", "time": "2026-12-01T10:00:03.000000000Z", "executor": by_ref,
             "action": {"exit_code": 0, "signal": null,
                 "usage": {"cpu_user_ns": 1_500_000_000u64, "cpu_system_ns": 250_000_000u64, "peak_rss_kib": 4096, "lifetime_ns": 9_000_000_000u64}}}),
@@ -218,7 +231,7 @@ fn exit_usage_sums_cpu_seconds_and_lineage_ids_are_joined() {
     assert_eq!(cron.activity.cpu_seconds, Some(1.75));
     let login = s.identities.iter().find(|i| i.kind == "login").unwrap();
     assert_eq!((login.name.as_str(), login.activity.execs), ("alice", 1));
-    assert_eq!(login.activity.cpu_seconds, None);
+    assert_eq!(login.activity.cpu_seconds, Some(2.0));
     assert!(render_table::render(&s, false).contains("1.75"));
     assert_eq!(
         s.period.first.as_deref(),

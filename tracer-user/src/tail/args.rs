@@ -17,7 +17,7 @@ pub struct TailArgs {
     /// Start from the beginning of the file (default: only new events)
     #[arg(long, requires = "file")]
     pub from_start: bool,
-    /// Only these kinds: exec, connect, fork, exit, loss (repeatable or comma-separated).
+    /// Only these kinds: exec, connect, fork, exit, usage, loss (repeatable or comma-separated).
     /// All given filters must match.
     #[arg(long, value_name = "KIND")]
     pub kind: Vec<String>,

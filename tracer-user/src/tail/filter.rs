@@ -10,7 +10,9 @@ use crate::glob::{Glob, TextGlobProblem};
 
 /// `process` records (`--lineage ids`: descriptions of ancestors, not actions)
 /// show only when asked for by name.
-const KINDS: [&str; 6] = ["exec", "connect", "fork", "exit", "loss", "process"];
+const KINDS: [&str; 7] = [
+    "exec", "connect", "fork", "exit", "usage", "loss", "process",
+];
 
 /// A filter's glob, in text mode (`*` any run, `?` one, `\` makes the next
 /// one literal), its problems named after `--flag`.

@@ -177,8 +177,8 @@ fn authority_marks(ex: Option<&view::Executor>, uid: Option<u64>) -> &'static st
     };
     let effective = a.capabilities.as_ref().and_then(|c| c.effective);
     let caps = match (uid, effective) {
-        (Some(0), Some(view::CapSet::Count(_))) => " [caps-]",
-        (Some(u), Some(view::CapSet::All)) if u != 0 => " [caps+]",
+        (Some(0), Some(view::CapSet::Count(_) | view::CapSet::AllExcept(_))) => " [caps-]",
+        (Some(u), Some(view::CapSet::All | view::CapSet::AllExcept(_))) if u != 0 => " [caps+]",
         (Some(u), Some(view::CapSet::Count(n))) if u != 0 && n > 0 => " [caps+]",
         _ => "",
     };
@@ -402,9 +402,40 @@ pub(crate) fn compact_line(ev: &Line, color: bool) -> String {
                 act.and_then(|a| a.exit_code).unwrap_or(0)
             )),
         },
+        "usage" => {
+            out.push_str(&format!(" pid {pid}"));
+            if let Some(u) = act.and_then(|a| a.usage.as_ref()) {
+                out.push_str(&usage_text(u));
+            }
+        }
         _ => {}
     }
     out
+}
+
+/// ` cpu 12.3s (user 10.1s) rss 45.2MiB up 3h2m`: what a usage sample says.
+fn usage_text(u: &crate::event::view::UsageView) -> String {
+    let secs = |ns: u64| ns as f64 / 1e9;
+    let mut s = String::new();
+    if let (Some(user), Some(system)) = (u.cpu_user_ns, u.cpu_system_ns) {
+        s.push_str(&format!(
+            " cpu {:.1}s (user {:.1}s)",
+            secs(user.saturating_add(system)),
+            secs(user)
+        ));
+    }
+    if let Some(kib) = u.peak_rss_kib {
+        s.push_str(&format!(" peak rss {:.1}MiB", kib as f64 / 1024.0));
+    }
+    if let Some(ns) = u.lifetime_ns {
+        let m = ns / 60_000_000_000;
+        s.push_str(&match m {
+            0 => format!(" up {}s", ns / 1_000_000_000),
+            1..60 => format!(" up {m}m"),
+            _ => format!(" up {}h{}m", m / 60, m % 60),
+        });
+    }
+    s
 }
 
 /// Filters and prints; output is written per batch.
@@ -643,6 +674,11 @@ mod tests {
                 1001,
                 json!({"capabilities": {"effective": ["CAP_NET_RAW"]}}),
                 " [caps+]",
+            ),
+            (
+                0,
+                json!({"capabilities": {"effective": {"all_except": ["CAP_SYS_RESOURCE"]}}}),
+                " [caps-]",
             ),
             (
                 0,

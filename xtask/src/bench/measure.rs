@@ -136,9 +136,7 @@ pub(super) fn run_variant(
         Variant::TracerCompat => {
             run_traced(tracer, workload, dur, round, &["--compat-exec-probes"])
         }
-        Variant::TracerLifecycle => {
-            run_traced(tracer, workload, dur, round, &["--emit-lifecycle"])
-        }
+        Variant::TracerLifecycle => run_traced(tracer, workload, dur, round, &["--emit-lifecycle"]),
         Variant::Auditd => run_auditd(tmp, workload, dur, round),
         Variant::Bpftrace => run_bpftrace(tmp, workload, dur, round),
     }

@@ -54,6 +54,7 @@ pub fn event_to_ocsf(ev: &Event) -> EventRecord<'_> {
         Action::Connect(a) => network::connect(ev, a),
         Action::Fork(a) => process::fork(ev, a),
         Action::Exit(a) => process::exit(ev, a),
+        Action::Usage(a) => process::usage(ev, a),
     }
 }
 

@@ -9,13 +9,17 @@ use super::{
     unmapped::{ActionView, EventUnmapped},
 };
 use crate::event::{
-    Event, ExecAction, Executor, ExitAction, FileId, ForkAction, Login, Outcome, User, Workload,
+    Event, ExecAction, Executor, ExitAction, FileId, ForkAction, Login, Outcome, UsageAction, User,
+    Workload,
 };
 
 pub(super) type EventRecord<'a> = Record<'a, EventUnmapped<'a>>;
 
 const LAUNCH: Enum = (1, "Launch");
 const TERMINATE: Enum = (2, "Terminate");
+/// A usage sample of a live process: no Process Activity activity fits, and
+/// Other with a name says what it is.
+const USAGE: Enum = (99, "Usage");
 
 /// process_activity.launch_type_id: the two steps of Unix process creation.
 const LAUNCH_FORK: Enum = (2, "Fork");
@@ -111,6 +115,22 @@ pub(super) fn exit<'a>(ev: &'a Event, a: &'a ExitAction) -> EventRecord<'a> {
     p.terminated_time = Some(ev.time.millis());
     r.process = Some(p);
     // An exit is reflexive: the process is its own actor.
+    r.actor = Some(actor(x, Some(executor_process(x))));
+    r
+}
+
+pub(super) fn usage<'a>(ev: &'a Event, a: &'a UsageAction) -> EventRecord<'a> {
+    let x = &ev.executor;
+    let action = ActionView {
+        usage: Some(&a.usage),
+        threads: Some(a.threads),
+        threads_cut: a.threads_cut.then_some(true),
+        ..ActionView::default()
+    };
+    let mut r = process_header(ev, USAGE, EventUnmapped::new(ev, &x.argv, Some(action)));
+    r.set_status(super::SUCCESS);
+    r.process = Some(process(ev, &x.binary, &x.argv, Some(&x.exec_id)));
+    // Like an exit: the process is its own actor.
     r.actor = Some(actor(x, Some(executor_process(x))));
     r
 }

@@ -116,6 +116,11 @@ pub struct ActionView<'a> {
     /// An exit's usage (CPU, peak RSS, lifetime): OCSF's process has no place.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<&'a crate::event::Usage>,
+    /// A usage sample's live threads counted, and whether there were more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads_cut: Option<bool>,
 }
 
 /// `action.destination`'s Service and pod, as in our JSON.

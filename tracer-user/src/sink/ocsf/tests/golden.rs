@@ -241,6 +241,24 @@ fn exit_normal() -> Event {
     ev
 }
 
+/// A usage sample of a live image with more threads than a sweep adds up.
+fn usage_sample() -> Event {
+    let mut ev = exit_killed();
+    ev.kind = crate::event::Kind::Usage;
+    ev.action = Action::Usage(crate::event::UsageAction {
+        usage: crate::event::Usage {
+            cpu_user_ns: 3_600_000_000_000,
+            cpu_system_ns: 120_000_000_000,
+            peak_rss_kib: 512_000,
+            lifetime_ns: 86_400_000_000_000,
+            since: crate::event::UsageSince::Exec,
+        },
+        threads: 256,
+        threads_cut: true,
+    });
+    ev
+}
+
 fn tcp(
     family: &'static str,
     dst: (&str, u16),
@@ -410,6 +428,7 @@ fn events() -> Vec<(&'static str, Event)> {
         ("fork_in_pod", fork_in_pod()),
         ("exit_killed", exit_killed()),
         ("exit_normal", exit_normal()),
+        ("usage_sample", usage_sample()),
     ]
     .into_iter()
     .chain(connect_named())
