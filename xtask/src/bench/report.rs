@@ -309,6 +309,10 @@ fn benchmarks_md(
          of `execve`, `execveat` (failed execs) and `connect` (synchronous connect results); \
          `tracer --compat-exec-probes` adds a raw `sys_exit` program (failed execs through the \
          32-bit table) that runs on every syscall.\n\
+         - `tracer --emit-lifecycle` (exec_storm, mixed_churn): fork and exit events too, each exit \
+         with what the image used; emitted and cpu per 1,000 events still count the workload's exec \
+         and connect events only, so the cpu column is what one action costs with its process's \
+         fork and exit reported.\n\
          - ratio: median over rounds of (ops/s with) / (ops/s without); ops/s columns are medians.\n\
          - expected/emitted/lost/loss records: summed over rounds, for our tracer (peers' output is not counted).\n\
          - cpu: the tracer process's utime+stime from ready to the end of the workload (start-up, \
