@@ -121,15 +121,21 @@ fn cpu_of(v: &serde_json::Value) -> u64 {
 fn usage_samples_report_live_threads_cpu() {
     let tracer = Tracer::start(&["--usage-interval", "1", "--emit-lifecycle"]);
     let mark = marker("usage-live");
-    // Two threads hashing (hashlib lets go of the GIL on large buffers: each
-    // thread runs on its own), the main thread blocked on stdin, 64 MiB touched.
-    let script = "import hashlib, sys, threading\n\
-                  buf = bytearray(64 << 20)\n\
+    // A worker thread burns a second of CPU, then sleeps; the main thread,
+    // blocked on stdin, has used almost none: only the walk of the live
+    // threads can account for the worker's time. 32 MiB touched. Idle by the
+    // time it says ready, so /proc and the samples agree closely.
+    let script = "import sys, threading, time\n\
+                  buf = bytearray(32 << 20)\n\
                   for i in range(0, len(buf), 4096): buf[i] = 1\n\
-                  data = bytes(1 << 20)\n\
+                  done = threading.Event()\n\
                   def work():\n\
-                  \x20   while True: hashlib.sha256(data).digest()\n\
-                  for _ in range(2): threading.Thread(target=work, daemon=True).start()\n\
+                  \x20   while time.thread_time() < 1.0:\n\
+                  \x20       for _ in range(100000): pass\n\
+                  \x20   done.set()\n\
+                  \x20   time.sleep(3600)\n\
+                  threading.Thread(target=work, daemon=True).start()\n\
+                  done.wait()\n\
                   print('ready', flush=True)\n\
                   sys.stdin.read()\n";
     let real = Command::new("python3")
@@ -167,10 +173,14 @@ fn usage_samples_report_live_threads_cpu() {
         "sample CPU {got} ns outside /proc's {cpu_before}..{cpu_after} ns around it: {sample}"
     );
     let action = &sample["action"];
-    assert_eq!(action["threads"], 3, "{action}");
+    assert_eq!(action["threads"], 2, "{action}");
+    assert!(
+        got >= 1_000_000_000,
+        "the worker's second of CPU is in: {action}"
+    );
     assert_eq!(action["usage"]["since"], "exec");
     assert!(
-        action["usage"]["peak_rss_kib"].as_u64().unwrap() >= 64 * 1024,
+        action["usage"]["peak_rss_kib"].as_u64().unwrap() >= 32 * 1024,
         "{action}"
     );
     assert!(action["usage"]["lifetime_ns"].as_u64().unwrap() >= 1_000_000_000);

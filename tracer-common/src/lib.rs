@@ -610,6 +610,8 @@ pub struct Offsets {
     /// The process's live threads: `signal->thread_head`, `task->thread_node`.
     pub signal_thread_head: u32,
     pub task_thread_node: u32,
+    /// `task->flags` (`PF_KTHREAD`: kernel threads get no usage sample).
+    pub task_flags: u32,
     pub mm_hiwater_rss: u32,
     pub mm_rss_count: u32,
     pub mm_rss_stride: u32,

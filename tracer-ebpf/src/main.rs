@@ -158,6 +158,7 @@ static OFFSETS: Offsets = Offsets {
     css_set_dfl_cgrp: 0,
     signal_thread_head: 0,
     task_thread_node: 0,
+    task_flags: 0,
     mm_hiwater_rss: 0,
     mm_rss_count: 0,
     mm_rss_stride: 0,
@@ -1191,6 +1192,10 @@ fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
         (*rec).exit_code = kread::<u32>(task, off!(task_exit_code));
         (*rec)._pad = 0;
         cpu_usage(task, addr_of_mut!((*rec).cpu));
+        // Threads that exited before this one but are not yet released (the
+        // leader, a zombie until the parent reaps the process, above all)
+        // have not added their time to `signal` yet: it is still theirs.
+        add_live_threads(task, signal, addr_of_mut!((*rec).cpu));
         (*rec).maxrss_pages = kread::<u64>(signal, off!(signal_maxrss));
     }
     entry.submit(wakeup_flags());
@@ -1199,6 +1204,9 @@ fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
 }
 
 // ---------------------------------------------------------------- usage sweeps
+
+/// `task->flags` bit of a kernel thread.
+const PF_KTHREAD: u32 = 0x0020_0000;
 
 /// A task iterator's context (`struct bpf_iter__task`): the seq_file's meta
 /// data, then the task (null on the last call, after every task).
@@ -1231,21 +1239,23 @@ pub fn usage_sweep(ctx: *mut IterTaskCtx) -> i32 {
     // type a loaded one as a BTF pointer, on which `kread`'s variable offsets
     // are refused).
     let task = kptr(ctx as usize, core::mem::offset_of!(IterTaskCtx, task));
-    // Kernel threads and exited tasks own no address space: nothing to report.
-    let mm = kptr(task, off!(task_mm));
-    if mm == 0 {
-        return 0;
-    }
+    // One record per process, at its leader (a leader that has exited
+    // before its other threads is still there, without an address space).
     let (tid, tgid) = kread_pair(task, off!(task_pid), off!(task_tgid));
-    if tid != tgid {
+    if task == 0 || tid != tgid || kread::<u32>(task, off!(task_flags)) & PF_KTHREAD != 0 {
         return 0;
     }
+    // A process whose last thread has exited is its exit event's.
+    let signal = kptr(task, off!(task_signal));
+    if kread::<i32>(signal, off!(signal_live)) <= 0 {
+        return 0;
+    }
+    let mm = kptr(task, off!(task_mm));
     let Some(mut entry) = EVENTS.reserve::<UsageRecord>(0) else {
         count(counter::RING_FULL);
         return 0;
     };
     let rec = entry.as_mut_ptr();
-    let signal = kptr(task, off!(task_signal));
     // SAFETY: as in `sched_process_fork`, for a UsageRecord.
     unsafe {
         (*rec).header = header(RecordKind::Usage, core::mem::size_of::<UsageRecord>());
@@ -1283,11 +1293,12 @@ pub fn usage_sweep(ctx: *mut IterTaskCtx) -> i32 {
     0
 }
 
-/// Add the CPU time of the process's live threads other than `leader` (whose
-/// own [`cpu_usage`] counted) to `dst`, walking `signal->thread_head` (the
-/// list `for_each_thread` walks; the iterator runs under RCU, as the list's
-/// readers must). Returns the threads counted, the leader included, and
-/// whether the list was longer than [`USAGE_THREADS_MAX`].
+/// Add the CPU time of the process's threads other than `leader` (whose own
+/// [`cpu_usage`] counted) to `dst`: those on `signal->thread_head` (the list
+/// `for_each_thread` walks, under RCU as BPF programs run), live or exited
+/// but not yet released (a released thread's time is in `signal`). Returns
+/// the threads counted, the leader included, and whether the list was
+/// longer than [`USAGE_THREADS_MAX`].
 ///
 /// # Safety
 ///

@@ -475,6 +475,9 @@ fn usage_sweep(
     use std::io::Read as _;
     /// Processes per read: 256 usage records are about 100 KiB of ring.
     const PER_READ: usize = 256;
+    /// Longest a sweep holds the event loop: on a host too large (or a
+    /// kernel too slow) to sweep in that time, the rest waits for the next.
+    const BUDGET: Duration = Duration::from_secs(2);
     let Some(mut iter) = probes.usage_sweep()? else {
         return Ok(());
     };
@@ -491,6 +494,14 @@ fn usage_sweep(
         reader.drain_now(batch);
         flow.records(batch, attributor, sinks, metrics);
         if n == 0 {
+            break;
+        }
+        if started.elapsed() > BUDGET {
+            metrics.usage_sweeps_cut.inc();
+            tracing::warn!(
+                processes,
+                "usage sweep cut after {BUDGET:?}: the processes after these get no sample this time"
+            );
             break;
         }
     }

@@ -98,6 +98,7 @@ pub(crate) struct Metrics {
     /// `--usage-interval`: sweeps run, and sweeps that failed.
     pub usage_sweeps: Counter,
     pub usage_sweep_errors: Counter,
+    pub usage_sweeps_cut: Counter,
     pub connect_results_overflow: Gauge,
     /// `--aggregate-connects`: keys with an open window, and summaries that
     /// went out before their window closed because too many were pending.
@@ -174,6 +175,7 @@ impl Metrics {
             connect_results_late: Gauge::default(),
             usage_sweeps: Counter::default(),
             usage_sweep_errors: Counter::default(),
+            usage_sweeps_cut: Counter::default(),
             connect_results_overflow: Gauge::default(),
             connect_aggregates_pending: Gauge::default(),
             connect_aggregates_flushed_early: Gauge::default(),
@@ -379,6 +381,11 @@ impl Metrics {
             "usage_sweep_errors",
             "Usage sweeps that failed (logged; the next one tries again)",
             m.usage_sweep_errors.clone(),
+        );
+        registry.register(
+            "usage_sweeps_cut",
+            "Usage sweeps stopped at their time budget (2 s) before the last process",
+            m.usage_sweeps_cut.clone(),
         );
         registry.register(
             "connect_results_overflow",
