@@ -404,6 +404,15 @@ pub(crate) fn compact_line(ev: &Line, color: bool) -> String {
         },
         _ => {}
     }
+    // Who asked for it, when automation did: `[github-actions: octo/app#1/1 by alice]`.
+    if let Some(r) = ex.and_then(|ex| ex.requestor.as_ref()) {
+        let get = |k: &str| r.get(k).and_then(|v| v.as_deref()).unwrap_or("?");
+        out.push_str(&paint(
+            color,
+            DIM,
+            &format!(" [{}: {}]", clean(get("system")), clean(get("display"))),
+        ));
+    }
     out
 }
 
