@@ -363,6 +363,60 @@ fn requestors_of_each_runner_reach_deep_children() {
         );
     }
 
+    // Those OCSF lines validate against OCSF 1.8.0.
+    let req_ocsf = dir.join("requestor.ocsf.jsonl");
+    let text = std::fs::read_to_string(&ocsf).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("\"requestor\":{"))
+        .collect();
+    assert!(lines.len() >= 5 * CASES.len(), "{} OCSF lines", lines.len());
+    std::fs::write(&req_ocsf, lines.join("\n") + "\n").unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let out = output_within(
+        Command::new("python3")
+            .arg(repo.join("tests/ocsf/validate_ocsf.py"))
+            .args(["--version", "1.8.0"])
+            .arg(&req_ocsf),
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "OCSF validation (run `cargo xtask setup` if modules are missing): {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // `tracer tail --requestor` picks a run's events out of the file.
+    let out = output_within(
+        Command::new(tracer_tests::tracer_bin())
+            .args(["tail", "--file"])
+            .arg(&tracer.output)
+            .args([
+                "--from-start",
+                "--json",
+                "--kind",
+                "connect",
+                "--requestor",
+                "octo/app#9001/*",
+                "--count",
+                "3",
+            ]),
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let shown: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("tail --json line"))
+        .collect();
+    assert_eq!(shown.len(), 3, "{shown:?}");
+    for v in &shown {
+        assert_eq!(
+            v["executor"]["requestor"]["system"], "github-actions",
+            "{v}"
+        );
+    }
+
     for file in [&tracer.output, &ocsf] {
         let text = std::fs::read_to_string(file).unwrap();
         for s in &secrets {

@@ -769,7 +769,7 @@ mod tests {
             &[("run", "DEPLOYER_RUN"), ("actor", "DEPLOYER_USER")],
             Some("{run} by {actor}"),
         );
-        let p = Profiles::new(&[mine.clone()], &creds).unwrap();
+        let p = Profiles::new(std::slice::from_ref(&mine), &creds).unwrap();
         let f = p
             .find(&env(&[
                 ("GITHUB_ACTIONS", "true"),
