@@ -554,6 +554,17 @@ mod tests {
         ok["action"]["outcome"] = json!("success");
         ok["action"]["error"] = Value::Null;
         assert!(show(&ok, false).ends_with(" /usr/bin/curl tcp 10.1.2.3:443 -> success"));
+        // Who asked for it, made safe to print.
+        let mut ci = ok.clone();
+        ci["executor"]["requestor"] = json!({"system": "github-actions",
+            "display": "octo/app#9001/1 by \u{1b}[2Jalice", "claim": "runner"});
+        assert!(
+            show(&ci, false).ends_with(
+                " -> success [github-actions: octo/app#9001/1 by \\e[2Jalice]"
+            ),
+            "{}",
+            show(&ci, false)
+        );
         // Kubernetes names of the destination, made safe to print.
         let mut named = ok.clone();
         named["action"]["destination"]["service"] =
