@@ -559,9 +559,8 @@ mod tests {
         ci["executor"]["requestor"] = json!({"system": "github-actions",
             "display": "octo/app#9001/1 by \u{1b}[2Jalice", "claim": "runner"});
         assert!(
-            show(&ci, false).ends_with(
-                " -> success [github-actions: octo/app#9001/1 by \\e[2Jalice]"
-            ),
+            show(&ci, false)
+                .ends_with(" -> success [github-actions: octo/app#9001/1 by \\e[2Jalice]"),
             "{}",
             show(&ci, false)
         );
