@@ -125,9 +125,13 @@ mod tests {
             (t.arg_start, t.start_code, t.start_brk) = (0x7000 + n, 0x5000 + n, 0x6000 + n);
             t.exec_seq += 1;
             self.tasks.insert(pid, t);
-            let mut rec = ExecRecord::default();
-            rec.task = t;
-            rec.at_random[0] = n as u8;
+            let mut at_random = [0; 16];
+            at_random[..8].copy_from_slice(&n.to_le_bytes());
+            let rec = ExecRecord {
+                task: t,
+                at_random,
+                ..Default::default()
+            };
             let env = env
                 .iter()
                 .flat_map(|(k, v)| format!("{k}={v}\0").into_bytes())
