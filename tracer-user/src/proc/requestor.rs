@@ -242,8 +242,9 @@ fn valid_name(s: &str, max: usize, extra: &[char]) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || extra.contains(&c))
 }
 
-/// Template `t` as pieces; `{name}` must name one of `fields`.
-fn parse_display(t: &str, fields: &[Arc<str>]) -> Result<Vec<Piece>, String> {
+/// Template `t` as pieces; `{name}` must name one of `fields`, or one of
+/// `dropped` (a built-in's field a credential pattern names: shown as `?`).
+fn parse_display(t: &str, fields: &[Arc<str>], dropped: &[&str]) -> Result<Vec<Piece>, String> {
     if t.len() > DISPLAY_MAX {
         return Err(format!("display: longer than {DISPLAY_MAX} bytes"));
     }
@@ -261,11 +262,11 @@ fn parse_display(t: &str, fields: &[Arc<str>]) -> Result<Vec<Piece>, String> {
             .find('}')
             .ok_or_else(|| format!("display: `{{` without `}}` in {t:?}"))?;
         let name = &after[..close];
-        let at = fields
-            .iter()
-            .position(|f| &**f == name)
-            .ok_or_else(|| format!("display: `{{{name}}}` is not one of the fields"))?;
-        out.push(Piece::Field(at));
+        match fields.iter().position(|f| &**f == name) {
+            Some(at) => out.push(Piece::Field(at)),
+            None if dropped.contains(&name) => out.push(Piece::Text("?".into())),
+            None => return Err(format!("display: `{{{name}}}` is not one of the fields")),
+        }
         rest = &after[close + 1..];
     }
     if !rest.is_empty() {
@@ -294,7 +295,7 @@ impl Profile {
         spec: &ProfileSpec,
         credentials: &CredentialPatterns,
         builtin: bool,
-    ) -> Result<(Profile, Vec<String>, String), ProfileError> {
+    ) -> Result<Option<(Profile, Vec<String>, String)>, ProfileError> {
         let bad = |why: String| ProfileError {
             name: spec.name.clone(),
             why,
@@ -319,6 +320,7 @@ impl Profile {
         }
         let mut fields = Vec::new();
         let mut vars = Vec::new();
+        let mut dropped = Vec::new();
         // Built-ins keep their documented order; a spec's map is sorted.
         let ordered: Vec<(&str, &str)> = match BUILTIN.iter().find(|b| b.0 == spec.name) {
             Some(b) if builtin => b.2.to_vec(),
@@ -346,6 +348,7 @@ impl Profile {
                         profile = %spec.name, variable = var,
                         "a credential pattern names this variable: not kept"
                     );
+                    dropped.push(field);
                     continue;
                 }
                 return Err(bad(format!(
@@ -355,8 +358,14 @@ impl Profile {
             fields.push(Arc::<str>::from(field));
             vars.push(var.to_owned());
         }
+        if fields.is_empty() {
+            // Only a built-in gets here: every field of it is a credential
+            // by the operator's patterns. Left out, not a reason to stop.
+            tracing::warn!(profile = %spec.name, "every variable is named by a credential pattern: profile not used");
+            return Ok(None);
+        }
         let display = match &spec.display {
-            Some(t) => parse_display(t, &fields).map_err(bad)?,
+            Some(t) => parse_display(t, &fields, &dropped).map_err(bad)?,
             None => {
                 let mut p = Vec::new();
                 for i in 0..fields.len() {
@@ -376,7 +385,7 @@ impl Profile {
             .iter()
             .map(|a| Glob::text(a).map_err(|e| bad(format!("agent {a:?}: {e}"))))
             .collect::<Result<_, _>>()?;
-        Ok((
+        Ok(Some((
             Profile {
                 name: spec.name.as_str().into(),
                 detect_value,
@@ -386,7 +395,7 @@ impl Profile {
             },
             vars,
             detect_var.to_owned(),
-        ))
+        )))
     }
 }
 
@@ -428,7 +437,10 @@ impl Profiles {
                     why: "defined twice".into(),
                 });
             }
-            let (profile, vars, detect) = Profile::compile(spec, credentials, builtin)?;
+            let Some((profile, vars, detect)) = Profile::compile(spec, credentials, builtin)?
+            else {
+                continue;
+            };
             // Bounded above: at most PROFILES_MAX + built-ins, FIELDS_MAX each.
             let at = out.profiles.len() as u16;
             let slots = vars
@@ -827,6 +839,28 @@ mod tests {
             ..spec("x", "X", &[("a", "X")], None)
         };
         assert!(Profiles::new(&[agents], &creds).is_err());
+    }
+
+    /// An operator's credential pattern that names a built-in's field: the
+    /// field is not kept and its placeholder shows `?`; the tracer still starts.
+    #[test]
+    fn a_credential_pattern_removes_a_builtin_field() {
+        let creds = CredentialPatterns::new(&["GITHUB_ACTOR"]).unwrap();
+        let p = Profiles::new(&[], &creds).unwrap();
+        let f = p
+            .find(&env(&[
+                ("GITHUB_ACTIONS", "true"),
+                ("GITHUB_RUN_ID", "1"),
+                ("GITHUB_RUN_ATTEMPT", "1"),
+                ("GITHUB_REPOSITORY", "o/r"),
+                ("GITHUB_ACTOR", "alice"),
+            ]))
+            .unwrap();
+        assert_eq!(f.values.get("actor"), None);
+        assert_eq!(f.values.display, "o/r#1/1 by ?");
+        // Every variable a credential: the built-in is left out, no error.
+        let p = Profiles::new(&[], &CredentialPatterns::new(&["*"]).unwrap()).unwrap();
+        assert!(p.profiles.is_empty());
     }
 
     #[test]
