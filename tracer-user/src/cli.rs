@@ -230,6 +230,14 @@ pub struct RunArgs {
     /// Name only the --credential-env variables, not the built-in list.
     #[arg(long)]
     pub no_default_credential_env: bool,
+    /// A requestor profile, as JSON: `{"name": "deployer", "detect":
+    /// "DEPLOYER=1", "fields": {"run": "DEPLOYER_RUN", "actor":
+    /// "DEPLOYER_USER"}, "display": "{run} by {actor}", "agents":
+    /// ["deployer-agent"]}` (README, "Requestor profiles"). Checked before
+    /// the built-in ones; one with a built-in's name replaces it. Repeatable
+    /// (`[[requestor_profile]]` tables in the config file).
+    #[arg(long = "requestor-profile", value_name = "JSON", value_parser = requestor_profile)]
+    pub requestor_profiles: Vec<crate::proc::requestor::ProfileSpec>,
     /// containerd's API socket: plain containerd containers (`ctr run`,
     /// nerdctl) are named from it. Absent socket: not asked. Empty: never asked.
     #[arg(long, default_value = crate::identity::containerd::DEFAULT_SOCKET, value_name = "PATH")]
@@ -311,6 +319,7 @@ impl RunArgs {
                     .chain(self.credential_env.iter().cloned())
                     .collect()
             },
+            requestor_profiles: self.requestor_profiles.clone(),
             containerd_socket: Some(self.containerd_socket.clone())
                 .filter(|p| !p.as_os_str().is_empty()),
             registrations: self.registrations.clone(),
@@ -458,8 +467,13 @@ pub fn config_text_args(text: &str, path: &std::path::Path) -> Result<Vec<OsStri
             // A list: the flag once per element (repeatable flags only).
             toml::Value::Array(items) if matches!(arg.get_action(), clap::ArgAction::Append) => {
                 for item in items {
-                    let toml::Value::String(s) = item else {
-                        return Err(bad("expected a list of strings"));
+                    let s = match item {
+                        toml::Value::String(s) => s.clone(),
+                        // `[[requestor_profile]]`: the flag takes the table as JSON.
+                        toml::Value::Table(t) if flag == "requestor-profile" => {
+                            serde_json::to_string(t).map_err(|e| bad(&e.to_string()))?
+                        }
+                        _ => return Err(bad("expected a list of strings")),
                     };
                     out.push(OsString::from(format!("--{flag}={s}")));
                 }
@@ -468,6 +482,10 @@ pub fn config_text_args(text: &str, path: &std::path::Path) -> Result<Vec<OsStri
         }
     }
     Ok(out)
+}
+
+fn requestor_profile(s: &str) -> Result<crate::proc::requestor::ProfileSpec, String> {
+    serde_json::from_str(s).map_err(|e| format!("not a requestor profile: {e}"))
 }
 
 fn memory_limit(s: &str) -> Result<u64, crate::budget::BudgetError> {

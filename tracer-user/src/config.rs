@@ -106,6 +106,11 @@ pub struct Config {
     /// not the built-in list (which is part of the tracer's version).
     #[serde(skip_serializing_if = "is_default_credential_env")]
     pub credential_env: Vec<String>,
+    /// Operator-defined requestor profiles (`--requestor-profile`), checked
+    /// before the built-in ones. In the digest only when there are some (the
+    /// built-ins are part of the tracer's version).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requestor_profiles: Vec<crate::proc::requestor::ProfileSpec>,
     #[serde(skip)]
     pub registrations: Option<PathBuf>,
     /// Where `/metrics`, `/healthz`, `/readyz` are served.
@@ -183,6 +188,7 @@ impl Default for Config {
                 .iter()
                 .map(|p| (*p).to_owned())
                 .collect(),
+            requestor_profiles: Vec::new(),
             registrations: None,
             metrics_addr: None,
             socket: None,
@@ -225,6 +231,8 @@ pub enum ConfigError {
     #[error(transparent)]
     CredentialEnv(#[from] crate::proc::env::CredentialPatternError),
     #[error(transparent)]
+    RequestorProfile(#[from] crate::proc::requestor::ProfileError),
+    #[error(transparent)]
     Budget(#[from] crate::budget::BudgetError),
 }
 
@@ -259,6 +267,7 @@ impl Config {
             return Err(ConfigError::UsageInterval(self.usage_interval_s));
         }
         self.credential_patterns()?;
+        self.requestor_profiles()?;
         self.budget()?;
         Ok(())
     }
@@ -269,6 +278,15 @@ impl Config {
     ) -> Result<crate::proc::env::CredentialPatterns, crate::proc::env::CredentialPatternError>
     {
         crate::proc::env::CredentialPatterns::new(&self.credential_env)
+    }
+
+    /// The compiled requestor profiles: the operator's, then the built-ins
+    /// they do not replace; none keeps a variable `credential_env` names.
+    pub fn requestor_profiles(&self) -> Result<crate::proc::requestor::Profiles, ConfigError> {
+        Ok(crate::proc::requestor::Profiles::new(
+            &self.requestor_profiles,
+            &self.credential_patterns()?,
+        )?)
     }
 
     /// The byte cap of each growing structure.
@@ -328,6 +346,19 @@ mod tests {
         let mut f = a.clone();
         f.aggregate_connects_s = 3;
         assert_ne!(e.digest(), f.digest());
+        // Requestor profiles: none is the digest as before they existed.
+        let mut g = a.clone();
+        g.requestor_profiles = vec![crate::proc::requestor::ProfileSpec {
+            name: "deployer".into(),
+            detect: "DEPLOYER_RUN".into(),
+            fields: [("run".to_owned(), "DEPLOYER_RUN".to_owned())].into(),
+            display: None,
+            agents: Vec::new(),
+        }];
+        assert_ne!(a.digest(), g.digest());
+        let mut h = g.clone();
+        h.requestor_profiles[0].display = Some("{run}".into());
+        assert_ne!(g.digest(), h.digest());
         assert!(a.digest().starts_with("sha256:"));
         assert_eq!(a.digest().len(), 7 + 64);
     }

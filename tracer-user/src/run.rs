@@ -235,7 +235,8 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
         FileHasher::new(config.hash_budget_mib),
         config.host_root.clone(),
     )
-    .with_credential_patterns(config.credential_patterns()?);
+    .with_credential_patterns(config.credential_patterns()?)
+    .with_requestor_profiles(config.requestor_profiles()?);
     let hash_answered = attributor.hash_answered();
     if let Some(v1) = cgroup_v1 {
         let resolver = CgroupResolver::with_mount(v1.mount.clone());

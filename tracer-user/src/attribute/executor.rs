@@ -110,6 +110,7 @@ impl Attributor {
             user,
             authority: Authority::from_task(task, *RUNNING_KERNEL_CAPS),
             login,
+            requestor: p.requestor.clone(),
             cgroup: Cgroup {
                 id: task.cgroup_id,
                 path: cgroup_path,

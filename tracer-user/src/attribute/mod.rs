@@ -35,6 +35,7 @@ mod action;
 mod executor;
 mod host_view;
 mod process;
+mod requestor;
 #[cfg(test)]
 mod scenarios;
 #[cfg(test)]
@@ -100,6 +101,8 @@ pub struct Attributor {
     host: Box<dyn HostView + Send>,
     /// Which environment variables are credentials (`--credential-env`).
     credential_patterns: Arc<crate::proc::env::CredentialPatterns>,
+    /// Which environment variables name a requestor (`executor.requestor`).
+    requestor_profiles: Arc<crate::proc::requestor::Profiles>,
 }
 
 /// A v1 controller hierarchy: which, and its id -> path resolver.
@@ -141,6 +144,7 @@ impl Attributor {
             host_paths: HostPaths::new("/".into()),
             host: Box::new(ProcHost),
             credential_patterns: Arc::new(crate::proc::env::CredentialPatterns::defaults()),
+            requestor_profiles: Arc::new(crate::proc::requestor::Profiles::defaults()),
         }
     }
 
@@ -151,6 +155,12 @@ impl Attributor {
         patterns: crate::proc::env::CredentialPatterns,
     ) -> Self {
         self.credential_patterns = Arc::new(patterns);
+        self
+    }
+
+    /// Name requestors with `profiles` (the built-in ones and the operator's).
+    pub fn with_requestor_profiles(mut self, profiles: crate::proc::requestor::Profiles) -> Self {
+        self.requestor_profiles = Arc::new(profiles);
         self
     }
 

@@ -12,7 +12,7 @@ use crate::{
     decode::{Exec, c_str},
     errno,
     escape::{escape, split_argv},
-    event::{Action, CredentialEnv, ExecAction, ImageSource, Kind, LoaderEnv, Outcome},
+    event::{Action, CredentialEnv, ExecAction, ImageSource, Kind, LoaderEnv, Outcome, Requestor},
     exec_id::{ImageLayout, exec_id, ns_to_ticks},
     filehash::FileVersion,
     proc::{scan::ProcSnapshot, table::Process},
@@ -37,6 +37,9 @@ pub(super) struct Image {
     pub file: Option<Arc<FileVersion>>,
     pub loader_env: Option<Arc<LoaderEnv>>,
     pub credential_env: Option<Arc<CredentialEnv>>,
+    /// Set on the built [`Process`] (it needs the exec_id), except for a
+    /// fork child, which carries its parent's.
+    pub requestor: Option<Arc<Requestor>>,
     /// CPU runtime at the exec and when the image started (see [`Process`]).
     pub cpu_base_ns: u64,
     pub image_start_ns: u64,
@@ -75,6 +78,7 @@ impl Image {
             file: None,
             loader_env: None,
             credential_env: None,
+            requestor: None,
             cpu_base_ns: crate::proc::table::NO_EXEC_SEEN,
             image_start_ns: task.start_boottime_ns,
             cgroups: (task.cgroup_id, task.cgroup_v1_id),
@@ -111,6 +115,7 @@ impl Image {
             file: parent.file.clone(),
             loader_env: parent.loader_env.clone(),
             credential_env: parent.credential_env.clone(),
+            requestor: parent.requestor.clone(),
             ..base
         }
     }
@@ -147,6 +152,7 @@ impl Image {
             file: s.file.map(Arc::new),
             loader_env: s.loader_env.clone(),
             credential_env,
+            requestor: None,
             cpu_base_ns: crate::proc::table::NO_EXEC_SEEN,
             image_start_ns: 0,
             cgroups,
@@ -172,6 +178,7 @@ impl Image {
             file,
             loader_env,
             credential_env,
+            requestor,
             cpu_base_ns,
             image_start_ns,
             cgroups: (cgroup_id, cgroup_v1_id),
@@ -181,11 +188,12 @@ impl Image {
         Process {
             exec_id: exec_id(boot_id, pid, start_ticks, layout).into(),
             layout,
-            exec_seq,
+            exec_seq: exec_seq.unwrap_or(crate::proc::table::NO_EXEC_SEQ),
             image_source: source,
             file,
             loader_env,
             credential_env,
+            requestor,
             cpu_base_ns,
             image_start_ns,
             pid,
@@ -231,7 +239,9 @@ impl Attributor {
             .unwrap_or(0);
         let credentials =
             crate::proc::env::credential_env(&s.environ, s.environ_cut, &self.credential_patterns);
-        self.build(Image::seen(s, (v2, v1), credentials))
+        let mut p = self.build(Image::seen(s, (v2, v1), credentials));
+        p.requestor = self.requestor_of(&p, &s.environ);
+        p
     }
 
     /// Whether table entry `p` is the image `task` runs: same process (pid and
@@ -248,7 +258,7 @@ impl Attributor {
                 || (p.layout.arg_start == task.arg_start
                     && p.layout.start_code == task.start_code
                     && p.layout.start_brk == task.start_brk))
-            && p.exec_seq.is_none_or(|s| s == task.exec_seq)
+            && (p.exec_seq == crate::proc::table::NO_EXEC_SEQ || p.exec_seq == task.exec_seq)
     }
 
     /// The table's entry for the process a record came from; /proc when unknown,
@@ -258,8 +268,8 @@ impl Attributor {
             && self.same_image(p, task)
         {
             let mut p = p.clone();
-            if p.exec_seq.is_none() {
-                p.exec_seq = Some(task.exec_seq);
+            if p.exec_seq == crate::proc::table::NO_EXEC_SEQ {
+                p.exec_seq = task.exec_seq;
                 self.table.adopt_exec_seq(task.tgid, task.exec_seq);
             }
             if p.cgroup_id != task.cgroup_id
@@ -281,7 +291,7 @@ impl Attributor {
         self.proc_lookups += 1;
         let p = match self.host.snapshot(task.tgid).map(|s| self.process_seen(&s)) {
             Ok(mut p) if self.same_image(&p, task) => {
-                p.exec_seq = Some(task.exec_seq);
+                p.exec_seq = task.exec_seq;
                 p
             }
             _ => self.build(Image::comm_only(task, self.ctx.ticks_per_second)),
@@ -374,7 +384,8 @@ impl Attributor {
             image_start_ns: e.rec.header.ts_boot_ns,
             ..base
         };
-        let p = self.build(image);
+        let mut p = self.build(image);
+        p.requestor = self.requestor_of(&p, &e.env);
         // A new image: whatever the table held for the pid is gone.
         self.table.replace(p.clone());
         let action = Action::Exec(ExecAction {

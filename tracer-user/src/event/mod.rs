@@ -7,6 +7,7 @@ pub mod authority;
 mod lenient;
 mod lineage;
 mod loss;
+mod requestor;
 #[cfg(test)]
 mod sample;
 mod time;
@@ -26,6 +27,7 @@ pub use action::{
 pub use authority::{Authority, Capabilities, NsUid, Seccomp, UserNamespace};
 pub use lineage::{Ancestor, AncestorBase, LineageMode, ProcessRecord};
 pub use loss::{BudgetCounts, LossCounts, LossRecord, SinkGap};
+pub use requestor::{Overrides, RESERVED_FIELDS, Requestor, RequestorClaim, RequestorValues};
 #[cfg(test)]
 pub(crate) use sample::{sample_exec_event, sample_executor};
 pub(crate) use time::push_padded;
@@ -92,6 +94,7 @@ impl Event {
             .as_ref()
             .map_or(0, |c| c.names.iter().map(|k| k.len() + 40).sum());
         n += e.cgroup.path.as_ref().map_or(0, |p| p.len());
+        n += e.requestor.as_ref().map_or(0, |r| r.approx_bytes());
         if let Some(pod) = &e.workload.pod {
             n += pod
                 .labels
@@ -171,6 +174,11 @@ pub struct Executor {
     /// capability sets, no_new_privs, seccomp mode and user namespace.
     pub authority: Authority,
     pub login: Option<Login>,
+    /// Who asked an automation system for this (a CI run and its actor), as
+    /// the system wrote it into the environment: see [`Requestor`]. Absent
+    /// when no profile matched the image's or an ancestor's environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requestor: Option<Arc<Requestor>>,
     pub cgroup: Cgroup,
     pub namespaces: Namespaces,
     pub workload: Arc<Workload>,
@@ -205,6 +213,10 @@ impl Executor {
             && self.user == o.user
             && self.authority == o.authority
             && self.login == o.login
+            && match (&self.requestor, &o.requestor) {
+                (Some(a), Some(b)) => same(a, b),
+                (a, b) => a.is_none() && b.is_none(),
+            }
             && self.cgroup == o.cgroup
             && self.namespaces == o.namespaces
             && same(&self.workload, &o.workload)

@@ -85,6 +85,7 @@ pub(crate) fn sample_executor() -> Executor {
         },
         authority: super::authority::sample_authority(1001),
         login: None,
+        requestor: None,
         cgroup: Cgroup {
             id: 7,
             path: Some("/system.slice/x.service".into()),

@@ -70,6 +70,10 @@ pub struct Executor<'a> {
     pub authority: Option<Authority>,
     #[serde(deserialize_with = "lenient")]
     pub login: Option<Login<'a>>,
+    /// `executor.requestor`: its string members (system, display, fields,
+    /// claim, inherited_from); others read as absent.
+    #[serde(deserialize_with = "lenient")]
+    pub requestor: Option<BTreeMap<Text<'a>, Option<Text<'a>>>>,
     #[serde(deserialize_with = "lenient")]
     pub workload: Option<Workload<'a>>,
     #[serde(deserialize_with = "lenient")]

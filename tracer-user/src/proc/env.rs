@@ -149,7 +149,7 @@ impl CredentialPatterns {
     }
 
     /// Whether variable `name` (upper-cased) matches.
-    fn matches(&self, upper: &str) -> bool {
+    pub(crate) fn matches(&self, upper: &str) -> bool {
         self.exact.contains(upper)
             || self.suffixes.iter().any(|s| upper.ends_with(s.as_str()))
             || self.prefixes.iter().any(|s| upper.starts_with(s.as_str()))

@@ -2,5 +2,6 @@
 pub mod cwd;
 pub mod env;
 pub mod intern;
+pub mod requestor;
 pub mod scan;
 pub mod table;

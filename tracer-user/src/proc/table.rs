@@ -13,7 +13,7 @@ use std::{
 use serde_json::value::RawValue;
 
 use crate::{
-    event::{Ancestor, AncestorBase, CredentialEnv, ImageSource, LoaderEnv},
+    event::{Ancestor, AncestorBase, CredentialEnv, ImageSource, LoaderEnv, Requestor},
     exec_id::ImageLayout,
     filehash::FileVersion,
     proc::intern::Interner,
@@ -23,14 +23,19 @@ use crate::{
 /// (584 years of CPU: never a real runtime).
 pub const NO_EXEC_SEEN: u64 = u64::MAX;
 
+/// [`Process::exec_seq`] of an image no record has described yet.
+pub const NO_EXEC_SEQ: u64 = u64::MAX;
+
 #[derive(Debug, Clone)]
 pub struct Process {
     pub exec_id: Arc<str>,
     /// What tells this image from the process's others (see `exec_id`).
     pub layout: ImageLayout,
     /// The kernel's exec counter of the process (`TaskInfo::exec_seq`) for this
-    /// image; None while only /proc has described it (the first record sets it).
-    pub exec_seq: Option<u64>,
+    /// image; [`NO_EXEC_SEQ`] while only /proc has described it (the first
+    /// record sets it). Not an `Option`: its 8 bytes keep the entry within
+    /// its size bound (see `entry_stays_small`).
+    pub exec_seq: u64,
     pub image_source: ImageSource,
     /// The executed file's version (device, inode, size, ctime); behind a
     /// pointer so that the processes running one binary share one copy.
@@ -38,6 +43,10 @@ pub struct Process {
     pub loader_env: Option<Arc<LoaderEnv>>,
     /// Names of the credential variables in its environment at exec.
     pub credential_env: Option<Arc<CredentialEnv>>,
+    /// Who asked for what this image does (`executor.requestor`): from its
+    /// own environment, or its parent's when the same or absent; shared with
+    /// every image that carries the same values from the same origin.
+    pub requestor: Option<Arc<Requestor>>,
     /// The process's CPU runtime (ns) when this image was exec'd: its exit's
     /// usage counts from there. [`NO_EXEC_SEEN`] when no exec of it was seen
     /// (a fork child running its parent's image, a process older than the
@@ -229,10 +238,18 @@ fn entry_bytes(p: &Process, ancestor_argv_max: usize) -> usize {
     };
     let lineage =
         96 + p.exec_id.len() + p.binary.len() + lineage_argv + 3 * p.argv.len() + cut_copy;
+    // A requestor is counted by the image that introduced it (its origin);
+    // the images that inherit it share that one copy.
+    let requestor = p
+        .requestor
+        .as_ref()
+        .filter(|r| r.inherited_from == p.exec_id)
+        .map_or(0, |r| r.approx_bytes());
     ENTRY_OVERHEAD
         + ARC
         + p.exec_id.len()
         + own
+        + requestor
         + lineage
         + p.cwd.as_ref().map_or(0, |c| ARC + c.len())
 }
@@ -384,7 +401,7 @@ impl ProcessTable {
     /// A record showed the kernel's exec counter of an image known from /proc.
     pub fn adopt_exec_seq(&mut self, pid: u32, seq: u64) {
         if let Some(p) = self.procs.get_mut(&pid) {
-            p.exec_seq = Some(seq);
+            p.exec_seq = seq;
         }
     }
 
@@ -557,11 +574,12 @@ mod tests {
         Process {
             exec_id: id.into(),
             layout: ImageLayout::default(),
-            exec_seq: None,
+            exec_seq: NO_EXEC_SEQ,
             image_source: ImageSource::Exec,
             file: None,
             loader_env: None,
             credential_env: None,
+            requestor: None,
             cpu_base_ns: NO_EXEC_SEEN,
             image_start_ns: 0,
             pid,
@@ -697,6 +715,32 @@ mod tests {
         t.mark_exited(11, now);
         t.evict(now + Duration::from_secs(60));
         assert_eq!((t.len(), t.bytes()), (0, 0));
+    }
+
+    /// A requestor is counted once, by the image that introduced it, however
+    /// many images inherit it.
+    #[test]
+    fn a_requestor_is_counted_by_its_origin_only() {
+        use crate::event::{RequestorClaim, RequestorValues};
+        let r = Arc::new(Requestor {
+            values: RequestorValues {
+                system: "github-actions".into(),
+                fields: vec![(Arc::from("run"), "x".repeat(200))],
+                truncated: false,
+                display: "y".repeat(200),
+            },
+            inherited_from: "step".into(),
+            claim: RequestorClaim::Runner,
+            overrides: None,
+        });
+        let plain = entry_bytes(&proc(10, 1, 5, "step"), 0);
+        let mut origin = proc(10, 1, 5, "step");
+        origin.requestor = Some(r.clone());
+        assert_eq!(entry_bytes(&origin, 0), plain + r.approx_bytes());
+        let mut child = proc(11, 10, 6, "stepx");
+        let child_plain = entry_bytes(&child, 0);
+        child.requestor = Some(r);
+        assert_eq!(entry_bytes(&child, 0), child_plain);
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub(crate) struct Limits {
     pub executors: usize,
     pub credentials: usize,
     pub identities: usize,
+    /// Requestors: (system, run, actor) of `executor.requestor`.
+    pub requestors: usize,
     /// Distinct destinations counted per executor, credential or identity;
     /// past it, the count reads "at least".
     pub destinations: usize,
@@ -39,6 +41,7 @@ impl Default for Limits {
             executors: 20_000,
             credentials: 20_000,
             identities: 20_000,
+            requestors: 20_000,
             destinations: 256,
             executors_per_credential: 1_000,
             pairs: 50_000,
@@ -155,6 +158,29 @@ pub(crate) struct ExecEntry {
     pub credentials: Vec<u32>,
 }
 
+/// Who asked for the actions, by `executor.requestor`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct RequestorKey {
+    pub system: String,
+    pub run: Option<String>,
+    pub actor: Option<String>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RequestorEntry {
+    pub key: RequestorKey,
+    /// As first seen.
+    pub display: Option<String>,
+    /// `runner`, `descendant` as seen (a claim, see the threat model).
+    pub claims: Vec<String>,
+    pub stats: Stats,
+    /// Executors and credentials (indices) its events were attributed to,
+    /// at most `Limits::executors_per_credential` of each.
+    pub executors: Vec<u32>,
+    pub credentials: Vec<u32>,
+    pub dropped: u64,
+}
+
 #[derive(Debug)]
 pub(crate) struct IdentityEntry {
     pub kind: IdentityKind,
@@ -186,6 +212,7 @@ struct Attribution {
     pairs: Vec<u32>,
     credentials: Vec<u32>,
     identities: Vec<u32>,
+    requestor: Option<u32>,
 }
 
 /// A process remembered for `--lineage ids` lineages.
@@ -212,6 +239,7 @@ pub(crate) struct Counts {
     pub pairs_dropped: u64,
     pub credentials_dropped: u64,
     pub identities_dropped: u64,
+    pub requestors_dropped: u64,
 }
 
 pub(crate) struct Grouper {
@@ -225,6 +253,8 @@ pub(crate) struct Grouper {
     pair_index: HashMap<(u32, u32), u32>,
     pub identities: Vec<IdentityEntry>,
     ident_index: HashMap<(IdentityKind, String), u32>,
+    pub requestors: Vec<RequestorEntry>,
+    req_index: HashMap<RequestorKey, u32>,
     procs: LruCache<Box<str>, Kept>,
     refs: LruCache<Box<str>, Attribution>,
     /// CPU time already counted per live image, from its usage samples
@@ -317,6 +347,8 @@ impl Grouper {
             pair_index: HashMap::new(),
             identities: Vec::new(),
             ident_index: HashMap::new(),
+            requestors: Vec::new(),
+            req_index: HashMap::new(),
             procs: lru(limits.processes),
             refs: lru(limits.processes),
             cpu_counted: lru(limits.processes),
@@ -441,6 +473,67 @@ impl Grouper {
                 x.stats.add(&what, self.limits.pair_destinations);
             }
         }
+        if let Some(r) = attribution.requestor
+            && let Some(x) = self.requestors.get_mut(r as usize)
+        {
+            x.stats.add(&what, cap);
+        }
+    }
+
+    /// The requestor entry of `ex`, linked to its executor and credentials.
+    fn requestor(
+        &mut self,
+        ex: &Executor,
+        executor: Option<u32>,
+        credentials: &[u32],
+    ) -> Option<u32> {
+        let r = ex.requestor.as_ref()?;
+        let owned = |t: &Option<Text>| t.as_deref().map(|s| cut(s, 512).into_string());
+        let key = RequestorKey {
+            system: owned(&r.system).unwrap_or_else(|| "?".to_owned()),
+            run: owned(&r.run),
+            actor: owned(&r.actor),
+        };
+        let i = slot(
+            &mut self.req_index,
+            &mut self.requestors,
+            self.limits.requestors,
+            &mut self.counts.requestors_dropped,
+            &key,
+            || RequestorEntry {
+                key: key.clone(),
+                display: owned(&r.display),
+                claims: Vec::new(),
+                stats: Stats::default(),
+                executors: Vec::new(),
+                credentials: Vec::new(),
+                dropped: 0,
+            },
+        )?;
+        let cap = self.limits.executors_per_credential;
+        let e = &mut self.requestors[i as usize];
+        if let Some(c) = r.claim.as_deref()
+            && !e.claims.iter().any(|x| x == c)
+            && e.claims.len() < 4
+        {
+            e.claims.push(c.to_owned());
+        }
+        for (list, new) in [
+            (&mut e.executors, executor.as_slice()),
+            (&mut e.credentials, credentials),
+        ] {
+            for &n in new {
+                if list.contains(&n) {
+                    continue;
+                }
+                if list.len() >= cap {
+                    e.dropped += 1;
+                } else {
+                    list.push(n);
+                }
+            }
+        }
+        Some(i)
     }
 
     fn remember(&mut self, exec_id: Option<&str>, binary: Option<&str>, argv: Option<&[Text]>) {
@@ -600,11 +693,13 @@ impl Grouper {
                 identities.push(i);
             }
         }
+        let requestor = self.requestor(ex, executor, &credentials);
         let a = Attribution {
             executor,
             pairs,
             credentials,
             identities,
+            requestor,
         };
         if let Some(id) = ex.exec_id.as_deref() {
             match self.refs.get_mut(id) {

@@ -61,8 +61,20 @@ pub(crate) struct Executor<'a> {
     pub argv: Option<Vec<Text<'a>>>,
     pub user: Option<User<'a>>,
     pub login: Option<Login<'a>>,
+    pub requestor: Option<Requestor<'a>>,
     pub workload: Option<Workload<'a>>,
     pub identity: Option<Identity<'a>>,
+}
+
+/// `executor.requestor`: the members a report groups by.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
+pub(crate) struct Requestor<'a> {
+    pub system: Option<Text<'a>>,
+    pub run: Option<Text<'a>>,
+    pub actor: Option<Text<'a>>,
+    pub display: Option<Text<'a>>,
+    pub claim: Option<Text<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

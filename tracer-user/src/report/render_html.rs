@@ -387,6 +387,39 @@ pub(crate) fn render(s: &Summary) -> Result<String> {
         );
     }
     h.push_str("</table>");
+    if !s.requestors.is_empty() {
+        h.push_str("<h2>Requestors</h2><p class=\"meta\">Who asked automation for the actions, as its environment claims (see the threat model: a claim, joined by run id with the CI system's own audit log).</p><table id=\"requestors\"><tr><th>System</th><th>Requestor</th><th>Claim</th><th>Executors</th><th>Credentials</th><th>Execs</th><th>Connects</th><th>Destinations</th><th>Top destinations</th></tr>");
+        for r in &s.requestors {
+            let top: Vec<String> = r
+                .activity
+                .top_destinations
+                .iter()
+                .take(5)
+                .map(|d| format!("<code>{}</code>&nbsp;({})", esc(&d.destination), d.connects))
+                .collect();
+            let executors: Vec<String> = r.executors.iter().map(|e| format!("#{e}")).collect();
+            let creds: Vec<String> = r.credentials.iter().map(|c| esc(c)).collect();
+            let _ = write!(
+                h,
+                r#"<tr data-requestor-system="{}" data-requestor-run="{}" data-requestor-actor="{}" data-execs="{}" data-connects="{}"><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td>{}</td></tr>"#,
+                esc(&r.system),
+                esc(r.run.as_deref().unwrap_or("")),
+                esc(r.actor.as_deref().unwrap_or("")),
+                r.activity.execs,
+                r.activity.connects,
+                esc(&r.system),
+                esc(r.display.as_deref().unwrap_or("-")),
+                esc(&r.claims.join(", ")),
+                executors.join(" "),
+                creds.join("<br>"),
+                r.activity.execs,
+                r.activity.connects,
+                dests(&r.activity),
+                top.join("<br>"),
+            );
+        }
+        h.push_str("</table>");
+    }
     let files: Vec<String> = s.files.iter().map(|f| esc(f)).collect();
     let _ = write!(
         h,

@@ -170,6 +170,56 @@ pub(crate) fn render(s: &Summary, color: bool) -> String {
         &rows,
     ));
 
+    if !s.requestors.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{bold}Requestors (claimed by automation's environment){off}"
+        );
+        let rows: Vec<Vec<String>> = s
+            .requestors
+            .iter()
+            .map(|r| {
+                let executors = r
+                    .executors
+                    .iter()
+                    .map(|e| format!("#{e}"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                vec![
+                    safe(&r.system),
+                    safe(r.display.as_deref().unwrap_or("-")),
+                    safe(&r.claims.join(",")),
+                    executors,
+                    safe(&r.credentials.join(",")),
+                    r.activity.execs.to_string(),
+                    r.activity.connects.to_string(),
+                    dests(&r.activity),
+                    r.activity
+                        .top_destinations
+                        .iter()
+                        .take(3)
+                        .map(|d| safe(&d.destination))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &[
+                "SYSTEM",
+                "REQUESTOR",
+                "CLAIM",
+                "EXECUTORS",
+                "CREDENTIALS",
+                "EXECS",
+                "CONNECTS",
+                "DESTS",
+                "TOP DESTINATIONS",
+            ],
+            &rows,
+        ));
+    }
+
     let _ = writeln!(out, "\n{bold}Identities{off}");
     let rows: Vec<Vec<String>> = s
         .identities

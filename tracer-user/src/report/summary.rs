@@ -22,6 +22,28 @@ pub(crate) struct Summary {
     pub executors: Vec<ExecutorOut>,
     /// Identities (SPIFFE ID, workload, login user), by kind then activity.
     pub identities: Vec<IdentityOut>,
+    /// Who asked automation for the actions (`executor.requestor`): each
+    /// run and actor, the executors and credentials its actions used, and
+    /// their destinations; busiest first.
+    pub requestors: Vec<RequestorOut>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct RequestorOut {
+    pub system: String,
+    pub run: Option<String>,
+    pub actor: Option<String>,
+    pub display: Option<String>,
+    /// `runner` and/or `descendant`: where the claim entered the process tree.
+    pub claims: Vec<String>,
+    /// Ids in `executors`.
+    pub executors: Vec<u32>,
+    /// Credential ids (`uid:<n>`, `sa:<ns>/<name>`).
+    pub credentials: Vec<String>,
+    /// Executor and credential links not listed (past the limit).
+    pub dropped: u64,
+    #[serde(flatten)]
+    pub activity: Activity,
 }
 
 #[derive(Debug, Serialize)]
@@ -312,6 +334,31 @@ pub(crate) fn summarise(g: &Grouper, verified: &verify::Report) -> Summary {
             )
             .then(a.name.cmp(&b.name))
     });
+    let mut requestors: Vec<RequestorOut> = g
+        .requestors
+        .iter()
+        .map(|r| RequestorOut {
+            system: r.key.system.clone(),
+            run: r.key.run.clone(),
+            actor: r.key.actor.clone(),
+            display: r.display.clone(),
+            claims: r.claims.clone(),
+            executors: r.executors.clone(),
+            credentials: r
+                .credentials
+                .iter()
+                .filter_map(|&c| g.credentials.get(c as usize))
+                .map(|c| cred_id(&c.key))
+                .collect(),
+            dropped: r.dropped,
+            activity: activity(&r.stats),
+        })
+        .collect();
+    requestors.sort_by(|a, b| {
+        (b.activity.execs + b.activity.connects)
+            .cmp(&(a.activity.execs + a.activity.connects))
+            .then_with(|| a.display.cmp(&b.display))
+    });
     Summary {
         report_version: 1,
         files: verified
@@ -328,5 +375,6 @@ pub(crate) fn summarise(g: &Grouper, verified: &verify::Report) -> Summary {
         credentials,
         executors,
         identities,
+        requestors,
     }
 }

@@ -294,6 +294,7 @@ fn tables_are_bounded_and_say_what_was_dropped() {
         executors: 5,
         credentials: 8,
         identities: 4,
+        requestors: 4,
         destinations: 3,
         executors_per_credential: 2,
         pairs: 100,
@@ -373,4 +374,52 @@ fn a_line_longer_than_the_limit_is_skipped_and_counted() {
     );
     assert_eq!(s.chain.verdict, "tampered");
     assert_eq!(s.chain.tampered_at.as_ref().map(|t| t.line), Some(2));
+}
+
+/// The view by requestor: each run and actor, the executors and credentials
+/// its actions used, their destinations; events without one are not in it.
+#[test]
+fn requestors_name_the_runs_behind_executors_and_credentials() {
+    let req = |run: &str, actor: &str, claim: &str| {
+        json!({"system": "github-actions", "run": run, "actor": actor,
+            "display": format!("octo/app#{run}/1 by {actor}"), "source": "environment",
+            "inherited_from": "STEP", "claim": claim, "truncated": true,
+            "overrides": {"fields": {"actor": "x"}, "inherited_from": "Y", "system": "github-actions"}})
+    };
+    let mut a = pod_executor("A", "web-1", "web", 1000);
+    a["requestor"] = req("9001", "alice", "runner");
+    let mut b = pod_executor("B", "web-2", "api", 1001);
+    b["requestor"] = req("9001", "alice", "descendant");
+    let mut c = pod_executor("C", "web-3", "db", 1002);
+    c["requestor"] = req("9002", "bob", "runner");
+    let plain = pod_executor("D", "web-4", "cache", 1003);
+    let l = lineage_in_pod();
+    let s = report(&[
+        exec(a.clone(), l.clone()),
+        connect(a, l.clone(), "10.0.0.1", 443, Some("api.example")),
+        exec(b, l.clone()),
+        exec(c, l.clone()),
+        exec(plain, l),
+    ]);
+    assert_eq!(s.requestors.len(), 2, "{:#?}", s.requestors);
+    let r = &s.requestors[0];
+    assert_eq!(
+        (r.system.as_str(), r.run.as_deref(), r.actor.as_deref()),
+        ("github-actions", Some("9001"), Some("alice"))
+    );
+    assert_eq!(r.claims, ["runner", "descendant"]);
+    assert_eq!(r.executors.len(), 2);
+    assert_eq!((r.activity.execs, r.activity.connects), (2, 1));
+    assert_eq!(r.activity.top_destinations[0].connects, 1);
+    assert!(r.credentials.contains(&"uid:1000".to_owned()), "{r:?}");
+    assert!(
+        r.credentials.contains(&"sa:shop/deployer".to_owned()),
+        "{r:?}"
+    );
+    let table = render_table::render(&s, false);
+    assert!(table.contains("octo/app#9001/1 by alice"), "{table}");
+    let html = render_html::render(&s).unwrap();
+    assert!(html.contains(r#"data-requestor-run="9001""#), "{html}");
+    let j = serde_json::to_value(&s).unwrap();
+    assert_eq!(j["requestors"][1]["actor"], "bob");
 }

@@ -84,6 +84,20 @@ mod tests {
         out
     }
 
+    fn requestor(actor: &str) -> Arc<crate::event::Requestor> {
+        Arc::new(crate::event::Requestor {
+            values: crate::event::RequestorValues {
+                system: "github-actions".into(),
+                fields: vec![(Arc::from("actor"), actor.to_owned())],
+                truncated: false,
+                display: format!("by {actor}"),
+            },
+            inherited_from: "abc".into(),
+            claim: crate::event::RequestorClaim::Runner,
+            overrides: None,
+        })
+    }
+
     #[test]
     fn a_cached_executor_writes_the_same_bytes_as_the_event_and_follows_its_changes() {
         let mut c = ExecutorCache::new();
@@ -119,6 +133,16 @@ mod tests {
             ("no_new_privs", |e| {
                 e.executor.authority.no_new_privs = Some(true)
             }),
+            ("a requestor", |e| {
+                e.executor.requestor = Some(requestor("alice"))
+            }),
+            ("an equal requestor in a new Arc", |e| {
+                e.executor.requestor = Some(requestor("alice"))
+            }),
+            ("another actor", |e| {
+                e.executor.requestor = Some(requestor("mallory"))
+            }),
+            ("no requestor", |e| e.executor.requestor = None),
         ];
         for (what, change) in changes {
             change(&mut ev);

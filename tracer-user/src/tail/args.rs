@@ -50,6 +50,11 @@ pub struct TailArgs {
     /// names are lower-case, so is the pattern
     #[arg(long, value_name = "GLOB")]
     pub dest_name: Option<String>,
+    /// Glob on the executor's requestor (`executor.requestor`): its display
+    /// string (`octo/app#9001/1 by alice`), its system (`github-actions`) or
+    /// any of its fields' values (actor, run, ...)
+    #[arg(long, value_name = "GLOB")]
+    pub requestor: Option<String>,
     /// Stop after N matching events (for scripts and tests)
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,

@@ -153,6 +153,8 @@ pub(crate) struct Filter {
     dest_service: Option<Glob>,
     /// `--dest-name`: glob on the DNS name or its CNAME target (lower-case).
     dest_name: Option<Glob>,
+    /// `--requestor`: glob on the requestor's display, system or a field's value.
+    requestor: Option<Glob>,
 }
 
 impl Filter {
@@ -199,6 +201,7 @@ impl Filter {
             binary: glob("binary", &a.binary)?,
             dest,
             // DNS names are reported lower-cased.
+            requestor: glob("requestor", &a.requestor)?,
             dest_name: glob(
                 "dest-name",
                 &a.dest_name.as_deref().map(str::to_ascii_lowercase),
@@ -251,6 +254,14 @@ impl Filter {
             && ex.and_then(|ex| ex.login.as_ref()?.auid) != Some(u64::from(auid))
         {
             return false;
+        }
+        if let Some(g) = &self.requestor {
+            let r = ex.and_then(|ex| ex.requestor.as_ref());
+            // Every string member: display, system, the fields, claim and
+            // inherited_from (an exec_id matches only itself).
+            if !r.is_some_and(|r| r.values().flatten().any(|v| g.matches(v))) {
+                return false;
+            }
         }
         let act = ev.action.as_ref();
         if let Some(g) = &self.binary {
@@ -343,6 +354,10 @@ mod tests {
         other["executor"]["identity"]["spiffe_ids"] = json!([]);
         other["action"]["binary"] = json!("/bin/ls");
         other["executor"]["binary"] = json!("/bin/sh");
+        let mut ci = exec_event();
+        ci["executor"]["requestor"] = json!({"system": "github-actions", "run": "9001",
+            "attempt": "1", "actor": "alice", "display": "octo/app#9001/1 by alice",
+            "source": "environment", "inherited_from": "AAAA", "claim": "runner"});
 
         type Case<'a> = (&'a [&'a str], &'a Value, bool);
         let cases: &[Case<'_>] = &[
@@ -432,6 +447,12 @@ mod tests {
             (&["--dest-name", "*.other.example"], &dns_named, false),
             (&["--dest-name", "*"], &conn, false),
             (&["--dest-name", "*"], &exec, false),
+            (&["--requestor", "octo/app#*"], &ci, true),
+            (&["--requestor", "github-*"], &ci, true),
+            (&["--requestor", "alice"], &ci, true),
+            (&["--requestor", "9001"], &ci, true),
+            (&["--requestor", "bob"], &ci, false),
+            (&["--requestor", "*"], &exec, false),
             // AND
             (
                 &["--kind", "connect", "--dest", ":443", "--user", "deploy"],

@@ -410,6 +410,15 @@ pub(crate) fn compact_line(ev: &Line, color: bool) -> String {
         }
         _ => {}
     }
+    // Who asked for it, when automation did: `[github-actions: octo/app#1/1 by alice]`.
+    if let Some(r) = ex.and_then(|ex| ex.requestor.as_ref()) {
+        let get = |k: &str| r.get(k).and_then(|v| v.as_deref()).unwrap_or("?");
+        out.push_str(&paint(
+            color,
+            DIM,
+            &format!(" [{}: {}]", clean(get("system")), clean(get("display"))),
+        ));
+    }
     out
 }
 
@@ -576,6 +585,16 @@ mod tests {
         ok["action"]["outcome"] = json!("success");
         ok["action"]["error"] = Value::Null;
         assert!(show(&ok, false).ends_with(" /usr/bin/curl tcp 10.1.2.3:443 -> success"));
+        // Who asked for it, made safe to print.
+        let mut ci = ok.clone();
+        ci["executor"]["requestor"] = json!({"system": "github-actions",
+            "display": "octo/app#9001/1 by \u{1b}[2Jalice", "claim": "runner"});
+        assert!(
+            show(&ci, false)
+                .ends_with(" -> success [github-actions: octo/app#9001/1 by \\e[2Jalice]"),
+            "{}",
+            show(&ci, false)
+        );
         // Kubernetes names of the destination, made safe to print.
         let mut named = ok.clone();
         named["action"]["destination"]["service"] =

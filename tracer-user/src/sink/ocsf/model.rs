@@ -178,6 +178,11 @@ pub struct Os {
 
 #[derive(Serialize)]
 pub struct Actor<'a> {
+    /// The automation system that invoked the activity
+    /// (`executor.requestor.system`, e.g. `github-actions`); the run and who
+    /// asked are in `unmapped.requestor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoked_by: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub process: Option<Process<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]

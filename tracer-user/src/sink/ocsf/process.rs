@@ -137,6 +137,7 @@ pub(super) fn usage<'a>(ev: &'a Event, a: &'a UsageAction) -> EventRecord<'a> {
 
 pub(super) fn actor<'a>(x: &'a Executor, process: Option<Process<'a>>) -> Actor<'a> {
     Actor {
+        invoked_by: x.requestor.as_ref().map(|r| &*r.values.system),
         process,
         session: x.login.as_ref().and_then(session),
         user: user(&x.user),

@@ -40,6 +40,9 @@ pub struct EventUnmapped<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodView<'a>>,
     pub policy: PolicyView<'a>,
+    /// `executor.requestor`, its names sorted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requestor: Option<RequestorView<'a>>,
     pub spiffe_ids: &'a [String],
     pub user: EffectiveUser,
     pub workload: ExecutorWorkloadView<'a>,
@@ -73,6 +76,7 @@ impl<'a> EventUnmapped<'a> {
             namespaces: NamespacesView::from(&x.namespaces),
             pod: x.workload.pod.as_ref().map(PodView::from),
             policy: PolicyView::from(&*ev.policy),
+            requestor: x.requestor.as_deref().map(RequestorView),
             spiffe_ids: &id.spiffe_ids,
             user: EffectiveUser {
                 egid: x.user.egid,
@@ -560,5 +564,46 @@ impl From<&LossCounts> for LostView {
             sends_unreported: l.sends_unreported,
             sink_error: l.sink_error,
         }
+    }
+}
+
+/// `executor.requestor` with its names sorted (a profile's fields come in
+/// its own order in our JSON).
+pub struct RequestorView<'a>(pub &'a crate::event::Requestor);
+
+impl Serialize for RequestorView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        #[derive(Serialize)]
+        #[serde(untagged)]
+        enum Part<'a> {
+            Text(&'a str),
+            Claim(crate::event::RequestorClaim),
+            Flag(bool),
+            Overrides(&'a crate::event::Overrides),
+        }
+        let r = self.0;
+        let v = &r.values;
+        let mut parts: std::collections::BTreeMap<&str, Part> = v
+            .fields
+            .iter()
+            .map(|(k, val)| (&**k, Part::Text(val)))
+            .collect();
+        parts.insert("system", Part::Text(&v.system));
+        parts.insert("display", Part::Text(&v.display));
+        parts.insert("source", Part::Text("environment"));
+        parts.insert("inherited_from", Part::Text(&r.inherited_from));
+        parts.insert("claim", Part::Claim(r.claim));
+        if v.truncated {
+            parts.insert("truncated", Part::Flag(true));
+        }
+        if let Some(o) = &r.overrides {
+            parts.insert("overrides", Part::Overrides(o));
+        }
+        let mut m = s.serialize_map(Some(parts.len()))?;
+        for (k, p) in &parts {
+            m.serialize_entry(k, p)?;
+        }
+        m.end()
     }
 }

@@ -114,6 +114,7 @@ pub(super) fn executor(
         },
         authority: container_authority(),
         login: None,
+        requestor: None,
         cgroup: Cgroup {
             id: 4242,
             path: Some(

@@ -231,6 +231,35 @@ fn exec_login_without_session() -> Event {
     ev
 }
 
+/// A CI step's child: the requestor from GitHub Actions, inherited, having
+/// overridden its parent's actor, one value cut.
+fn exec_requestor() -> Event {
+    use crate::event::{Overrides, Requestor, RequestorClaim, RequestorValues};
+    let mut ev = exec_in_pod();
+    let f = |k: &str, v: &str| (Arc::<str>::from(k), v.to_owned());
+    ev.executor.requestor = Some(Arc::new(Requestor {
+        values: RequestorValues {
+            system: "github-actions".into(),
+            fields: vec![
+                f("run", "9001"),
+                f("attempt", "2"),
+                f("repository", "octo/app"),
+                f("actor", "mallory"),
+            ],
+            truncated: true,
+            display: "octo/app#9001/2 by mallory".into(),
+        },
+        inherited_from: "exec-4000".into(),
+        claim: RequestorClaim::Descendant,
+        overrides: Some(Overrides {
+            inherited_from: "exec-3000".into(),
+            system: "github-actions".into(),
+            fields: vec![(Arc::from("actor"), Some("alice".into()))],
+        }),
+    }));
+    ev
+}
+
 fn exit_normal() -> Event {
     let mut ev = exit_killed();
     ev.action = Action::Exit(ExitAction {
@@ -345,6 +374,7 @@ fn events() -> Vec<(&'static str, Event)> {
         ("exec_in_pod", exec_in_pod()),
         ("exec_failed", failed_exec()),
         ("exec_hashed", exec_hashed()),
+        ("exec_requestor", exec_requestor()),
         ("exec_hash_pending", exec_hash_pending()),
         ("exec_claim", exec_claim()),
         ("exec_unknown_ppid_only", exec_bare(Outcome::Unknown, 4000)),

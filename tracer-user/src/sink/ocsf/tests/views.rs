@@ -97,6 +97,23 @@ fn executor_views_carry_every_field() {
         ctime_sec: 1,
         ctime_nsec: 0,
     };
+    let f = |k: &str, v: &str| (std::sync::Arc::<str>::from(k), v.to_owned());
+    let r = crate::event::Requestor {
+        values: crate::event::RequestorValues {
+            system: "gitlab-ci".into(),
+            fields: vec![f("run", "7"), f("job", "8"), f("actor", "bob")],
+            truncated: true,
+            display: "p pipeline 7 job 8 by bob".into(),
+        },
+        inherited_from: "x".into(),
+        claim: crate::event::RequestorClaim::Runner,
+        overrides: Some(crate::event::Overrides {
+            inherited_from: "y".into(),
+            system: "gitlab-ci".into(),
+            fields: vec![(std::sync::Arc::from("actor"), Some("alice".into()))],
+        }),
+    };
+    assert_carries(&r, RequestorView(&r));
     for state in [HashState::Done("ab".repeat(32).into()), HashState::Pending] {
         let f = FileId::new(version, &state);
         assert_carries(&f, FileView::from(&f));
