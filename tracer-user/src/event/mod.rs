@@ -21,7 +21,7 @@ use crate::filehash::{FileVersion, HashState, HashStatus};
 
 pub use action::{
     Action, Aggregate, ConnectAction, DestPod, DestService, Endpoint, ExecAction, ExitAction,
-    ForkAction, Outcome, OutcomeCounts, Usage, UsageSince,
+    ForkAction, Outcome, OutcomeCounts, PathAttempt, Usage, UsageSince,
 };
 pub use authority::{Authority, Capabilities, NsUid, Seccomp, UserNamespace};
 pub use lineage::{Ancestor, AncestorBase, LineageMode, ProcessRecord};
@@ -105,6 +105,13 @@ impl Event {
             && !Arc::ptr_eq(&x.argv, &e.argv)
         {
             n += x.binary.len() + argv_bytes(&x.argv);
+        }
+        if let Action::Exec(x) = &self.action {
+            n += x
+                .path_search
+                .iter()
+                .map(|a| a.path.len() + 64)
+                .sum::<usize>();
         }
         n
     }
