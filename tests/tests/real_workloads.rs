@@ -32,6 +32,22 @@ fn str_of(v: &Value) -> &str {
     v.as_str().unwrap_or_default()
 }
 
+/// A workload's directory, removed when the test ends (passed or not).
+struct RemovedOnDrop(std::path::PathBuf);
+
+impl std::ops::Deref for RemovedOnDrop {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn cargo_pip_and_git_under_the_tracer() {
     for w in REAL {
@@ -41,7 +57,7 @@ fn cargo_pip_and_git_under_the_tracer() {
     // Found by mountinfo once the tracer runs (it mounts cgroup2 where none is).
     let mut runs = Vec::new();
     for w in REAL {
-        let dir = scratch_dir();
+        let dir = RemovedOnDrop(scratch_dir());
         w.prepare(&dir).unwrap_or_else(|e| panic!("{e:#}"));
         let cgroup = TestCgroup::new(&format!("/{}", marker("real")));
         let mut child = w

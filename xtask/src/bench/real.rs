@@ -201,7 +201,8 @@ fn outputs(bin: &Path, dirs: &[(Real, PathBuf)], mode: &str) -> Result<Vec<Outpu
 pub(crate) fn real_only(root: &Path, rounds: u32) -> Result<()> {
     require_root()?;
     let bin = build(root)?;
-    let base = scratch()?.join("real");
+    let tmp = scratch()?;
+    let base = tmp.join("real");
     let mut dirs = Vec::new();
     for (i, w) in REAL.into_iter().enumerate() {
         let dir = base.join(format!("w{i}"));
@@ -286,6 +287,6 @@ pub(crate) fn real_only(root: &Path, rounds: u32) -> Result<()> {
         println!("{body}");
         super::report_speed::write_real_section(&root.join("BENCHMARKS.md"), &body)
     })();
-    let _ = fs::remove_dir_all(&base);
+    let _ = fs::remove_dir_all(&tmp);
     result
 }
