@@ -2,6 +2,7 @@
 //! the events it wrote, pick out the scenario's own (other processes run on the
 //! host too), assert on them.
 pub mod kubeapi;
+pub mod real;
 
 use std::{
     fs,

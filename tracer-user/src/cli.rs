@@ -110,6 +110,12 @@ pub struct RunArgs {
     /// (exit events still report what an image used, with --emit-lifecycle).
     #[arg(long, default_value_t = 0, value_name = "SECONDS")]
     pub usage_interval: u64,
+    /// Failed execs of a PATH search: `fold` (the misses of a thread that
+    /// then runs the same name go into that exec's `action.path_search`;
+    /// a miss nothing of the name follows is still its own event) or `all`
+    /// (every failed exec its own event). In `policy.config_digest`.
+    #[arg(long, value_enum, default_value_t = crate::config::ExecAttempts::Fold, value_name = "MODE")]
+    pub exec_attempts: crate::config::ExecAttempts,
     /// Attach the probe that reports failed execs through the 32-bit compat
     /// syscall table (`int 0x80`). It runs on every syscall's exit on the host
     /// (measured in BENCHMARKS.md), so it is off unless asked for; successful
@@ -291,6 +297,7 @@ impl RunArgs {
             lineage_argv_max: self.lineage_argv_max,
             lineage: self.lineage,
             emit_lifecycle: self.emit_lifecycle,
+            exec_attempts: self.exec_attempts,
             compat_exec_probes: self.compat_exec_probes,
             dns_names: !self.no_dns_names,
             exit_grace_secs: self.exit_grace,

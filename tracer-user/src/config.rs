@@ -35,6 +35,24 @@ fn is_default_credential_env(patterns: &[String]) -> bool {
         .eq(crate::proc::env::DEFAULT_CREDENTIAL_ENV.iter().copied())
 }
 
+/// `--exec-attempts`: what becomes of the failed execs of a PATH search.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecAttempts {
+    /// Misses followed by a success of the same name are folded into it
+    /// (`action.path_search`, see `crate::search`).
+    #[default]
+    Fold,
+    /// Every failed exec is its own event.
+    All,
+}
+
+impl ExecAttempts {
+    fn is_all(&self) -> bool {
+        *self == ExecAttempts::All
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
     /// Ancestors listed in `lineage`, at most.
@@ -45,6 +63,12 @@ pub struct Config {
     pub lineage: crate::event::LineageMode,
     /// Emit `fork` and `exit` events too.
     pub emit_lifecycle: bool,
+    /// Whether a PATH search's failed execs are folded into the exec that
+    /// ends it. In the digest only when folding (the default): a reader must
+    /// know that misses may sit in `path_search`; `all` is what the tracer
+    /// did before folding existed, and keeps that digest.
+    #[serde(skip_serializing_if = "ExecAttempts::is_all")]
+    pub exec_attempts: ExecAttempts,
     /// Report failed execs through the 32-bit compat syscall table (a probe on
     /// every syscall's exit).
     pub compat_exec_probes: bool,
@@ -164,6 +188,7 @@ impl Default for Config {
             lineage_argv_max: DEFAULT_LINEAGE_ARGV_MAX,
             lineage: crate::event::LineageMode::Full,
             emit_lifecycle: false,
+            exec_attempts: ExecAttempts::Fold,
             compat_exec_probes: false,
             dns_names: true,
             exit_grace_secs: 30,
@@ -359,6 +384,21 @@ mod tests {
         let mut h = g.clone();
         h.requestor_profiles[0].display = Some("{run}".into());
         assert_ne!(g.digest(), h.digest());
+        // Every failed exec its own event is the digest as before folding
+        // existed; folding (the default) is not.
+        let mut g = a.clone();
+        g.exec_attempts = ExecAttempts::All;
+        assert_ne!(a.digest(), g.digest());
+        let before_folding = serde_json::to_string(&g).unwrap_or_default();
+        assert!(
+            !before_folding.contains("exec_attempts"),
+            "{before_folding}"
+        );
+        assert!(
+            serde_json::to_string(&a)
+                .unwrap_or_default()
+                .contains(r#""exec_attempts":"fold""#)
+        );
         assert!(a.digest().starts_with("sha256:"));
         assert_eq!(a.digest().len(), 7 + 64);
     }

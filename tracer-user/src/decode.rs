@@ -213,6 +213,21 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
     }
 }
 
+impl Record {
+    /// When the kernel wrote it (ns since boot).
+    pub fn ts_boot_ns(&self) -> u64 {
+        match self {
+            Record::Exec(e) => e.rec.header.ts_boot_ns,
+            Record::Fork { ts_boot_ns, .. }
+            | Record::Exit { ts_boot_ns, .. }
+            | Record::Cgroup { ts_boot_ns, .. } => *ts_boot_ns,
+            Record::Connect(c) => c.header.ts_boot_ns,
+            Record::ConnectResult(r) => r.header.ts_boot_ns,
+            Record::Dns(d) => d.ts_boot_ns,
+        }
+    }
+}
+
 /// NUL-terminated byte array to text (comm, tty).
 pub fn c_str(bytes: &[u8]) -> &[u8] {
     let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());

@@ -33,6 +33,7 @@ pub mod proc;
 pub(crate) mod reader;
 pub mod report;
 pub(crate) mod run;
+pub(crate) mod search;
 pub mod sink;
 pub(crate) mod tail;
 pub(crate) mod verify;

@@ -257,6 +257,7 @@ mod tests {
             argv_truncated: false,
             outcome: Outcome::Success,
             error: None,
+            path_search: Vec::new(),
         });
         o.admit(exec, t0, &mut out);
         o.admit(connect(2, "udp", "sendmsg"), t0, &mut out);

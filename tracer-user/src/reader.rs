@@ -55,6 +55,12 @@ impl Reader {
         }
     }
 
+    /// Up to `max` records in the ring now, without waiting; true when it
+    /// was read to its end.
+    pub(crate) fn read_now(&mut self, out: &mut Vec<Record>, max: usize) -> bool {
+        read(self.ring.get_mut(), out, max, &mut self.malformed)
+    }
+
     /// Whatever is in the ring right now, without waiting (start-up replay, shutdown).
     pub(crate) fn drain_now(&mut self, out: &mut Vec<Record>) {
         read(self.ring.get_mut(), out, usize::MAX, &mut self.malformed);

@@ -257,6 +257,11 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
     } else {
         2
     };
+    // Held PATH-search misses wait ~100 ms at most: an eighth is plenty.
+    let fold = config.exec_attempts == crate::config::ExecAttempts::Fold;
+    let search_bytes = if fold { budget.waiting_events / 8 } else { 0 };
+    let searches = fold.then(|| crate::search::Searches::new(search_bytes));
+    let waiting_share = (budget.waiting_events - search_bytes) / waiting_parts;
     let aggregates = (config.aggregate_connects_s > 0).then(|| {
         tracing::info!(
             window_s = config.aggregate_connects_s,
@@ -265,19 +270,19 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
         Aggregates::new(
             config.aggregate_connects_s,
             aggregate::MAX_KEYS,
-            budget.waiting_events / waiting_parts,
+            waiting_share,
         )
     });
     let mut flow = Flow {
         outcomes: Outcomes::new(
             Duration::from_millis(config.connect_wait_ms),
             CONNECTS_WAITING_MAX,
-            budget.waiting_events / waiting_parts,
+            waiting_share,
         ),
         parked: Waiting::new(
             Duration::from_millis(config.kube_wait_ms),
             Duration::from_millis(config.hash_wait_ms),
-            budget.waiting_events / waiting_parts,
+            waiting_share,
             pods.iter()
                 .map(|p| p.changed.clone())
                 .chain(containerd.iter().map(|c| c.changed.clone()))
@@ -287,6 +292,8 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
         out: Vec::new(),
         aggregates,
         dns: crate::dns::DnsNames::default(),
+        searches,
+        searched: Vec::new(),
     };
     reader.drain_now(&mut batch);
     flow.records(&mut batch, &mut attributor, &mut sinks, &metrics);
@@ -356,7 +363,14 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
                 sinks.flush();
             }
             _ = park_tick.tick(), if !flow.is_idle() => {
-                flow.tick(&mut attributor, &mut sinks, &metrics, false);
+                // A held search ends on its wait only once what its thread did
+                // meanwhile has been read: read the ring first.
+                let mut caught_up = true;
+                if flow.searching() {
+                    caught_up = reader.read_now(&mut batch, 4096);
+                    flow.records(&mut batch, &mut attributor, &mut sinks, &metrics);
+                }
+                flow.tick(&mut attributor, &mut sinks, &metrics, caught_up, false);
                 sinks.flush();
             }
             _ = tick.tick() => {
@@ -432,6 +446,17 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
                 let c = flow.outcomes.counts;
                 Metrics::set(&metrics.connect_results_late, c.timed_out);
                 Metrics::set(&metrics.connect_results_overflow, c.overflowed);
+                if let Some(s) = &flow.searches {
+                    let c = s.counts;
+                    for (cause, n) in [
+                        ("folded", c.folded),
+                        ("emitted", c.emitted),
+                        ("overflowed", c.overflowed),
+                    ] {
+                        let label = CauseLabel { cause: cause.into() };
+                        Metrics::set(&metrics.exec_search_attempts.get_or_create(&label), n);
+                    }
+                }
                 if let Some(agg) = &flow.aggregates {
                     Metrics::set(&metrics.connect_aggregates_pending, agg.len() as u64);
                     Metrics::set(&metrics.connect_aggregates_flushed_early, agg.flushed_early);
@@ -453,7 +478,7 @@ pub(crate) async fn run(config: Config, mut sinks: Sinks, registry: Registry) ->
     metrics.ready.store(false, Ordering::Relaxed);
     reader.drain_now(&mut batch);
     flow.records(&mut batch, &mut attributor, &mut sinks, &metrics);
-    flow.tick(&mut attributor, &mut sinks, &metrics, true);
+    flow.tick(&mut attributor, &mut sinks, &metrics, true, true);
     housekeeping.budget = flow.budget_counts(&attributor);
     housekeeping.report(&probes, &reader, &mut sinks);
     sinks.close();

@@ -82,6 +82,13 @@ enum Task {
         report_only: bool,
         #[arg(long, default_value_t = 1024)]
         report_mib: u64,
+        /// Only the real workloads (cargo build, pip install, git; those of
+        /// tests/real_workloads.rs): wall time with and without the tracer
+        /// over --rounds rounds, and the events and bytes it writes for each
+        /// with PATH searches folded and not. Writes its own section of
+        /// BENCHMARKS.md, which full bench runs keep.
+        #[arg(long)]
+        real_only: bool,
     },
     /// Mixed churn with the tracer for N minutes: RSS over time, loss, event rate
     /// (target/bench/soak.json).
@@ -189,7 +196,11 @@ fn main() -> Result<()> {
             table_only,
             report_only,
             report_mib,
+            real_only,
         } => {
+            if real_only {
+                return bench::real_only(&root, rounds.max(1));
+            }
             if report_only {
                 return bench::report_only(&root, report_mib);
             }

@@ -180,7 +180,9 @@ fn setup_bpftool() {
 /// The container runtimes the live tests in `tests/tests/runtimes.rs` drive for
 /// real (podman with runc, a private containerd with ctr), and busybox-static,
 /// whose single binary is the root file system of their test image; and
-/// dnsmasq, the DNS server `tests/tests/dns.rs` resolves through.
+/// dnsmasq, the DNS server `tests/tests/dns.rs` resolves through; git and
+/// python3's venv module, two of the real workloads of
+/// `tests/tests/real_workloads.rs` (cargo and cc come with the toolchain).
 const CONTAINER_PACKAGES: &[(&str, &[&str])] = &[
     ("podman", &["/usr/bin/podman"]),
     ("runc", &["/usr/sbin/runc", "/usr/bin/runc"]),
@@ -190,6 +192,8 @@ const CONTAINER_PACKAGES: &[(&str, &[&str])] = &[
     ),
     ("busybox-static", &["/bin/busybox", "/usr/bin/busybox"]),
     ("dnsmasq-base", &["/usr/sbin/dnsmasq"]),
+    ("git", &["/usr/bin/git", "/usr/local/bin/git"]),
+    ("python3-venv", &[]),
 ];
 
 fn setup_container_runtimes() {

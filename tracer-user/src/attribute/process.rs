@@ -394,6 +394,7 @@ impl Attributor {
             argv_truncated: e.rec.flags & (FLAG_ARGV_TRUNCATED | FLAG_PATH_TRUNCATED) != 0,
             outcome: Outcome::Success,
             error: None,
+            path_search: Vec::new(),
         });
         self.event(Kind::Exec, e.rec.header.ts_boot_ns, task, &p, action)
     }
@@ -408,6 +409,7 @@ impl Attributor {
             argv_truncated: e.rec.flags & FLAG_ARGV_TRUNCATED != 0,
             outcome: Outcome::Failure,
             error: Some(errno::name(e.rec.errno)),
+            path_search: Vec::new(),
         });
         self.event(Kind::Exec, e.rec.header.ts_boot_ns, task, &p, action)
     }

@@ -37,6 +37,19 @@ pub struct ExecAction {
     pub argv_truncated: bool,
     pub outcome: Outcome,
     pub error: Option<String>,
+    /// A successful exec that ended a PATH search: the attempts of the same
+    /// thread that failed before it (same base name and argv), in order,
+    /// folded here instead of emitted one by one (`--exec-attempts fold`,
+    /// see `crate::search`). Absent when there were none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub path_search: Vec<PathAttempt>,
+}
+
+/// One failed attempt of a PATH search: the path tried and the kernel's error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PathAttempt {
+    pub path: Arc<str>,
+    pub error: String,
 }
 
 #[derive(Debug, Default, Serialize)]

@@ -22,7 +22,7 @@ use crate::filehash::{FileVersion, HashState, HashStatus};
 
 pub use action::{
     Action, Aggregate, ConnectAction, DestPod, DestService, Endpoint, ExecAction, ExitAction,
-    ForkAction, Outcome, OutcomeCounts, Usage, UsageAction, UsageSince,
+    ForkAction, Outcome, OutcomeCounts, PathAttempt, Usage, UsageAction, UsageSince,
 };
 pub use authority::{Authority, Capabilities, NsUid, Seccomp, UserNamespace};
 pub use lineage::{Ancestor, AncestorBase, LineageMode, ProcessRecord};
@@ -109,6 +109,13 @@ impl Event {
             && !Arc::ptr_eq(&x.argv, &e.argv)
         {
             n += x.binary.len() + argv_bytes(&x.argv);
+        }
+        if let Action::Exec(x) = &self.action {
+            n += x
+                .path_search
+                .iter()
+                .map(|a| a.path.len() + 64)
+                .sum::<usize>();
         }
         n
     }

@@ -35,6 +35,7 @@ pub(crate) fn sample_exec_event() -> Event {
             argv_truncated: false,
             outcome: Outcome::Success,
             error: None,
+            path_search: Vec::new(),
         }),
         policy: Arc::new(Policy {
             tracer_version: "0.1.0",

@@ -166,6 +166,19 @@ pub struct Action<'a> {
     /// A connect summary (`--aggregate-connects`).
     #[serde(deserialize_with = "lenient")]
     pub aggregate: Option<Aggregate<'a>>,
+    /// The misses of a PATH search folded into an exec (`--exec-attempts fold`).
+    #[serde(deserialize_with = "lenient")]
+    pub path_search: Option<Vec<Option<PathAttempt<'a>>>>,
+}
+
+/// One entry of an exec's `action.path_search`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
+pub struct PathAttempt<'a> {
+    #[serde(deserialize_with = "lenient")]
+    pub path: Option<Text<'a>>,
+    #[serde(deserialize_with = "lenient")]
+    pub error: Option<Text<'a>>,
 }
 
 /// `action.usage`, the parts `tracer tail` shows.
@@ -299,7 +312,7 @@ object_field!(
     Line, Executor, User, Login, Workload, Pod, Container, Identity, Action, Aggregate, Endpoint,
     Link, Unmapped, Gap, Checkpoint, Segment,
 );
-object_field!(KubeRef);
+object_field!(KubeRef, PathAttempt);
 
 /// `executor.authority`: what `tail` marks of it.
 #[derive(Debug, Default, Deserialize)]

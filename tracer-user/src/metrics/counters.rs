@@ -104,6 +104,11 @@ pub(crate) struct Metrics {
     /// went out before their window closed because too many were pending.
     pub connect_aggregates_pending: Gauge,
     pub connect_aggregates_flushed_early: Gauge,
+    /// `--exec-attempts fold`: failed execs of PATH searches, by what became
+    /// of them: `folded` into the exec that ended the search, `emitted` on
+    /// their own (no success of the name followed), `overflowed` (on their
+    /// own early: too many held, or a search past 32 attempts).
+    pub exec_search_attempts: Family<CauseLabel, Gauge>,
     /// DNS messages the probes copied, by what became of them (`dns.rs`),
     /// and the bytes of destination names learned from them.
     pub dns_messages: Family<CauseLabel, Gauge>,
@@ -179,6 +184,7 @@ impl Metrics {
             connect_results_overflow: Gauge::default(),
             connect_aggregates_pending: Gauge::default(),
             connect_aggregates_flushed_early: Gauge::default(),
+            exec_search_attempts: Family::default(),
             dns_messages: Family::default(),
             dns_names_bytes: Gauge::default(),
             memory_budget: Family::default(),
@@ -401,6 +407,11 @@ impl Metrics {
             "connect_aggregates_flushed_early",
             "Connect summaries that went out before their --aggregate-connects window closed because too many keys were pending",
             m.connect_aggregates_flushed_early.clone(),
+        );
+        registry.register(
+            "exec_search_attempts",
+            "Failed execs of PATH searches held by --exec-attempts fold, by cause: folded into the exec that ended the search, emitted on their own, overflowed (on their own early, past the bound)",
+            m.exec_search_attempts.clone(),
         );
         registry.register(
             "memory_budget_bytes",

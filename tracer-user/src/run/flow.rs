@@ -12,6 +12,7 @@ use crate::{
     identity::waiting::Waiting,
     metrics::{KindLabel, Metrics, StatusLabel},
     outcome::Outcomes,
+    search::Searches,
     sink::Sinks,
 };
 
@@ -47,6 +48,12 @@ pub(super) struct Flow {
     pub(super) aggregates: Option<Aggregates>,
     /// Names of destinations, from the DNS answers each network namespace got.
     pub(super) dns: DnsNames,
+    /// `--exec-attempts fold`: failed execs waiting for the rest of their
+    /// PATH search. The first stage after attribution, so a folded exec
+    /// waits for its result or identity like any other.
+    pub(super) searches: Option<Searches>,
+    /// Reused: events a search let go.
+    pub(super) searched: Vec<Attributed>,
 }
 
 impl Flow {
@@ -62,14 +69,22 @@ impl Flow {
     }
 
     pub(super) fn is_idle(&self) -> bool {
-        self.outcomes.is_empty()
+        !self.searching()
+            && self.outcomes.is_empty()
             && self.parked.is_empty()
             && self.aggregates.as_ref().is_none_or(Aggregates::is_empty)
     }
 
-    /// Bytes held by events that wait: for a result, an identity, a window.
+    /// Whether failed execs wait for the rest of their search.
+    pub(super) fn searching(&self) -> bool {
+        self.searches.as_ref().is_some_and(|s| !s.is_empty())
+    }
+
+    /// Bytes held by events that wait: for a search's end, a result, an
+    /// identity, a window.
     pub(super) fn waiting_bytes(&self) -> usize {
-        self.parked.bytes()
+        self.searches.as_ref().map_or(0, Searches::bytes)
+            + self.parked.bytes()
             + self.outcomes.bytes()
             + self.aggregates.as_ref().map_or(0, Aggregates::bytes)
     }
@@ -95,6 +110,10 @@ impl Flow {
                         }
                         _ => None,
                     };
+                    if let Some(s) = &mut self.searches {
+                        // A search this record ends goes out before it.
+                        s.before(&rec, &mut self.searched);
+                    }
                     if let (Record::Exit { task, .. }, Some(agg)) = (&rec, &mut self.aggregates) {
                         // What it folded goes out now, before its exit.
                         agg.exited(task.tgid, &mut |ev| emit(sinks, m, &ev));
@@ -106,6 +125,12 @@ impl Flow {
                             c.destination.name = Some(name);
                             c.destination.cname = cname;
                         }
+                        match &mut self.searches {
+                            Some(s) => s.admit(a, now, &mut self.searched),
+                            None => self.searched.push(a),
+                        }
+                    }
+                    for a in self.searched.drain(..) {
                         self.outcomes.admit(a, now, &mut self.ready);
                     }
                 }
@@ -115,6 +140,9 @@ impl Flow {
             }
             self.send(sinks, m);
         }
+        // Searches the stream has moved well past are over.
+        self.end_searches(now, false, false);
+        self.send(sinks, m);
         // What resolved meanwhile (a hash, a pod) goes out now, in order, with
         // whatever queued behind it.
         self.retry(attributor, sinks, m, false);
@@ -159,14 +187,32 @@ impl Flow {
 
     /// Time-based progress: connects past their wait, parked events resolved
     /// or past theirs, aggregation windows over (everything when `all`).
+    /// Searches past their wait (see [`Searches::expire`]) go on to the
+    /// connect and identity waits, and from there to `out`.
+    fn end_searches(&mut self, now: Instant, caught_up: bool, all: bool) {
+        if let Some(s) = &mut self.searches {
+            s.expire(now, caught_up, all, &mut self.searched);
+        }
+        for a in self.searched.drain(..) {
+            self.outcomes.admit(a, now, &mut self.ready);
+        }
+        for a in self.ready.drain(..) {
+            self.parked.admit(a, now, &mut self.out);
+        }
+    }
+
+    /// `caught_up`: the ring was just read to its end, so a search's thread
+    /// has had its whole wait to go on, and did not.
     pub(super) fn tick(
         &mut self,
         attributor: &mut Attributor,
         sinks: &mut Sinks,
         m: &Metrics,
+        caught_up: bool,
         all: bool,
     ) {
         let now = Instant::now();
+        self.end_searches(now, caught_up, all);
         self.outcomes.expire(now, all, &mut self.ready);
         for a in self.ready.drain(..) {
             self.parked.admit(a, now, &mut self.out);

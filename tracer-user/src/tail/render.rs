@@ -348,6 +348,12 @@ pub(crate) fn compact_line(ev: &Line, color: bool) -> String {
             if act.and_then(|a| a.argv_truncated) == Some(true) {
                 out.push_str(" [truncated]");
             }
+            // A PATH search's misses, folded in: how many (the JSON has which).
+            let misses = act.and_then(|a| a.path_search.as_ref()).map_or(0, Vec::len);
+            if misses > 0 {
+                let s = if misses == 1 { "" } else { "es" };
+                out.push_str(&format!(" [after {misses} PATH miss{s}]"));
+            }
             if act
                 .and_then(|a| a.outcome.as_deref())
                 .is_some_and(|o| o != "success")
@@ -566,6 +572,16 @@ mod tests {
             show(&ev, false),
             "2026-11-23T20:21:47.123Z exec    shop/web-7d9f 1001 /bin/busybox [ls] -l $'a\\e[2Jb' '' [truncated] \
              -> failure (ENOENT)"
+        );
+        let mut found = exec_event();
+        found["action"]["path_search"] = json!([
+            {"path": "/root/.cargo/bin/curl", "error": "ENOENT"},
+            {"path": "/usr/local/bin/curl", "error": "EACCES"}
+        ]);
+        assert!(
+            show(&found, false).ends_with(" 'it'\\''s' [after 2 PATH misses]"),
+            "{}",
+            show(&found, false)
         );
         ev["executor"]["workload"]["pod"] = Value::Null;
         ev["executor"]["workload"]["container"]["name"] = Value::Null;

@@ -6,6 +6,7 @@ mod bytes;
 mod kcost;
 mod measure;
 mod peers;
+mod real;
 mod report;
 mod report_speed;
 mod targets;
@@ -26,6 +27,7 @@ use measure::{
     RunningTracer, SETTLE, Traced, count_events, current_rss_mib, peak_rss_mib, run_variant,
     table_rss,
 };
+pub(crate) use real::real_only;
 use report::summarize;
 pub(crate) use report_speed::report_only;
 use workloads::{Workload, churn, run_workload};

@@ -186,24 +186,41 @@ pub(crate) fn report_only(root: &Path, mib: u64) -> Result<()> {
 
 const BEGIN: &str = "<!-- report-speed: written by cargo xtask bench --report-only -->";
 const END: &str = "<!-- /report-speed -->";
+const REAL_BEGIN: &str = "<!-- real-workloads: written by cargo xtask bench --real-only -->";
+const REAL_END: &str = "<!-- /real-workloads -->";
 
-/// The report-speed section of BENCHMARKS.md as it is, so the full bench,
-/// which rewrites the file, keeps it.
+/// The sections of BENCHMARKS.md that their own runs write (report speed,
+/// real workloads) as they are, so the full bench, which rewrites the file,
+/// keeps them.
 pub(super) fn kept_section(md: &Path) -> String {
     let old = fs::read_to_string(md).unwrap_or_default();
-    match (old.find(BEGIN), old.find(END)) {
-        (Some(a), Some(b)) if a < b => format!("\n{}\n", &old[a..b + END.len()]),
-        _ => String::new(),
+    let mut kept = String::new();
+    for (begin, end) in [(BEGIN, END), (REAL_BEGIN, REAL_END)] {
+        if let (Some(a), Some(b)) = (old.find(begin), old.find(end))
+            && a < b
+        {
+            kept += &format!("\n{}\n", &old[a..b + end.len()]);
+        }
     }
+    kept
 }
 
 /// Put `body` in BENCHMARKS.md's report-speed section (added at the end the
 /// first time).
 fn write_section(md: &Path, body: &str) -> Result<()> {
+    write_marked(md, BEGIN, END, body)
+}
+
+/// Put `body` in BENCHMARKS.md's real-workloads section.
+pub(super) fn write_real_section(md: &Path, body: &str) -> Result<()> {
+    write_marked(md, REAL_BEGIN, REAL_END, body)
+}
+
+fn write_marked(md: &Path, begin: &str, end: &str, body: &str) -> Result<()> {
     let old = fs::read_to_string(md).unwrap_or_default();
-    let section = format!("{BEGIN}\n{body}{END}");
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(a), Some(b)) if a < b => format!("{}{section}{}", &old[..a], &old[b + END.len()..]),
+    let section = format!("{begin}\n{body}{end}");
+    let new = match (old.find(begin), old.find(end)) {
+        (Some(a), Some(b)) if a < b => format!("{}{section}{}", &old[..a], &old[b + end.len()..]),
         _ => format!("{}\n{section}\n", old.trim_end()),
     };
     fs::write(md, new).with_context(|| format!("writing {}", md.display()))

@@ -16,7 +16,8 @@ use super::Options;
 /// (identity, forgery; skipped on `-v1` guests), containers found in v1
 /// hierarchies (cgroup_v1), real podman and containerd containers (runtimes),
 /// what an exit says the image used (usage) and destination names from DNS
-/// answers (dns).
+/// answers (dns), and real workloads (a cargo build, a pip install, git:
+/// the host's toolchains, over the shared root file system).
 pub(crate) const MATRIX_TESTS: &[&str] = &[
     "events",
     "usage",
@@ -31,6 +32,7 @@ pub(crate) const MATRIX_TESTS: &[&str] = &[
     // The requestor behind automation, from the environment the exec probe
     // copies (passes on 5.10 and 6.1: 104 s and 43 s under TCG).
     "requestor",
+    "real_workloads",
 ];
 /// The matrix's guest command: a load check of every program with its verifier
 /// statistics (kept in the output directory for the table), then the live tests.

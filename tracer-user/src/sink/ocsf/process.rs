@@ -50,6 +50,7 @@ pub(super) fn exec<'a>(ev: &'a Event, a: &'a ExecAction) -> EventRecord<'a> {
     let x = &ev.executor;
     let action = ActionView {
         argv_truncated: Some(a.argv_truncated),
+        path_search: (!a.path_search.is_empty()).then_some(a.path_search.as_slice()),
         ..ActionView::default()
     };
     let mut r = process_header(ev, LAUNCH, EventUnmapped::new(ev, &a.argv, Some(action)));

@@ -111,6 +111,10 @@ pub struct ActionView<'a> {
     pub method: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome_from: Option<&'static str>,
+    /// An exec that ended a PATH search: the failed attempts folded into it
+    /// (`--exec-attempts fold`), as in our JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_search: Option<&'a [crate::event::PathAttempt]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signal: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -210,6 +210,7 @@ pub(super) fn exec_in_pod() -> Event {
             argv_truncated: false,
             outcome: Outcome::Success,
             error: None,
+            path_search: Vec::new(),
         }),
     )
 }
@@ -261,6 +262,7 @@ pub(super) fn failed_exec() -> Event {
             argv_truncated: true,
             outcome: Outcome::Failure,
             error: Some("ENOENT".into()),
+            path_search: Vec::new(),
         }),
     )
 }

@@ -44,6 +44,22 @@ fn with_connect(mut ev: Event, f: impl FnOnce(&mut crate::event::ConnectAction))
 }
 
 /// The executed file hashed, loader variables set, a v1 cgroup cut short, argv cut.
+/// An exec that ended a PATH search, with the misses folded into it.
+fn exec_path_search() -> Event {
+    let mut ev = exec_in_pod();
+    if let Action::Exec(x) = &mut ev.action {
+        x.path_search = ["/root/.cargo/bin/curl", "/usr/local/bin/curl"]
+            .iter()
+            .zip(["ENOENT", "EACCES"])
+            .map(|(path, error)| crate::event::PathAttempt {
+                path: (*path).into(),
+                error: error.into(),
+            })
+            .collect();
+    }
+    ev
+}
+
 fn exec_hashed() -> Event {
     let mut ev = exec_in_pod();
     let v = FileVersion {
@@ -373,6 +389,7 @@ fn events() -> Vec<(&'static str, Event)> {
     vec![
         ("exec_in_pod", exec_in_pod()),
         ("exec_failed", failed_exec()),
+        ("exec_path_search", exec_path_search()),
         ("exec_hashed", exec_hashed()),
         ("exec_requestor", exec_requestor()),
         ("exec_hash_pending", exec_hash_pending()),
