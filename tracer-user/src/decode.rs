@@ -224,6 +224,7 @@ impl Record {
             Record::Connect(c) => c.header.ts_boot_ns,
             Record::ConnectResult(r) => r.header.ts_boot_ns,
             Record::Dns(d) => d.ts_boot_ns,
+            Record::Usage(u) => u.header.ts_boot_ns,
         }
     }
 }

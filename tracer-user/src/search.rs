@@ -131,7 +131,12 @@ impl Searches {
             // A fork record names the child; its parent (or, for a thread,
             // its process) is the one acting.
             Record::Fork { task, .. } => [Some(task.ptgid), Some(task.tgid)],
-            Record::Exec(_) | Record::ConnectResult(_) | Record::Dns(_) | Record::Cgroup { .. } => {
+            // A usage sample is the tracer's look, not the process acting.
+            Record::Exec(_)
+            | Record::ConnectResult(_)
+            | Record::Dns(_)
+            | Record::Cgroup { .. }
+            | Record::Usage(_) => {
                 return;
             }
         };
