@@ -28,6 +28,7 @@ pub(crate) const MATRIX_TESTS: &[&str] = &[
     "runtimes",
     "dns",
     "authority",
+    "cwd",
 ];
 /// The matrix's guest command: a load check of every program with its verifier
 /// statistics (kept in the output directory for the table), then the live tests.
