@@ -207,10 +207,10 @@ fn a_chrooted_process_sees_its_cwd_from_its_root_or_marked_outside() {
     let root = base.join("root");
     fs::create_dir_all(root.join("sub/deeper")).unwrap();
     // Static: runs in a root file system without libraries.
-    fs::copy(&tools[0], root.join("bb")).unwrap();
+    fs::copy(&tools[0], root.join("busybox")).unwrap();
     let root_c = c_string(root.as_os_str().as_bytes());
 
-    let mut inside = Command::new("/bb");
+    let mut inside = Command::new("/busybox");
     inside.args(["true", mark.as_str(), "inside"]);
     let root_in = root_c.clone();
     let sub = c_string(b"/sub/deeper");
@@ -224,7 +224,7 @@ fn a_chrooted_process_sees_its_cwd_from_its_root_or_marked_outside() {
     }
     assert!(inside.status().unwrap().success());
 
-    let mut outside = Command::new("/bb");
+    let mut outside = Command::new("/busybox");
     outside
         .current_dir(&base)
         .args(["true", mark.as_str(), "outside"]);
