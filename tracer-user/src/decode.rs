@@ -337,7 +337,8 @@ mod tests {
         let out = FLAG_CWD_OUTSIDE_ROOT;
         let del = FLAG_CWD_UNLINKED;
         // (components, flags, path, truncated, outside_root)
-        let cases: &[(&[u8], u32, &[u8], bool, bool)] = &[
+        type Case<'a> = (&'a [u8], u32, &'a [u8], bool, bool);
+        let cases: &[Case] = &[
             (b"b\0a\0", w, b"/a/b", false, false),
             // The process's root itself: no components.
             (b"", w, b"/", false, false),
