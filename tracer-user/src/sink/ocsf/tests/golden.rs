@@ -213,7 +213,10 @@ fn exec_cwd_marked() -> [(&'static str, Event); 2] {
     let mut cut = exec_in_pod();
     cut.executor.cwd = Some(".../deep/er".into());
     cut.executor.cwd_truncated = true;
-    [("exec_cwd_from_proc_outside_root", proc), ("exec_cwd_truncated", cut)]
+    [
+        ("exec_cwd_from_proc_outside_root", proc),
+        ("exec_cwd_truncated", cut),
+    ]
 }
 
 /// A login whose session and terminal are unknown, and a foreign ancestor
