@@ -11,7 +11,9 @@ use std::{
 };
 
 use serde_json::Value;
-use tracer_tests::{Tracer, argv_contains, is_exec, marker, require_tools, scratch_dir};
+use tracer_tests::{
+    Tracer, argv_contains, check_schema, is_exec, marker, require_tools, scratch_dir,
+};
 
 /// A fresh scratch directory by its canonical path (what the kernel walks).
 fn fresh_dir() -> PathBuf {
@@ -155,6 +157,7 @@ fn a_directory_deeper_than_the_walk_is_cut_and_marked() {
             "{what}: {components} components kept"
         );
     }
+    check_schema(&tracer.output);
     fs::remove_dir_all(base).unwrap();
 }
 
@@ -247,6 +250,7 @@ fn a_chrooted_process_sees_its_cwd_from_its_root_or_marked_outside() {
     assert_eq!(x["cwd"], text(&base), "{e}");
     assert_eq!(x["cwd_outside_root"], true, "{e}");
     assert_eq!(x["cwd_source"], "kernel", "{e}");
+    check_schema(&tracer.output);
     fs::remove_dir_all(base).unwrap();
 }
 
