@@ -19,7 +19,7 @@ use tracer_tests::{
 /// `readlink` after a `cd`) may leave before it is read; the kernel-side cwd
 /// walk (issue 16's cwd part, another branch) closes that. Until both are
 /// merged, null cwds are counted and printed, not failed on.
-const NULL_CWD_FAILS: bool = false;
+const NULL_CWD_FAILS: bool = true;
 
 /// The failed execs a PATH search goes on after.
 const SEARCH_ERRORS: [&str; 3] = ["ENOENT", "ENOTDIR", "EACCES"];

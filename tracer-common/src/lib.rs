@@ -9,7 +9,7 @@
 #![no_std]
 
 /// Bumped whenever the layout of any record changes.
-pub const RECORD_VERSION: u16 = 8;
+pub const RECORD_VERSION: u16 = 9;
 
 /// Bytes of argv the probes copy for one exec. Longer argument lists are cut at
 /// this length and flagged with [`FLAG_ARGV_TRUNCATED`].
@@ -181,6 +181,24 @@ pub const FLAG_COMPAT: u32 = 64;
 pub const FLAG_ENV_TRUNCATED: u32 = 128;
 /// Set when the environment could not be read (page not present).
 pub const FLAG_ENV_UNREADABLE: u32 = 256;
+/// Set when the probe walked the working directory's dentries: the record's
+/// cwd area (`cwd_len` bytes after the environment) holds its name
+/// components, leaf first, each NUL-terminated, up to the process's root.
+/// Clear when the walk could not run (user space then reads /proc).
+pub const FLAG_CWD_WALKED: u32 = 512;
+/// With [`FLAG_CWD_WALKED`]: the walk stopped at [`CWD_STEPS_MAX`] or
+/// [`CWD_MAX`] before the root; the components are the deepest ones.
+pub const FLAG_CWD_TRUNCATED: u32 = 1024;
+/// With [`FLAG_CWD_WALKED`]: the top of the mount tree came before the
+/// process's root (a cwd outside its chroot, or in a detached mount): the
+/// components are the path from the top of its mount namespace.
+pub const FLAG_CWD_OUTSIDE_ROOT: u32 = 2048;
+/// With [`FLAG_CWD_WALKED`]: the directory was removed (its dentry is unhashed).
+pub const FLAG_CWD_UNLINKED: u32 = 4096;
+/// Bytes of working directory components the probe copies.
+pub const CWD_MAX: usize = 4096;
+/// Steps of the working directory walk: one per name component or mount crossed.
+pub const CWD_STEPS_MAX: usize = 64;
 /// Name components a dentry walk copies at most.
 pub const PATH_COMPONENTS_MAX: usize = 32;
 /// Bytes of one name component (NAME_MAX + NUL).
@@ -191,7 +209,8 @@ pub const NAME_MAX: usize = 256;
 ///
 /// Followed by `path_len` bytes of path, then `argv_len` bytes of argv
 /// (NUL-separated, as in `/proc/<pid>/cmdline`), then `env_len` bytes of the
-/// environment (likewise, as in `/proc/<pid>/environ`; successful execs only).
+/// environment (likewise, as in `/proc/<pid>/environ`; successful execs only),
+/// then `cwd_len` bytes of working directory components ([`FLAG_CWD_WALKED`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ExecRecord {
@@ -203,9 +222,10 @@ pub struct ExecRecord {
     pub path_len: u32,
     pub argv_len: u32,
     /// The working directory at the exec, as the kernel knows it: `fs->pwd`'s
-    /// dentry and vfsmount addresses and the inode number. Not a path (building
-    /// one needs a dentry walk); user space keys its cwd cache on it, so a storm
-    /// of children in one directory costs one /proc lookup, not one each.
+    /// dentry and vfsmount addresses and the inode number. Its path is the
+    /// walk's ([`FLAG_CWD_WALKED`]); where the walk could not run, user space
+    /// keys its /proc cwd cache on these, so a storm of children in one
+    /// directory costs one /proc lookup, not one each.
     pub cwd_dentry: u64,
     pub cwd_mnt: u64,
     pub cwd_ino: u64,
@@ -226,7 +246,8 @@ pub struct ExecRecord {
     pub file_size: u64,
     pub file_ctime_sec: i64,
     pub file_ctime_nsec: u32,
-    pub _pad_file: u32,
+    /// Bytes of working directory components after the environment.
+    pub cwd_len: u32,
     /// The process's CPU time when the image started: what its usage at exit
     /// is counted from.
     pub cpu: CpuUsage,
@@ -557,6 +578,11 @@ pub struct Offsets {
     pub task_fs: u32,
     pub fs_pwd_dentry: u32,
     pub fs_pwd_mnt: u32,
+    /// `fs_struct.root`: where the working directory walk stops. Non-zero
+    /// `cwd_walk`: the probes walk (every member it needs was resolved).
+    pub fs_root_dentry: u32,
+    pub fs_root_mnt: u32,
+    pub cwd_walk: u32,
     pub dentry_inode: u32,
     pub inode_ino: u32,
     /// `inode.i_size`, and the seconds and nanoseconds of its change time

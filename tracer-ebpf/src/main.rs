@@ -41,21 +41,22 @@ use aya_ebpf::{
         bpf_probe_read_user_str, bpf_ringbuf_output, bpf_ringbuf_query, bpf_skb_load_bytes,
     },
     macros::{cgroup_skb, cgroup_sock_addr, map, raw_tracepoint, tracepoint},
-    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
     programs::{RawTracePointContext, SkBuffContext, SockAddrContext, TracePointContext},
 };
 use aya_log_ebpf::{error, warn};
 use tracer_common::{
     ARGV_MAX, CGROUP_MKDIR, CGROUP_PATH_MAX, CGROUP_RENAME, CGROUP_RMDIR, COMM_LEN,
-    CONNECT_IN_SYSCALL, CONNECT_OP_CONNECT, CONNECT_OP_SENDMSG, CgroupRecord, ConnectRecord,
-    ConnectResultRecord, CpuUsage, DNS_ANSWER, DNS_PAYLOAD_MAX, DNS_QUERY, DNS_TRUNCATED,
-    DnsRecord, ENV_MAX, ExecRecord, ExitRecord, FAILED_EXEC_ARG_MAX, FAILED_EXEC_ARGS_MAX,
-    FLAG_ARGV_TRUNCATED, FLAG_ARGV_UNREADABLE, FLAG_COMPAT, FLAG_ENV_TRUNCATED,
-    FLAG_ENV_UNREADABLE, FLAG_EXECVEAT, FLAG_FILE_UNLINKED, FLAG_PATH_FROM_FILE,
-    FLAG_PATH_TRUNCATED, ForkRecord, Header, NAME_MAX, Offsets, PATH_COMPONENTS_MAX, PATH_MAX,
-    PendingConnect, PendingExec, RECORD_VERSION, RESULT_FROM_STATE, RESULT_FROM_SYSCALL,
-    RecordKind, SEND_DESTINATIONS_MAX, SendKey, TTY_LEN, TaskInfo, USAGE_THREADS_CUT,
-    USAGE_THREADS_MAX, UsageRecord, counter,
+    CONNECT_IN_SYSCALL, CONNECT_OP_CONNECT, CONNECT_OP_SENDMSG, CWD_MAX, CWD_STEPS_MAX,
+    CgroupRecord, ConnectRecord, ConnectResultRecord, CpuUsage, DNS_ANSWER, DNS_PAYLOAD_MAX,
+    DNS_QUERY, DNS_TRUNCATED, DnsRecord, ENV_MAX, ExecRecord, ExitRecord, FAILED_EXEC_ARG_MAX,
+    FAILED_EXEC_ARGS_MAX, FLAG_ARGV_TRUNCATED, FLAG_ARGV_UNREADABLE, FLAG_COMPAT,
+    FLAG_CWD_OUTSIDE_ROOT, FLAG_CWD_TRUNCATED, FLAG_CWD_UNLINKED, FLAG_CWD_WALKED,
+    FLAG_ENV_TRUNCATED, FLAG_ENV_UNREADABLE, FLAG_EXECVEAT, FLAG_FILE_UNLINKED,
+    FLAG_PATH_FROM_FILE, FLAG_PATH_TRUNCATED, ForkRecord, Header, NAME_MAX, Offsets,
+    PATH_COMPONENTS_MAX, PATH_MAX, PendingConnect, PendingExec, RECORD_VERSION, RESULT_FROM_STATE,
+    RESULT_FROM_SYSCALL, RecordKind, SEND_DESTINATIONS_MAX, SendKey, TTY_LEN, TaskInfo,
+    USAGE_THREADS_CUT, USAGE_THREADS_MAX, UsageRecord, counter,
 };
 use tracer_common::{
     AUTH_CAPS, AUTH_NNP_KNOWN, AUTH_NO_NEW_PRIVS, AUTH_SECCOMP_KNOWN, AUTH_SECCOMP_SHIFT,
@@ -125,6 +126,9 @@ static OFFSETS: Offsets = Offsets {
     task_fs: 0,
     fs_pwd_dentry: 0,
     fs_pwd_mnt: 0,
+    fs_root_dentry: 0,
+    fs_root_mnt: 0,
+    cwd_walk: 0,
     dentry_inode: 0,
     inode_ino: 0,
     inode_size: 0,
@@ -218,11 +222,12 @@ static SENT_TO: LruHashMap<SendKey, u8> = LruHashMap::with_max_entries(16384, 0)
 #[map]
 static SEND_DESTINATIONS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(16384, 0);
 
-/// Room for one exec record with its path and argv. A per-CPU array cannot hold
-/// values over 32 KiB, so this is a plain array indexed by CPU; user space sizes it
-/// to the number of possible CPUs. The slack after `ARGV_MAX` keeps masked offsets
-/// in bounds for the verifier.
-const DATA_LEN: usize = PATH_MAX + 2 * ARGV_MAX + 2 * ENV_MAX;
+/// Room for one exec record with its path, argv, environment and working
+/// directory. A per-CPU array cannot hold values over 32 KiB, so this is a
+/// plain array indexed by CPU; user space sizes it to the number of possible
+/// CPUs. The slack after `ARGV_MAX` and `ENV_MAX` (and a name past `CWD_MAX`)
+/// keeps masked offsets in bounds for the verifier.
+const DATA_LEN: usize = PATH_MAX + 2 * ARGV_MAX + 2 * ENV_MAX + CWD_MAX + NAME_MAX;
 #[repr(C)]
 struct ExecScratch {
     rec: ExecRecord,
@@ -235,6 +240,16 @@ struct ExecScratch {
 
 #[map]
 static EXEC_SCRATCH: Array<ExecScratch> = Array::with_max_entries(1, 0);
+
+/// The exec record's working directory walk, a program of its own that
+/// `sched_process_exec` tail-calls ([`TAIL_EXEC_CWD`]): verified alone, its
+/// loop costs the verifier once, not once for every way the exec program
+/// reaches its end (which on 6.18 alone more than doubled that program's
+/// count). User space fills the slot; an empty slot sends the record without
+/// the walk, and user space reads the directory from /proc.
+#[map]
+static EXEC_TAIL: ProgramArray = ProgramArray::with_max_entries(1, 0);
+const TAIL_EXEC_CWD: u32 = 0;
 
 #[inline(always)]
 fn count(idx: u32) {
@@ -313,6 +328,25 @@ fn kread<T: Scalar>(base: usize, off: usize) -> T {
 #[inline(always)]
 fn kptr(base: usize, off: usize) -> usize {
     kread::<u64>(base, off) as usize
+}
+
+/// A kernel pointer at `base + off` like [`kptr`], without its branches: the
+/// helper zeroes its destination when the read fails (a null `base`
+/// included). For loops, where every branch of a step multiplies the paths
+/// the verifier walks.
+#[inline(always)]
+fn kptr_flat(base: usize, off: usize) -> usize {
+    let mut v: u64 = 0;
+    // SAFETY: the helper writes at most 8 bytes into the local `v` (zeroes on
+    // failure) and checks the source address itself.
+    unsafe {
+        bpf_probe_read_kernel(
+            addr_of_mut!(v).cast(),
+            8,
+            base.wrapping_add(off) as *const core::ffi::c_void,
+        );
+    }
+    v as usize
 }
 
 /// Two `u32` members at `base + a` and `base + b`: one 8-byte read when the
@@ -621,7 +655,7 @@ fn scratch<C: EbpfContext>(ctx: &C) -> Option<*mut ExecScratch> {
 fn submit_exec(buf: *mut ExecScratch, path_len: usize, tail_len: usize) {
     let total = core::mem::size_of::<ExecRecord>() + path_len + tail_len;
     // The mask proves the bound to the verifier (it is below the scratch size);
-    // `total` is already below it (ExecRecord + PATH_MAX + ARGV_MAX + ENV_MAX).
+    // `total` is already below it (see the assertion after this function).
     let total = total & (2 * ARGV_MAX - 1);
     // SAFETY: `buf` is this CPU's scratch entry (from `scratch`), and `total` is
     // masked below its size, so the helper copies only bytes inside it.
@@ -640,6 +674,10 @@ fn submit_exec(buf: *mut ExecScratch, path_len: usize, tail_len: usize) {
         }
     }
 }
+
+const _: () = assert!(
+    core::mem::size_of::<ExecRecord>() + PATH_MAX + ARGV_MAX + ENV_MAX + CWD_MAX < 2 * ARGV_MAX
+);
 
 // ---------------------------------------------------------------- exec
 
@@ -741,9 +779,52 @@ fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
         rec.file_ctime_nsec = kread::<u32>(inode, off!(inode_ctime_nsec)) & CTIME_NSEC_MASK;
         at_random(buf, mm, addr_of_mut!(rec.at_random));
         cpu_usage(task as usize, addr_of_mut!(rec.cpu));
-        submit_exec(buf, path_len, argv_len + env_len);
+        rec.cwd_len = 0;
+        // The walk, then the record's submission, in `exec_cwd`; last, as the
+        // walk may write over the auxiliary vector `at_random` searched.
+        EXEC_TAIL.tail_call(&ctx, TAIL_EXEC_CWD);
+        // Only reached when the slot is empty: the record goes without.
+        submit_recorded(buf);
     }
     0
+}
+
+/// `sched_process_exec`'s end, by tail call: the working directory walk
+/// into its scratch record, then the record's submission.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+fn exec_cwd(ctx: RawTracePointContext) -> i32 {
+    let task: u64 = ctx.arg(0);
+    let Some(buf) = scratch(&ctx) else { return 0 };
+    // SAFETY: `buf` is this CPU's scratch entry, which the exec program that
+    // tail-called this one on this CPU filled (path, argv and environment
+    // lengths set) and has not sent.
+    unsafe {
+        cwd_components(buf, kptr(task as usize, off!(task_fs)));
+        submit_recorded(buf);
+    }
+    0
+}
+
+/// Send the exec record in the scratch, its lengths as the record says.
+///
+/// # Safety
+///
+/// `buf` must be this CPU's scratch entry (see `scratch`).
+#[inline(always)]
+unsafe fn submit_recorded(buf: *mut ExecScratch) {
+    // SAFETY: the caller's contract; reads of the record's own fields, each
+    // masked to the bound it was copied within.
+    unsafe {
+        let len = |p: *const u32| read_volatile(p) as usize;
+        let rec = addr_of!((*buf).rec);
+        submit_exec(
+            buf,
+            len(addr_of!((*rec).path_len)) & (PATH_MAX - 1),
+            (len(addr_of!((*rec).argv_len)) & (2 * ARGV_MAX - 1))
+                + (len(addr_of!((*rec).env_len)) & (2 * ENV_MAX - 1))
+                + (len(addr_of!((*rec).cwd_len)) & (CWD_MAX - 1)),
+        );
+    }
 }
 
 /// The process's CPU time so far into `dst`: its reaped threads' (kept in
@@ -831,6 +912,102 @@ unsafe fn at_random(buf: *mut ExecScratch, mm: usize, dst: *mut [u8; 16]) {
             }
             i += 1;
         }
+    }
+}
+
+/// The working directory's name components, leaf first, each NUL-terminated,
+/// written into `data` right after the environment, their length in
+/// `cwd_len`. The walk goes up `fs->pwd`'s dentries and across mounts as
+/// the kernel's own `d_path` does, and stops at the process's root
+/// (`fs->root`), so a chrooted process sees its directory as it names it. It
+/// sets the `FLAG_CWD_*` bits: walked, cut at the bound (the deepest
+/// components kept), outside the root (the top of the mount tree came first:
+/// the components then run from there), and deleted. Bounded by
+/// `CWD_STEPS_MAX` steps and `CWD_MAX` bytes; a step is three or four reads.
+///
+/// # Safety
+///
+/// `buf` must be this CPU's scratch entry (see `scratch`), its record's
+/// path, argv and environment lengths set.
+#[inline(always)]
+unsafe fn cwd_components(buf: *mut ExecScratch, fs: usize) {
+    // SAFETY: the caller's contract on `buf`. The lengths are masked to the
+    // bounds `sched_process_exec` copies within, and each name lands at
+    // their sum plus a position masked below CWD_MAX, at most NAME_MAX bytes
+    // long: inside `data` (see DATA_LEN). The helper checks its source.
+    unsafe {
+        if off!(cwd_walk) == 0 || fs == 0 {
+            return;
+        }
+        let len = |p: *const u32| read_volatile(p) as usize;
+        let tail = (len(addr_of!((*buf).rec.path_len)) & (PATH_MAX - 1))
+            + (len(addr_of!((*buf).rec.argv_len)) & (2 * ARGV_MAX - 1))
+            + (len(addr_of!((*buf).rec.env_len)) & (2 * ENV_MAX - 1));
+        let dst = addr_of_mut!((*buf).data).cast::<u8>().add(tail);
+        let root_dentry = kptr_flat(fs, off!(fs_root_dentry));
+        let root_mnt = kptr_flat(fs, off!(fs_root_mnt));
+        let mut dentry = kptr_flat(fs, off!(fs_pwd_dentry));
+        let mut vfsmnt = kptr_flat(fs, off!(fs_pwd_mnt));
+        if dentry == 0 || vfsmnt == 0 {
+            return;
+        }
+        let mut mnt_root = kptr_flat(vfsmnt, off!(vfsmount_mnt_root));
+        // Deleted: unhashed, and not the root of a file system (never hashed).
+        // Written now, not carried in a register through the loop: one
+        // verifier state per step, not two.
+        if kptr_flat(dentry, off!(dentry_parent)) != dentry
+            && kptr_flat(dentry, off!(dentry_hash_pprev)) == 0
+        {
+            (*buf).rec.flags |= FLAG_CWD_UNLINKED;
+        }
+        (*buf).cursor = 0;
+        let mut end = FLAG_CWD_TRUNCATED;
+        for _ in 0..CWD_STEPS_MAX {
+            if dentry == root_dentry && vfsmnt == root_mnt {
+                end = 0;
+                break;
+            }
+            if dentry == mnt_root {
+                // Top of this mount: go on from where it is mounted. A mount
+                // that is its own parent is the top of the tree (or detached).
+                let mount = vfsmnt.wrapping_sub(off!(mount_mnt));
+                let up = kptr_flat(mount, off!(mount_parent));
+                if up == 0 || up == mount {
+                    end = FLAG_CWD_OUTSIDE_ROOT;
+                    break;
+                }
+                dentry = kptr_flat(mount, off!(mount_mountpoint));
+                vfsmnt = up + off!(mount_mnt);
+                mnt_root = kptr_flat(vfsmnt, off!(vfsmount_mnt_root));
+                continue;
+            }
+            let parent = kptr_flat(dentry, off!(dentry_parent));
+            if parent == 0 {
+                break;
+            }
+            if parent == dentry {
+                // A file system's root that is not its mount's: not under the
+                // process's root either.
+                end = FLAG_CWD_OUTSIDE_ROOT;
+                break;
+            }
+            // Room for a whole name (NAME_MAX with its NUL) below CWD_MAX.
+            let pos = (*buf).cursor as usize;
+            if pos >= CWD_MAX - NAME_MAX {
+                break;
+            }
+            let pos = pos & (CWD_MAX - 1);
+            let name = kptr_flat(dentry, off!(dentry_name));
+            let n =
+                bpf_probe_read_kernel_str(dst.add(pos).cast(), NAME_MAX as u32, name as *const _);
+            if n <= 0 {
+                break;
+            }
+            (*buf).cursor = (pos + n as usize) as u64;
+            dentry = parent;
+        }
+        (*buf).rec.flags |= FLAG_CWD_WALKED | end;
+        (*buf).rec.cwd_len = ((*buf).cursor as usize & (CWD_MAX - 1)) as u32;
     }
 }
 
@@ -993,6 +1170,7 @@ fn exec_failed<C: EbpfContext>(ctx: &C, ret: i64, pending: &PendingExec) {
         write_volatile(addr_of_mut!(rec.cwd_dentry), 0);
         write_volatile(addr_of_mut!(rec.cwd_mnt), 0);
         write_volatile(addr_of_mut!(rec.cwd_ino), 0);
+        rec.cwd_len = 0;
         write_volatile(addr_of_mut!(rec.cpu.utime_ns), 0);
         write_volatile(addr_of_mut!(rec.cpu.stime_ns), 0);
         write_volatile(addr_of_mut!(rec.cpu.runtime_ns), 0);

@@ -2,6 +2,7 @@
 //! without a bound: lengths are checked against the bytes actually received.
 use tracer_common::{
     CgroupRecord, ConnectRecord, ConnectResultRecord, DnsRecord, ExecRecord, ExitRecord,
+    FLAG_CWD_OUTSIDE_ROOT, FLAG_CWD_TRUNCATED, FLAG_CWD_UNLINKED, FLAG_CWD_WALKED,
     FLAG_FILE_UNLINKED, FLAG_PATH_FROM_FILE, FLAG_PATH_TRUNCATED, ForkRecord, Header,
     RECORD_VERSION, RecordKind, TaskInfo,
 };
@@ -63,15 +64,44 @@ pub struct Exec {
     pub argv: Vec<u8>,
     /// NUL-separated, as in /proc/<pid>/environ (successful execs; may be cut).
     pub env: Vec<u8>,
+    /// The working directory from the probe's walk; None when it could not run.
+    pub cwd: Option<WalkedCwd>,
 }
 
-/// The path of the file an exec through a descriptor ran, from the probe's
-/// dentry walk (name components leaf first, each NUL-terminated), written as
-/// `/proc/<pid>/exe` shows it: `/tmp/x (deleted)`, `/memfd:name (deleted)`.
-/// A walk cut short starts with `...` rather than pass for an absolute path.
-pub fn path_from_components(raw: &[u8], flags: u32) -> Vec<u8> {
+/// The working directory at an exec, as the probe's dentry walk found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalkedCwd {
+    /// Raw bytes, written as `/proc/<pid>/cwd` shows it: `/a/b`, relative to
+    /// the process's root; `/a/b (deleted)`. A walk cut at its bound keeps the
+    /// deepest components and starts with `...` rather than pass for an
+    /// absolute path.
+    pub path: Vec<u8>,
+    pub truncated: bool,
+    /// The walk reached the top of the mount tree, not the process's root:
+    /// `path` runs from the top of its mount namespace.
+    pub outside_root: bool,
+}
+
+impl WalkedCwd {
+    /// From the record's cwd area (components leaf first, each NUL-terminated)
+    /// and its `FLAG_CWD_*` flags; None when the probe did not walk.
+    pub fn from_components(raw: &[u8], flags: u32) -> Option<WalkedCwd> {
+        if flags & FLAG_CWD_WALKED == 0 {
+            return None;
+        }
+        let truncated = flags & FLAG_CWD_TRUNCATED != 0;
+        Some(WalkedCwd {
+            path: join_components(raw, truncated, flags & FLAG_CWD_UNLINKED != 0),
+            truncated,
+            outside_root: flags & FLAG_CWD_OUTSIDE_ROOT != 0,
+        })
+    }
+}
+
+/// Name components (leaf first, each NUL-terminated) as a path, root first.
+fn join_components(raw: &[u8], cut: bool, deleted: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len() + 16);
-    if flags & FLAG_PATH_TRUNCATED != 0 {
+    if cut {
         out.extend_from_slice(b"...");
     }
     for part in raw.split(|&b| b == 0).filter(|p| !p.is_empty()).rev() {
@@ -81,10 +111,22 @@ pub fn path_from_components(raw: &[u8], flags: u32) -> Vec<u8> {
     if out.is_empty() {
         out.push(b'/');
     }
-    if flags & FLAG_FILE_UNLINKED != 0 {
+    if deleted {
         out.extend_from_slice(b" (deleted)");
     }
     out
+}
+
+/// The path of the file an exec through a descriptor ran, from the probe's
+/// dentry walk (name components leaf first, each NUL-terminated), written as
+/// `/proc/<pid>/exe` shows it: `/tmp/x (deleted)`, `/memfd:name (deleted)`.
+/// A walk cut short starts with `...` rather than pass for an absolute path.
+pub fn path_from_components(raw: &[u8], flags: u32) -> Vec<u8> {
+    join_components(
+        raw,
+        flags & FLAG_PATH_TRUNCATED != 0,
+        flags & FLAG_FILE_UNLINKED != 0,
+    )
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -133,16 +175,19 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
             let path_len = rec.path_len as usize;
             let argv_len = rec.argv_len as usize;
             let env_len = rec.env_len as usize;
+            let cwd_len = rec.cwd_len as usize;
             let end = fixed
                 .checked_add(path_len)
                 .and_then(|v| v.checked_add(argv_len))
                 .and_then(|v| v.checked_add(env_len))
+                .and_then(|v| v.checked_add(cwd_len))
                 .filter(|end| *end <= bytes.len())
                 .ok_or(DecodeError::Length {
                     claimed: fixed
                         .saturating_add(path_len)
                         .saturating_add(argv_len)
-                        .saturating_add(env_len),
+                        .saturating_add(env_len)
+                        .saturating_add(cwd_len),
                     got: bytes.len(),
                 })?;
             let raw_path = &bytes[fixed..fixed + path_len];
@@ -153,12 +198,15 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
             };
             let argv_end = fixed + path_len + argv_len;
             let argv = bytes[fixed + path_len..argv_end].to_vec();
-            let env = bytes[argv_end..end].to_vec();
+            let env_end = argv_end + env_len;
+            let env = bytes[argv_end..env_end].to_vec();
+            let cwd = WalkedCwd::from_components(&bytes[env_end..end], rec.flags);
             Ok(Record::Exec(Exec {
                 rec,
                 path,
                 argv,
                 env,
+                cwd,
             }))
         }
         Some(RecordKind::Fork) => {
@@ -299,6 +347,69 @@ mod tests {
             panic!("not exec")
         };
         assert_eq!(e.path, b"/tmp/x (deleted)");
+    }
+
+    #[test]
+    fn working_directories_from_dentry_walks() {
+        let w = FLAG_CWD_WALKED;
+        let cut = FLAG_CWD_TRUNCATED;
+        let out = FLAG_CWD_OUTSIDE_ROOT;
+        let del = FLAG_CWD_UNLINKED;
+        // (components, flags, path, truncated, outside_root)
+        type Case<'a> = (&'a [u8], u32, &'a [u8], bool, bool);
+        let cases: &[Case] = &[
+            (b"b\0a\0", w, b"/a/b", false, false),
+            // The process's root itself: no components.
+            (b"", w, b"/", false, false),
+            (b"x\0tmp\0", w | del, b"/tmp/x (deleted)", false, false),
+            // Cut at the bound: the deepest components, not passed off as absolute.
+            (b"d\0c\0", w | cut, b".../c/d", true, false),
+            // Outside a chroot: the path from the top of the mount tree.
+            (b"elsewhere\0tmp\0", w | out, b"/tmp/elsewhere", false, true),
+            (
+                b"gone\0tmp\0",
+                w | out | del,
+                b"/tmp/gone (deleted)",
+                false,
+                true,
+            ),
+            // Bytes that are not UTF-8, and names with spaces, stay as they are.
+            (b"\xff\0a b\0", w, b"/a b/\xff", false, false),
+            (b"\0\0x\0", w, b"/x", false, false),
+        ];
+        for (raw, flags, path, truncated, outside_root) in cases {
+            let got = WalkedCwd::from_components(raw, *flags).expect("walked");
+            let want = WalkedCwd {
+                path: path.to_vec(),
+                truncated: *truncated,
+                outside_root: *outside_root,
+            };
+            assert_eq!(got, want, "{raw:?} {flags:#x}");
+        }
+        // Not walked (offsets missing, a read fault): nothing, whatever the bytes.
+        assert_eq!(WalkedCwd::from_components(b"x\0", cut | del), None);
+
+        // In a record: after the environment, counted in its length.
+        let mut b = exec_bytes(b"/bin/pwd", b"pwd\0");
+        b.extend_from_slice(b"dir\0tmp\0");
+        let set = |b: &mut Vec<u8>, field: usize, v: u32| {
+            b[field..field + 4].copy_from_slice(&v.to_ne_bytes());
+        };
+        let len = b.len() as u32;
+        set(&mut b, std::mem::offset_of!(ExecRecord, header.len), len);
+        set(&mut b, std::mem::offset_of!(ExecRecord, cwd_len), 8);
+        set(&mut b, std::mem::offset_of!(ExecRecord, flags), w);
+        let Record::Exec(e) = decode(&b).unwrap() else {
+            panic!("not exec")
+        };
+        assert_eq!(e.argv, b"pwd\0");
+        assert!(e.env.is_empty());
+        assert_eq!(e.cwd.map(|c| c.path), Some(b"/tmp/dir".to_vec()));
+        // A cwd length past the record's end is an error, not a panic.
+        set(&mut b, std::mem::offset_of!(ExecRecord, cwd_len), 9);
+        assert!(matches!(decode(&b), Err(DecodeError::Length { .. })));
+        set(&mut b, std::mem::offset_of!(ExecRecord, cwd_len), u32::MAX);
+        assert!(matches!(decode(&b), Err(DecodeError::Length { .. })));
     }
 
     #[test]

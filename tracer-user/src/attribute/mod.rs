@@ -8,9 +8,9 @@
 //! without a kernel or /proc. Every table entry is built by one constructor
 //! (`process::Image` -> `Process`), whether a record or /proc described it.
 //!
-//! Hot path: for a process the table knows, nothing here makes a syscall except
-//! reading the cwd of a fresh exec image in a directory not seen in the last
-//! seconds (`proc::cwd`). /proc is read only for processes the
+//! Hot path: for a process the table knows, nothing here makes a syscall (the
+//! probe walks an exec's cwd; only where it cannot, the cwd of a directory not
+//! seen in the last seconds is read, `proc::cwd`). /proc is read only for processes the
 //! table does not know (started before the probes attached and missed by the scan).
 //! These reads block: the caller runs attribution where blocking is allowed
 //! (see `run`).

@@ -15,7 +15,11 @@ use crate::{
     event::{Action, CredentialEnv, ExecAction, ImageSource, Kind, LoaderEnv, Outcome, Requestor},
     exec_id::{ImageLayout, exec_id, ns_to_ticks},
     filehash::FileVersion,
-    proc::{scan::ProcSnapshot, table::Process},
+    proc::{
+        cwd::{self, CwdMarks},
+        scan::ProcSnapshot,
+        table::Process,
+    },
 };
 
 /// One process image, however it was learned: everything a table entry
@@ -34,6 +38,7 @@ pub(super) struct Image {
     pub argv_truncated: bool,
     pub cwd: Option<Arc<str>>,
     pub cwd_ino: u64,
+    pub cwd_marks: CwdMarks,
     pub file: Option<Arc<FileVersion>>,
     pub loader_env: Option<Arc<LoaderEnv>>,
     pub credential_env: Option<Arc<CredentialEnv>>,
@@ -75,6 +80,7 @@ impl Image {
             argv_truncated: false,
             cwd: None,
             cwd_ino: 0,
+            cwd_marks: CwdMarks::default(),
             file: None,
             loader_env: None,
             credential_env: None,
@@ -112,6 +118,7 @@ impl Image {
             argv_truncated: parent.argv_truncated,
             cwd: parent.cwd.clone(),
             cwd_ino: parent.cwd_ino,
+            cwd_marks: parent.cwd_marks,
             file: parent.file.clone(),
             loader_env: parent.loader_env.clone(),
             credential_env: parent.credential_env.clone(),
@@ -127,6 +134,7 @@ impl Image {
         cgroups: (u64, u64),
         credential_env: Option<Arc<CredentialEnv>>,
     ) -> Image {
+        let (cwd, cwd_marks) = cwd::from_proc(s.cwd.as_deref().map(|c| escape(c).into()));
         let binary: Arc<str> = match (&s.exe, s.argv.first()) {
             (Some(exe), _) => escape(exe).into(),
             (None, Some(a0)) if !a0.is_empty() => escape(a0).into(),
@@ -147,8 +155,9 @@ impl Image {
             binary,
             argv: s.argv.iter().map(|a| escape(a)).collect(),
             argv_truncated: s.argv_truncated,
-            cwd: s.cwd.as_deref().map(|c| escape(c).into()),
+            cwd,
             cwd_ino: s.cwd_ino,
+            cwd_marks,
             file: s.file.map(Arc::new),
             loader_env: s.loader_env.clone(),
             credential_env,
@@ -175,6 +184,7 @@ impl Image {
             argv_truncated,
             cwd,
             cwd_ino,
+            cwd_marks,
             file,
             loader_env,
             credential_env,
@@ -204,6 +214,7 @@ impl Image {
             argv_truncated,
             cwd,
             cwd_ino,
+            cwd_marks,
             cgroup_id,
             cgroup_v1_id,
             uid,
@@ -321,20 +332,32 @@ impl Attributor {
     pub(super) fn exec_success(&mut self, e: Exec) -> Attributed {
         let task = &e.rec.task;
         let argv: Arc<[String]> = split_argv(&e.argv).into();
-        // The kernel names the directory; its path comes from the cache (or /proc
+        // The probe's walk gives the path. Where it could not run, the kernel
+        // still names the directory, and its path comes from the cache (or /proc
         // once per directory). If the process is gone and no sibling's was read,
         // keep the previous image's if it was in the same directory (exec does
         // not change it, but a child can between its fork and its exec).
         let key = (e.rec.cwd_dentry, e.rec.cwd_mnt, e.rec.cwd_ino);
-        let cwd: Option<Arc<str>> = self
-            .cwds
-            .lookup(key, Instant::now(), || self.host.cwd(task.tgid))
-            .or_else(|| {
-                self.table
+        let (cwd, cwd_marks) = match &e.cwd {
+            Some(walked) => {
+                let (path, marks) = cwd::from_walk(walked);
+                (Some(path), marks)
+            }
+            None => {
+                let previous = self
+                    .table
                     .get(task.tgid)
-                    .filter(|p| key.2 != 0 && p.cwd_ino == key.2)
-                    .and_then(|p| p.cwd.clone())
-            });
+                    .filter(|p| key.2 != 0 && p.cwd_ino == key.2 && p.cwd.is_some())
+                    .map(|p| (p.cwd.clone(), p.cwd_marks));
+                match self
+                    .cwds
+                    .lookup(key, Instant::now(), || self.host.cwd(task.tgid))
+                {
+                    Some(path) => cwd::from_proc(Some(path)),
+                    None => previous.unwrap_or_default(),
+                }
+            }
+        };
         let mut binary = escape(&e.path);
         if !binary.starts_with('/')
             && let Some(cwd) = &cwd
@@ -361,6 +384,7 @@ impl Attributor {
             argv_truncated: e.rec.flags & FLAG_ARGV_TRUNCATED != 0,
             cwd_ino: if cwd.is_some() { key.2 } else { 0 },
             cwd,
+            cwd_marks,
             file: (e.rec.file_ino != 0).then(|| {
                 Arc::new(FileVersion::from_kernel(
                     e.rec.file_dev,

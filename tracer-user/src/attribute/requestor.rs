@@ -141,6 +141,7 @@ mod tests {
                 path: path.as_bytes().to_vec(),
                 argv: format!("{path}\0").into_bytes(),
                 env,
+                cwd: None,
             };
             self.a.handle(Record::Exec(exec)).expect("exec event").event
         }

@@ -274,6 +274,8 @@ impl Sim {
             path: path.as_bytes().to_vec(),
             argv: argv_bytes,
             env: Vec::new(),
+            // The walk did not run: the /proc fallback (`Step::Exec`'s cwd).
+            cwd: None,
         })
     }
 

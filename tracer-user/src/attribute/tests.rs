@@ -23,8 +23,72 @@ fn exec_in(a: &mut Attributor, pid: u32, v2_id: u64, v1_id: u64) -> Event {
         path: b"/bin/true".to_vec(),
         argv: b"/bin/true\0".to_vec(),
         env: Vec::new(),
+        cwd: None,
     };
     a.handle(Record::Exec(exec)).expect("an exec event").event
+}
+
+/// The probe's walk names the cwd, with what is odd about it, whatever /proc
+/// shows now; /proc only where the walk did not run, its `(unreachable)`
+/// prefix turned into the same mark.
+#[test]
+fn cwd_from_the_walk_else_from_proc() {
+    use crate::{decode::WalkedCwd, event::CwdSource, proc::scan::ProcCwd};
+    let top = TempTree(std::env::temp_dir().join(format!(
+        "tracer-attr-cwd-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    )));
+    std::fs::create_dir_all(&top.0).unwrap();
+    let host = FakeHost::default();
+    for pid in [200, 300] {
+        let cwd = ProcCwd {
+            path: b"(unreachable)/srv/jail".to_vec(),
+            ino: Some(77),
+        };
+        host.with(|h| h.cwds.insert(pid, cwd));
+    }
+    let mut a = attributor_on(host, top.0.clone(), false);
+    let mut exec = |pid: u32, cwd: Option<WalkedCwd>| {
+        let mut rec = tracer_common::ExecRecord::default();
+        rec.task.tgid = pid;
+        rec.task.tid = pid;
+        rec.task.start_boottime_ns = u64::from(pid);
+        (rec.cwd_dentry, rec.cwd_mnt, rec.cwd_ino) =
+            (0xffff_1000 + u64::from(pid), 0xffff_2000, 77);
+        let exec = Exec {
+            rec,
+            path: b"x".to_vec(),
+            argv: b"x\0".to_vec(),
+            env: Vec::new(),
+            cwd,
+        };
+        a.handle(Record::Exec(exec)).expect("an exec event").event
+    };
+    let walked = exec(
+        200,
+        Some(WalkedCwd {
+            path: b".../b/c".to_vec(),
+            truncated: true,
+            outside_root: false,
+        }),
+    );
+    let x = &walked.executor;
+    assert_eq!(x.cwd.as_deref(), Some(".../b/c"));
+    assert_eq!(x.cwd_source, Some(CwdSource::Kernel));
+    assert!(x.cwd_truncated && !x.cwd_outside_root);
+    // A relative exec path resolves against it.
+    assert_eq!(&*x.binary, ".../b/c/x");
+
+    let read = exec(300, None);
+    let x = &read.executor;
+    assert_eq!(x.cwd.as_deref(), Some("/srv/jail"));
+    assert_eq!(x.cwd_source, Some(CwdSource::Proc));
+    assert!(!x.cwd_truncated && x.cwd_outside_root);
+    let json = serde_json::to_value(x).unwrap();
+    assert_eq!(json["cwd_source"], "proc");
+    assert_eq!(json["cwd_outside_root"], true);
+    assert!(json.get("cwd_truncated").is_none());
 }
 
 /// Removed on drop, even if the test fails.

@@ -174,6 +174,21 @@ pub struct Executor {
     #[serde(skip_serializing_if = "Credentials::is_empty")]
     pub credentials: Credentials,
     pub cwd: Option<Arc<str>>,
+    /// Where `cwd` came from: `kernel` (the probe's walk of the directory's
+    /// dentries at the exec) or `proc` (`/proc/<pid>/cwd`, read later: the
+    /// walk could not run, or the image predates the tracer). Absent with a
+    /// null cwd.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd_source: Option<CwdSource>,
+    /// `cwd` is cut: deeper than the walk goes; it holds the deepest
+    /// components after `...`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cwd_truncated: bool,
+    /// The directory is not under the process's root (a chroot it is outside
+    /// of, a detached mount): `cwd` is the path from the top of its mount
+    /// namespace.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cwd_outside_root: bool,
     pub comm: String,
     pub start_time: UnixNanos,
     pub user: User,
@@ -216,6 +231,9 @@ impl Executor {
             }
             && self.credentials.serializes_like(&o.credentials)
             && self.cwd == o.cwd
+            && self.cwd_source == o.cwd_source
+            && self.cwd_truncated == o.cwd_truncated
+            && self.cwd_outside_root == o.cwd_outside_root
             && self.comm == o.comm
             && self.user == o.user
             && self.authority == o.authority
@@ -237,6 +255,14 @@ pub enum ImageSource {
     Exec,
     Proc,
     Comm,
+}
+
+/// Where an executor's working directory came from ([`Executor::cwd_source`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CwdSource {
+    Kernel,
+    Proc,
 }
 
 /// A file by what the kernel knows it as: `dev` is `major:minor`; its

@@ -74,6 +74,9 @@ pub(crate) fn sample_executor() -> Executor {
         loader_env: None,
         credentials: Default::default(),
         cwd: Some("/".into()),
+        cwd_source: Some(crate::event::CwdSource::Kernel),
+        cwd_truncated: false,
+        cwd_outside_root: false,
         comm: "true".into(),
         start_time: UnixNanos(0),
         user: User {

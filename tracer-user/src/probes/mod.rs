@@ -11,7 +11,7 @@ use std::{fs::File, os::fd::AsFd, path::Path};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{MapData, PerCpuArray, ProgramArray, RingBuf},
     programs::{
         CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, Iter, ProgramError,
         RawTracePoint, TracePoint,
@@ -145,6 +145,9 @@ pub(crate) struct LoadOptions<'a> {
 }
 
 enum Hook {
+    /// Not attached: put in slot `.1` of program array `.0`, for a program
+    /// that tail-calls it.
+    TailCall(&'static str, u32),
     RawTp(&'static str),
     Tp(&'static str, &'static str),
     Cgroup,
@@ -172,10 +175,17 @@ const UNCONNECTED_SENDS: &str =
 const DNS_NAMES: &str = "connect destinations are not named from DNS answers (destination.name)";
 const USAGE_SWEEPS: &str =
     "no usage events for live processes (--usage-interval); exits still report usage";
+const CWD_WALK: &str = "working directories are read from /proc, once per directory: a process gone before that read has a null cwd";
 const CGROUP_NAMES: &str = "cgroups are named from the cgroup tree only: one created and removed between two walks stays unnamed";
 
 /// (program name in the object, where it attaches, whether the tracer needs it)
 const PROGRAMS: &[(&str, Hook, Need)] = &[
+    // Before `sched_process_exec`, which tail-calls it from its first exec on.
+    (
+        "exec_cwd",
+        Hook::TailCall("EXEC_TAIL", 0),
+        Need::Optional(CWD_WALK),
+    ),
     (
         "sched_process_exec",
         Hook::RawTp("sched_process_exec"),
@@ -372,11 +382,25 @@ pub(crate) fn load(opts: &LoadOptions<'_>) -> Result<(Probes, RingBuf<MapData>),
                 continue;
             }
         }
+        if let ("exec_cwd", Need::Optional(lost), 0) = (*name, need, opts.offsets.cwd_walk) {
+            let why = "the kernel's BTF lacks fs_struct.root";
+            tracing::info!(program = name, "not loaded: {why}; {lost}");
+            degraded.push(Degraded {
+                program: name,
+                lost,
+                error: why.to_owned(),
+            });
+            continue;
+        }
         tracing::debug!(program = name, "loading and attaching");
-        let prog = ebpf
-            .program_mut(name)
-            .ok_or(ProbeError::MissingProgram { program: name })?;
-        match attach(name, prog, hook, &cgroup, opts.cgroup_root) {
+        let loaded = match hook {
+            Hook::TailCall(map, index) => tail_call_target(&mut ebpf, name, map, *index),
+            _ => ebpf
+                .program_mut(name)
+                .ok_or(ProbeError::MissingProgram { program: name })
+                .and_then(|prog| attach(name, prog, hook, &cgroup, opts.cgroup_root)),
+        };
+        match loaded {
             Ok((attach, verified_insns)) => {
                 tracing::debug!(program = name, ?verified_insns, "attached");
                 stats.push(ProgramStats {
@@ -440,6 +464,39 @@ pub(crate) struct KernelCounters {
     pub dns_tcp_skipped: u64,
 }
 
+/// Load program `name` and put it in slot `index` of program array `map`
+/// (where a program that tail-calls it finds it); returns where it went and
+/// its verifier statistics.
+fn tail_call_target(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    map: &'static str,
+    index: u32,
+) -> Result<(String, Option<u32>), ProbeError> {
+    let prog: &mut RawTracePoint = ebpf
+        .program_mut(name)
+        .ok_or(ProbeError::MissingProgram { program: name })?
+        .try_into()
+        .map_err(|e| verifier_error(name, e))?;
+    prog.load().map_err(|e| verifier_error(name, e))?;
+    let verified_insns = verified(prog.info());
+    let target = format!("tail call {map}[{index}]");
+    let fd = prog
+        .fd()
+        .and_then(|fd| fd.try_clone().map_err(ProgramError::from))
+        .map_err(|source| ProbeError::Attach {
+            program: name,
+            target: target.clone(),
+            source,
+        })?;
+    let mut slots = ProgramArray::try_from(ebpf.map_mut(map).ok_or(ProbeError::MissingMap(map))?)
+        .map_err(|source| ProbeError::Map { name: map, source })?;
+    slots
+        .set(index, &fd, 0)
+        .map_err(|source| ProbeError::Map { name: map, source })?;
+    Ok((target, verified_insns))
+}
+
 /// Load one program and attach it; returns where it attached and its verifier
 /// statistics.
 fn attach(
@@ -457,6 +514,8 @@ fn attach(
         }
     };
     Ok(match hook {
+        // Loaded by `tail_call_target`, never attached: not a hook to attach to.
+        Hook::TailCall(..) => return Err(ProbeError::MissingProgram { program: name }),
         Hook::RawTp(tp) => {
             let p: &mut RawTracePoint = prog.try_into().map_err(|e| verifier_error(name, e))?;
             p.load().map_err(|e| verifier_error(name, e))?;

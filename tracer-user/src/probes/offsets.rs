@@ -193,8 +193,33 @@ pub(crate) fn resolve(btf: &Btf) -> Result<Offsets, OffsetError> {
         .unwrap_or(0);
     authority(btf, &mut offsets);
     rss_counters(btf, &mut offsets);
+    cwd_walk(btf, &mut offsets);
     offsets.valid = 1;
     Ok(offsets)
+}
+
+/// The working directory walk also needs the process's root, to stop there
+/// (the dentry and mount members it shares with the descriptor-exec walk are
+/// required above). Without it the probes leave the path to user space, which
+/// reads /proc: a degraded cwd, not probes that fail to load.
+pub(crate) fn cwd_walk(btf: &Btf, o: &mut Offsets) {
+    match (
+        btf.member_offset("fs_struct", "root.dentry"),
+        btf.member_offset("fs_struct", "root.mnt"),
+    ) {
+        (Ok(dentry), Ok(mnt)) => {
+            o.fs_root_dentry = dentry;
+            o.fs_root_mnt = mnt;
+            o.cwd_walk = 1;
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            o.cwd_walk = 0;
+            tracing::warn!(
+                error = %crate::error_chain(&e),
+                "the kernel lacks fs_struct.root: working directories are read from /proc (short-lived processes may get none)"
+            );
+        }
+    }
 }
 
 /// One part of a task's authority: its `READ_*` bit and the members it
@@ -393,6 +418,10 @@ mod tests {
         assert_eq!(o.css_set_subsys, 0);
         assert_eq!(o.css_cgroup, 0);
         assert_eq!(o.cgroup_v1, 0, "off until a controller is chosen");
+        // `struct path { vfsmount *mnt; dentry *dentry; }`, root before pwd.
+        assert_eq!(o.cwd_walk, 1);
+        assert_eq!(o.fs_root_dentry, o.fs_root_mnt + 8);
+        assert_eq!(o.fs_pwd_mnt, o.fs_root_mnt + 16);
 
         let mut v1 = o;
         let memory = btf

@@ -1,18 +1,65 @@
 //! The working directory of a new exec image.
 //!
-//! The probe captures which directory it is (the `fs->pwd` dentry and vfsmount
-//! addresses and the inode number) at the exec; the path comes from
-//! `/proc/<pid>/cwd`, read once per directory and kept briefly. A storm of
-//! children in one directory then costs one lookup instead of one each (the
-//! lookup was the tracer's largest kernel-side cost), and a child that exits
-//! before we look still gets its directory when a sibling's was read.
+//! The probe walks the directory's dentries at the exec and the record
+//! carries its path ([`crate::decode::WalkedCwd`]): nothing here runs for
+//! it. Where the walk cannot run (a kernel without `fs_struct.root` in its
+//! BTF, a read fault), the probe still captures which directory it is (the
+//! `fs->pwd` dentry and vfsmount addresses and the inode number), and the
+//! path comes from `/proc/<pid>/cwd`, read once per directory and kept
+//! briefly: a storm of children in one directory then costs one lookup
+//! instead of one each, and a child that exits before we look still gets its
+//! directory when a sibling's was read.
 use std::{
     collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use crate::{escape::escape, proc::scan::ProcCwd};
+use crate::{decode::WalkedCwd, escape::escape, event::CwdSource, proc::scan::ProcCwd};
+
+/// How an image's cwd was learned and what is odd about it (see the
+/// `cwd_*` fields of the executor).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CwdMarks {
+    /// None while the cwd is unknown.
+    pub source: Option<CwdSource>,
+    pub truncated: bool,
+    pub outside_root: bool,
+}
+
+/// What /proc puts before a path that is not under the reader's root.
+const UNREACHABLE: &str = "(unreachable)";
+
+/// The cwd the probe's walk found, escaped for JSON, and its marks.
+pub fn from_walk(w: &WalkedCwd) -> (Arc<str>, CwdMarks) {
+    let marks = CwdMarks {
+        source: Some(CwdSource::Kernel),
+        truncated: w.truncated,
+        outside_root: w.outside_root,
+    };
+    (escape(&w.path).into(), marks)
+}
+
+/// An escaped cwd read from /proc, and its marks: the kernel writes a
+/// directory outside the process's root as `(unreachable)/path`, which
+/// becomes the walk's form (the path, marked outside the root).
+pub fn from_proc(path: Option<Arc<str>>) -> (Option<Arc<str>>, CwdMarks) {
+    let Some(path) = path else {
+        return (None, CwdMarks::default());
+    };
+    let mut marks = CwdMarks {
+        source: Some(CwdSource::Proc),
+        ..CwdMarks::default()
+    };
+    let path = match path.strip_prefix(UNREACHABLE) {
+        Some(rest) if rest.starts_with('/') => {
+            marks.outside_root = true;
+            rest.into()
+        }
+        _ => path,
+    };
+    (Some(path), marks)
+}
 
 /// (dentry address, vfsmount address, inode number); all zero when unknown.
 pub type CwdKey = (u64, u64, u64);
@@ -120,6 +167,59 @@ mod tests {
                 .is_none()
         );
         assert_eq!(c.misses, 2);
+    }
+
+    #[test]
+    fn marks_of_a_proc_cwd() {
+        let proc = Some(CwdSource::Proc);
+        let cases: &[(Option<&str>, Option<&str>, CwdMarks)] = &[
+            (None, None, CwdMarks::default()),
+            (
+                Some("/tmp/x"),
+                Some("/tmp/x"),
+                CwdMarks {
+                    source: proc,
+                    ..CwdMarks::default()
+                },
+            ),
+            (
+                Some("(unreachable)/srv/jail-outside"),
+                Some("/srv/jail-outside"),
+                CwdMarks {
+                    source: proc,
+                    outside_root: true,
+                    ..CwdMarks::default()
+                },
+            ),
+            // A directory that is merely named so, under the root.
+            (
+                Some("(unreachable)x"),
+                Some("(unreachable)x"),
+                CwdMarks {
+                    source: proc,
+                    ..CwdMarks::default()
+                },
+            ),
+        ];
+        for (input, path, marks) in cases {
+            let (got, got_marks) = from_proc(input.map(Arc::from));
+            assert_eq!(got.as_deref(), *path, "{input:?}");
+            assert_eq!(got_marks, *marks, "{input:?}");
+        }
+        let (path, marks) = from_walk(&WalkedCwd {
+            path: b"...\\/b\xff".to_vec(),
+            truncated: true,
+            outside_root: false,
+        });
+        assert_eq!(&*path, "...\\\\/b\\xff");
+        assert_eq!(
+            marks,
+            CwdMarks {
+                source: Some(CwdSource::Kernel),
+                truncated: true,
+                outside_root: false
+            }
+        );
     }
 
     #[test]

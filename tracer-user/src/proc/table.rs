@@ -16,7 +16,7 @@ use crate::{
     event::{Ancestor, AncestorBase, CredentialEnv, ImageSource, LoaderEnv, Requestor},
     exec_id::ImageLayout,
     filehash::FileVersion,
-    proc::intern::Interner,
+    proc::{cwd::CwdMarks, intern::Interner},
 };
 
 /// [`Process::cpu_base_ns`] of an image whose exec the tracer did not see
@@ -69,6 +69,8 @@ pub struct Process {
     /// Inode number of that directory, to tell whether a later exec ran in the
     /// same one; 0 unknown.
     pub cwd_ino: u64,
+    /// Where `cwd` came from, and whether it is cut or outside the root.
+    pub cwd_marks: CwdMarks,
     /// Last cgroup v2 id a record showed for it (for lineage identity); 0 unknown.
     pub cgroup_id: u64,
     /// Likewise its cgroup in the v1 hierarchy the probes read; 0 unknown or none.
@@ -590,6 +592,7 @@ mod tests {
             argv_truncated: false,
             cwd: None,
             cwd_ino: 0,
+            cwd_marks: Default::default(),
             cgroup_id: 0,
             cgroup_v1_id: 0,
             uid: 0,

@@ -125,6 +125,7 @@ fn run(steps: &[Step], max_bytes: usize) -> (Vec<String>, SearchCounts) {
                 path: Vec::new(),
                 argv: Vec::new(),
                 env: Vec::new(),
+                cwd: None,
             })
         };
         let (rec, ev) = match *step {

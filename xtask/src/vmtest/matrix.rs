@@ -33,6 +33,7 @@ pub(crate) const MATRIX_TESTS: &[&str] = &[
     // copies (passes on 5.10 and 6.1: 104 s and 43 s under TCG).
     "requestor",
     "real_workloads",
+    "cwd",
 ];
 /// The matrix's guest command: a load check of every program with its verifier
 /// statistics (kept in the output directory for the table), then the live tests.

@@ -7,9 +7,10 @@ use serde::Serialize;
 
 use crate::{
     event::{
-        Ancestor, Authority, BudgetCounts, Capabilities, Cgroup, Claim, Container, Event, Executor,
-        FileId, Identity, IdentityStatus, ImageSource, LoaderEnv, LossCounts, Namespaces, Pod,
-        PodOwner, Policy, Seccomp, Selectors, SinkGap, UserNamespace, Workload, authority::CapSet,
+        Ancestor, Authority, BudgetCounts, Capabilities, Cgroup, Claim, Container, CwdSource,
+        Event, Executor, FileId, Identity, IdentityStatus, ImageSource, LoaderEnv, LossCounts,
+        Namespaces, Pod, PodOwner, Policy, Seccomp, Selectors, SinkGap, UserNamespace, Workload,
+        authority::CapSet,
     },
     filehash::HashStatus,
     identity::{kube::Labels, workload::WorkloadKind},
@@ -26,6 +27,13 @@ pub struct EventUnmapped<'a> {
     /// Names of credential variables, never values (`executor.credentials`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credentials: Option<&'a crate::event::Credentials>,
+    /// How `process.working_directory` was learned (`executor.cwd_*`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cwd_outside_root: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd_source: Option<CwdSource>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cwd_truncated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<FileView<'a>>,
     pub identity: ExecutorIdentityView<'a>,
@@ -60,6 +68,9 @@ impl<'a> EventUnmapped<'a> {
             authority: AuthorityView::from(&x.authority),
             cgroup: CgroupView::from(&x.cgroup),
             credentials: (!x.credentials.is_empty()).then_some(&x.credentials),
+            cwd_outside_root: x.cwd_outside_root,
+            cwd_source: x.cwd_source,
+            cwd_truncated: x.cwd_truncated,
             file: x.file.as_ref().map(FileView::from),
             identity: ExecutorIdentityView {
                 selectors: &id.selectors,

@@ -96,6 +96,9 @@ pub(super) fn executor(
             service_account_token: Some(true),
         },
         cwd: Some("/app".into()),
+        cwd_source: Some(crate::event::CwdSource::Kernel),
+        cwd_truncated: false,
+        cwd_outside_root: false,
         comm: binary
             .rsplit('/')
             .next()

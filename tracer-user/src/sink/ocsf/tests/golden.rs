@@ -124,6 +124,7 @@ fn exec_bare(outcome: Outcome, ppid: u32) -> Event {
     ev.lineage.clear();
     ev.executor.ppid = ppid;
     ev.executor.cwd = None;
+    ev.executor.cwd_source = None;
     ev.executor.user.name = None;
     ev.executor.user.group = None;
     ev.executor.image_source = crate::event::ImageSource::Comm;
@@ -216,6 +217,22 @@ fn exec_hostile_argv() -> Event {
     ev.executor.argv = args;
     ev.executor.cwd = Some("/tmp/\u{1b}[2J".into());
     ev
+}
+
+/// A cwd the probe's walk could not give: read from /proc, outside the
+/// process's root; and one cut at the walk's bound.
+fn exec_cwd_marked() -> [(&'static str, Event); 2] {
+    let mut proc = exec_in_pod();
+    proc.executor.cwd = Some("/srv/outside".into());
+    proc.executor.cwd_source = Some(crate::event::CwdSource::Proc);
+    proc.executor.cwd_outside_root = true;
+    let mut cut = exec_in_pod();
+    cut.executor.cwd = Some(".../deep/er".into());
+    cut.executor.cwd_truncated = true;
+    [
+        ("exec_cwd_from_proc_outside_root", proc),
+        ("exec_cwd_truncated", cut),
+    ]
 }
 
 /// A login whose session and terminal are unknown, and a foreign ancestor
@@ -479,6 +496,7 @@ fn events() -> Vec<(&'static str, Event)> {
     ]
     .into_iter()
     .chain(connect_named())
+    .chain(exec_cwd_marked())
     .collect()
 }
 
