@@ -28,6 +28,31 @@ fn proc_hwm_kib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// Run `script` (argv: `mark`) in the interpreter itself, not a launcher in
+/// PATH (pyenv's shims are shell scripts that exec it in the same process:
+/// their CPU is theirs, not the image's, and /proc would count it), and wait
+/// for it to print `line`. Its stdin is a pipe: closing it ends the scripts.
+fn python_until(script: &str, mark: &str, line: &str) -> (std::process::Child, u32) {
+    let real = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .unwrap();
+    let python = String::from_utf8(real.stdout).unwrap().trim().to_owned();
+    let mut child = Command::new(&python)
+        .args(["-c", script, mark])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut got = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut got)
+        .unwrap();
+    assert_eq!(got.trim(), line);
+    (child, pid)
+}
+
 #[test]
 fn exit_carries_cpu_time_and_peak_memory_of_the_image() {
     let tracer = Tracer::start(&["--emit-lifecycle"]);
@@ -41,26 +66,7 @@ fn exit_carries_cpu_time_and_peak_memory_of_the_image() {
                   \x20   for _ in range(200000): pass\n\
                   print('done', flush=True)\n\
                   sys.stdin.read()\n";
-    // The interpreter itself, not a launcher in PATH (pyenv's shims are
-    // shell scripts that exec it in the same process: their CPU is theirs,
-    // not the image's, and /proc would count it).
-    let real = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .unwrap();
-    let python = String::from_utf8(real.stdout).unwrap().trim().to_owned();
-    let mut child = Command::new(&python)
-        .args(["-c", script, &mark])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "done");
+    let (mut child, pid) = python_until(script, &mark, "done");
     let (cpu, hwm) = (proc_cpu_ns(pid), proc_hwm_kib(pid));
     child.stdin.take().unwrap().write_all(b"").unwrap();
     assert!(child.wait().unwrap().success());
@@ -138,23 +144,7 @@ fn usage_samples_report_live_threads_cpu() {
                   done.wait()\n\
                   print('ready', flush=True)\n\
                   sys.stdin.read()\n";
-    let real = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .unwrap();
-    let python = String::from_utf8(real.stdout).unwrap().trim().to_owned();
-    let mut child = Command::new(&python)
-        .args(["-c", script, &mark])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
+    let (mut child, pid) = python_until(script, &mark, "ready");
     let is_sample = |v: &serde_json::Value| {
         v["kind"] == "usage" && v["executor"]["pid"].as_u64() == Some(u64::from(pid))
     };

@@ -24,6 +24,16 @@ fn dests(a: &Activity) -> String {
     }
 }
 
+/// The three destinations reached most, comma-separated.
+fn top3(a: &Activity) -> String {
+    a.top_destinations
+        .iter()
+        .take(3)
+        .map(|d| safe(&d.destination))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn cpu(a: &Activity) -> String {
     a.cpu_seconds
         .map_or_else(|| "-".to_owned(), |s| format!("{s:.2}"))
@@ -147,12 +157,7 @@ pub(crate) fn render(s: &Summary, color: bool) -> String {
                 a.connects.to_string(),
                 dests(a),
                 cpu(a),
-                a.top_destinations
-                    .iter()
-                    .take(3)
-                    .map(|d| safe(&d.destination))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                top3(a),
             ]);
         }
     }
@@ -194,13 +199,7 @@ pub(crate) fn render(s: &Summary, color: bool) -> String {
                     r.activity.execs.to_string(),
                     r.activity.connects.to_string(),
                     dests(&r.activity),
-                    r.activity
-                        .top_destinations
-                        .iter()
-                        .take(3)
-                        .map(|d| safe(&d.destination))
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    top3(&r.activity),
                 ]
             })
             .collect();
@@ -232,13 +231,7 @@ pub(crate) fn render(s: &Summary, color: bool) -> String {
                 i.activity.connects.to_string(),
                 dests(&i.activity),
                 cpu(&i.activity),
-                i.activity
-                    .top_destinations
-                    .iter()
-                    .take(3)
-                    .map(|d| safe(&d.destination))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                top3(&i.activity),
             ]
         })
         .collect();
