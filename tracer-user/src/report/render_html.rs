@@ -50,6 +50,16 @@ fn dests(a: &Activity) -> String {
     }
 }
 
+/// The five destinations reached most, with their connects, one a line.
+fn top5(a: &Activity) -> String {
+    a.top_destinations
+        .iter()
+        .take(5)
+        .map(|d| format!("<code>{}</code>&nbsp;({})", esc(&d.destination), d.connects))
+        .collect::<Vec<_>>()
+        .join("<br>")
+}
+
 fn cpu(a: &Activity) -> String {
     a.cpu_seconds
         .map_or_else(|| "-".to_owned(), |s| format!("{s:.2}"))
@@ -334,12 +344,7 @@ pub(crate) fn render(s: &Summary) -> Result<String> {
             } else {
                 format!("<br><code>{}</code>", esc(&x.spiffe_ids.join(", ")))
             };
-            let top: Vec<String> = a
-                .top_destinations
-                .iter()
-                .take(5)
-                .map(|d| format!("<code>{}</code>&nbsp;({})", esc(&d.destination), d.connects))
-                .collect();
+            let top = top5(a);
             let _ = write!(
                 h,
                 r#"<tr class="exec" data-credential="{}" data-executor="{}" data-execs="{}" data-connects="{}"><td>#{} {} · {}: <code>{}</code>{spiffe}</td><td></td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td>{}</td></tr>"#,
@@ -355,7 +360,7 @@ pub(crate) fn render(s: &Summary) -> Result<String> {
                 a.connects,
                 dests(a),
                 cpu(a),
-                top.join("<br>"),
+                top,
             );
         }
     }
@@ -363,13 +368,7 @@ pub(crate) fn render(s: &Summary) -> Result<String> {
 
     h.push_str("<h2>Identities</h2><table id=\"identities\"><tr><th>Kind</th><th>Identity</th><th>Execs</th><th>Connects</th><th>Destinations</th><th>CPU s</th><th>Top destinations</th></tr>");
     for i in &s.identities {
-        let top: Vec<String> = i
-            .activity
-            .top_destinations
-            .iter()
-            .take(5)
-            .map(|d| format!("<code>{}</code>&nbsp;({})", esc(&d.destination), d.connects))
-            .collect();
+        let top = top5(&i.activity);
         let _ = write!(
             h,
             r#"<tr data-identity-kind="{}" data-identity="{}" data-execs="{}" data-connects="{}"><td>{}</td><td><code>{}</code></td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td>{}</td></tr>"#,
@@ -383,20 +382,14 @@ pub(crate) fn render(s: &Summary) -> Result<String> {
             i.activity.connects,
             dests(&i.activity),
             cpu(&i.activity),
-            top.join("<br>"),
+            top,
         );
     }
     h.push_str("</table>");
     if !s.requestors.is_empty() {
         h.push_str("<h2>Requestors</h2><p class=\"meta\">Who asked automation for the actions, as its environment claims (see the threat model: a claim, joined by run id with the CI system's own audit log).</p><table id=\"requestors\"><tr><th>System</th><th>Requestor</th><th>Claim</th><th>Executors</th><th>Credentials</th><th>Execs</th><th>Connects</th><th>Destinations</th><th>Top destinations</th></tr>");
         for r in &s.requestors {
-            let top: Vec<String> = r
-                .activity
-                .top_destinations
-                .iter()
-                .take(5)
-                .map(|d| format!("<code>{}</code>&nbsp;({})", esc(&d.destination), d.connects))
-                .collect();
+            let top = top5(&r.activity);
             let executors: Vec<String> = r.executors.iter().map(|e| format!("#{e}")).collect();
             let creds: Vec<String> = r.credentials.iter().map(|c| esc(c)).collect();
             let _ = write!(
@@ -415,7 +408,7 @@ pub(crate) fn render(s: &Summary) -> Result<String> {
                 r.activity.execs,
                 r.activity.connects,
                 dests(&r.activity),
-                top.join("<br>"),
+                top,
             );
         }
         h.push_str("</table>");
